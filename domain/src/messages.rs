@@ -1,0 +1,602 @@
+//! Every message that crosses a topic: the wire contract.
+//!
+//! A message is a `type` and a `payload`; [`Message`] is the tagged enum of all of
+//! them, so `{"type": "order.created", "payload": {...}}` deserializes straight into
+//! `Message::OrderCreated`. The envelope around it (id, correlation id, timestamp...)
+//! belongs to the runtime, not to the domain.
+//!
+//! Commands are imperative snake_case (`authorize_payment`), events are
+//! `<aggregate>.<past_tense>` (`payment.authorized`), and every failure has its own
+//! event type. The names the seeds use are kept so that their hand-written
+//! messages work unchanged. `schemas/<type>.json` holds the JSON Schema of each
+//! payload; changing a struct here changes the contract, so change the schema too.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EscrowId, OrderId, PaymentId, SagaId, UserId};
+use crate::money::{Cents, DecimalAmount};
+use crate::order::OrderStatus;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload")]
+pub enum Message {
+    // Order service.
+    #[serde(rename = "create_order")]
+    CreateOrder(CreateOrder),
+    #[serde(rename = "update_order_status")]
+    UpdateOrderStatus(UpdateOrderStatus),
+    #[serde(rename = "cancel_order")]
+    CancelOrder(CancelOrder),
+    #[serde(rename = "order.created")]
+    OrderCreated(OrderCreated),
+    #[serde(rename = "order.creation_failed")]
+    OrderCreationFailed(OrderCreationFailed),
+    #[serde(rename = "order.status_updated")]
+    OrderStatusUpdated(OrderStatusUpdated),
+    #[serde(rename = "order.status_update_failed")]
+    OrderStatusUpdateFailed(OrderStatusUpdateFailed),
+    #[serde(rename = "order.cancelled")]
+    OrderCancelled(OrderCancelled),
+    #[serde(rename = "order.cancellation_failed")]
+    OrderCancellationFailed(OrderCancellationFailed),
+
+    // User service.
+    #[serde(rename = "create_user")]
+    CreateUser(CreateUser),
+    #[serde(rename = "update_user")]
+    UpdateUser(UpdateUser),
+    #[serde(rename = "get_payment_info")]
+    GetPaymentInfo(GetPaymentInfo),
+    #[serde(rename = "user.created")]
+    UserCreated(UserCreated),
+    #[serde(rename = "user.updated")]
+    UserUpdated(UserUpdated),
+    #[serde(rename = "user.payment_info_retrieved")]
+    PaymentInfoRetrieved(PaymentInfoRetrieved),
+    #[serde(rename = "user.payment_info_failed")]
+    PaymentInfoFailed(PaymentInfoFailed),
+
+    // Payment service.
+    #[serde(rename = "authorize_payment")]
+    AuthorizePayment(AuthorizePayment),
+    #[serde(rename = "void_payment")]
+    VoidPayment(VoidPayment),
+    #[serde(rename = "capture_payment")]
+    CapturePayment(CapturePayment),
+    #[serde(rename = "payment.authorized")]
+    PaymentAuthorized(PaymentAuthorized),
+    #[serde(rename = "payment.failed")]
+    PaymentFailed(PaymentFailed),
+    #[serde(rename = "payment.voided")]
+    PaymentVoided(PaymentVoided),
+    #[serde(rename = "payment.void_failed")]
+    PaymentVoidFailed(PaymentOperationFailed),
+    #[serde(rename = "payment.captured")]
+    PaymentCaptured(PaymentCaptured),
+    #[serde(rename = "payment.capture_failed")]
+    PaymentCaptureFailed(PaymentOperationFailed),
+
+    // Escrow service.
+    #[serde(rename = "hold_funds")]
+    HoldFunds(HoldFunds),
+    #[serde(rename = "release_funds")]
+    ReleaseFunds(ReleaseFunds),
+    #[serde(rename = "refund_funds")]
+    RefundFunds(RefundFunds),
+    #[serde(rename = "escrow.funds_held")]
+    FundsHeld(FundsHeld),
+    #[serde(rename = "escrow.hold_failed")]
+    HoldFailed(EscrowOperationFailed),
+    #[serde(rename = "escrow.released")]
+    FundsReleased(FundsReleased),
+    #[serde(rename = "escrow.release_failed")]
+    ReleaseFailed(EscrowOperationFailed),
+    #[serde(rename = "escrow.refunded")]
+    FundsRefunded(FundsRefunded),
+    #[serde(rename = "escrow.refund_failed")]
+    RefundFailed(EscrowOperationFailed),
+
+    // Sagas: their progress, published for dashboards, streams and `trace`.
+    #[serde(rename = "saga.started")]
+    SagaStarted(SagaUpdate),
+    #[serde(rename = "saga.step_completed")]
+    SagaStepCompleted(SagaUpdate),
+    #[serde(rename = "saga.compensating")]
+    SagaCompensating(SagaUpdate),
+    #[serde(rename = "saga.completed")]
+    SagaCompleted(SagaUpdate),
+    #[serde(rename = "saga.compensated")]
+    SagaCompensated(SagaUpdate),
+    #[serde(rename = "saga.failed")]
+    SagaFailed(SagaUpdate),
+}
+
+impl Message {
+    /// The `type` this message carries on the wire.
+    pub fn message_type(&self) -> &'static str {
+        match self {
+            Message::CreateOrder(_) => "create_order",
+            Message::UpdateOrderStatus(_) => "update_order_status",
+            Message::CancelOrder(_) => "cancel_order",
+            Message::OrderCreated(_) => "order.created",
+            Message::OrderCreationFailed(_) => "order.creation_failed",
+            Message::OrderStatusUpdated(_) => "order.status_updated",
+            Message::OrderStatusUpdateFailed(_) => "order.status_update_failed",
+            Message::OrderCancelled(_) => "order.cancelled",
+            Message::OrderCancellationFailed(_) => "order.cancellation_failed",
+            Message::CreateUser(_) => "create_user",
+            Message::UpdateUser(_) => "update_user",
+            Message::GetPaymentInfo(_) => "get_payment_info",
+            Message::UserCreated(_) => "user.created",
+            Message::UserUpdated(_) => "user.updated",
+            Message::PaymentInfoRetrieved(_) => "user.payment_info_retrieved",
+            Message::PaymentInfoFailed(_) => "user.payment_info_failed",
+            Message::AuthorizePayment(_) => "authorize_payment",
+            Message::VoidPayment(_) => "void_payment",
+            Message::CapturePayment(_) => "capture_payment",
+            Message::PaymentAuthorized(_) => "payment.authorized",
+            Message::PaymentFailed(_) => "payment.failed",
+            Message::PaymentVoided(_) => "payment.voided",
+            Message::PaymentVoidFailed(_) => "payment.void_failed",
+            Message::PaymentCaptured(_) => "payment.captured",
+            Message::PaymentCaptureFailed(_) => "payment.capture_failed",
+            Message::HoldFunds(_) => "hold_funds",
+            Message::ReleaseFunds(_) => "release_funds",
+            Message::RefundFunds(_) => "refund_funds",
+            Message::FundsHeld(_) => "escrow.funds_held",
+            Message::HoldFailed(_) => "escrow.hold_failed",
+            Message::FundsReleased(_) => "escrow.released",
+            Message::ReleaseFailed(_) => "escrow.release_failed",
+            Message::FundsRefunded(_) => "escrow.refunded",
+            Message::RefundFailed(_) => "escrow.refund_failed",
+            Message::SagaStarted(_) => "saga.started",
+            Message::SagaStepCompleted(_) => "saga.step_completed",
+            Message::SagaCompensating(_) => "saga.compensating",
+            Message::SagaCompleted(_) => "saga.completed",
+            Message::SagaCompensated(_) => "saga.compensated",
+            Message::SagaFailed(_) => "saga.failed",
+        }
+    }
+
+    /// The order this message is about, which is also its record key: one order's
+    /// messages stay in order within each topic.
+    pub fn order_id(&self) -> Option<OrderId> {
+        match self {
+            Message::CreateOrder(m) => m.order_id,
+            Message::UpdateOrderStatus(m) => Some(m.order_id),
+            Message::CancelOrder(m) => Some(m.order_id),
+            Message::OrderCreated(m) => Some(m.order_id),
+            Message::OrderCreationFailed(m) => Some(m.order_id),
+            Message::OrderStatusUpdated(m) => Some(m.order_id),
+            Message::OrderStatusUpdateFailed(m) => Some(m.order_id),
+            Message::OrderCancelled(m) => Some(m.order_id),
+            Message::OrderCancellationFailed(m) => Some(m.order_id),
+            Message::CreateUser(_) | Message::UpdateUser(_) => None,
+            Message::UserCreated(_) | Message::UserUpdated(_) => None,
+            Message::GetPaymentInfo(m) => m.order_id,
+            Message::PaymentInfoRetrieved(m) => m.order_id,
+            Message::PaymentInfoFailed(m) => m.order_id,
+            Message::AuthorizePayment(m) => Some(m.order_id),
+            Message::VoidPayment(m) => Some(m.order_id),
+            Message::CapturePayment(m) => Some(m.order_id),
+            Message::PaymentAuthorized(m) => Some(m.order_id),
+            Message::PaymentFailed(m) => Some(m.order_id),
+            Message::PaymentVoided(m) => Some(m.order_id),
+            Message::PaymentCaptured(m) => Some(m.order_id),
+            Message::PaymentVoidFailed(m) | Message::PaymentCaptureFailed(m) => Some(m.order_id),
+            Message::HoldFunds(m) => Some(m.order_id),
+            Message::ReleaseFunds(m) => Some(m.order_id),
+            Message::RefundFunds(m) => Some(m.order_id),
+            Message::FundsHeld(m) => Some(m.order_id),
+            Message::FundsReleased(m) => Some(m.order_id),
+            Message::FundsRefunded(m) => Some(m.order_id),
+            Message::HoldFailed(m) | Message::ReleaseFailed(m) | Message::RefundFailed(m) => {
+                Some(m.order_id)
+            }
+            Message::SagaStarted(m)
+            | Message::SagaStepCompleted(m)
+            | Message::SagaCompensating(m)
+            | Message::SagaCompleted(m)
+            | Message::SagaCompensated(m)
+            | Message::SagaFailed(m) => Some(m.order_id),
+        }
+    }
+
+    /// The user a message is about, the record key of messages with no order.
+    pub fn user_id(&self) -> Option<&UserId> {
+        match self {
+            Message::CreateUser(m) => Some(&m.user_id),
+            Message::UpdateUser(m) => Some(&m.user_id),
+            Message::UserCreated(m) => Some(&m.user_id),
+            Message::UserUpdated(m) => Some(&m.user_id),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Orders
+
+/// One line of an order as the customer wrote it (the seeds' `foodItems`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FoodItemRequest {
+    pub name: String,
+    pub price: DecimalAmount,
+    pub quantity: i64,
+}
+
+/// The order as the customer wrote it, in the seeds' shape and field names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderDetails {
+    pub food_items: Vec<FoodItemRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_location: Option<String>,
+    pub delivery_location: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_fee: Option<DecimalAmount>,
+}
+
+/// Create an order in `PENDING`. `order_id` may be left out of a hand-written
+/// command; it is then derived from the correlation id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateOrder {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
+    pub customer_id: UserId,
+    pub order_details: OrderDetails,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateOrderStatus {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_id: Option<UserId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CancelOrder {
+    pub order_id: OrderId,
+    pub reason: String,
+}
+
+/// One line of an order, priced in cents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderItem {
+    pub name: String,
+    pub price_cents: Cents,
+    pub quantity: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCreated {
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub items: Vec<OrderItem>,
+    pub store_location: Option<String>,
+    pub delivery_location: String,
+    pub food_fee_cents: Cents,
+    pub delivery_fee_cents: Cents,
+    pub total_cents: Cents,
+    pub currency: String,
+    pub status: OrderStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderCreationFailed {
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderStatusUpdated {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    pub previous_status: OrderStatus,
+    pub runner_id: Option<UserId>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderStatusUpdateFailed {
+    pub order_id: OrderId,
+    pub status: OrderStatus,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    pub order_id: OrderId,
+    pub previous_status: OrderStatus,
+    pub reason: String,
+    pub cancelled_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderCancellationFailed {
+    pub order_id: OrderId,
+    pub reason: String,
+}
+
+// ---------------------------------------------------------------------------
+// Users
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateUser {
+    pub user_id: UserId,
+    pub name: String,
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_account: Option<String>,
+}
+
+/// Change some of a user's details; fields left out stay as they are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateUser {
+    pub user_id: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_account: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCreated {
+    pub user_id: UserId,
+    pub name: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub payment_method: Option<String>,
+    pub payout_account: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserUpdated {
+    pub user_id: UserId,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub payment_method: Option<String>,
+    pub payout_account: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GetPaymentInfo {
+    pub customer_id: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaymentInfoRetrieved {
+    pub customer_id: UserId,
+    pub order_id: Option<OrderId>,
+    pub payment_method: String,
+}
+
+/// Why a user's payment details could not be given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentInfoFailure {
+    UserNotFound,
+    NoPaymentMethod,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaymentInfoFailed {
+    pub customer_id: UserId,
+    pub order_id: Option<OrderId>,
+    pub reason: PaymentInfoFailure,
+    pub message: String,
+}
+
+// ---------------------------------------------------------------------------
+// Payments
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuthorizePayment {
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub amount_cents: Cents,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    pub payment_method: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VoidPayment {
+    pub order_id: OrderId,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapturePayment {
+    pub order_id: OrderId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentAuthorized {
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub amount_cents: Cents,
+    pub currency: String,
+    pub payment_method: String,
+    pub gateway_reference: String,
+    pub authorized_at: DateTime<Utc>,
+}
+
+/// Why a card processor refused to authorize.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeclineReason {
+    CardDeclined,
+    InsufficientFunds,
+    UnknownPaymentMethod,
+}
+
+/// The authorization was refused; the payment ends `FAILED`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentFailed {
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub amount_cents: Cents,
+    pub reason: DeclineReason,
+    pub message: String,
+    pub failed_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentVoided {
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    pub amount_cents: Cents,
+    pub reason: String,
+    pub voided_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentCaptured {
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    pub amount_cents: Cents,
+    pub captured_at: DateTime<Utc>,
+}
+
+/// A void or capture that could not be done, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaymentOperationFailed {
+    pub order_id: OrderId,
+    pub reason: String,
+}
+
+// ---------------------------------------------------------------------------
+// Escrow
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HoldFunds {
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub amount_cents: Cents,
+    pub food_fee_cents: Cents,
+    pub delivery_fee_cents: Cents,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseFunds {
+    pub order_id: OrderId,
+    pub runner_id: UserId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefundFunds {
+    pub order_id: OrderId,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundsHeld {
+    pub escrow_id: EscrowId,
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub amount_cents: Cents,
+    pub food_fee_cents: Cents,
+    pub delivery_fee_cents: Cents,
+    pub currency: String,
+    pub held_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundsReleased {
+    pub escrow_id: EscrowId,
+    pub order_id: OrderId,
+    pub runner_id: UserId,
+    pub amount_cents: Cents,
+    pub released_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundsRefunded {
+    pub escrow_id: EscrowId,
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub amount_cents: Cents,
+    pub reason: String,
+    pub refunded_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EscrowOperationFailed {
+    pub order_id: OrderId,
+    pub reason: String,
+}
+
+// ---------------------------------------------------------------------------
+// Sagas
+
+/// Where a saga stands after one of its steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SagaUpdate {
+    pub saga_id: SagaId,
+    pub saga_type: String,
+    pub order_id: OrderId,
+    pub status: String,
+    pub step: String,
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+fn default_currency() -> String {
+    crate::money::DEFAULT_CURRENCY.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seeds_create_order_payload_reads_as_a_command() {
+        let wire = serde_json::json!({
+            "type": "create_order",
+            "payload": {
+                "customer_id": "cust_123",
+                "order_details": {
+                    "foodItems": [{"name": "Burger", "price": 12.99, "quantity": 1}],
+                    "deliveryLocation": "North Campus"
+                }
+            }
+        });
+        let message: Message = serde_json::from_value(wire).unwrap();
+        let Message::CreateOrder(command) = message else { panic!("not create_order") };
+        assert_eq!(command.order_details.food_items[0].price.to_cents(), Ok(Cents(1299)));
+        assert_eq!(command.order_id, None);
+    }
+
+    #[test]
+    fn message_type_is_the_serde_tag() {
+        let message = Message::CapturePayment(CapturePayment {
+            order_id: OrderId(uuid::Uuid::nil()),
+        });
+        let wire = serde_json::to_value(&message).unwrap();
+        assert_eq!(wire["type"], message.message_type());
+    }
+}

@@ -1,0 +1,44 @@
+//! The port to a card processor.
+
+use async_trait::async_trait;
+
+use crate::messages::DeclineReason;
+use crate::money::Cents;
+
+/// A card processor. Every call carries an idempotency key: a processor that has
+/// seen the key before answers as it did the first time and moves no money again.
+#[async_trait]
+pub trait PaymentGateway: Send + Sync {
+    async fn authorize(&self, request: AuthorizationRequest) -> Result<AuthorizationOutcome, GatewayError>;
+    async fn void(&self, authorization_reference: &str, idempotency_key: &str) -> Result<(), GatewayError>;
+    async fn capture(
+        &self,
+        authorization_reference: &str,
+        amount: Cents,
+        idempotency_key: &str,
+    ) -> Result<(), GatewayError>;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    pub idempotency_key: String,
+    pub amount: Cents,
+    pub currency: String,
+    pub payment_method: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthorizationOutcome {
+    Approved { reference: String },
+    Declined { reason: DeclineReason, message: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// The processor could not be reached or failed; the same call may succeed later.
+    #[error("the payment processor is unavailable: {0}")]
+    Unavailable(String),
+    /// The processor refused the operation for good.
+    #[error("the payment processor refused: {0}")]
+    Refused(String),
+}

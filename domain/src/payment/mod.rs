@@ -1,0 +1,11 @@
+//! A payment: one card authorization per order, later captured or voided.
+//!
+//! The card processor is reached through the [`PaymentGateway`] port, which the
+//! payment aggregate receives as its cqrs-es `Services`. The domain defines the
+//! port; the payment service supplies the built-in sandbox or a real processor.
+
+mod aggregate;
+mod gateway;
+
+pub use aggregate::{Payment, PaymentCommand, PaymentError, PaymentEvent, PaymentStatus};
+pub use gateway::{AuthorizationOutcome, AuthorizationRequest, GatewayError, PaymentGateway};

@@ -1,0 +1,515 @@
+//! The create-order saga (SPEC section 7).
+//!
+//! Steps: 1 create the order (`PENDING`), 2 get the customer's payment method,
+//! 3 authorize the payment (the pivot), 4 hold the total in escrow, 5 mark the
+//! order `CREATED`. Step 6, the acceptance timer, comes with the timer service.
+//!
+//! Compensations: no user or no payment method, or a declined payment: cancel the
+//! order. Escrow hold refused: void the authorization and cancel the order. The
+//! order cannot be marked `CREATED`: refund the escrow, void the authorization and
+//! cancel the order. A compensation that itself fails ends the saga `FAILED`.
+//!
+//! The saga can start two ways: from the HTTP API (`Start`, which also sends
+//! `create_order`), or by observing `order.created` for a correlation id it has not
+//! seen, which is what a `create_order` published by hand produces.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EscrowId, OrderId, PaymentId, SagaId, UserId};
+use crate::messages::{
+    AuthorizePayment, CancelOrder, CreateOrder, GetPaymentInfo, HoldFunds, Message, OrderDetails,
+    PaymentInfoFailure, RefundFunds, SagaUpdate, UpdateOrderStatus, VoidPayment,
+};
+use crate::money::Cents;
+use crate::order::OrderStatus;
+use crate::saga::SagaStatus;
+
+pub const SAGA_TYPE: &str = "create_order";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CreateOrderStep {
+    CreateOrder,
+    GetPaymentInfo,
+    AuthorizePayment,
+    HoldFunds,
+    MarkOrderCreated,
+    Compensate,
+    Done,
+}
+
+impl CreateOrderStep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreateOrderStep::CreateOrder => "create_order",
+            CreateOrderStep::GetPaymentInfo => "get_payment_info",
+            CreateOrderStep::AuthorizePayment => "authorize_payment",
+            CreateOrderStep::HoldFunds => "hold_funds",
+            CreateOrderStep::MarkOrderCreated => "mark_order_created",
+            CreateOrderStep::Compensate => "compensate",
+            CreateOrderStep::Done => "done",
+        }
+    }
+}
+
+/// One undo action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compensation {
+    CancelOrder,
+    VoidPayment,
+    RefundEscrow,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CreateOrderSagaCommand {
+    /// Begin a saga for an order the HTTP API accepted.
+    Start {
+        saga_id: SagaId,
+        order_id: OrderId,
+        customer_id: UserId,
+        order_details: OrderDetails,
+        at: DateTime<Utc>,
+    },
+    /// A message seen on an event topic with this saga's correlation id.
+    Observe { saga_id: SagaId, message: Message, at: DateTime<Utc> },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload", rename_all = "snake_case")]
+pub enum CreateOrderSagaEvent {
+    Started {
+        saga_id: SagaId,
+        order_id: OrderId,
+        customer_id: UserId,
+        /// The order as written, when the saga itself sends `create_order`; absent
+        /// when the saga started from an order someone else created.
+        order_details: Option<OrderDetails>,
+        at: DateTime<Utc>,
+    },
+    OrderPlaced {
+        food_fee_cents: Cents,
+        delivery_fee_cents: Cents,
+        total_cents: Cents,
+        currency: String,
+        at: DateTime<Utc>,
+    },
+    PaymentInfoRetrieved { payment_method: String, at: DateTime<Utc> },
+    PaymentAuthorized { payment_id: PaymentId, at: DateTime<Utc> },
+    FundsHeld { escrow_id: EscrowId, at: DateTime<Utc> },
+    OrderMarkedCreated { at: DateTime<Utc> },
+    Completed { at: DateTime<Utc> },
+    CompensationStarted {
+        failed_step: CreateOrderStep,
+        reason: String,
+        compensations: Vec<Compensation>,
+        at: DateTime<Utc>,
+    },
+    CompensationCompleted { compensation: Compensation, at: DateTime<Utc> },
+    Compensated { at: DateTime<Utc> },
+    Failed { step: CreateOrderStep, reason: String, at: DateTime<Utc> },
+}
+
+impl CreateOrderSagaEvent {
+    pub fn at(&self) -> DateTime<Utc> {
+        use CreateOrderSagaEvent::*;
+        match self {
+            Started { at, .. }
+            | OrderPlaced { at, .. }
+            | PaymentInfoRetrieved { at, .. }
+            | PaymentAuthorized { at, .. }
+            | FundsHeld { at, .. }
+            | OrderMarkedCreated { at }
+            | Completed { at }
+            | CompensationStarted { at, .. }
+            | CompensationCompleted { at, .. }
+            | Compensated { at }
+            | Failed { at, .. } => *at,
+        }
+    }
+}
+
+impl DomainEvent for CreateOrderSagaEvent {
+    fn event_type(&self) -> String {
+        let name = match self {
+            CreateOrderSagaEvent::Started { .. } => "started",
+            CreateOrderSagaEvent::OrderPlaced { .. } => "order_placed",
+            CreateOrderSagaEvent::PaymentInfoRetrieved { .. } => "payment_info_retrieved",
+            CreateOrderSagaEvent::PaymentAuthorized { .. } => "payment_authorized",
+            CreateOrderSagaEvent::FundsHeld { .. } => "funds_held",
+            CreateOrderSagaEvent::OrderMarkedCreated { .. } => "order_marked_created",
+            CreateOrderSagaEvent::Completed { .. } => "completed",
+            CreateOrderSagaEvent::CompensationStarted { .. } => "compensation_started",
+            CreateOrderSagaEvent::CompensationCompleted { .. } => "compensation_completed",
+            CreateOrderSagaEvent::Compensated { .. } => "compensated",
+            CreateOrderSagaEvent::Failed { .. } => "failed",
+        };
+        format!("create_order_saga.{name}")
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CreateOrderSagaError {
+    #[error("saga {0} has already started")]
+    AlreadyStarted(SagaId),
+}
+
+/// A create-order saga as rebuilt from its events; also its read model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateOrderSaga {
+    pub saga_id: Option<SagaId>,
+    pub order_id: Option<OrderId>,
+    pub customer_id: Option<UserId>,
+    pub status: Option<SagaStatus>,
+    pub step: Option<CreateOrderStep>,
+    pub error: Option<String>,
+    pub food_fee_cents: Cents,
+    pub delivery_fee_cents: Cents,
+    pub total_cents: Cents,
+    pub currency: String,
+    pub payment_method: Option<String>,
+    pub payment_id: Option<PaymentId>,
+    pub escrow_id: Option<EscrowId>,
+    pub pending_compensations: Vec<Compensation>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// What one observation made the saga do.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reaction {
+    pub events: Vec<CreateOrderSagaEvent>,
+    pub commands: Vec<Message>,
+}
+
+impl CreateOrderSaga {
+    /// The saga step: decides the events for `command`, applies them, and returns
+    /// them with every message they cause.
+    pub fn react(&mut self, command: CreateOrderSagaCommand) -> Result<Reaction, CreateOrderSagaError> {
+        let events = self.decide(command)?;
+        let mut commands = Vec::new();
+        for event in &events {
+            self.apply(event.clone());
+            commands.extend(self.messages_caused_by(event));
+        }
+        Ok(Reaction { events, commands })
+    }
+
+    pub fn decide(&self, command: CreateOrderSagaCommand) -> Result<Vec<CreateOrderSagaEvent>, CreateOrderSagaError> {
+        use CreateOrderSagaEvent as E;
+        match command {
+            CreateOrderSagaCommand::Start { saga_id, order_id, customer_id, order_details, at } => {
+                if self.saga_id.is_some() {
+                    return Err(CreateOrderSagaError::AlreadyStarted(saga_id));
+                }
+                Ok(vec![E::Started { saga_id, order_id, customer_id, order_details: Some(order_details), at }])
+            }
+            CreateOrderSagaCommand::Observe { saga_id, message, at } => {
+                if self.saga_id.is_none() {
+                    // Only an order placed in PENDING starts a saga that nobody started.
+                    return Ok(match message {
+                        Message::OrderCreated(created) if created.status == OrderStatus::Pending => vec![
+                            E::Started {
+                                saga_id,
+                                order_id: created.order_id,
+                                customer_id: created.customer_id,
+                                order_details: None,
+                                at,
+                            },
+                            E::OrderPlaced {
+                                food_fee_cents: created.food_fee_cents,
+                                delivery_fee_cents: created.delivery_fee_cents,
+                                total_cents: created.total_cents,
+                                currency: created.currency,
+                                at,
+                            },
+                        ],
+                        _ => Vec::new(),
+                    });
+                }
+                if message.order_id() != self.order_id {
+                    return Ok(Vec::new());
+                }
+                Ok(self.observe(message, at))
+            }
+        }
+    }
+
+    fn observe(&self, message: Message, at: DateTime<Utc>) -> Vec<CreateOrderSagaEvent> {
+        use CreateOrderSagaEvent as E;
+        use CreateOrderStep as Step;
+        let (Some(status), Some(step)) = (self.status, self.step) else {
+            return Vec::new();
+        };
+        let compensate = |failed_step: Step, reason: String, compensations: Vec<Compensation>| {
+            vec![E::CompensationStarted { failed_step, reason, compensations, at }]
+        };
+        match (status, step, message) {
+            (SagaStatus::Started, Step::CreateOrder, Message::OrderCreated(created)) => vec![E::OrderPlaced {
+                food_fee_cents: created.food_fee_cents,
+                delivery_fee_cents: created.delivery_fee_cents,
+                total_cents: created.total_cents,
+                currency: created.currency,
+                at,
+            }],
+            (SagaStatus::Started, Step::CreateOrder, Message::OrderCreationFailed(failed)) => vec![E::Failed {
+                step,
+                reason: format!("the order could not be created: {}", failed.reason),
+                at,
+            }],
+            (SagaStatus::Started, Step::GetPaymentInfo, Message::PaymentInfoRetrieved(info)) => {
+                vec![E::PaymentInfoRetrieved { payment_method: info.payment_method, at }]
+            }
+            (SagaStatus::Started, Step::GetPaymentInfo, Message::PaymentInfoFailed(failed)) => {
+                let reason = match failed.reason {
+                    PaymentInfoFailure::UserNotFound => format!("customer {} was not found", failed.customer_id),
+                    PaymentInfoFailure::NoPaymentMethod => {
+                        format!("customer {} has no payment method", failed.customer_id)
+                    }
+                };
+                compensate(step, reason, vec![Compensation::CancelOrder])
+            }
+            (SagaStatus::Started, Step::AuthorizePayment, Message::PaymentAuthorized(authorized)) => {
+                vec![E::PaymentAuthorized { payment_id: authorized.payment_id, at }]
+            }
+            (SagaStatus::Started, Step::AuthorizePayment, Message::PaymentFailed(failed)) => {
+                let code = serde_json::to_value(failed.reason).ok();
+                let code = code.as_ref().and_then(|c| c.as_str()).unwrap_or("DECLINED");
+                let reason = format!("the payment was declined: {} ({code})", failed.message);
+                compensate(step, reason, vec![Compensation::CancelOrder])
+            }
+            (SagaStatus::Started, Step::HoldFunds, Message::FundsHeld(held)) => {
+                vec![E::FundsHeld { escrow_id: held.escrow_id, at }]
+            }
+            (SagaStatus::Started, Step::HoldFunds, Message::HoldFailed(failed)) => compensate(
+                step,
+                format!("the escrow hold failed: {}", failed.reason),
+                vec![Compensation::VoidPayment, Compensation::CancelOrder],
+            ),
+            (SagaStatus::Started, Step::MarkOrderCreated, Message::OrderStatusUpdated(updated))
+                if updated.status == OrderStatus::Created =>
+            {
+                vec![E::OrderMarkedCreated { at }, E::Completed { at }]
+            }
+            (SagaStatus::Started, Step::MarkOrderCreated, Message::OrderStatusUpdateFailed(failed)) => compensate(
+                step,
+                format!("the order could not be marked CREATED: {}", failed.reason),
+                vec![Compensation::RefundEscrow, Compensation::VoidPayment, Compensation::CancelOrder],
+            ),
+            (SagaStatus::Compensating, _, message) => self.observe_compensation(message, at),
+            _ => Vec::new(),
+        }
+    }
+
+    fn observe_compensation(&self, message: Message, at: DateTime<Utc>) -> Vec<CreateOrderSagaEvent> {
+        use CreateOrderSagaEvent as E;
+        let (done, failure) = match message {
+            Message::OrderCancelled(_) => (Some(Compensation::CancelOrder), None),
+            Message::PaymentVoided(_) => (Some(Compensation::VoidPayment), None),
+            Message::FundsRefunded(_) => (Some(Compensation::RefundEscrow), None),
+            Message::OrderCancellationFailed(f) => (None, Some((Compensation::CancelOrder, f.reason))),
+            Message::PaymentVoidFailed(f) => (None, Some((Compensation::VoidPayment, f.reason))),
+            Message::RefundFailed(f) => (None, Some((Compensation::RefundEscrow, f.reason))),
+            _ => (None, None),
+        };
+        if let Some((compensation, reason)) = failure {
+            if !self.pending_compensations.contains(&compensation) {
+                return Vec::new();
+            }
+            let original = self.error.clone().unwrap_or_default();
+            return vec![E::Failed {
+                step: CreateOrderStep::Compensate,
+                reason: format!("{original}; then {compensation:?} failed: {reason}"),
+                at,
+            }];
+        }
+        match done {
+            Some(compensation) if self.pending_compensations.contains(&compensation) => {
+                let mut events = vec![E::CompensationCompleted { compensation, at }];
+                if self.pending_compensations.len() == 1 {
+                    events.push(E::Compensated { at });
+                }
+                events
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The messages an event causes: the next command, the compensations, and the
+    /// saga's own progress on `saga_events`.
+    pub fn messages_caused_by(&self, event: &CreateOrderSagaEvent) -> Vec<Message> {
+        use CreateOrderSagaEvent as E;
+        let (Some(order_id), Some(customer_id)) = (self.order_id, self.customer_id.clone()) else {
+            return Vec::new();
+        };
+        let mut messages = Vec::new();
+        match event {
+            E::Started { order_details, .. } => {
+                messages.push(Message::SagaStarted(self.progress(event)));
+                if let Some(order_details) = order_details {
+                    messages.push(Message::CreateOrder(CreateOrder {
+                        order_id: Some(order_id),
+                        customer_id,
+                        order_details: order_details.clone(),
+                    }));
+                }
+            }
+            E::OrderPlaced { .. } => {
+                messages.push(Message::SagaStepCompleted(self.progress(event)));
+                messages.push(Message::GetPaymentInfo(GetPaymentInfo { customer_id, order_id: Some(order_id) }));
+            }
+            E::PaymentInfoRetrieved { payment_method, .. } => {
+                messages.push(Message::SagaStepCompleted(self.progress(event)));
+                messages.push(Message::AuthorizePayment(AuthorizePayment {
+                    order_id,
+                    customer_id,
+                    amount_cents: self.total_cents,
+                    currency: self.currency.clone(),
+                    payment_method: payment_method.clone(),
+                }));
+            }
+            E::PaymentAuthorized { .. } => {
+                messages.push(Message::SagaStepCompleted(self.progress(event)));
+                messages.push(Message::HoldFunds(HoldFunds {
+                    order_id,
+                    customer_id,
+                    amount_cents: self.total_cents,
+                    food_fee_cents: self.food_fee_cents,
+                    delivery_fee_cents: self.delivery_fee_cents,
+                    currency: self.currency.clone(),
+                }));
+            }
+            E::FundsHeld { .. } => {
+                messages.push(Message::SagaStepCompleted(self.progress(event)));
+                messages.push(Message::UpdateOrderStatus(UpdateOrderStatus {
+                    order_id,
+                    status: OrderStatus::Created,
+                    runner_id: None,
+                }));
+            }
+            E::OrderMarkedCreated { .. } | E::CompensationCompleted { .. } => {
+                messages.push(Message::SagaStepCompleted(self.progress(event)));
+            }
+            E::Completed { .. } => messages.push(Message::SagaCompleted(self.progress(event))),
+            E::CompensationStarted { reason, compensations, .. } => {
+                messages.push(Message::SagaCompensating(self.progress(event)));
+                for compensation in compensations {
+                    messages.push(match compensation {
+                        Compensation::CancelOrder => {
+                            Message::CancelOrder(CancelOrder { order_id, reason: reason.clone() })
+                        }
+                        Compensation::VoidPayment => {
+                            Message::VoidPayment(VoidPayment { order_id, reason: reason.clone() })
+                        }
+                        Compensation::RefundEscrow => {
+                            Message::RefundFunds(RefundFunds { order_id, reason: reason.clone() })
+                        }
+                    });
+                }
+            }
+            E::Compensated { .. } => messages.push(Message::SagaCompensated(self.progress(event))),
+            E::Failed { .. } => messages.push(Message::SagaFailed(self.progress(event))),
+        }
+        messages
+    }
+
+    fn progress(&self, event: &CreateOrderSagaEvent) -> SagaUpdate {
+        SagaUpdate {
+            saga_id: self.saga_id.expect("a saga with events has an id"),
+            saga_type: SAGA_TYPE.to_string(),
+            order_id: self.order_id.expect("a saga with events has an order"),
+            status: self.status.map(SagaStatus::as_str).unwrap_or_default().to_string(),
+            step: match event {
+                CreateOrderSagaEvent::CompensationCompleted { compensation, .. } => {
+                    format!("compensate:{}", serde_json::to_value(compensation).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+                }
+                _ => event.event_type().trim_start_matches("create_order_saga.").to_string(),
+            },
+            error: self.error.clone(),
+            at: event.at(),
+        }
+    }
+}
+
+impl Aggregate for CreateOrderSaga {
+    const TYPE: &'static str = "create_order_saga";
+    type Command = CreateOrderSagaCommand;
+    type Event = CreateOrderSagaEvent;
+    type Error = CreateOrderSagaError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        use CreateOrderSagaEvent as E;
+        self.updated_at = Some(event.at());
+        match event {
+            E::Started { saga_id, order_id, customer_id, at, .. } => {
+                self.saga_id = Some(saga_id);
+                self.order_id = Some(order_id);
+                self.customer_id = Some(customer_id);
+                self.status = Some(SagaStatus::Started);
+                self.step = Some(CreateOrderStep::CreateOrder);
+                self.started_at = Some(at);
+            }
+            E::OrderPlaced { food_fee_cents, delivery_fee_cents, total_cents, currency, .. } => {
+                self.food_fee_cents = food_fee_cents;
+                self.delivery_fee_cents = delivery_fee_cents;
+                self.total_cents = total_cents;
+                self.currency = currency;
+                self.step = Some(CreateOrderStep::GetPaymentInfo);
+            }
+            E::PaymentInfoRetrieved { payment_method, .. } => {
+                self.payment_method = Some(payment_method);
+                self.step = Some(CreateOrderStep::AuthorizePayment);
+            }
+            E::PaymentAuthorized { payment_id, .. } => {
+                self.payment_id = Some(payment_id);
+                self.step = Some(CreateOrderStep::HoldFunds);
+            }
+            E::FundsHeld { escrow_id, .. } => {
+                self.escrow_id = Some(escrow_id);
+                self.step = Some(CreateOrderStep::MarkOrderCreated);
+            }
+            E::OrderMarkedCreated { .. } => self.step = Some(CreateOrderStep::Done),
+            E::Completed { .. } => self.status = Some(SagaStatus::Completed),
+            E::CompensationStarted { reason, compensations, .. } => {
+                self.status = Some(SagaStatus::Compensating);
+                self.step = Some(CreateOrderStep::Compensate);
+                self.error = Some(reason);
+                self.pending_compensations = compensations;
+            }
+            E::CompensationCompleted { compensation, .. } => {
+                self.pending_compensations.retain(|c| *c != compensation);
+            }
+            E::Compensated { .. } => {
+                self.status = Some(SagaStatus::Compensated);
+                self.step = Some(CreateOrderStep::Done);
+            }
+            E::Failed { reason, .. } => {
+                self.status = Some(SagaStatus::Failed);
+                self.error = Some(reason);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,374 @@
+//! Given/when/then tests of the create-order saga: each transition, each
+//! compensation, and the messages each step sends.
+
+use chrono::TimeZone;
+use cqrs_es::test::TestFramework;
+use rstest::rstest;
+use uuid::Uuid;
+
+use super::*;
+use crate::messages::{
+    DeclineReason, EscrowOperationFailed, FundsHeld, FundsRefunded, OrderCancelled, OrderCreated,
+    OrderCreationFailed, OrderStatusUpdated, PaymentAuthorized, PaymentFailed, PaymentInfoFailed,
+    PaymentInfoRetrieved, PaymentOperationFailed, PaymentVoided,
+};
+use crate::money::DecimalAmount;
+
+type SagaTest = TestFramework<CreateOrderSaga>;
+
+fn at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap()
+}
+
+fn saga_id() -> SagaId {
+    SagaId(Uuid::from_u128(42))
+}
+
+fn order_id() -> OrderId {
+    OrderId(Uuid::from_u128(1))
+}
+
+fn customer() -> UserId {
+    UserId::parse("cust_1").unwrap()
+}
+
+fn details() -> OrderDetails {
+    OrderDetails {
+        food_items: vec![crate::messages::FoodItemRequest {
+            name: "Burger".into(),
+            price: DecimalAmount::from_cents(Cents(1299)),
+            quantity: 1,
+        }],
+        store_location: None,
+        delivery_location: "North Campus".into(),
+        delivery_fee: Some(DecimalAmount::from_cents(Cents(200))),
+    }
+}
+
+fn observe(message: Message) -> CreateOrderSagaCommand {
+    CreateOrderSagaCommand::Observe { saga_id: saga_id(), message, at: at() }
+}
+
+fn order_created_message(order_id: OrderId) -> Message {
+    Message::OrderCreated(OrderCreated {
+        order_id,
+        customer_id: customer(),
+        items: vec![],
+        store_location: None,
+        delivery_location: "North Campus".into(),
+        food_fee_cents: Cents(1299),
+        delivery_fee_cents: Cents(200),
+        total_cents: Cents(1499),
+        currency: "SGD".into(),
+        status: OrderStatus::Pending,
+        created_at: at(),
+    })
+}
+
+fn started() -> CreateOrderSagaEvent {
+    CreateOrderSagaEvent::Started {
+        saga_id: saga_id(),
+        order_id: order_id(),
+        customer_id: customer(),
+        order_details: Some(details()),
+        at: at(),
+    }
+}
+
+fn order_placed() -> CreateOrderSagaEvent {
+    CreateOrderSagaEvent::OrderPlaced {
+        food_fee_cents: Cents(1299),
+        delivery_fee_cents: Cents(200),
+        total_cents: Cents(1499),
+        currency: "SGD".into(),
+        at: at(),
+    }
+}
+
+fn info_retrieved() -> CreateOrderSagaEvent {
+    CreateOrderSagaEvent::PaymentInfoRetrieved { payment_method: "pm_card_visa".into(), at: at() }
+}
+
+fn authorized() -> CreateOrderSagaEvent {
+    CreateOrderSagaEvent::PaymentAuthorized { payment_id: PaymentId::for_order(order_id()), at: at() }
+}
+
+fn payment_authorized_message() -> Message {
+    Message::PaymentAuthorized(PaymentAuthorized {
+        payment_id: PaymentId::for_order(order_id()),
+        order_id: order_id(),
+        customer_id: customer(),
+        amount_cents: Cents(1499),
+        currency: "SGD".into(),
+        payment_method: "pm_card_visa".into(),
+        gateway_reference: "auth_1".into(),
+        authorized_at: at(),
+    })
+}
+
+fn saga_after(events: Vec<CreateOrderSagaEvent>) -> CreateOrderSaga {
+    let mut saga = CreateOrderSaga::default();
+    for event in events {
+        saga.apply(event);
+    }
+    saga
+}
+
+fn command_types(reaction: &Reaction) -> Vec<&'static str> {
+    reaction.commands.iter().map(Message::message_type).collect()
+}
+
+#[test]
+fn starting_records_the_order_and_sends_create_order() {
+    let mut saga = CreateOrderSaga::default();
+    let reaction = saga
+        .react(CreateOrderSagaCommand::Start {
+            saga_id: saga_id(),
+            order_id: order_id(),
+            customer_id: customer(),
+            order_details: details(),
+            at: at(),
+        })
+        .unwrap();
+    assert_eq!(reaction.events, vec![started()]);
+    assert_eq!(command_types(&reaction), vec!["saga.started", "create_order"]);
+    assert_eq!(saga.status, Some(SagaStatus::Started));
+    assert_eq!(saga.step, Some(CreateOrderStep::CreateOrder));
+}
+
+#[test]
+fn the_order_being_created_asks_for_the_payment_method() {
+    SagaTest::with(())
+        .given(vec![started()])
+        .when(observe(order_created_message(order_id())))
+        .then_expect_events(vec![order_placed()]);
+}
+
+#[test]
+fn the_payment_method_leads_to_an_authorization_of_the_total() {
+    let mut saga = saga_after(vec![started(), order_placed()]);
+    let reaction = saga
+        .react(observe(Message::PaymentInfoRetrieved(PaymentInfoRetrieved {
+            customer_id: customer(),
+            order_id: Some(order_id()),
+            payment_method: "pm_card_visa".into(),
+        })))
+        .unwrap();
+    assert_eq!(reaction.events, vec![info_retrieved()]);
+    let Some(Message::AuthorizePayment(authorize)) = reaction.commands.get(1) else {
+        panic!("expected authorize_payment, got {:?}", reaction.commands)
+    };
+    assert_eq!(authorize.amount_cents, Cents(1499));
+    assert_eq!(authorize.payment_method, "pm_card_visa");
+}
+
+#[test]
+fn an_authorized_payment_holds_the_total_in_escrow() {
+    let mut saga = saga_after(vec![started(), order_placed(), info_retrieved()]);
+    let reaction = saga.react(observe(payment_authorized_message())).unwrap();
+    assert_eq!(reaction.events, vec![authorized()]);
+    let Some(Message::HoldFunds(hold)) = reaction.commands.get(1) else { panic!("expected hold_funds") };
+    assert_eq!((hold.amount_cents, hold.food_fee_cents, hold.delivery_fee_cents), (Cents(1499), Cents(1299), Cents(200)));
+}
+
+#[test]
+fn held_funds_mark_the_order_created_and_then_the_saga_completes() {
+    let mut saga = saga_after(vec![started(), order_placed(), info_retrieved(), authorized()]);
+    let reaction = saga
+        .react(observe(Message::FundsHeld(FundsHeld {
+            escrow_id: EscrowId::for_order(order_id()),
+            order_id: order_id(),
+            customer_id: customer(),
+            amount_cents: Cents(1499),
+            food_fee_cents: Cents(1299),
+            delivery_fee_cents: Cents(200),
+            currency: "SGD".into(),
+            held_at: at(),
+        })))
+        .unwrap();
+    assert_eq!(command_types(&reaction), vec!["saga.step_completed", "update_order_status"]);
+
+    let reaction = saga
+        .react(observe(Message::OrderStatusUpdated(OrderStatusUpdated {
+            order_id: order_id(),
+            status: OrderStatus::Created,
+            previous_status: OrderStatus::Pending,
+            runner_id: None,
+            updated_at: at(),
+        })))
+        .unwrap();
+    assert_eq!(
+        reaction.events,
+        vec![CreateOrderSagaEvent::OrderMarkedCreated { at: at() }, CreateOrderSagaEvent::Completed { at: at() }]
+    );
+    assert_eq!(saga.status, Some(SagaStatus::Completed));
+}
+
+#[rstest]
+#[case(PaymentInfoFailure::UserNotFound, "customer cust_1 was not found")]
+#[case(PaymentInfoFailure::NoPaymentMethod, "customer cust_1 has no payment method")]
+fn no_payment_info_cancels_the_order(#[case] failure: PaymentInfoFailure, #[case] reason: &str) {
+    SagaTest::with(())
+        .given(vec![started(), order_placed()])
+        .when(observe(Message::PaymentInfoFailed(PaymentInfoFailed {
+            customer_id: customer(),
+            order_id: Some(order_id()),
+            reason: failure,
+            message: "whatever the service said".into(),
+        })))
+        .then_expect_events(vec![CreateOrderSagaEvent::CompensationStarted {
+            failed_step: CreateOrderStep::GetPaymentInfo,
+            reason: reason.into(),
+            compensations: vec![Compensation::CancelOrder],
+            at: at(),
+        }]);
+}
+
+#[test]
+fn a_declined_payment_cancels_the_order_and_says_why() {
+    let mut saga = saga_after(vec![started(), order_placed(), info_retrieved()]);
+    let reaction = saga
+        .react(observe(Message::PaymentFailed(PaymentFailed {
+            payment_id: PaymentId::for_order(order_id()),
+            order_id: order_id(),
+            customer_id: customer(),
+            amount_cents: Cents(1499),
+            reason: DeclineReason::InsufficientFunds,
+            message: "insufficient funds".into(),
+            failed_at: at(),
+        })))
+        .unwrap();
+    assert_eq!(command_types(&reaction), vec!["saga.compensating", "cancel_order"]);
+    assert_eq!(saga.status, Some(SagaStatus::Compensating));
+    assert_eq!(saga.error.as_deref(), Some("the payment was declined: insufficient funds (INSUFFICIENT_FUNDS)"));
+}
+
+#[test]
+fn a_refused_escrow_hold_voids_the_payment_and_cancels_the_order() {
+    let mut saga = saga_after(vec![started(), order_placed(), info_retrieved(), authorized()]);
+    let reaction = saga
+        .react(observe(Message::HoldFailed(EscrowOperationFailed {
+            order_id: order_id(),
+            reason: "above the escrow limit".into(),
+        })))
+        .unwrap();
+    assert_eq!(command_types(&reaction), vec!["saga.compensating", "void_payment", "cancel_order"]);
+
+    let reaction = saga
+        .react(observe(Message::PaymentVoided(PaymentVoided {
+            payment_id: PaymentId::for_order(order_id()),
+            order_id: order_id(),
+            amount_cents: Cents(1499),
+            reason: "x".into(),
+            voided_at: at(),
+        })))
+        .unwrap();
+    assert_eq!(saga.status, Some(SagaStatus::Compensating), "{:?}", reaction.events);
+
+    saga.react(observe(Message::OrderCancelled(OrderCancelled {
+        order_id: order_id(),
+        previous_status: OrderStatus::Pending,
+        reason: "x".into(),
+        cancelled_at: at(),
+    })))
+    .unwrap();
+    assert_eq!(saga.status, Some(SagaStatus::Compensated));
+    assert_eq!(saga.error.as_deref(), Some("the escrow hold failed: above the escrow limit"));
+}
+
+#[test]
+fn an_order_that_cannot_be_created_fails_the_saga() {
+    SagaTest::with(())
+        .given(vec![started()])
+        .when(observe(Message::OrderCreationFailed(OrderCreationFailed {
+            order_id: order_id(),
+            customer_id: customer(),
+            reason: "an order needs at least one food item".into(),
+        })))
+        .then_expect_events(vec![CreateOrderSagaEvent::Failed {
+            step: CreateOrderStep::CreateOrder,
+            reason: "the order could not be created: an order needs at least one food item".into(),
+            at: at(),
+        }]);
+}
+
+#[test]
+fn a_failed_compensation_fails_the_saga() {
+    let mut saga = saga_after(vec![started(), order_placed(), info_retrieved(), authorized()]);
+    saga.react(observe(Message::HoldFailed(EscrowOperationFailed { order_id: order_id(), reason: "limit".into() })))
+        .unwrap();
+    saga.react(observe(Message::PaymentVoidFailed(PaymentOperationFailed {
+        order_id: order_id(),
+        reason: "processor refused".into(),
+    })))
+    .unwrap();
+    assert_eq!(saga.status, Some(SagaStatus::Failed));
+    assert!(saga.error.as_deref().unwrap().contains("processor refused"));
+}
+
+#[test]
+fn a_duplicate_event_changes_nothing() {
+    SagaTest::with(())
+        .given(vec![started(), order_placed(), info_retrieved(), authorized()])
+        .when(observe(payment_authorized_message()))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_late_refund_after_compensation_changes_nothing() {
+    let mut saga = saga_after(vec![started(), order_placed()]);
+    saga.react(observe(Message::PaymentInfoFailed(PaymentInfoFailed {
+        customer_id: customer(),
+        order_id: Some(order_id()),
+        reason: PaymentInfoFailure::UserNotFound,
+        message: "".into(),
+    })))
+    .unwrap();
+    let reaction = saga
+        .react(observe(Message::FundsRefunded(FundsRefunded {
+            escrow_id: EscrowId::for_order(order_id()),
+            order_id: order_id(),
+            customer_id: customer(),
+            amount_cents: Cents(1499),
+            reason: "x".into(),
+            refunded_at: at(),
+        })))
+        .unwrap();
+    assert_eq!(reaction, Reaction::default());
+}
+
+#[test]
+fn a_message_about_another_order_is_ignored() {
+    SagaTest::with(())
+        .given(vec![started()])
+        .when(observe(order_created_message(OrderId(Uuid::from_u128(999)))))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn an_order_created_by_hand_starts_a_saga_that_was_never_started() {
+    let mut saga = CreateOrderSaga::default();
+    let reaction = saga.react(observe(order_created_message(order_id()))).unwrap();
+    assert_eq!(
+        reaction.events,
+        vec![
+            CreateOrderSagaEvent::Started {
+                saga_id: saga_id(),
+                order_id: order_id(),
+                customer_id: customer(),
+                order_details: None,
+                at: at(),
+            },
+            order_placed(),
+        ]
+    );
+    assert_eq!(command_types(&reaction), vec!["saga.started", "saga.step_completed", "get_payment_info"]);
+}
+
+#[test]
+fn an_event_for_a_saga_never_started_is_ignored_unless_it_places_an_order() {
+    SagaTest::with(())
+        .given_no_previous_events()
+        .when(observe(payment_authorized_message()))
+        .then_expect_events(vec![]);
+}

@@ -1,0 +1,44 @@
+//! The machinery every campusg service shares, written once.
+//!
+//! # Layout
+//!
+//! - [`topics`]: the topic catalog read from `topics.toml`: partitions, retention,
+//!   and which message types each topic carries.
+//! - [`schema`]: the JSON Schemas from `schemas/`, checked on publish and on consume.
+//! - [`envelope`]: the JSON envelope around every message, its record key and
+//!   headers, and how a hand-written message in the seeds' format is completed.
+//! - [`bus`]: the message-bus interface, shaped after Kafka's (keyed records,
+//!   partitions, consumer groups, commit after handling).
+//! - [`embedded_log`]: the bus in a SQLite file, with Kafka's semantics, for the
+//!   embedded mode.
+//! - [`store`]: the event-store interface: append events, queue their messages in
+//!   an outbox, and mark the incoming message handled, all in one transaction.
+//! - [`sqlite_store`]: the event store in SQLite.
+//! - [`outbox`]: the relay that publishes what the outbox holds.
+//! - [`consumer`]: the consumer loop: validate, handle, dead-letter, commit.
+//! - [`aggregate`]: running a command against an event-sourced aggregate with
+//!   optimistic concurrency.
+//! - [`clock`]: the injectable clock.
+//! - [`http`]: the JSON error shape of the HTTP API.
+//! - [`telemetry`]: tracing set-up.
+
+#![forbid(unsafe_code)]
+
+pub mod aggregate;
+pub mod bus;
+pub mod clock;
+pub mod consumer;
+pub mod embedded_log;
+pub mod envelope;
+pub mod http;
+pub mod outbox;
+pub mod schema;
+pub mod sqlite_store;
+pub mod store;
+pub mod telemetry;
+pub mod topics;
+
+/// Files embedded at build time by `build.rs`.
+pub mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}
