@@ -33,6 +33,7 @@ pub mod envelope;
 pub mod http;
 pub mod outbox;
 pub mod schema;
+pub mod sqlite;
 pub mod sqlite_store;
 pub mod store;
 pub mod telemetry;

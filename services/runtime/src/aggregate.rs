@@ -1,0 +1,99 @@
+//! Running commands against event-sourced aggregates.
+//!
+//! [`load`] rebuilds an aggregate from its events (never from a stored state);
+//! [`execute`] runs a cqrs-es command on it; [`UnitOfWork::append`] queues the
+//! new events, their messages and the aggregate's read model for one commit. A
+//! concurrent writer makes the commit fail with a conflict, and the caller
+//! retries from the load.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde_json::Value;
+
+use campusg_domain::messages::Message;
+
+use crate::store::{AggregateChange, Contracts, EventStore, NewEvent, PublishError, StoreError, UnitOfWork};
+
+/// An aggregate as rebuilt, with the version its next event must follow.
+#[derive(Debug)]
+pub struct Loaded<A> {
+    pub id: String,
+    pub aggregate: A,
+    pub version: i64,
+}
+
+pub async fn load<A: Aggregate>(store: &dyn EventStore, id: &str) -> Result<Loaded<A>, StoreError> {
+    let events = store.load(A::TYPE, id).await?;
+    let mut aggregate = A::default();
+    let mut version = 0;
+    for stored in events {
+        let event: A::Event = serde_json::from_value(stored.payload).map_err(|e| {
+            StoreError::Other(format!("{} {id} event {} does not read: {e}", A::TYPE, stored.sequence))
+        })?;
+        aggregate.apply(event);
+        version = stored.sequence;
+    }
+    Ok(Loaded { id: id.to_string(), aggregate, version })
+}
+
+/// Runs `command` against the loaded aggregate through cqrs-es's `handle`, and
+/// applies the events it decides.
+pub async fn execute<A: Aggregate>(
+    loaded: &mut Loaded<A>,
+    command: A::Command,
+    services: &A::Services,
+) -> Result<Vec<A::Event>, A::Error> {
+    let sink = EventSink::default();
+    loaded.aggregate.handle(command, services, &sink).await?;
+    Ok(sink.collect().await)
+}
+
+impl UnitOfWork {
+    /// Queues `events` (already applied to `loaded`) for appending, the aggregate's
+    /// new read model, and, when `publish` is set, each event as a message.
+    pub fn append<A>(
+        &mut self,
+        contracts: &Contracts,
+        loaded: &mut Loaded<A>,
+        events: &[A::Event],
+        publish: bool,
+    ) -> Result<(), PublishError>
+    where
+        A: Aggregate,
+        A::Event: Into<Message>,
+    {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if publish {
+            for event in events {
+                self.publish(contracts, &event.clone().into())?;
+            }
+        }
+        self.append_unpublished(loaded, events);
+        Ok(())
+    }
+
+    /// Queues events that are not messages (a saga's own history).
+    /// `loaded.version` moves past them, so a second append in the same unit follows.
+    pub fn append_unpublished<A: Aggregate>(&mut self, loaded: &mut Loaded<A>, events: &[A::Event]) {
+        if events.is_empty() {
+            return;
+        }
+        self.changes.push(AggregateChange {
+            aggregate_type: A::TYPE.to_string(),
+            aggregate_id: loaded.id.clone(),
+            expected_version: loaded.version,
+            events: events
+                .iter()
+                .map(|event| NewEvent {
+                    event_type: event.event_type(),
+                    event_version: event.event_version(),
+                    payload: serde_json::to_value(event).expect("events always serialize"),
+                })
+                .collect(),
+            state: serde_json::to_value(&loaded.aggregate).unwrap_or(Value::Null),
+        });
+        loaded.version += events.len() as i64;
+    }
+}

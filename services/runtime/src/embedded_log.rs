@@ -1,0 +1,513 @@
+//! The embedded durable log: Kafka's semantics in one SQLite file.
+//!
+//! Topics have partitions; a record's key picks its partition; each partition
+//! numbers its records with offsets from 0. Consumer groups keep a committed
+//! offset per partition in the same file, so they survive a restart and can be
+//! reset to any offset. Records are never changed or deleted (retention is a
+//! Kafka setting; the embedded log keeps everything, which `trace` and `replay`
+//! rely on).
+//!
+//! Every record also gets a global sequence number (`seq`), in commit order. A
+//! consumer reads "records after seq N on my topics" with one query instead of
+//! one per partition; offsets remain the contract, `seq` is only a cursor.
+//!
+//! One process may hold a group's partitions at a time: the embedded mode runs
+//! each group once. Producers in other processes (`campusg publish`) are seen
+//! within [`CROSS_PROCESS_POLL`]; producers in this process wake consumers at once.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::{Row, SqlitePool};
+use tokio::sync::watch;
+
+use crate::bus::{
+    choose_partition, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition,
+    StartFrom, Subscription,
+};
+use crate::sqlite::open_sqlite;
+use crate::topics::TopicCatalog;
+
+/// How often a waiting consumer looks for records written by another process.
+pub const CROSS_PROCESS_POLL: Duration = Duration::from_millis(200);
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS topics (
+    name TEXT PRIMARY KEY,
+    partitions INTEGER NOT NULL,
+    retention_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partition_heads (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    key TEXT,
+    value TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    UNIQUE (topic, partition, "offset")
+);
+CREATE TABLE IF NOT EXISTS consumer_offsets (
+    group_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    committed_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, topic, partition)
+);
+"#;
+
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    pool: SqlitePool,
+    partitions: Arc<std::sync::RwLock<HashMap<String, u32>>>,
+    /// Bumped after every produce in this process, to wake waiting consumers.
+    appended: Arc<watch::Sender<u64>>,
+    unkeyed_counter: Arc<AtomicU64>,
+}
+
+fn storage_error(error: sqlx::Error) -> BusError {
+    if crate::sqlite::is_busy(&error) {
+        BusError::Unavailable(error.to_string())
+    } else {
+        BusError::Other(error.to_string())
+    }
+}
+
+impl EmbeddedLog {
+    /// Opens (or creates) the log in `path` and creates the catalog's topics.
+    pub async fn open(path: &Path, catalog: &TopicCatalog) -> Result<EmbeddedLog, BusError> {
+        let pool = open_sqlite(path).await.map_err(storage_error)?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(storage_error)?;
+        let (appended, _) = watch::channel(0);
+        let log = EmbeddedLog {
+            pool,
+            partitions: Arc::default(),
+            appended: Arc::new(appended),
+            unkeyed_counter: Arc::default(),
+        };
+        log.ensure_topics(catalog).await?;
+        Ok(log)
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<u32, BusError> {
+        if let Some(&n) = self.partitions.read().expect("not poisoned").get(topic) {
+            return Ok(n);
+        }
+        let row = sqlx::query("SELECT partitions FROM topics WHERE name = ?")
+            .bind(topic)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        let n: i64 = row.ok_or_else(|| BusError::UnknownTopic(topic.to_string()))?.get(0);
+        self.partitions.write().expect("not poisoned").insert(topic.to_string(), n as u32);
+        Ok(n as u32)
+    }
+
+    /// The next offset of every partition of `topic`: where "latest" begins.
+    async fn heads(&self, topic: &str) -> Result<HashMap<i32, i64>, BusError> {
+        let rows = sqlx::query("SELECT partition, next_offset FROM partition_heads WHERE topic = ?")
+            .bind(topic)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        Ok(rows.iter().map(|r| (r.get::<i64, _>(0) as i32, r.get::<i64, _>(1))).collect())
+    }
+
+    /// Every topic with its partition count, and the high watermark of each partition.
+    pub async fn describe(&self) -> Result<Vec<(String, u32, Vec<i64>)>, BusError> {
+        let topics = sqlx::query("SELECT name, partitions FROM topics ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        let mut described = Vec::new();
+        for row in topics {
+            let name: String = row.get(0);
+            let partitions: i64 = row.get(1);
+            let heads = self.heads(&name).await?;
+            let watermarks = (0..partitions as i32).map(|p| heads.get(&p).copied().unwrap_or(0)).collect();
+            described.push((name, partitions as u32, watermarks));
+        }
+        Ok(described)
+    }
+}
+
+#[async_trait]
+impl MessageBus for EmbeddedLog {
+    async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<Vec<RecordPosition>, BusError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut partitioned = Vec::with_capacity(records.len());
+        for record in records {
+            let partitions = self.partition_count(&record.topic).await?;
+            let fallback = self.unkeyed_counter.fetch_add(1, Ordering::Relaxed);
+            let partition = choose_partition(record.key.as_deref(), partitions, fallback);
+            partitioned.push((partition, record));
+        }
+        let now_ms = Utc::now().timestamp_millis();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
+        let mut positions = Vec::with_capacity(partitioned.len());
+        for (partition, record) in partitioned {
+            let offset: i64 = sqlx::query(
+                "UPDATE partition_heads SET next_offset = next_offset + 1
+                 WHERE topic = ? AND partition = ? RETURNING next_offset - 1",
+            )
+            .bind(&record.topic)
+            .bind(partition)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(storage_error)?
+            .get(0);
+            let headers = serde_json::to_string(&record.headers).expect("headers serialize");
+            sqlx::query(
+                r#"INSERT INTO records (topic, partition, "offset", key, value, headers, timestamp_ms)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)"#,
+            )
+            .bind(&record.topic)
+            .bind(partition)
+            .bind(offset)
+            .bind(&record.key)
+            .bind(&record.value)
+            .bind(headers)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
+            positions.push(RecordPosition { topic: record.topic, partition, offset });
+        }
+        tx.commit().await.map_err(storage_error)?;
+        self.appended.send_modify(|n| *n += 1);
+        Ok(positions)
+    }
+
+    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn BusConsumer>, BusError> {
+        let mut positions: HashMap<(String, i32), i64> = HashMap::new();
+        for topic in &subscription.topics {
+            let partitions = self.partition_count(topic).await?;
+            let heads = self.heads(topic).await?;
+            let committed: HashMap<i32, i64> = match &subscription.group {
+                Some(group) => sqlx::query(
+                    "SELECT partition, next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?",
+                )
+                .bind(group)
+                .bind(topic)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(storage_error)?
+                .iter()
+                .map(|r| (r.get::<i64, _>(0) as i32, r.get::<i64, _>(1)))
+                .collect(),
+                None => HashMap::new(),
+            };
+            for partition in 0..partitions as i32 {
+                let start = committed.get(&partition).copied().unwrap_or(match subscription.start {
+                    StartFrom::Earliest => 0,
+                    StartFrom::Latest => heads.get(&partition).copied().unwrap_or(0),
+                });
+                positions.insert((topic.clone(), partition), start);
+            }
+        }
+        // The cursor starts just before the oldest record any partition still needs.
+        let mut cursor: Option<i64> = None;
+        for ((topic, partition), offset) in &positions {
+            let seq: Option<i64> =
+                sqlx::query(r#"SELECT seq FROM records WHERE topic = ? AND partition = ? AND "offset" = ?"#)
+                    .bind(topic)
+                    .bind(partition)
+                    .bind(offset)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(storage_error)?
+                    .map(|r| r.get(0));
+            if let Some(seq) = seq {
+                cursor = Some(cursor.map_or(seq - 1, |c: i64| c.min(seq - 1)));
+            }
+        }
+        let cursor = match cursor {
+            Some(cursor) => cursor,
+            None => sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM records")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(storage_error)?
+                .get(0),
+        };
+        Ok(Box::new(EmbeddedConsumer {
+            pool: self.pool.clone(),
+            group: subscription.group,
+            topics: subscription.topics,
+            positions,
+            cursor,
+            appended: self.appended.subscribe(),
+        }))
+    }
+
+    async fn ensure_topics(&self, catalog: &TopicCatalog) -> Result<(), BusError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
+        for topic in catalog.topics() {
+            sqlx::query("INSERT OR IGNORE INTO topics (name, partitions, retention_ms) VALUES (?, ?, ?)")
+                .bind(&topic.name)
+                .bind(topic.partitions as i64)
+                .bind(topic.retention_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage_error)?;
+            let partitions: i64 = sqlx::query("SELECT partitions FROM topics WHERE name = ?")
+                .bind(&topic.name)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(storage_error)?
+                .get(0);
+            for partition in 0..partitions {
+                sqlx::query("INSERT OR IGNORE INTO partition_heads (topic, partition, next_offset) VALUES (?, ?, 0)")
+                    .bind(&topic.name)
+                    .bind(partition)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(storage_error)?;
+            }
+        }
+        tx.commit().await.map_err(storage_error)
+    }
+
+    async fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: Option<i32>,
+        to: OffsetReset,
+    ) -> Result<(), BusError> {
+        let partitions = self.partition_count(topic).await?;
+        let heads = self.heads(topic).await?;
+        let now_ms = Utc::now().timestamp_millis();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
+        for p in 0..partitions as i32 {
+            if partition.is_some_and(|only| only != p) {
+                continue;
+            }
+            let head = heads.get(&p).copied().unwrap_or(0);
+            let next_offset = match to {
+                OffsetReset::Earliest => 0,
+                OffsetReset::Latest => head,
+                OffsetReset::To(offset) => offset.clamp(0, head),
+            };
+            sqlx::query(
+                "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, committed_at_ms)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (group_id, topic, partition)
+                 DO UPDATE SET next_offset = excluded.next_offset, committed_at_ms = excluded.committed_at_ms",
+            )
+            .bind(group)
+            .bind(topic)
+            .bind(p)
+            .bind(next_offset)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
+        }
+        tx.commit().await.map_err(storage_error)
+    }
+}
+
+struct EmbeddedConsumer {
+    pool: SqlitePool,
+    group: Option<String>,
+    topics: Vec<String>,
+    /// The next offset to hand out, per partition.
+    positions: HashMap<(String, i32), i64>,
+    /// The `seq` of the last record looked at.
+    cursor: i64,
+    appended: watch::Receiver<u64>,
+}
+
+impl EmbeddedConsumer {
+    async fn fetch(&mut self, max_records: usize) -> Result<Vec<Record>, BusError> {
+        let placeholders = vec!["?"; self.topics.len()].join(", ");
+        let sql = format!(
+            r#"SELECT seq, topic, partition, "offset", key, value, headers, timestamp_ms FROM records
+               WHERE seq > ? AND topic IN ({placeholders}) ORDER BY seq LIMIT ?"#
+        );
+        let mut query = sqlx::query(&sql).bind(self.cursor);
+        for topic in &self.topics {
+            query = query.bind(topic);
+        }
+        let rows = query.bind(max_records as i64).fetch_all(&self.pool).await.map_err(storage_error)?;
+        let mut records = Vec::with_capacity(rows.len());
+        for row in rows {
+            self.cursor = row.get::<i64, _>(0);
+            let topic: String = row.get(1);
+            let partition = row.get::<i64, _>(2) as i32;
+            let offset: i64 = row.get(3);
+            let position = self.positions.entry((topic.clone(), partition)).or_insert(0);
+            if offset < *position {
+                continue;
+            }
+            *position = offset + 1;
+            let headers: Vec<(String, String)> = serde_json::from_str(row.get::<&str, _>(6)).unwrap_or_default();
+            records.push(Record {
+                topic,
+                partition,
+                offset,
+                key: row.get(4),
+                value: row.get(5),
+                headers,
+                timestamp: Utc.timestamp_millis_opt(row.get(7)).single().unwrap_or(DateTime::<Utc>::MIN_UTC),
+            });
+        }
+        Ok(records)
+    }
+}
+
+#[async_trait]
+impl BusConsumer for EmbeddedConsumer {
+    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Vec<Record>, BusError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.appended.borrow_and_update();
+            let records = self.fetch(max_records).await?;
+            if !records.is_empty() {
+                return Ok(records);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let wait = (deadline - now).min(CROSS_PROCESS_POLL);
+            // A timeout here is expected: it is how records from other processes are seen.
+            let _ = tokio::time::timeout(wait, self.appended.changed()).await;
+        }
+    }
+
+    async fn commit(&mut self, positions: &[RecordPosition]) -> Result<(), BusError> {
+        let Some(group) = &self.group else { return Ok(()) };
+        let mut highest: HashMap<(&str, i32), i64> = HashMap::new();
+        for position in positions {
+            let entry = highest.entry((position.topic.as_str(), position.partition)).or_insert(position.offset);
+            *entry = (*entry).max(position.offset);
+        }
+        if highest.is_empty() {
+            return Ok(());
+        }
+        let now_ms = Utc::now().timestamp_millis();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
+        for ((topic, partition), offset) in highest {
+            sqlx::query(
+                "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, committed_at_ms)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (group_id, topic, partition)
+                 DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset),
+                               committed_at_ms = excluded.committed_at_ms",
+            )
+            .bind(group)
+            .bind(topic)
+            .bind(partition)
+            .bind(offset + 1)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
+        }
+        tx.commit().await.map_err(storage_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(topic: &str, key: &str, value: &str) -> OutgoingRecord {
+        OutgoingRecord { topic: topic.into(), key: Some(key.into()), value: value.into(), headers: vec![] }
+    }
+
+    async fn open_log(dir: &tempfile::TempDir) -> EmbeddedLog {
+        EmbeddedLog::open(&dir.path().join("log.db"), &TopicCatalog::builtin()).await.unwrap()
+    }
+
+    fn group(name: &str, topic: &str) -> Subscription {
+        Subscription { group: Some(name.into()), topics: vec![topic.into()], start: StartFrom::Earliest }
+    }
+
+    #[tokio::test]
+    async fn records_with_one_key_keep_their_order_in_one_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(&dir).await;
+        let positions = log
+            .produce((0..5).map(|i| record("order_events", "order-1", &i.to_string())).collect())
+            .await
+            .unwrap();
+        assert!(positions.windows(2).all(|w| w[0].partition == w[1].partition && w[1].offset == w[0].offset + 1));
+        let mut consumer = log.subscribe(group("g", "order_events")).await.unwrap();
+        let values: Vec<String> =
+            consumer.poll(100, Duration::from_millis(10)).await.unwrap().into_iter().map(|r| r.value).collect();
+        assert_eq!(values, vec!["0", "1", "2", "3", "4"]);
+    }
+
+    #[tokio::test]
+    async fn committed_offsets_survive_a_reopen_and_uncommitted_records_come_again() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open_log(&dir).await;
+            log.produce((0..4).map(|i| record("order_events", "k", &i.to_string())).collect()).await.unwrap();
+            let mut consumer = log.subscribe(group("g", "order_events")).await.unwrap();
+            let records = consumer.poll(2, Duration::from_millis(10)).await.unwrap();
+            consumer.commit(&[records[1].position()]).await.unwrap();
+            // Records 2 and 3 are read but never committed.
+            consumer.poll(10, Duration::from_millis(10)).await.unwrap();
+        }
+        let log = open_log(&dir).await;
+        let mut consumer = log.subscribe(group("g", "order_events")).await.unwrap();
+        let values: Vec<String> =
+            consumer.poll(10, Duration::from_millis(10)).await.unwrap().into_iter().map(|r| r.value).collect();
+        assert_eq!(values, vec!["2", "3"]);
+    }
+
+    #[tokio::test]
+    async fn a_group_can_be_reset_to_any_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(&dir).await;
+        let positions =
+            log.produce((0..4).map(|i| record("order_events", "k", &i.to_string())).collect()).await.unwrap();
+        let partition = positions[0].partition;
+        log.reset_offsets("g", "order_events", Some(partition), OffsetReset::To(1)).await.unwrap();
+        let mut consumer = log.subscribe(group("g", "order_events")).await.unwrap();
+        let values: Vec<String> =
+            consumer.poll(10, Duration::from_millis(10)).await.unwrap().into_iter().map(|r| r.value).collect();
+        assert_eq!(values, vec!["1", "2", "3"]);
+    }
+
+    #[tokio::test]
+    async fn a_reader_from_latest_sees_only_new_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(&dir).await;
+        log.produce(vec![record("order_events", "k", "old")]).await.unwrap();
+        let mut reader = log
+            .subscribe(Subscription { group: None, topics: vec!["order_events".into()], start: StartFrom::Latest })
+            .await
+            .unwrap();
+        log.produce(vec![record("order_events", "k", "new")]).await.unwrap();
+        let values: Vec<String> =
+            reader.poll(10, Duration::from_millis(10)).await.unwrap().into_iter().map(|r| r.value).collect();
+        assert_eq!(values, vec!["new"]);
+    }
+
+    #[tokio::test]
+    async fn producing_to_an_unknown_topic_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(&dir).await;
+        let error = log.produce(vec![record("no_such_topic", "k", "v")]).await.unwrap_err();
+        assert!(matches!(error, BusError::UnknownTopic(_)));
+    }
+}

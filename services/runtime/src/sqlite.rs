@@ -1,0 +1,36 @@
+//! Opening SQLite files the way every embedded store wants them: WAL, so readers
+//! never block the writer; `synchronous=NORMAL`, which in WAL mode loses nothing
+//! when the process crashes; and a busy timeout, because `campusg publish` may
+//! write the same log file from another process.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, sqlx::Error> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+    }
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    SqlitePoolOptions::new().max_connections(4).connect_with(options).await
+}
+
+/// Whether an error is SQLite saying another writer holds the lock, which a
+/// retry resolves.
+pub fn is_busy(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => {
+            let message = db.message();
+            message.contains("database is locked") || message.contains("busy")
+        }
+        sqlx::Error::PoolTimedOut => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,286 @@
+//! The event store in a SQLite file, one file per service.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{Row, SqlitePool};
+use tokio::sync::Notify;
+
+use crate::bus::OutgoingRecord;
+use crate::sqlite::{is_busy, open_sqlite};
+use crate::store::{EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS events (
+    global_position INTEGER PRIMARY KEY AUTOINCREMENT,
+    aggregate_type TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    event_version TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    correlation_id TEXT,
+    causation_id TEXT,
+    recorded_at TEXT NOT NULL,
+    UNIQUE (aggregate_type, aggregate_id, sequence)
+);
+CREATE TABLE IF NOT EXISTS aggregate_states (
+    aggregate_type TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (aggregate_type, aggregate_id)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    key TEXT,
+    value TEXT NOT NULL,
+    headers TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS handled_messages (
+    consumer TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    handled_at TEXT NOT NULL,
+    PRIMARY KEY (consumer, message_id)
+);
+"#;
+
+pub struct SqliteEventStore {
+    pool: SqlitePool,
+    outbox_signal: Arc<Notify>,
+}
+
+fn storage_error(error: sqlx::Error) -> StoreError {
+    if is_busy(&error) {
+        StoreError::Unavailable(error.to_string())
+    } else {
+        StoreError::Other(error.to_string())
+    }
+}
+
+/// A field name safe to splice into a JSON path: letters, digits and `_` only.
+fn json_field(field: &str) -> Result<String, StoreError> {
+    if !field.is_empty() && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(format!("$.{field}"))
+    } else {
+        Err(StoreError::Other(format!("`{field}` is not a state field name")))
+    }
+}
+
+impl SqliteEventStore {
+    pub async fn open(path: &Path) -> Result<SqliteEventStore, StoreError> {
+        let pool = open_sqlite(path).await.map_err(storage_error)?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(storage_error)?;
+        Ok(SqliteEventStore { pool, outbox_signal: Arc::new(Notify::new()) })
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                    payload, correlation_id, causation_id, recorded_at
+             FROM events WHERE aggregate_type = ? AND aggregate_id = ? ORDER BY sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage_error)?;
+        rows.iter()
+            .map(|row| {
+                let payload: String = row.get(6);
+                let recorded_at: String = row.get(9);
+                Ok(StoredEvent {
+                    global_position: row.get(0),
+                    aggregate_type: row.get(1),
+                    aggregate_id: row.get(2),
+                    sequence: row.get(3),
+                    event_type: row.get(4),
+                    event_version: row.get(5),
+                    payload: serde_json::from_str(&payload).map_err(|e| StoreError::Other(e.to_string()))?,
+                    correlation_id: row.get(7),
+                    causation_id: row.get(8),
+                    recorded_at: DateTime::parse_from_rfc3339(&recorded_at)
+                        .map(|t| t.with_timezone(&Utc))
+                        .map_err(|e| StoreError::Other(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn commit(&self, unit: UnitOfWork) -> Result<(), StoreError> {
+        let recorded_at = unit.cause.at.to_rfc3339();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
+        if let Some(handled) = &unit.cause.handled {
+            let inserted = sqlx::query(
+                "INSERT INTO handled_messages (consumer, message_id, handled_at) VALUES (?, ?, ?)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&handled.consumer)
+            .bind(&handled.message_id)
+            .bind(&recorded_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::AlreadyHandled);
+            }
+        }
+        for change in &unit.changes {
+            let conflict = || StoreError::Conflict {
+                aggregate_type: change.aggregate_type.clone(),
+                aggregate_id: change.aggregate_id.clone(),
+            };
+            for (index, event) in change.events.iter().enumerate() {
+                let result = sqlx::query(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                         payload, correlation_id, causation_id, recorded_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(&change.aggregate_type)
+                .bind(&change.aggregate_id)
+                .bind(change.expected_version + index as i64 + 1)
+                .bind(&event.event_type)
+                .bind(&event.event_version)
+                .bind(event.payload.to_string())
+                .bind(&unit.cause.correlation_id)
+                .bind(&unit.cause.causation_id)
+                .bind(&recorded_at)
+                .execute(&mut *tx)
+                .await;
+                match result {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Err(conflict()),
+                    Err(other) => return Err(storage_error(other)),
+                }
+            }
+            let new_version = change.expected_version + change.events.len() as i64;
+            sqlx::query(
+                "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (aggregate_type, aggregate_id)
+                 DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at",
+            )
+            .bind(&change.aggregate_type)
+            .bind(&change.aggregate_id)
+            .bind(new_version)
+            .bind(change.state.to_string())
+            .bind(&recorded_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
+        }
+        for record in &unit.outbox {
+            sqlx::query("INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)")
+                .bind(&record.topic)
+                .bind(&record.key)
+                .bind(&record.value)
+                .bind(serde_json::to_string(&record.headers).expect("headers serialize"))
+                .execute(&mut *tx)
+                .await
+                .map_err(storage_error)?;
+        }
+        tx.commit().await.map_err(storage_error)?;
+        if !unit.outbox.is_empty() {
+            self.outbox_signal.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM handled_messages WHERE consumer = ? AND message_id = ?")
+            .bind(consumer)
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        Ok(row.is_some())
+    }
+
+    async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
+        let row = sqlx::query("SELECT version, state FROM aggregate_states WHERE aggregate_type = ? AND aggregate_id = ?")
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        row.map(|row| {
+            let state: String = row.get(1);
+            Ok((row.get(0), serde_json::from_str(&state).map_err(|e| StoreError::Other(e.to_string()))?))
+        })
+        .transpose()
+    }
+
+    async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {
+        let mut sql = String::from("SELECT state FROM aggregate_states WHERE aggregate_type = ?");
+        let mut binds: Vec<String> = vec![aggregate_type.to_string()];
+        for (field, value) in &query.equals {
+            sql.push_str(&format!(" AND json_extract(state, '{}') = ?", json_field(field)?));
+            binds.push(value.clone());
+        }
+        match &query.order_by {
+            Some(field) => sql.push_str(&format!(" ORDER BY json_extract(state, '{}')", json_field(field)?)),
+            None => sql.push_str(" ORDER BY rowid"),
+        }
+        if query.descending {
+            sql.push_str(" DESC");
+        }
+        sql.push_str(&format!(" LIMIT {} OFFSET {}", query.limit.unwrap_or(-1), query.offset.max(0)));
+        let mut statement = sqlx::query(&sql);
+        for bind in &binds {
+            statement = statement.bind(bind);
+        }
+        let rows = statement.fetch_all(&self.pool).await.map_err(storage_error)?;
+        rows.iter()
+            .map(|row| serde_json::from_str(row.get::<&str, _>(0)).map_err(|e| StoreError::Other(e.to_string())))
+            .collect()
+    }
+
+    async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError> {
+        let rows = sqlx::query("SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let headers: String = row.get(4);
+                (
+                    row.get(0),
+                    OutgoingRecord {
+                        topic: row.get(1),
+                        key: row.get(2),
+                        value: row.get(3),
+                        headers: serde_json::from_str(&headers).unwrap_or_default(),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn outbox_delete(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let sql = format!("DELETE FROM outbox WHERE id IN ({placeholders})");
+        let mut statement = sqlx::query(&sql);
+        for id in ids {
+            statement = statement.bind(id);
+        }
+        statement.execute(&self.pool).await.map_err(storage_error)?;
+        Ok(())
+    }
+
+    fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox_signal.clone()
+    }
+}

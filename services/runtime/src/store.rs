@@ -1,0 +1,209 @@
+//! The event-store interface.
+//!
+//! A service changes state only through a [`UnitOfWork`]: the events it appends
+//! (with optimistic concurrency), the messages those events cause (the outbox),
+//! the read model of each changed aggregate, and the id of the message that
+//! caused it all (so a redelivery is recognised), committed in one transaction.
+//! A crash before the commit leaves nothing; after it, the outbox relay publishes.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use campusg_domain::messages::Message;
+
+use crate::bus::OutgoingRecord;
+use crate::envelope::Envelope;
+use crate::schema::{SchemaError, SchemaRegistry};
+use crate::topics::TopicCatalog;
+
+/// The contracts every message is checked against: topics and schemas.
+pub struct Contracts {
+    pub topics: TopicCatalog,
+    pub schemas: SchemaRegistry,
+}
+
+impl Contracts {
+    pub fn builtin() -> Contracts {
+        Contracts { topics: TopicCatalog::builtin(), schemas: SchemaRegistry::builtin() }
+    }
+
+    /// Wraps a message in its envelope and routes it to its topic, after
+    /// checking it against its schema.
+    pub fn record_for(&self, message: &Message, cause: &Cause) -> Result<(Envelope, OutgoingRecord), PublishError> {
+        let envelope = Envelope::wrap(message, &cause.correlation_id, cause.causation_id.as_deref(), cause.source, cause.at);
+        self.schemas.validate_payload(&envelope.message_type, &envelope.payload)?;
+        let topic = self
+            .topics
+            .topic_for(&envelope.message_type)
+            .ok_or_else(|| PublishError::NoTopic(envelope.message_type.clone()))?;
+        let record = OutgoingRecord::from_envelope(&topic.name, &envelope);
+        Ok((envelope, record))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("no topic in topics.toml carries `{0}`")]
+    NoTopic(String),
+}
+
+/// Why a change happens: the message (or request) that caused it.
+#[derive(Clone, Debug)]
+pub struct Cause {
+    /// The saga id, carried by every message the change publishes.
+    pub correlation_id: String,
+    /// The id of the message that caused the change, if a message did.
+    pub causation_id: Option<String>,
+    /// The service making the change, written as each message's `source`.
+    pub source: &'static str,
+    pub at: DateTime<Utc>,
+    /// The consumer group and message id to record as handled with the change.
+    pub handled: Option<HandledMessage>,
+}
+
+impl Cause {
+    /// A change caused by a message consumed by `group`.
+    pub fn message(envelope: &Envelope, group: &str, source: &'static str, at: DateTime<Utc>) -> Cause {
+        Cause {
+            correlation_id: envelope.correlation_id.clone(),
+            causation_id: Some(envelope.id.to_string()),
+            source,
+            at,
+            handled: Some(HandledMessage { consumer: group.to_string(), message_id: envelope.id.to_string() }),
+        }
+    }
+
+    /// A change caused by an HTTP request.
+    pub fn request(correlation_id: String, source: &'static str, at: DateTime<Utc>) -> Cause {
+        Cause { correlation_id, causation_id: None, source, at, handled: None }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandledMessage {
+    pub consumer: String,
+    pub message_id: String,
+}
+
+/// An event as the store keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// Position in this store's whole log, in commit order.
+    pub global_position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// 1 for an aggregate's first event.
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub correlation_id: Option<String>,
+    pub causation_id: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+}
+
+/// New events for one aggregate, appended after `expected_version`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggregateChange {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub expected_version: i64,
+    pub events: Vec<NewEvent>,
+    /// The aggregate's state after the events: its read model.
+    pub state: Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct UnitOfWork {
+    pub cause: Cause,
+    pub changes: Vec<AggregateChange>,
+    pub outbox: Vec<OutgoingRecord>,
+}
+
+impl UnitOfWork {
+    pub fn new(cause: Cause) -> UnitOfWork {
+        UnitOfWork { cause, changes: Vec::new(), outbox: Vec::new() }
+    }
+
+    /// Queues `message` for publication when the unit commits.
+    pub fn publish(&mut self, contracts: &Contracts, message: &Message) -> Result<Envelope, PublishError> {
+        let (envelope, record) = contracts.record_for(message, &self.cause)?;
+        self.outbox.push(record);
+        Ok(envelope)
+    }
+
+    /// Whether committing would change anything beyond marking the message handled.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.outbox.is_empty()
+    }
+}
+
+/// How to select read models.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StateQuery {
+    /// Top-level fields of the state that must equal these strings.
+    pub equals: Vec<(String, String)>,
+    /// A top-level field to sort by, ascending; insertion order when `None`.
+    pub order_by: Option<String>,
+    pub descending: bool,
+    pub limit: Option<i64>,
+    pub offset: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{aggregate_type} {aggregate_id} was changed concurrently; retry")]
+    Conflict { aggregate_type: String, aggregate_id: String },
+    #[error("the message was already handled")]
+    AlreadyHandled,
+    #[error("the event store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("event store error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// Whether the same work may succeed if tried again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Conflict { .. } | StoreError::Unavailable(_))
+    }
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// One aggregate's events, oldest first.
+    async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Commits a unit of work atomically. Fails with [`StoreError::AlreadyHandled`]
+    /// when its cause was already handled, and [`StoreError::Conflict`] when an
+    /// aggregate moved past its expected version.
+    async fn commit(&self, unit: UnitOfWork) -> Result<(), StoreError>;
+
+    async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError>;
+
+    /// One aggregate's read model and version.
+    async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError>;
+
+    async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError>;
+
+    /// The oldest messages waiting in the outbox, with their outbox ids.
+    async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError>;
+
+    async fn outbox_delete(&self, ids: &[i64]) -> Result<(), StoreError>;
+
+    /// Notified after a commit that queued messages.
+    fn outbox_signal(&self) -> Arc<Notify>;
+}
