@@ -61,6 +61,17 @@ impl OrderId {
     }
 }
 
+impl SagaId {
+    /// The saga a message's correlation id names. A correlation id that is not a
+    /// UUID (a person may write any string) names the saga derived from it.
+    pub fn from_correlation(correlation_id: &str) -> SagaId {
+        match Uuid::parse_str(correlation_id) {
+            Ok(uuid) => SagaId(uuid),
+            Err(_) => SagaId(Uuid::new_v5(&CAMPUSG_NAMESPACE, format!("saga:{correlation_id}").as_bytes())),
+        }
+    }
+}
+
 impl PaymentId {
     pub fn for_order(order_id: OrderId) -> PaymentId {
         PaymentId(Uuid::new_v5(&CAMPUSG_NAMESPACE, format!("payment:{order_id}").as_bytes()))

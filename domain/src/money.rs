@@ -110,6 +110,11 @@ impl fmt::Display for Cents {
 pub struct DecimalAmount(String);
 
 impl DecimalAmount {
+    /// Keeps `text` as written; [`DecimalAmount::to_cents`] checks it.
+    pub fn parse(text: &str) -> DecimalAmount {
+        DecimalAmount(text.trim().to_string())
+    }
+
     pub fn from_cents(cents: Cents) -> DecimalAmount {
         DecimalAmount(cents.to_string())
     }

@@ -35,6 +35,8 @@ pub enum OrderRejection {
     NoDeliveryLocation,
     #[error("the order total is too large")]
     TotalTooLarge,
+    #[error("the order costs nothing; there is nothing to pay for")]
+    NothingToPay,
 }
 
 /// An order that keeps every rule, with its amounts in cents.
@@ -107,6 +109,9 @@ impl ValidatedOrder {
             return Err(OrderRejection::NoDeliveryLocation);
         }
         let total = food_fee.checked_add(delivery_fee).ok_or(OrderRejection::TotalTooLarge)?;
+        if total == Cents::ZERO {
+            return Err(OrderRejection::NothingToPay);
+        }
         Ok(ValidatedOrder {
             items,
             store_location: details.store_location.clone().filter(|s| !s.trim().is_empty()),
@@ -179,6 +184,7 @@ mod tests {
     #[case(json!({"foodItems": [{"name": "B", "price": 1, "quantity": 1}], "deliveryLocation": "A", "deliveryFee": 25}), "above the limit")]
     #[case(json!({"foodItems": [{"name": "B", "price": 1, "quantity": 1}], "deliveryLocation": " "}), "delivery location is empty")]
     #[case(json!({"foodItems": [{"name": "", "price": 1, "quantity": 1}], "deliveryLocation": "A"}), "has no name")]
+    #[case(json!({"foodItems": [{"name": "Water", "price": 0, "quantity": 1}], "deliveryLocation": "A"}), "costs nothing")]
     fn an_order_that_breaks_a_rule_is_rejected_with_the_reason(
         #[case] value: serde_json::Value,
         #[case] expected: &str,

@@ -1,1 +1,47 @@
-//! placeholder
+//! The escrow service: owns the escrow aggregate, which holds an order's total
+//! from authorization until it is released to the runner or refunded.
+//!
+//! It consumes `escrow_commands` (`hold_funds`, `release_funds`, `refund_funds`),
+//! publishes `escrow_events`, and serves `/escrow`.
+
+mod handler;
+mod routes;
+
+use std::sync::Arc;
+
+use campusg_domain::money::Cents;
+use campusg_runtime::bus::MessageBus;
+use campusg_runtime::consumer::{Consumer, ConsumerConfig};
+use campusg_runtime::service::ServiceDeps;
+
+pub use routes::router;
+
+pub const SERVICE_NAME: &str = "escrow-service";
+pub const CONSUMER_GROUP: &str = "escrow-service";
+
+pub struct EscrowService {
+    deps: ServiceDeps,
+    /// The most one order may hold.
+    hold_limit: Cents,
+}
+
+impl EscrowService {
+    pub fn new(deps: ServiceDeps, hold_limit: Cents) -> Arc<EscrowService> {
+        Arc::new(EscrowService { deps, hold_limit })
+    }
+
+    pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
+        Consumer {
+            config: ConsumerConfig {
+                group: CONSUMER_GROUP.to_string(),
+                topics: self.deps.contracts.topics_carrying(&["hold_funds"]),
+                max_batch: 200,
+            },
+            bus,
+            contracts: self.deps.contracts.clone(),
+            clock: self.deps.clock.clone(),
+            store: self.deps.store.clone(),
+            handler: self.clone(),
+        }
+    }
+}

@@ -1,1 +1,47 @@
-//! placeholder
+//! The order service: owns the order aggregate.
+//!
+//! It consumes `order_commands` (`create_order`, `update_order_status`,
+//! `cancel_order`), publishes `order_events`, and serves the order queries of
+//! the HTTP API. Every refusal is published as its own failure event, so the
+//! saga that asked learns why.
+
+mod handler;
+mod routes;
+
+use std::sync::Arc;
+
+use campusg_domain::order::OrderRules;
+use campusg_runtime::bus::MessageBus;
+use campusg_runtime::consumer::{Consumer, ConsumerConfig};
+use campusg_runtime::service::ServiceDeps;
+
+pub use routes::router;
+
+/// The `source` of every message this service publishes.
+pub const SERVICE_NAME: &str = "order-service";
+/// The consumer group of the order service.
+pub const CONSUMER_GROUP: &str = "order-service";
+
+pub struct OrderService {
+    deps: ServiceDeps,
+    rules: OrderRules,
+}
+
+impl OrderService {
+    pub fn new(deps: ServiceDeps, rules: OrderRules) -> Arc<OrderService> {
+        Arc::new(OrderService { deps, rules })
+    }
+
+    /// The consumer of `order_commands`.
+    pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
+        let topics = self.deps.contracts.topics_carrying(&["create_order"]);
+        Consumer {
+            config: ConsumerConfig { group: CONSUMER_GROUP.to_string(), topics, max_batch: 200 },
+            bus,
+            contracts: self.deps.contracts.clone(),
+            clock: self.deps.clock.clone(),
+            store: self.deps.store.clone(),
+            handler: self.clone(),
+        }
+    }
+}

@@ -18,6 +18,7 @@
 //! - [`consumer`]: the consumer loop: validate, handle, dead-letter, commit.
 //! - [`aggregate`]: running a command against an event-sourced aggregate with
 //!   optimistic concurrency.
+//! - [`service`]: what every service is built from.
 //! - [`clock`]: the injectable clock.
 //! - [`http`]: the JSON error shape of the HTTP API.
 //! - [`telemetry`]: tracing set-up.
@@ -33,6 +34,7 @@ pub mod envelope;
 pub mod http;
 pub mod outbox;
 pub mod schema;
+pub mod service;
 pub mod sqlite;
 pub mod sqlite_store;
 pub mod store;

@@ -31,6 +31,21 @@ impl Contracts {
         Contracts { topics: TopicCatalog::builtin(), schemas: SchemaRegistry::builtin() }
     }
 
+    /// The topics that carry these message types, each named once.
+    pub fn topics_carrying(&self, message_types: &[&str]) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for message_type in message_types {
+            let topic = self
+                .topics
+                .topic_for(message_type)
+                .unwrap_or_else(|| panic!("topics.toml declares no topic for `{message_type}`"));
+            if !names.contains(&topic.name) {
+                names.push(topic.name.clone());
+            }
+        }
+        names
+    }
+
     /// Wraps a message in its envelope and routes it to its topic, after
     /// checking it against its schema.
     pub fn record_for(&self, message: &Message, cause: &Cause) -> Result<(Envelope, OutgoingRecord), PublishError> {

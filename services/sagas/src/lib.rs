@@ -1,1 +1,57 @@
-//! placeholder
+//! The saga orchestrator: runs the create-order saga over the event topics.
+//!
+//! Each saga instance is an event-sourced aggregate keyed by its saga id (the
+//! correlation id of every message it causes). The orchestrator consumes
+//! `order_events`, `user_events`, `payment_events` and `escrow_events`; for each
+//! message it loads the saga its correlation id names, lets the saga react
+//! ([`campusg_domain::saga::create_order::CreateOrderSaga::react`]), and commits
+//! the saga's new events together with the commands they cause, in one unit.
+//!
+//! It also serves `POST /api/orders` (which starts a saga) and `/api/sagas`.
+
+mod handler;
+mod routes;
+
+use std::sync::Arc;
+
+use campusg_domain::order::OrderRules;
+use campusg_runtime::bus::MessageBus;
+use campusg_runtime::consumer::{Consumer, ConsumerConfig};
+use campusg_runtime::service::ServiceDeps;
+
+pub use routes::router;
+
+pub const SERVICE_NAME: &str = "saga-orchestrator";
+pub const CONSUMER_GROUP: &str = "create-order-saga";
+
+pub struct SagaOrchestrator {
+    deps: ServiceDeps,
+    /// The rules `POST /api/orders` checks before it starts a saga.
+    rules: OrderRules,
+}
+
+impl SagaOrchestrator {
+    pub fn new(deps: ServiceDeps, rules: OrderRules) -> Arc<SagaOrchestrator> {
+        Arc::new(SagaOrchestrator { deps, rules })
+    }
+
+    pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
+        Consumer {
+            config: ConsumerConfig {
+                group: CONSUMER_GROUP.to_string(),
+                topics: self.deps.contracts.topics_carrying(&[
+                    "order.created",
+                    "user.payment_info_retrieved",
+                    "payment.authorized",
+                    "escrow.funds_held",
+                ]),
+                max_batch: 200,
+            },
+            bus,
+            contracts: self.deps.contracts.clone(),
+            clock: self.deps.clock.clone(),
+            store: self.deps.store.clone(),
+            handler: self.clone(),
+        }
+    }
+}

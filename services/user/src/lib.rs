@@ -1,1 +1,44 @@
-//! placeholder
+//! The user service: owns the user aggregate (customers and runners, their saved
+//! payment method and payout account).
+//!
+//! It consumes `user_commands` (`create_user`, `update_user`, `get_payment_info`),
+//! publishes `user_events`, and serves `/users`.
+
+mod handler;
+mod routes;
+
+use std::sync::Arc;
+
+use campusg_runtime::bus::MessageBus;
+use campusg_runtime::consumer::{Consumer, ConsumerConfig};
+use campusg_runtime::service::ServiceDeps;
+
+pub use routes::router;
+
+pub const SERVICE_NAME: &str = "user-service";
+pub const CONSUMER_GROUP: &str = "user-service";
+
+pub struct UserService {
+    deps: ServiceDeps,
+}
+
+impl UserService {
+    pub fn new(deps: ServiceDeps) -> Arc<UserService> {
+        Arc::new(UserService { deps })
+    }
+
+    pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
+        Consumer {
+            config: ConsumerConfig {
+                group: CONSUMER_GROUP.to_string(),
+                topics: self.deps.contracts.topics_carrying(&["get_payment_info"]),
+                max_batch: 200,
+            },
+            bus,
+            contracts: self.deps.contracts.clone(),
+            clock: self.deps.clock.clone(),
+            store: self.deps.store.clone(),
+            handler: self.clone(),
+        }
+    }
+}

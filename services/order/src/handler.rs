@@ -1,0 +1,133 @@
+//! How the order service answers each command.
+
+use async_trait::async_trait;
+
+use campusg_domain::ids::{OrderId, SagaId};
+use campusg_domain::messages::{
+    CancelOrder, CreateOrder, Message, OrderCancellationFailed, OrderCancelled, OrderCreationFailed,
+    OrderStatusUpdateFailed, OrderStatusUpdated, UpdateOrderStatus,
+};
+use campusg_domain::order::{Order, OrderCommand, OrderError, OrderStatus, ValidatedOrder};
+use campusg_runtime::aggregate::{execute, load};
+use campusg_runtime::consumer::{HandlerError, MessageHandler};
+use campusg_runtime::envelope::Envelope;
+use campusg_runtime::store::{Cause, UnitOfWork};
+
+use crate::{OrderService, CONSUMER_GROUP, SERVICE_NAME};
+
+#[async_trait]
+impl MessageHandler for OrderService {
+    async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
+        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
+        self.handle_command(message, cause).await
+    }
+}
+
+impl OrderService {
+    /// Runs one command and commits its outcome. The HTTP API calls this too.
+    pub async fn handle_command(&self, message: Message, cause: Cause) -> Result<(), HandlerError> {
+        let mut unit = UnitOfWork::new(cause);
+        match message {
+            Message::CreateOrder(command) => self.create(command, &mut unit).await?,
+            Message::UpdateOrderStatus(command) => self.update_status(command, &mut unit).await?,
+            Message::CancelOrder(command) => self.cancel(command, &mut unit).await?,
+            // Other types on the topic are not for this service.
+            _ => return Ok(()),
+        }
+        self.deps.store.commit(unit).await?;
+        Ok(())
+    }
+
+    async fn create(&self, command: CreateOrder, unit: &mut UnitOfWork) -> Result<(), HandlerError> {
+        let order_id = command
+            .order_id
+            .unwrap_or_else(|| OrderId::for_saga(SagaId::from_correlation(&unit.cause.correlation_id)));
+        let mut loaded = load::<Order>(self.deps.store.as_ref(), &order_id.to_string()).await?;
+        let contracts = &self.deps.contracts;
+        let validated = match ValidatedOrder::parse(&command.order_details, &self.rules) {
+            Ok(validated) => validated,
+            Err(rejection) => {
+                let failed = OrderCreationFailed {
+                    order_id,
+                    customer_id: command.customer_id,
+                    reason: rejection.to_string(),
+                };
+                unit.publish(contracts, &Message::OrderCreationFailed(failed)).map_err(rejected)?;
+                return Ok(());
+            }
+        };
+        let place = OrderCommand::Place { order_id, customer_id: command.customer_id, order: validated, at: unit.cause.at };
+        match execute(&mut loaded, place, &()).await {
+            Ok(events) => unit.append(contracts, &mut loaded, &events, true).map_err(rejected)?,
+            // The same order placed again: the first placement stands.
+            Err(OrderError::AlreadyPlaced) => {}
+            Err(other) => return Err(HandlerError::Rejected(other.to_string())),
+        }
+        Ok(())
+    }
+
+    async fn update_status(&self, command: UpdateOrderStatus, unit: &mut UnitOfWork) -> Result<(), HandlerError> {
+        let mut loaded = load::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
+        let contracts = &self.deps.contracts;
+        let change = OrderCommand::ChangeStatus {
+            status: command.status,
+            runner_id: command.runner_id.clone(),
+            at: unit.cause.at,
+        };
+        match execute(&mut loaded, change, &()).await {
+            Ok(events) => unit.append(contracts, &mut loaded, &events, true).map_err(rejected)?,
+            // Asked again for the status it already has: answer as the first time,
+            // so whoever waits for the answer is not left waiting.
+            Err(OrderError::AlreadyInStatus(status)) => {
+                let order = &loaded.aggregate;
+                let reply = OrderStatusUpdated {
+                    order_id: command.order_id,
+                    status,
+                    previous_status: order.previous_status.unwrap_or(status),
+                    runner_id: order.runner_id.clone(),
+                    updated_at: order.status_times.get(&status).copied().unwrap_or(unit.cause.at),
+                };
+                unit.publish(contracts, &Message::OrderStatusUpdated(reply)).map_err(rejected)?;
+            }
+            Err(refusal) => {
+                let failed = OrderStatusUpdateFailed {
+                    order_id: command.order_id,
+                    status: command.status,
+                    reason: refusal.to_string(),
+                };
+                unit.publish(contracts, &Message::OrderStatusUpdateFailed(failed)).map_err(rejected)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn cancel(&self, command: CancelOrder, unit: &mut UnitOfWork) -> Result<(), HandlerError> {
+        let mut loaded = load::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
+        let contracts = &self.deps.contracts;
+        let cancel = OrderCommand::Cancel { reason: command.reason.clone(), at: unit.cause.at };
+        match execute(&mut loaded, cancel, &()).await {
+            Ok(events) => unit.append(contracts, &mut loaded, &events, true).map_err(rejected)?,
+            Err(OrderError::AlreadyCancelled) => {
+                let order = &loaded.aggregate;
+                let reply = OrderCancelled {
+                    order_id: command.order_id,
+                    previous_status: order.previous_status.unwrap_or(OrderStatus::Cancelled),
+                    reason: order.cancellation_reason.clone().unwrap_or(command.reason),
+                    cancelled_at: order.status_times.get(&OrderStatus::Cancelled).copied().unwrap_or(unit.cause.at),
+                };
+                unit.publish(contracts, &Message::OrderCancelled(reply)).map_err(rejected)?;
+            }
+            Err(refusal) => {
+                let failed = OrderCancellationFailed { order_id: command.order_id, reason: refusal.to_string() };
+                unit.publish(contracts, &Message::OrderCancellationFailed(failed)).map_err(rejected)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A message this service builds that breaks its own schema is a bug; the
+/// command that caused it is dead-lettered with the reason rather than retried forever.
+fn rejected(error: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Rejected(format!("the order service could not publish its answer: {error}"))
+}

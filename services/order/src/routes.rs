@@ -1,0 +1,114 @@
+//! The order queries of the HTTP API: one order, and lists by customer, runner
+//! or status (the list of available orders for runners is status `CREATED`,
+//! oldest first).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use cqrs_es::Aggregate;
+
+use campusg_domain::ids::OrderId;
+use campusg_domain::money::{Cents, DecimalAmount};
+use campusg_domain::order::{Order, OrderStatus};
+use campusg_runtime::http::ApiError;
+use campusg_runtime::store::StateQuery;
+
+use crate::OrderService;
+
+pub fn router(service: Arc<OrderService>) -> Router {
+    Router::new()
+        .route("/api/orders/{order_id}", get(get_order))
+        .route("/api/orders", get(list_orders))
+        .with_state(service)
+}
+
+async fn get_order(
+    State(service): State<Arc<OrderService>>,
+    Path(order_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let order_id = OrderId::parse(&order_id).map_err(|_| ApiError::bad_request(format!("`{order_id}` is not an order id (a UUID)")))?;
+    let (_, state) = service
+        .deps
+        .store
+        .state(Order::TYPE, &order_id.to_string())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("order {order_id} does not exist")))?;
+    let order: Order = serde_json::from_value(state).map_err(ApiError::internal)?;
+    Ok(Json(order_view(&order)))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    customer_id: Option<String>,
+    runner_id: Option<String>,
+    status: Option<String>,
+    #[serde(default)]
+    page: Option<i64>,
+    #[serde(default)]
+    page_size: Option<i64>,
+}
+
+async fn list_orders(
+    State(service): State<Arc<OrderService>>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let mut query = StateQuery::default();
+    if let Some(customer) = params.customer_id {
+        query.equals.push(("customer_id".into(), customer));
+    }
+    if let Some(runner) = params.runner_id {
+        query.equals.push(("runner_id".into(), runner));
+    }
+    if let Some(status) = params.status {
+        let status = OrderStatus::parse(&status.to_ascii_uppercase())
+            .ok_or_else(|| ApiError::bad_request(format!("`{status}` is not an order status")))?;
+        query.equals.push(("status".into(), status.as_str().to_string()));
+    }
+    let page = params.page.unwrap_or(1).max(1);
+    let page_size = params.page_size.unwrap_or(20).clamp(1, 200);
+    query.limit = Some(page_size);
+    query.offset = (page - 1) * page_size;
+    let states = service.deps.store.query_states(Order::TYPE, &query).await?;
+    let orders: Vec<Value> = states
+        .into_iter()
+        .filter_map(|state| serde_json::from_value::<Order>(state).ok())
+        .map(|order| order_view(&order))
+        .collect();
+    Ok(Json(json!({"orders": orders, "page": page, "page_size": page_size})))
+}
+
+fn decimal(cents: Cents) -> Value {
+    serde_json::to_value(DecimalAmount::from_cents(cents)).unwrap_or(Value::Null)
+}
+
+/// An order as the API shows it: amounts in cents and in major units.
+pub fn order_view(order: &Order) -> Value {
+    json!({
+        "order_id": order.order_id,
+        "customer_id": order.customer_id,
+        "runner_id": order.runner_id,
+        "status": order.status,
+        "items": order.items.iter().map(|item| json!({
+            "name": item.name,
+            "price": decimal(item.price_cents),
+            "price_cents": item.price_cents,
+            "quantity": item.quantity,
+        })).collect::<Vec<_>>(),
+        "store_location": order.store_location,
+        "delivery_location": order.delivery_location,
+        "food_fee": decimal(order.food_fee_cents),
+        "delivery_fee": decimal(order.delivery_fee_cents),
+        "total": decimal(order.total_cents),
+        "food_fee_cents": order.food_fee_cents,
+        "delivery_fee_cents": order.delivery_fee_cents,
+        "total_cents": order.total_cents,
+        "currency": order.currency,
+        "cancellation_reason": order.cancellation_reason,
+        "status_times": order.status_times,
+    })
+}

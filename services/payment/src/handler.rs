@@ -1,0 +1,92 @@
+//! How the payment service answers each command.
+
+use async_trait::async_trait;
+
+use campusg_domain::ids::PaymentId;
+use campusg_domain::messages::{Message, PaymentOperationFailed};
+use campusg_domain::payment::{GatewayError, Payment, PaymentCommand, PaymentError};
+use campusg_runtime::aggregate::{execute, load};
+use campusg_runtime::consumer::{HandlerError, MessageHandler};
+use campusg_runtime::envelope::Envelope;
+use campusg_runtime::store::{Cause, UnitOfWork};
+
+use crate::{PaymentService, CONSUMER_GROUP, SERVICE_NAME};
+
+#[async_trait]
+impl MessageHandler for PaymentService {
+    async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
+        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
+        self.handle_command(message, cause).await.map(|_| ())
+    }
+}
+
+impl PaymentService {
+    /// Runs one command, commits its outcome, and returns the message that
+    /// answers it (the HTTP API shows it to the caller).
+    pub async fn handle_command(&self, message: Message, cause: Cause) -> Result<Option<Message>, HandlerError> {
+        let at = cause.at;
+        let (order_id, command) = match message {
+            Message::AuthorizePayment(c) => (
+                c.order_id,
+                PaymentCommand::Authorize {
+                    payment_id: PaymentId::for_order(c.order_id),
+                    order_id: c.order_id,
+                    customer_id: c.customer_id,
+                    amount: c.amount_cents,
+                    currency: c.currency,
+                    payment_method: c.payment_method,
+                    at,
+                },
+            ),
+            Message::VoidPayment(c) => (c.order_id, PaymentCommand::Void { reason: c.reason, at }),
+            Message::CapturePayment(c) => (c.order_id, PaymentCommand::Capture { at }),
+            _ => return Ok(None),
+        };
+        let payment_id = PaymentId::for_order(order_id);
+        let mut loaded = load::<Payment>(self.deps.store.as_ref(), &payment_id.to_string()).await?;
+        let mut unit = UnitOfWork::new(cause);
+        let contracts = &self.deps.contracts;
+        let is_void = matches!(command, PaymentCommand::Void { .. });
+        let answer = match execute(&mut loaded, command, &self.gateway).await {
+            Ok(events) => {
+                unit.append(contracts, &mut loaded, &events, true).map_err(published)?;
+                events.last().cloned().map(Message::from)
+            }
+            Err(PaymentError::Gateway(GatewayError::Unavailable(reason))) => {
+                return Err(HandlerError::Transient(anyhow::anyhow!("payment processor unavailable: {reason}")));
+            }
+            Err(refusal) => {
+                // A command repeated after it succeeded gets the same answer again.
+                let repeated = match (&refusal, &loaded.aggregate.last_event) {
+                    (PaymentError::AlreadyAttempted(_), Some(last)) => Some(Message::from(last.clone())),
+                    (PaymentError::CannotVoid(_), Some(last @ campusg_domain::payment::PaymentEvent::Voided(_))) => {
+                        Some(Message::from(last.clone()))
+                    }
+                    (PaymentError::CannotCapture(_), Some(last @ campusg_domain::payment::PaymentEvent::Captured(_))) => {
+                        Some(Message::from(last.clone()))
+                    }
+                    _ => None,
+                };
+                let answer = repeated.unwrap_or_else(|| {
+                    let failed = PaymentOperationFailed { order_id, reason: refusal.to_string() };
+                    if is_void {
+                        Message::PaymentVoidFailed(failed)
+                    } else {
+                        Message::PaymentCaptureFailed(failed)
+                    }
+                });
+                if matches!(refusal, PaymentError::AmountNotPositive(_)) {
+                    return Err(HandlerError::Rejected(refusal.to_string()));
+                }
+                unit.publish(contracts, &answer).map_err(published)?;
+                Some(answer)
+            }
+        };
+        self.deps.store.commit(unit).await?;
+        Ok(answer)
+    }
+}
+
+fn published(error: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Rejected(format!("the payment service could not publish its answer: {error}"))
+}

@@ -1,0 +1,156 @@
+//! `/payments`: authorize, release (void), capture, and read payments. Each POST
+//! runs the same command a message on `payment_commands` would.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cqrs_es::Aggregate;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use campusg_domain::ids::{OrderId, PaymentId, UserId};
+use campusg_domain::messages::{AuthorizePayment, CapturePayment, Message, VoidPayment};
+use campusg_domain::money::{DecimalAmount, DEFAULT_CURRENCY};
+use campusg_domain::payment::Payment;
+use campusg_runtime::consumer::HandlerError;
+use campusg_runtime::http::{ApiError, JsonBody};
+use campusg_runtime::store::{Cause, StateQuery};
+
+use crate::{PaymentService, SERVICE_NAME};
+
+pub fn router(service: Arc<PaymentService>) -> Router {
+    Router::new()
+        .route("/payments", get(list_payments))
+        .route("/payments/authorize", post(authorize))
+        .route("/payments/release", post(release))
+        .route("/payments/capture", post(capture))
+        .route("/payments/{payment_id}", get(get_payment))
+        .with_state(service)
+}
+
+#[derive(Deserialize)]
+struct AuthorizeRequest {
+    order_id: OrderId,
+    customer_id: UserId,
+    /// In major units, like every amount in the API.
+    amount: DecimalAmount,
+    currency: Option<String>,
+    payment_method: String,
+}
+
+#[derive(Deserialize)]
+struct OrderRequest {
+    order_id: OrderId,
+    reason: Option<String>,
+}
+
+async fn run(service: &PaymentService, message: Message) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let order_id = message.order_id().expect("payment commands name their order");
+    let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, service.deps.clock.now());
+    let answer = service.handle_command(message, cause).await.map_err(|error| match error {
+        HandlerError::Rejected(reason) => ApiError::unprocessable(reason),
+        HandlerError::Transient(error) => match error.downcast::<campusg_runtime::store::StoreError>() {
+            Ok(store_error) => store_error.into(),
+            Err(other) => ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "retry", message: other.to_string() },
+        },
+    })?;
+    match answer {
+        Some(Message::PaymentVoidFailed(failed)) | Some(Message::PaymentCaptureFailed(failed)) => {
+            Err(ApiError::conflict(failed.reason))
+        }
+        Some(Message::PaymentFailed(failed)) => Ok((
+            StatusCode::PAYMENT_REQUIRED,
+            Json(read_payment(service, PaymentId::for_order(failed.order_id)).await?),
+        )),
+        _ => Ok((StatusCode::OK, Json(read_payment(service, PaymentId::for_order(order_id)).await?))),
+    }
+}
+
+async fn authorize(
+    State(service): State<Arc<PaymentService>>,
+    JsonBody(request): JsonBody<AuthorizeRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let amount_cents = request.amount.to_cents().map_err(|e| ApiError::unprocessable(format!("amount: {e}")))?;
+    let message = Message::AuthorizePayment(AuthorizePayment {
+        order_id: request.order_id,
+        customer_id: request.customer_id,
+        amount_cents,
+        currency: request.currency.unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
+        payment_method: request.payment_method,
+    });
+    run(&service, message).await
+}
+
+/// The seeds' "release": void the authorization, so no money moves.
+async fn release(
+    State(service): State<Arc<PaymentService>>,
+    JsonBody(request): JsonBody<OrderRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let reason = request.reason.unwrap_or_else(|| "released through the API".to_string());
+    run(&service, Message::VoidPayment(VoidPayment { order_id: request.order_id, reason })).await
+}
+
+async fn capture(
+    State(service): State<Arc<PaymentService>>,
+    JsonBody(request): JsonBody<OrderRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    run(&service, Message::CapturePayment(CapturePayment { order_id: request.order_id })).await
+}
+
+async fn read_payment(service: &PaymentService, payment_id: PaymentId) -> Result<Value, ApiError> {
+    let (_, state) = service
+        .deps
+        .store
+        .state(Payment::TYPE, &payment_id.to_string())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("payment {payment_id} does not exist")))?;
+    Ok(payment_view(state))
+}
+
+/// The read model without the bookkeeping field the aggregate keeps for replies.
+fn payment_view(mut state: Value) -> Value {
+    if let Some(object) = state.as_object_mut() {
+        object.remove("last_event");
+    }
+    state
+}
+
+async fn get_payment(
+    State(service): State<Arc<PaymentService>>,
+    Path(payment_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let payment_id = PaymentId::parse(&payment_id)
+        .map_err(|_| ApiError::bad_request(format!("`{payment_id}` is not a payment id (a UUID)")))?;
+    Ok(Json(read_payment(&service, payment_id).await?))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    order_id: Option<String>,
+    customer_id: Option<String>,
+    status: Option<String>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+async fn list_payments(
+    State(service): State<Arc<PaymentService>>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let mut query = StateQuery::default();
+    for (field, value) in [("order_id", params.order_id), ("customer_id", params.customer_id), ("status", params.status.map(|s| s.to_ascii_uppercase()))] {
+        if let Some(value) = value {
+            query.equals.push((field.to_string(), value));
+        }
+    }
+    let page = params.page.unwrap_or(1).max(1);
+    let page_size = params.page_size.unwrap_or(20).clamp(1, 200);
+    query.limit = Some(page_size);
+    query.offset = (page - 1) * page_size;
+    let payments: Vec<Value> =
+        service.deps.store.query_states(Payment::TYPE, &query).await?.into_iter().map(payment_view).collect();
+    Ok(Json(json!({"payments": payments, "page": page, "page_size": page_size})))
+}

@@ -1,0 +1,118 @@
+//! `/users`: register, read and update users.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use cqrs_es::Aggregate;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use campusg_domain::ids::UserId;
+use campusg_domain::messages::{CreateUser, Message, UpdateUser};
+use campusg_domain::user::{User, UserError};
+use campusg_runtime::consumer::HandlerError;
+use campusg_runtime::http::{ApiError, JsonBody};
+use campusg_runtime::store::{Cause, StateQuery};
+
+use crate::handler::CommandError;
+use crate::{UserService, SERVICE_NAME};
+
+pub fn router(service: Arc<UserService>) -> Router {
+    Router::new()
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/{user_id}", get(get_user).put(update_user).patch(update_user))
+        .with_state(service)
+}
+
+fn parse_user_id(text: &str) -> Result<UserId, ApiError> {
+    UserId::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+async fn read_user(service: &UserService, user_id: &UserId) -> Result<Value, ApiError> {
+    let (_, state) = service
+        .deps
+        .store
+        .state(User::TYPE, user_id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("user {user_id} does not exist")))?;
+    Ok(state)
+}
+
+fn command_error(error: CommandError) -> ApiError {
+    match error {
+        CommandError::Refused(UserError::AlreadyRegistered(id)) => ApiError::conflict(format!("user {id} already exists")),
+        CommandError::Refused(UserError::NotFound(id)) => ApiError::not_found(format!("user {id} does not exist")),
+        CommandError::Refused(refusal) => ApiError::unprocessable(refusal.to_string()),
+        CommandError::Handler(HandlerError::Transient(error)) => match error.downcast::<campusg_runtime::store::StoreError>() {
+            Ok(store_error) => store_error.into(),
+            Err(other) => ApiError::internal(other),
+        },
+        CommandError::Handler(HandlerError::Rejected(reason)) => ApiError::internal(reason),
+    }
+}
+
+fn request_cause(service: &UserService) -> Cause {
+    Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, service.deps.clock.now())
+}
+
+async fn create_user(
+    State(service): State<Arc<UserService>>,
+    JsonBody(details): JsonBody<CreateUser>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let user_id = details.user_id.clone();
+    service.handle_command(Message::CreateUser(details), request_cause(&service)).await.map_err(command_error)?;
+    Ok((StatusCode::CREATED, Json(read_user(&service, &user_id).await?)))
+}
+
+/// The body of an update: any of the user's details; the id comes from the path.
+#[derive(Deserialize)]
+struct UserChanges {
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    payment_method: Option<String>,
+    payout_account: Option<String>,
+}
+
+async fn update_user(
+    State(service): State<Arc<UserService>>,
+    Path(user_id): Path<String>,
+    JsonBody(changes): JsonBody<UserChanges>,
+) -> Result<Json<Value>, ApiError> {
+    let user_id = parse_user_id(&user_id)?;
+    let update = UpdateUser {
+        user_id: user_id.clone(),
+        name: changes.name,
+        email: changes.email,
+        phone: changes.phone,
+        payment_method: changes.payment_method,
+        payout_account: changes.payout_account,
+    };
+    service.handle_command(Message::UpdateUser(update), request_cause(&service)).await.map_err(command_error)?;
+    Ok(Json(read_user(&service, &user_id).await?))
+}
+
+async fn get_user(State(service): State<Arc<UserService>>, Path(user_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let user_id = parse_user_id(&user_id)?;
+    Ok(Json(read_user(&service, &user_id).await?))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+async fn list_users(
+    State(service): State<Arc<UserService>>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let page = params.page.unwrap_or(1).max(1);
+    let page_size = params.page_size.unwrap_or(20).clamp(1, 200);
+    let query = StateQuery { limit: Some(page_size), offset: (page - 1) * page_size, ..StateQuery::default() };
+    let users = service.deps.store.query_states(User::TYPE, &query).await?;
+    Ok(Json(json!({"users": users, "page": page, "page_size": page_size})))
+}

@@ -1,0 +1,16 @@
+//! The `campusg` binary's library: it wires the services together and runs them.
+//! Nothing here decides anything about orders or money; that is `domain/`.
+//!
+//! - [`settings`]: typed configuration from flags and environment variables.
+//! - [`startup`]: builds the whole system (bus, stores, services, HTTP API) and
+//!   runs it until shutdown.
+//! - [`operate`]: what an operator does by hand: publish a message, tail a topic,
+//!   reset a consumer group.
+//! - [`openapi`]: the OpenAPI document the API serves.
+
+#![forbid(unsafe_code)]
+
+pub mod openapi;
+pub mod operate;
+pub mod settings;
+pub mod startup;

@@ -1,0 +1,95 @@
+//! Typed settings. Every value comes from a flag or an environment variable
+//! (`clap` reads both); the defaults are for running embedded on a laptop.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
+use campusg_domain::order::OrderRules;
+
+/// The parts of the system one process can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Role {
+    /// The HTTP API.
+    Api,
+    Order,
+    User,
+    Payment,
+    Escrow,
+    /// The saga orchestrator.
+    Sagas,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [Role::Api, Role::Order, Role::User, Role::Payment, Role::Escrow, Role::Sagas];
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
+    /// Where the embedded log and the services' SQLite event stores live.
+    #[arg(long, env = "CAMPUSG_DATA_DIR", default_value = "./campusg-data")]
+    pub data_dir: PathBuf,
+
+    #[arg(long, env = "CAMPUSG_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// The HTTP port; 0 picks a free one.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Which parts to run (all, unless listed).
+    #[arg(long = "role", value_enum, value_delimiter = ',', env = "CAMPUSG_ROLES")]
+    pub roles: Vec<Role>,
+
+    /// The highest delivery fee a customer may offer, in major units.
+    #[arg(long, env = "CAMPUSG_MAX_DELIVERY_FEE", default_value = "20.00", value_parser = parse_amount)]
+    pub max_delivery_fee: Cents,
+
+    /// The most escrow holds for one order, in major units; a larger total is refused.
+    #[arg(long, env = "CAMPUSG_ESCROW_HOLD_LIMIT", default_value = "500.00", value_parser = parse_amount)]
+    pub escrow_hold_limit: Cents,
+
+    #[arg(long, env = "CAMPUSG_CURRENCY", default_value = DEFAULT_CURRENCY)]
+    pub currency: String,
+}
+
+fn parse_amount(text: &str) -> Result<Cents, String> {
+    let cents = DecimalAmount::parse(text).to_cents().map_err(|e| e.to_string())?;
+    if cents.is_negative() {
+        return Err(format!("{text} is negative"));
+    }
+    Ok(cents)
+}
+
+impl Settings {
+    /// Settings for running everything embedded in `data_dir` on a free port.
+    pub fn embedded(data_dir: PathBuf) -> Settings {
+        Settings {
+            data_dir,
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            roles: Vec::new(),
+            max_delivery_fee: Cents(2000),
+            escrow_hold_limit: Cents(50_000),
+            currency: DEFAULT_CURRENCY.to_string(),
+        }
+    }
+
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.is_empty() || self.roles.contains(&role)
+    }
+
+    pub fn order_rules(&self) -> OrderRules {
+        OrderRules { max_delivery_fee: self.max_delivery_fee, currency: self.currency.clone() }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.join("log.db")
+    }
+
+    pub fn store_path(&self, service: &str) -> PathBuf {
+        self.data_dir.join(format!("{service}.db"))
+    }
+}

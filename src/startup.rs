@@ -1,0 +1,177 @@
+//! Builds the system from [`Settings`] and runs it until shutdown.
+//!
+//! Embedded mode: one SQLite log (`log.db`) and one SQLite event store per
+//! service (`order.db`, `user.db`, ...) under the data directory. Each service
+//! runs its consumer and its outbox relay; the HTTP API serves every service's
+//! routes. [`Application::build`] binds the listener (port 0 works), so tests
+//! start the real system on a random port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use campusg_escrow::EscrowService;
+use campusg_order::OrderService;
+use campusg_payment::sandbox::SandboxGateway;
+use campusg_payment::PaymentService;
+use campusg_runtime::bus::MessageBus;
+use campusg_runtime::clock::Clock;
+use campusg_runtime::consumer::Consumer;
+use campusg_runtime::embedded_log::EmbeddedLog;
+use campusg_runtime::http::ApiError;
+use campusg_runtime::outbox::run_outbox_relay;
+use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::sqlite_store::SqliteEventStore;
+use campusg_runtime::store::{Contracts, EventStore};
+use campusg_sagas::SagaOrchestrator;
+use campusg_user::UserService;
+
+use crate::settings::{Role, Settings};
+
+/// How long shutdown waits for consumers and relays to reach a safe point.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(15);
+
+pub struct Application {
+    listener: Option<TcpListener>,
+    address: SocketAddr,
+    router: Router,
+    bus: Arc<dyn MessageBus>,
+    contracts: Arc<Contracts>,
+    consumers: Vec<Consumer>,
+    relays: Vec<(&'static str, Arc<dyn EventStore>)>,
+    sandbox: Arc<SandboxGateway>,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
+        let contracts = Arc::new(Contracts::builtin());
+        let log = EmbeddedLog::open(&settings.log_path(), &contracts.topics)
+            .await
+            .with_context(|| format!("cannot open the embedded log at {}", settings.log_path().display()))?;
+        let bus: Arc<dyn MessageBus> = Arc::new(log);
+
+        let mut deps_of = Vec::new();
+        for service in ["order", "user", "payment", "escrow", "sagas"] {
+            let path = settings.store_path(service);
+            let store = SqliteEventStore::open(&path)
+                .await
+                .with_context(|| format!("cannot open the {service} event store at {}", path.display()))?;
+            let store: Arc<dyn EventStore> = Arc::new(store);
+            deps_of.push(ServiceDeps { store, contracts: contracts.clone(), clock: clock.clone() });
+        }
+        let [order_deps, user_deps, payment_deps, escrow_deps, saga_deps]: [ServiceDeps; 5] =
+            deps_of.try_into().unwrap_or_else(|_| unreachable!("five stores were opened"));
+
+        let sandbox = Arc::new(SandboxGateway::new());
+        let orders = OrderService::new(order_deps.clone(), settings.order_rules());
+        let users = UserService::new(user_deps.clone());
+        let payments = PaymentService::new(payment_deps.clone(), sandbox.clone());
+        let escrows = EscrowService::new(escrow_deps.clone(), settings.escrow_hold_limit);
+        let sagas = SagaOrchestrator::new(saga_deps.clone(), settings.order_rules());
+
+        let mut consumers = Vec::new();
+        let mut relays = Vec::new();
+        let api = settings.runs(Role::Api);
+        for (role, name, deps, consumer) in [
+            (Role::Order, "order", &order_deps, orders.consumer(bus.clone())),
+            (Role::User, "user", &user_deps, users.consumer(bus.clone())),
+            (Role::Payment, "payment", &payment_deps, payments.consumer(bus.clone())),
+            (Role::Escrow, "escrow", &escrow_deps, escrows.consumer(bus.clone())),
+            (Role::Sagas, "sagas", &saga_deps, sagas.consumer(bus.clone())),
+        ] {
+            if settings.runs(role) {
+                consumers.push(consumer);
+            }
+            // The API writes to every store, so it relays every outbox too.
+            if settings.runs(role) || api {
+                relays.push((name, deps.store.clone()));
+            }
+        }
+
+        let router = Router::new()
+            .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+            .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+            .merge(campusg_order::router(orders))
+            .merge(campusg_user::router(users))
+            .merge(campusg_payment::router(payments))
+            .merge(campusg_escrow::router(escrows))
+            .merge(campusg_sagas::router(sagas))
+            .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
+            .layer(axum::middleware::from_fn(log_request));
+
+        let (listener, address) = if api {
+            let listener = TcpListener::bind((settings.host, settings.port))
+                .await
+                .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+            let address = listener.local_addr()?;
+            (Some(listener), address)
+        } else {
+            (None, SocketAddr::from((settings.host, 0)))
+        };
+        Ok(Application { listener, address, router, bus, contracts, consumers, relays, sandbox })
+    }
+
+    /// The address the HTTP API listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn bus(&self) -> Arc<dyn MessageBus> {
+        self.bus.clone()
+    }
+
+    pub fn contracts(&self) -> Arc<Contracts> {
+        self.contracts.clone()
+    }
+
+    /// The built-in card processor, to see what it charged.
+    pub fn sandbox(&self) -> Arc<SandboxGateway> {
+        self.sandbox.clone()
+    }
+
+    /// Runs every part until `shutdown` is cancelled, then waits for each to stop
+    /// at a safe point.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        for consumer in self.consumers {
+            tracker.spawn(consumer.run(shutdown.clone()));
+        }
+        for (name, store) in self.relays {
+            tracker.spawn(run_outbox_relay(name, store, self.bus.clone(), shutdown.clone()));
+        }
+        if let Some(listener) = self.listener {
+            tracing::info!(address = %self.address, "HTTP API listening");
+            let stop = shutdown.clone();
+            let server = axum::serve(listener, self.router).with_graceful_shutdown(async move { stop.cancelled().await });
+            tracker.spawn(async move {
+                if let Err(error) = server.await {
+                    tracing::error!(error = %error, "the HTTP server stopped");
+                }
+            });
+        }
+        tracker.close();
+        shutdown.cancelled().await;
+        tracing::info!("shutting down");
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait()).await.is_err() {
+            anyhow::bail!("some tasks did not stop within {SHUTDOWN_DEADLINE:?}");
+        }
+        Ok(())
+    }
+}
+
+/// Logs each request with its method, path and status.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
+    response
+}
