@@ -18,7 +18,11 @@ use campusg_runtime::embedded_log::EmbeddedLog;
 use campusg_runtime::store::Contracts;
 
 #[derive(Parser)]
-#[command(name = "campusg", version, about = "Campus food delivery: event-sourced services and sagas over a Kafka-shaped log")]
+#[command(
+    name = "campusg",
+    version,
+    about = "Campus food delivery: event-sourced services and sagas over a Kafka-shaped log"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -102,9 +106,14 @@ enum TopicsCommand {
     },
 }
 
-async fn open_log(data_dir: &std::path::Path, contracts: &Contracts) -> anyhow::Result<EmbeddedLog> {
+async fn open_log(
+    data_dir: &std::path::Path,
+    contracts: &Contracts,
+) -> anyhow::Result<EmbeddedLog> {
     let path = data_dir.join("log.db");
-    EmbeddedLog::open(&path, &contracts.topics).await.with_context(|| format!("cannot open the log at {}", path.display()))
+    EmbeddedLog::open(&path, &contracts.topics)
+        .await
+        .with_context(|| format!("cannot open the log at {}", path.display()))
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -112,8 +121,9 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler can be installed");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("a SIGTERM handler can be installed");
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -150,14 +160,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
             });
             app.run_until_stopped(shutdown).await
         }
-        Command::Publish { topic, message, file, key, data_dir } => {
+        Command::Publish {
+            topic,
+            message,
+            file,
+            key,
+            data_dir,
+        } => {
             campusg_runtime::telemetry::init("warn");
             let input = match (message, file) {
                 (Some(message), _) => message,
-                (None, Some(file)) => std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?,
+                (None, Some(file)) => std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?,
                 (None, None) => {
                     let mut input = String::new();
-                    std::io::stdin().read_to_string(&mut input).context("cannot read standard input")?;
+                    std::io::stdin()
+                        .read_to_string(&mut input)
+                        .context("cannot read standard input")?;
                     input
                 }
             };
@@ -167,10 +186,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
             anyhow::ensure!(!messages.is_empty(), "no message given");
             let mut failed = 0;
             for raw in messages {
-                match operate::publish(&log, &contracts, &topic, &raw, key.as_deref(), SystemClock.now()).await {
+                match operate::publish(
+                    &log,
+                    &contracts,
+                    &topic,
+                    &raw,
+                    key.as_deref(),
+                    SystemClock.now(),
+                )
+                .await
+                {
                     Ok((envelope, position)) => println!(
                         "published {} id={} correlation_id={} to {}[{}]@{}",
-                        envelope.message_type, envelope.id, envelope.correlation_id, position.topic, position.partition, position.offset
+                        envelope.message_type,
+                        envelope.id,
+                        envelope.correlation_id,
+                        position.topic,
+                        position.partition,
+                        position.offset
                     ),
                     Err(error) => {
                         failed += 1;
@@ -181,19 +214,44 @@ async fn run(command: Command) -> anyhow::Result<()> {
             anyhow::ensure!(failed == 0, "{failed} message(s) were not published");
             Ok(())
         }
-        Command::Tail { topics, from_beginning, follow, format, max, data_dir } => {
+        Command::Tail {
+            topics,
+            from_beginning,
+            follow,
+            format,
+            max,
+            data_dir,
+        } => {
             campusg_runtime::telemetry::init("warn");
             let contracts = Contracts::builtin();
             for topic in &topics {
-                anyhow::ensure!(contracts.topics.get(topic).is_some(), "topic `{topic}` is not in topics.toml");
+                anyhow::ensure!(
+                    contracts.topics.get(topic).is_some(),
+                    "topic `{topic}` is not in topics.toml"
+                );
             }
             let log = open_log(&data_dir, &contracts).await?;
-            let options = TailOptions { topics, from_beginning, follow, format, max_records: max };
+            let options = TailOptions {
+                topics,
+                from_beginning,
+                follow,
+                format,
+                max_records: max,
+            };
             let mut stdout = std::io::stdout();
             operate::tail(&log, &options, &mut stdout, shutdown_signal()).await?;
             Ok(())
         }
-        Command::Groups { command: GroupsCommand::Reset { group, topic, partition, to, data_dir } } => {
+        Command::Groups {
+            command:
+                GroupsCommand::Reset {
+                    group,
+                    topic,
+                    partition,
+                    to,
+                    data_dir,
+                },
+        } => {
             campusg_runtime::telemetry::init("warn");
             let contracts = Contracts::builtin();
             let log = open_log(&data_dir, &contracts).await?;
@@ -201,14 +259,26 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("group {group} on {topic}: offsets reset to {to:?}");
             Ok(())
         }
-        Command::Topics { command: TopicsCommand::List { data_dir } } => {
+        Command::Topics {
+            command: TopicsCommand::List { data_dir },
+        } => {
             campusg_runtime::telemetry::init("warn");
             let contracts = Contracts::builtin();
             let log = open_log(&data_dir, &contracts).await?;
-            println!("{:<22} {:>10} {:>10}  message types", "topic", "partitions", "records");
+            println!(
+                "{:<22} {:>10} {:>10}  message types",
+                "topic", "partitions", "records"
+            );
             for (name, partitions, watermarks) in log.describe().await? {
-                let types = contracts.topics.get(&name).map(|t| t.messages.join(", ")).unwrap_or_default();
-                println!("{name:<22} {partitions:>10} {:>10}  {types}", watermarks.iter().sum::<i64>());
+                let types = contracts
+                    .topics
+                    .get(&name)
+                    .map(|t| t.messages.join(", "))
+                    .unwrap_or_default();
+                println!(
+                    "{name:<22} {partitions:>10} {:>10}  {types}",
+                    watermarks.iter().sum::<i64>()
+                );
             }
             Ok(())
         }

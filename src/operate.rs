@@ -7,7 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use campusg_runtime::bus::{BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom, Subscription};
+use campusg_runtime::bus::{
+    BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom,
+    Subscription,
+};
 use campusg_runtime::envelope::{Envelope, EnvelopeError};
 use campusg_runtime::store::Contracts;
 
@@ -18,7 +21,11 @@ pub enum PublishError {
     #[error(transparent)]
     Invalid(#[from] EnvelopeError),
     #[error("`{message_type}` does not belong on `{topic}`; {hint}")]
-    WrongTopic { message_type: String, topic: String, hint: String },
+    WrongTopic {
+        message_type: String,
+        topic: String,
+        hint: String,
+    },
     #[error(transparent)]
     Bus(#[from] BusError),
 }
@@ -33,14 +40,21 @@ pub async fn publish(
     key: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(Envelope, RecordPosition), PublishError> {
-    let spec = contracts.topics.get(topic).ok_or_else(|| PublishError::UnknownTopic(topic.to_string()))?;
+    let spec = contracts
+        .topics
+        .get(topic)
+        .ok_or_else(|| PublishError::UnknownTopic(topic.to_string()))?;
     let envelope = Envelope::parse(raw, &contracts.schemas, now)?;
     if !spec.messages.contains(&envelope.message_type) {
         let hint = match contracts.topics.topic_for(&envelope.message_type) {
             Some(right) => format!("it goes on `{}`", right.name),
             None => "no topic carries it".to_string(),
         };
-        return Err(PublishError::WrongTopic { message_type: envelope.message_type.clone(), topic: topic.to_string(), hint });
+        return Err(PublishError::WrongTopic {
+            message_type: envelope.message_type.clone(),
+            topic: topic.to_string(),
+            hint,
+        });
     }
     envelope.decode()?;
     let mut record = OutgoingRecord::from_envelope(topic, &envelope);
@@ -56,7 +70,12 @@ pub fn split_messages(input: &str) -> Vec<String> {
     if serde_json::from_str::<Value>(input).is_ok() {
         return vec![input.trim().to_string()];
     }
-    input.lines().map(str::trim).filter(|line| !line.is_empty()).map(str::to_string).collect()
+    input
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -84,8 +103,18 @@ pub async fn tail(
     out: &mut (dyn Write + Send),
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<usize> {
-    let start = if options.from_beginning { StartFrom::Earliest } else { StartFrom::Latest };
-    let mut consumer = bus.subscribe(Subscription { group: None, topics: options.topics.clone(), start }).await?;
+    let start = if options.from_beginning {
+        StartFrom::Earliest
+    } else {
+        StartFrom::Latest
+    };
+    let mut consumer = bus
+        .subscribe(Subscription {
+            group: None,
+            topics: options.topics.clone(),
+            start,
+        })
+        .await?;
     let mut printed = 0;
     tokio::pin!(stop);
     loop {
@@ -107,12 +136,20 @@ pub async fn tail(
     }
 }
 
-fn write_record(out: &mut (dyn Write + Send), record: &Record, format: TailFormat) -> std::io::Result<()> {
-    let value: Value = serde_json::from_str(&record.value).unwrap_or_else(|_| Value::String(record.value.clone()));
+fn write_record(
+    out: &mut (dyn Write + Send),
+    record: &Record,
+    format: TailFormat,
+) -> std::io::Result<()> {
+    let value: Value =
+        serde_json::from_str(&record.value).unwrap_or_else(|_| Value::String(record.value.clone()));
     match format {
         TailFormat::Json => {
-            let headers: serde_json::Map<String, Value> =
-                record.headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let headers: serde_json::Map<String, Value> = record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             let line = json!({
                 "topic": record.topic,
                 "partition": record.partition,
@@ -125,7 +162,11 @@ fn write_record(out: &mut (dyn Write + Send), record: &Record, format: TailForma
             writeln!(out, "{line}")
         }
         TailFormat::Text => {
-            let headers: Vec<String> = record.headers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let headers: Vec<String> = record
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             writeln!(
                 out,
                 "── {}[{}]@{}  key={}  {}",
@@ -136,7 +177,8 @@ fn write_record(out: &mut (dyn Write + Send), record: &Record, format: TailForma
                 record.timestamp.to_rfc3339()
             )?;
             writeln!(out, "   {}", headers.join("  "))?;
-            let pretty = serde_json::to_string_pretty(&value).unwrap_or_else(|_| record.value.clone());
+            let pretty =
+                serde_json::to_string_pretty(&value).unwrap_or_else(|_| record.value.clone());
             for line in pretty.lines() {
                 writeln!(out, "   {line}")?;
             }

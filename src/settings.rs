@@ -23,7 +23,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [Role::Api, Role::Order, Role::User, Role::Payment, Role::Escrow, Role::Sagas];
+    pub const ALL: [Role; 6] = [
+        Role::Api,
+        Role::Order,
+        Role::User,
+        Role::Payment,
+        Role::Escrow,
+        Role::Sagas,
+    ];
 }
 
 #[derive(Clone, Debug, Args)]
@@ -40,7 +47,12 @@ pub struct Settings {
     pub port: u16,
 
     /// Which parts to run (all, unless listed).
-    #[arg(long = "role", value_enum, value_delimiter = ',', env = "CAMPUSG_ROLES")]
+    #[arg(
+        long = "role",
+        value_enum,
+        value_delimiter = ',',
+        env = "CAMPUSG_ROLES"
+    )]
     pub roles: Vec<Role>,
 
     /// The highest delivery fee a customer may offer, in major units.
@@ -56,7 +68,9 @@ pub struct Settings {
 }
 
 fn parse_amount(text: &str) -> Result<Cents, String> {
-    let cents = DecimalAmount::parse(text).to_cents().map_err(|e| e.to_string())?;
+    let cents = DecimalAmount::parse(text)
+        .to_cents()
+        .map_err(|e| e.to_string())?;
     if cents.is_negative() {
         return Err(format!("{text} is negative"));
     }
@@ -82,7 +96,10 @@ impl Settings {
     }
 
     pub fn order_rules(&self) -> OrderRules {
-        OrderRules { max_delivery_fee: self.max_delivery_fee, currency: self.currency.clone() }
+        OrderRules {
+            max_delivery_fee: self.max_delivery_fee,
+            currency: self.currency.clone(),
+        }
     }
 
     pub fn log_path(&self) -> PathBuf {

@@ -57,7 +57,10 @@ uuid_id!(
 impl OrderId {
     /// The order a create-order saga creates when its command does not name one.
     pub fn for_saga(saga_id: SagaId) -> OrderId {
-        OrderId(Uuid::new_v5(&CAMPUSG_NAMESPACE, format!("order:{saga_id}").as_bytes()))
+        OrderId(Uuid::new_v5(
+            &CAMPUSG_NAMESPACE,
+            format!("order:{saga_id}").as_bytes(),
+        ))
     }
 }
 
@@ -67,20 +70,29 @@ impl SagaId {
     pub fn from_correlation(correlation_id: &str) -> SagaId {
         match Uuid::parse_str(correlation_id) {
             Ok(uuid) => SagaId(uuid),
-            Err(_) => SagaId(Uuid::new_v5(&CAMPUSG_NAMESPACE, format!("saga:{correlation_id}").as_bytes())),
+            Err(_) => SagaId(Uuid::new_v5(
+                &CAMPUSG_NAMESPACE,
+                format!("saga:{correlation_id}").as_bytes(),
+            )),
         }
     }
 }
 
 impl PaymentId {
     pub fn for_order(order_id: OrderId) -> PaymentId {
-        PaymentId(Uuid::new_v5(&CAMPUSG_NAMESPACE, format!("payment:{order_id}").as_bytes()))
+        PaymentId(Uuid::new_v5(
+            &CAMPUSG_NAMESPACE,
+            format!("payment:{order_id}").as_bytes(),
+        ))
     }
 }
 
 impl EscrowId {
     pub fn for_order(order_id: OrderId) -> EscrowId {
-        EscrowId(Uuid::new_v5(&CAMPUSG_NAMESPACE, format!("escrow:{order_id}").as_bytes()))
+        EscrowId(Uuid::new_v5(
+            &CAMPUSG_NAMESPACE,
+            format!("escrow:{order_id}").as_bytes(),
+        ))
     }
 }
 
@@ -97,7 +109,9 @@ impl UserId {
     pub fn parse(text: &str) -> Result<UserId, InvalidUserId> {
         let valid = !text.is_empty()
             && text.len() <= 64
-            && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if valid {
             Ok(UserId(text.to_string()))
         } else {

@@ -586,8 +586,13 @@ mod tests {
             }
         });
         let message: Message = serde_json::from_value(wire).unwrap();
-        let Message::CreateOrder(command) = message else { panic!("not create_order") };
-        assert_eq!(command.order_details.food_items[0].price.to_cents(), Ok(Cents(1299)));
+        let Message::CreateOrder(command) = message else {
+            panic!("not create_order")
+        };
+        assert_eq!(
+            command.order_details.food_items[0].price.to_cents(),
+            Ok(Cents(1299))
+        );
         assert_eq!(command.order_id, None);
     }
 

@@ -1,1 +1,11 @@
-//! placeholder
+//! Scenario tests: the whole system, started for real (embedded, on a random
+//! port, in a fresh data directory), driven through its HTTP API and its topics.
+//!
+//! One test binary with a module per capability, so the suite links once.
+
+mod helpers;
+
+mod bad_requests;
+mod create_order;
+mod hand_published;
+mod restart;

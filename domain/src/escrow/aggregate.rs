@@ -40,8 +40,14 @@ pub enum EscrowCommand {
         limit: Cents,
         at: DateTime<Utc>,
     },
-    Release { runner_id: UserId, at: DateTime<Utc> },
-    Refund { reason: String, at: DateTime<Utc> },
+    Release {
+        runner_id: UserId,
+        at: DateTime<Utc>,
+    },
+    Refund {
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -112,11 +118,22 @@ pub struct Escrow {
 impl Escrow {
     pub fn decide(&self, command: EscrowCommand) -> Result<Vec<EscrowEvent>, EscrowError> {
         match command {
-            EscrowCommand::Hold { escrow_id, order_id, customer_id, food_fee, delivery_fee, currency, limit, at } => {
+            EscrowCommand::Hold {
+                escrow_id,
+                order_id,
+                customer_id,
+                food_fee,
+                delivery_fee,
+                currency,
+                limit,
+                at,
+            } => {
                 if let Some(status) = self.status {
                     return Err(EscrowError::AlreadyHeld(status));
                 }
-                let amount = food_fee.checked_add(delivery_fee).unwrap_or(Cents(i64::MAX));
+                let amount = food_fee
+                    .checked_add(delivery_fee)
+                    .unwrap_or(Cents(i64::MAX));
                 if amount <= Cents::ZERO || food_fee.is_negative() || delivery_fee.is_negative() {
                     return Err(EscrowError::AmountNotPositive(amount));
                 }
@@ -155,7 +172,10 @@ impl Escrow {
                 Ok(vec![EscrowEvent::Refunded(FundsRefunded {
                     escrow_id,
                     order_id,
-                    customer_id: self.customer_id.clone().expect("held funds have a customer"),
+                    customer_id: self
+                        .customer_id
+                        .clone()
+                        .expect("held funds have a customer"),
                     amount_cents: self.amount_cents,
                     reason,
                     refunded_at: at,
@@ -284,7 +304,10 @@ mod aggregate_tests {
         TestFramework::<Escrow>::with(())
             .given_no_previous_events()
             .when(hold(Cents(1000)))
-            .then_expect_error(EscrowError::AboveLimit { amount: Cents(1499), limit: Cents(1000) });
+            .then_expect_error(EscrowError::AboveLimit {
+                amount: Cents(1499),
+                limit: Cents(1000),
+            });
     }
 
     #[test]
@@ -299,7 +322,10 @@ mod aggregate_tests {
     fn held_funds_are_released_to_the_runner_in_full() {
         TestFramework::<Escrow>::with(())
             .given(vec![held()])
-            .when(EscrowCommand::Release { runner_id: UserId::parse("runner_1").unwrap(), at: at() })
+            .when(EscrowCommand::Release {
+                runner_id: UserId::parse("runner_1").unwrap(),
+                at: at(),
+            })
             .then_expect_events(vec![released()]);
     }
 
@@ -307,7 +333,10 @@ mod aggregate_tests {
     fn released_funds_are_never_released_again() {
         TestFramework::<Escrow>::with(())
             .given(vec![held(), released()])
-            .when(EscrowCommand::Release { runner_id: UserId::parse("runner_1").unwrap(), at: at() })
+            .when(EscrowCommand::Release {
+                runner_id: UserId::parse("runner_1").unwrap(),
+                at: at(),
+            })
             .then_expect_error(EscrowError::CannotRelease(EscrowStatus::Released));
     }
 
@@ -315,7 +344,10 @@ mod aggregate_tests {
     fn released_funds_cannot_be_refunded() {
         TestFramework::<Escrow>::with(())
             .given(vec![held(), released()])
-            .when(EscrowCommand::Refund { reason: "x".into(), at: at() })
+            .when(EscrowCommand::Refund {
+                reason: "x".into(),
+                at: at(),
+            })
             .then_expect_error(EscrowError::CannotRefund(EscrowStatus::Released));
     }
 }

@@ -40,7 +40,12 @@ impl Order {
     /// Decides a command with no side effects; [`Aggregate::handle`] only forwards here.
     pub fn decide(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {
         match command {
-            OrderCommand::Place { order_id, customer_id, order, at } => {
+            OrderCommand::Place {
+                order_id,
+                customer_id,
+                order,
+                at,
+            } => {
                 if self.status.is_some() {
                     return Err(OrderError::AlreadyPlaced);
                 }
@@ -58,16 +63,26 @@ impl Order {
                     created_at: at,
                 })])
             }
-            OrderCommand::ChangeStatus { status, runner_id, at } => {
+            OrderCommand::ChangeStatus {
+                status,
+                runner_id,
+                at,
+            } => {
                 let (order_id, current) = self.placed()?;
                 if current == status {
                     return Err(OrderError::AlreadyInStatus(status));
                 }
                 if status == OrderStatus::Cancelled {
-                    return Err(OrderError::IllegalTransition { from: current, to: status });
+                    return Err(OrderError::IllegalTransition {
+                        from: current,
+                        to: status,
+                    });
                 }
                 if !current.can_become(status) {
-                    return Err(OrderError::IllegalTransition { from: current, to: status });
+                    return Err(OrderError::IllegalTransition {
+                        from: current,
+                        to: status,
+                    });
                 }
                 let runner_id = match status {
                     OrderStatus::Accepted => {
@@ -77,7 +92,10 @@ impl Order {
                         }
                         Some(runner)
                     }
-                    _ if status.is_delivery_stage() || current == OrderStatus::Accepted || current.is_delivery_stage() => {
+                    _ if status.is_delivery_stage()
+                        || current == OrderStatus::Accepted
+                        || current.is_delivery_stage() =>
+                    {
                         // Only the assigned runner reports a stage or gives the order back.
                         if let Some(runner) = &runner_id {
                             if Some(runner) != self.runner_id.as_ref() {
@@ -170,7 +188,8 @@ impl Aggregate for Order {
                 self.previous_status = self.status;
                 self.status = Some(OrderStatus::Cancelled);
                 self.cancellation_reason = Some(e.reason);
-                self.status_times.insert(OrderStatus::Cancelled, e.cancelled_at);
+                self.status_times
+                    .insert(OrderStatus::Cancelled, e.cancelled_at);
             }
         }
     }
@@ -205,7 +224,11 @@ mod aggregate_tests {
 
     fn validated_order() -> ValidatedOrder {
         ValidatedOrder {
-            items: vec![OrderItem { name: "Burger".into(), price_cents: Cents(1299), quantity: 1 }],
+            items: vec![OrderItem {
+                name: "Burger".into(),
+                price_cents: Cents(1299),
+                quantity: 1,
+            }],
             store_location: None,
             delivery_location: "North Campus".into(),
             food_fee: Cents(1299),
@@ -242,7 +265,11 @@ mod aggregate_tests {
     }
 
     fn change(status: OrderStatus, runner_id: Option<UserId>) -> OrderCommand {
-        OrderCommand::ChangeStatus { status, runner_id, at: at() }
+        OrderCommand::ChangeStatus {
+            status,
+            runner_id,
+            at: at(),
+        }
     }
 
     #[test]
@@ -276,7 +303,11 @@ mod aggregate_tests {
         OrderTestFramework::with(())
             .given(vec![created()])
             .when(change(OrderStatus::Created, None))
-            .then_expect_events(vec![moved(OrderStatus::Pending, OrderStatus::Created, None)]);
+            .then_expect_events(vec![moved(
+                OrderStatus::Pending,
+                OrderStatus::Created,
+                None,
+            )]);
     }
 
     #[test]
@@ -293,7 +324,10 @@ mod aggregate_tests {
     #[test]
     fn repeating_the_current_status_is_reported_as_such() {
         OrderTestFramework::with(())
-            .given(vec![created(), moved(OrderStatus::Pending, OrderStatus::Created, None)])
+            .given(vec![
+                created(),
+                moved(OrderStatus::Pending, OrderStatus::Created, None),
+            ])
             .when(change(OrderStatus::Created, None))
             .then_expect_error(OrderError::AlreadyInStatus(OrderStatus::Created));
     }
@@ -301,7 +335,10 @@ mod aggregate_tests {
     #[test]
     fn the_customer_cannot_accept_their_own_order() {
         OrderTestFramework::with(())
-            .given(vec![created(), moved(OrderStatus::Pending, OrderStatus::Created, None)])
+            .given(vec![
+                created(),
+                moved(OrderStatus::Pending, OrderStatus::Created, None),
+            ])
             .when(change(OrderStatus::Accepted, Some(customer())))
             .then_expect_error(OrderError::RunnerIsCustomer(customer()));
     }
@@ -314,15 +351,23 @@ mod aggregate_tests {
                 moved(OrderStatus::Pending, OrderStatus::Created, None),
                 moved(OrderStatus::Created, OrderStatus::Accepted, Some(runner())),
             ])
-            .when(change(OrderStatus::OnSite, Some(UserId::parse("someone_else").unwrap())))
-            .then_expect_error(OrderError::NotTheAssignedRunner(UserId::parse("someone_else").unwrap()));
+            .when(change(
+                OrderStatus::OnSite,
+                Some(UserId::parse("someone_else").unwrap()),
+            ))
+            .then_expect_error(OrderError::NotTheAssignedRunner(
+                UserId::parse("someone_else").unwrap(),
+            ));
     }
 
     #[test]
     fn a_pending_order_can_be_cancelled() {
         OrderTestFramework::with(())
             .given(vec![created()])
-            .when(OrderCommand::Cancel { reason: "payment declined".into(), at: at() })
+            .when(OrderCommand::Cancel {
+                reason: "payment declined".into(),
+                at: at(),
+            })
             .then_expect_events(vec![OrderEvent::Cancelled(OrderCancelled {
                 order_id: order_id(),
                 previous_status: OrderStatus::Pending,
@@ -341,7 +386,10 @@ mod aggregate_tests {
                 moved(OrderStatus::Accepted, OrderStatus::OnSite, Some(runner())),
                 moved(OrderStatus::OnSite, OrderStatus::Purchased, Some(runner())),
             ])
-            .when(OrderCommand::Cancel { reason: "changed my mind".into(), at: at() })
+            .when(OrderCommand::Cancel {
+                reason: "changed my mind".into(),
+                at: at(),
+            })
             .then_expect_error(OrderError::CannotCancel(OrderStatus::Purchased));
     }
 
@@ -349,7 +397,10 @@ mod aggregate_tests {
     fn a_command_for_an_order_never_placed_is_refused() {
         OrderTestFramework::with(())
             .given_no_previous_events()
-            .when(OrderCommand::Cancel { reason: "x".into(), at: at() })
+            .when(OrderCommand::Cancel {
+                reason: "x".into(),
+                at: at(),
+            })
             .then_expect_error(OrderError::NotFound);
     }
 }

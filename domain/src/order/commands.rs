@@ -8,9 +8,21 @@ use crate::order::{OrderStatus, ValidatedOrder};
 #[derive(Clone, Debug, PartialEq)]
 pub enum OrderCommand {
     /// Place a new order in `PENDING`.
-    Place { order_id: OrderId, customer_id: UserId, order: ValidatedOrder, at: DateTime<Utc> },
+    Place {
+        order_id: OrderId,
+        customer_id: UserId,
+        order: ValidatedOrder,
+        at: DateTime<Utc>,
+    },
     /// Move the order to `status`. `runner_id` names the runner who accepts, or the
     /// runner who reports a delivery stage.
-    ChangeStatus { status: OrderStatus, runner_id: Option<UserId>, at: DateTime<Utc> },
-    Cancel { reason: String, at: DateTime<Utc> },
+    ChangeStatus {
+        status: OrderStatus,
+        runner_id: Option<UserId>,
+        at: DateTime<Utc>,
+    },
+    Cancel {
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }

@@ -24,9 +24,18 @@ pub enum OrderRejection {
     #[error("food item {index} has no name")]
     ItemWithoutName { index: usize },
     #[error("food item {index} ({name}) has quantity {quantity}; it must be at least 1")]
-    QuantityNotPositive { index: usize, name: String, quantity: i64 },
+    QuantityNotPositive {
+        index: usize,
+        name: String,
+        quantity: i64,
+    },
     #[error("food item {index} ({name}) has price {price}: {reason}")]
-    InvalidPrice { index: usize, name: String, price: String, reason: String },
+    InvalidPrice {
+        index: usize,
+        name: String,
+        price: String,
+        reason: String,
+    },
     #[error("the delivery fee {fee}: {reason}")]
     InvalidDeliveryFee { fee: String, reason: String },
     #[error("the delivery fee {fee} is above the limit of {limit}")]
@@ -52,7 +61,10 @@ pub struct ValidatedOrder {
 }
 
 impl ValidatedOrder {
-    pub fn parse(details: &OrderDetails, rules: &OrderRules) -> Result<ValidatedOrder, OrderRejection> {
+    pub fn parse(
+        details: &OrderDetails,
+        rules: &OrderRules,
+    ) -> Result<ValidatedOrder, OrderRejection> {
         if details.food_items.is_empty() {
             return Err(OrderRejection::NoItems);
         }
@@ -76,13 +88,24 @@ impl ValidatedOrder {
                 price: item.price.as_str().to_string(),
                 reason,
             };
-            let price = item.price.to_cents().map_err(|e| invalid_price(e.to_string()))?;
+            let price = item
+                .price
+                .to_cents()
+                .map_err(|e| invalid_price(e.to_string()))?;
             if price.is_negative() {
                 return Err(invalid_price("it must be at least 0".to_string()));
             }
-            let line_total = price.checked_mul(item.quantity).ok_or(OrderRejection::TotalTooLarge)?;
-            food_fee = food_fee.checked_add(line_total).ok_or(OrderRejection::TotalTooLarge)?;
-            items.push(OrderItem { name: name.to_string(), price_cents: price, quantity: item.quantity });
+            let line_total = price
+                .checked_mul(item.quantity)
+                .ok_or(OrderRejection::TotalTooLarge)?;
+            food_fee = food_fee
+                .checked_add(line_total)
+                .ok_or(OrderRejection::TotalTooLarge)?;
+            items.push(OrderItem {
+                name: name.to_string(),
+                price_cents: price,
+                quantity: item.quantity,
+            });
         }
         let delivery_fee = match &details.delivery_fee {
             None => Cents::ZERO,
@@ -99,7 +122,10 @@ impl ValidatedOrder {
                     });
                 }
                 if cents > rules.max_delivery_fee {
-                    return Err(OrderRejection::DeliveryFeeAboveLimit { fee: cents, limit: rules.max_delivery_fee });
+                    return Err(OrderRejection::DeliveryFeeAboveLimit {
+                        fee: cents,
+                        limit: rules.max_delivery_fee,
+                    });
                 }
                 cents
             }
@@ -108,13 +134,18 @@ impl ValidatedOrder {
         if delivery_location.is_empty() {
             return Err(OrderRejection::NoDeliveryLocation);
         }
-        let total = food_fee.checked_add(delivery_fee).ok_or(OrderRejection::TotalTooLarge)?;
+        let total = food_fee
+            .checked_add(delivery_fee)
+            .ok_or(OrderRejection::TotalTooLarge)?;
         if total == Cents::ZERO {
             return Err(OrderRejection::NothingToPay);
         }
         Ok(ValidatedOrder {
             items,
-            store_location: details.store_location.clone().filter(|s| !s.trim().is_empty()),
+            store_location: details
+                .store_location
+                .clone()
+                .filter(|s| !s.trim().is_empty()),
             delivery_location: delivery_location.to_string(),
             food_fee,
             delivery_fee,
@@ -132,7 +163,10 @@ mod tests {
     use super::*;
 
     fn rules() -> OrderRules {
-        OrderRules { max_delivery_fee: Cents(2000), currency: "SGD".to_string() }
+        OrderRules {
+            max_delivery_fee: Cents(2000),
+            currency: "SGD".to_string(),
+        }
     }
 
     fn details(value: serde_json::Value) -> OrderDetails {

@@ -81,7 +81,9 @@ impl OrderStatus {
     }
 
     pub fn parse(text: &str) -> Option<OrderStatus> {
-        OrderStatus::ALL.into_iter().find(|status| status.as_str() == text)
+        OrderStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
     }
 }
 

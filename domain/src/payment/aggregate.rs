@@ -45,8 +45,13 @@ pub enum PaymentCommand {
         payment_method: String,
         at: DateTime<Utc>,
     },
-    Void { reason: String, at: DateTime<Utc> },
-    Capture { at: DateTime<Utc> },
+    Void {
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    Capture {
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -131,7 +136,15 @@ impl Aggregate for Payment {
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
         let event = match command {
-            PaymentCommand::Authorize { payment_id, order_id, customer_id, amount, currency, payment_method, at } => {
+            PaymentCommand::Authorize {
+                payment_id,
+                order_id,
+                customer_id,
+                amount,
+                currency,
+                payment_method,
+                at,
+            } => {
                 if let Some(status) = self.status {
                     return Err(PaymentError::AlreadyAttempted(status));
                 }
@@ -145,25 +158,29 @@ impl Aggregate for Payment {
                     payment_method: payment_method.clone(),
                 };
                 match gateway.authorize(request).await? {
-                    AuthorizationOutcome::Approved { reference } => PaymentEvent::Authorized(PaymentAuthorized {
-                        payment_id,
-                        order_id,
-                        customer_id,
-                        amount_cents: amount,
-                        currency,
-                        payment_method,
-                        gateway_reference: reference,
-                        authorized_at: at,
-                    }),
-                    AuthorizationOutcome::Declined { reason, message } => PaymentEvent::Failed(PaymentFailed {
-                        payment_id,
-                        order_id,
-                        customer_id,
-                        amount_cents: amount,
-                        reason,
-                        message,
-                        failed_at: at,
-                    }),
+                    AuthorizationOutcome::Approved { reference } => {
+                        PaymentEvent::Authorized(PaymentAuthorized {
+                            payment_id,
+                            order_id,
+                            customer_id,
+                            amount_cents: amount,
+                            currency,
+                            payment_method,
+                            gateway_reference: reference,
+                            authorized_at: at,
+                        })
+                    }
+                    AuthorizationOutcome::Declined { reason, message } => {
+                        PaymentEvent::Failed(PaymentFailed {
+                            payment_id,
+                            order_id,
+                            customer_id,
+                            amount_cents: amount,
+                            reason,
+                            message,
+                            failed_at: at,
+                        })
+                    }
                 }
             }
             PaymentCommand::Void { reason, at } => {
@@ -172,7 +189,9 @@ impl Aggregate for Payment {
                     return Err(PaymentError::CannotVoid(status));
                 }
                 let reference = self.gateway_reference.clone().unwrap_or_default();
-                gateway.void(&reference, &format!("void:{payment_id}")).await?;
+                gateway
+                    .void(&reference, &format!("void:{payment_id}"))
+                    .await?;
                 PaymentEvent::Voided(PaymentVoided {
                     payment_id,
                     order_id,
@@ -187,7 +206,13 @@ impl Aggregate for Payment {
                     return Err(PaymentError::CannotCapture(status));
                 }
                 let reference = self.gateway_reference.clone().unwrap_or_default();
-                gateway.capture(&reference, self.amount_cents, &format!("capture:{payment_id}")).await?;
+                gateway
+                    .capture(
+                        &reference,
+                        self.amount_cents,
+                        &format!("capture:{payment_id}"),
+                    )
+                    .await?;
                 PaymentEvent::Captured(PaymentCaptured {
                     payment_id,
                     order_id,
@@ -265,7 +290,10 @@ mod aggregate_tests {
 
     #[async_trait]
     impl PaymentGateway for ScriptedGateway {
-        async fn authorize(&self, request: AuthorizationRequest) -> Result<AuthorizationOutcome, GatewayError> {
+        async fn authorize(
+            &self,
+            request: AuthorizationRequest,
+        ) -> Result<AuthorizationOutcome, GatewayError> {
             self.calls.lock().unwrap().push(request.idempotency_key);
             Ok(self.outcome.clone())
         }
@@ -273,18 +301,28 @@ mod aggregate_tests {
             self.calls.lock().unwrap().push(key.to_string());
             Ok(())
         }
-        async fn capture(&self, _reference: &str, _amount: Cents, key: &str) -> Result<(), GatewayError> {
+        async fn capture(
+            &self,
+            _reference: &str,
+            _amount: Cents,
+            key: &str,
+        ) -> Result<(), GatewayError> {
             self.calls.lock().unwrap().push(key.to_string());
             Ok(())
         }
     }
 
     fn gateway(outcome: AuthorizationOutcome) -> Arc<dyn PaymentGateway> {
-        Arc::new(ScriptedGateway { outcome, calls: Mutex::new(Vec::new()) })
+        Arc::new(ScriptedGateway {
+            outcome,
+            calls: Mutex::new(Vec::new()),
+        })
     }
 
     fn approving() -> Arc<dyn PaymentGateway> {
-        gateway(AuthorizationOutcome::Approved { reference: "auth_1".into() })
+        gateway(AuthorizationOutcome::Approved {
+            reference: "auth_1".into(),
+        })
     }
 
     fn at() -> DateTime<Utc> {
@@ -367,7 +405,10 @@ mod aggregate_tests {
     async fn an_authorization_can_be_voided() {
         TestFramework::<Payment>::with(approving())
             .given(vec![authorized()])
-            .when_async(PaymentCommand::Void { reason: "escrow failed".into(), at: at() })
+            .when_async(PaymentCommand::Void {
+                reason: "escrow failed".into(),
+                at: at(),
+            })
             .await
             .then_expect_events(vec![PaymentEvent::Voided(PaymentVoided {
                 payment_id: PaymentId::for_order(order_id()),
@@ -390,7 +431,10 @@ mod aggregate_tests {
                     captured_at: at(),
                 }),
             ])
-            .when_async(PaymentCommand::Void { reason: "x".into(), at: at() })
+            .when_async(PaymentCommand::Void {
+                reason: "x".into(),
+                at: at(),
+            })
             .await
             .then_expect_error(PaymentError::CannotVoid(PaymentStatus::Captured));
     }
@@ -399,7 +443,10 @@ mod aggregate_tests {
     async fn voiding_without_an_authorization_is_refused() {
         TestFramework::<Payment>::with(approving())
             .given_no_previous_events()
-            .when_async(PaymentCommand::Void { reason: "x".into(), at: at() })
+            .when_async(PaymentCommand::Void {
+                reason: "x".into(),
+                at: at(),
+            })
             .await
             .then_expect_error(PaymentError::NotFound);
     }

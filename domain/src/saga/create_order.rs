@@ -75,7 +75,11 @@ pub enum CreateOrderSagaCommand {
         at: DateTime<Utc>,
     },
     /// A message seen on an event topic with this saga's correlation id.
-    Observe { saga_id: SagaId, message: Message, at: DateTime<Utc> },
+    Observe {
+        saga_id: SagaId,
+        message: Message,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,20 +101,42 @@ pub enum CreateOrderSagaEvent {
         currency: String,
         at: DateTime<Utc>,
     },
-    PaymentInfoRetrieved { payment_method: String, at: DateTime<Utc> },
-    PaymentAuthorized { payment_id: PaymentId, at: DateTime<Utc> },
-    FundsHeld { escrow_id: EscrowId, at: DateTime<Utc> },
-    OrderMarkedCreated { at: DateTime<Utc> },
-    Completed { at: DateTime<Utc> },
+    PaymentInfoRetrieved {
+        payment_method: String,
+        at: DateTime<Utc>,
+    },
+    PaymentAuthorized {
+        payment_id: PaymentId,
+        at: DateTime<Utc>,
+    },
+    FundsHeld {
+        escrow_id: EscrowId,
+        at: DateTime<Utc>,
+    },
+    OrderMarkedCreated {
+        at: DateTime<Utc>,
+    },
+    Completed {
+        at: DateTime<Utc>,
+    },
     CompensationStarted {
         failed_step: CreateOrderStep,
         reason: String,
         compensations: Vec<Compensation>,
         at: DateTime<Utc>,
     },
-    CompensationCompleted { compensation: Compensation, at: DateTime<Utc> },
-    Compensated { at: DateTime<Utc> },
-    Failed { step: CreateOrderStep, reason: String, at: DateTime<Utc> },
+    CompensationCompleted {
+        compensation: Compensation,
+        at: DateTime<Utc>,
+    },
+    Compensated {
+        at: DateTime<Utc>,
+    },
+    Failed {
+        step: CreateOrderStep,
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl CreateOrderSagaEvent {
@@ -192,7 +218,10 @@ pub struct Reaction {
 impl CreateOrderSaga {
     /// The saga step: decides the events for `command`, applies them, and returns
     /// them with every message they cause.
-    pub fn react(&mut self, command: CreateOrderSagaCommand) -> Result<Reaction, CreateOrderSagaError> {
+    pub fn react(
+        &mut self,
+        command: CreateOrderSagaCommand,
+    ) -> Result<Reaction, CreateOrderSagaError> {
         let events = self.decide(command)?;
         let mut commands = Vec::new();
         for event in &events {
@@ -202,35 +231,58 @@ impl CreateOrderSaga {
         Ok(Reaction { events, commands })
     }
 
-    pub fn decide(&self, command: CreateOrderSagaCommand) -> Result<Vec<CreateOrderSagaEvent>, CreateOrderSagaError> {
+    pub fn decide(
+        &self,
+        command: CreateOrderSagaCommand,
+    ) -> Result<Vec<CreateOrderSagaEvent>, CreateOrderSagaError> {
         use CreateOrderSagaEvent as E;
         match command {
-            CreateOrderSagaCommand::Start { saga_id, order_id, customer_id, order_details, at } => {
+            CreateOrderSagaCommand::Start {
+                saga_id,
+                order_id,
+                customer_id,
+                order_details,
+                at,
+            } => {
                 if self.saga_id.is_some() {
                     return Err(CreateOrderSagaError::AlreadyStarted(saga_id));
                 }
-                Ok(vec![E::Started { saga_id, order_id, customer_id, order_details: Some(order_details), at }])
+                Ok(vec![E::Started {
+                    saga_id,
+                    order_id,
+                    customer_id,
+                    order_details: Some(order_details),
+                    at,
+                }])
             }
-            CreateOrderSagaCommand::Observe { saga_id, message, at } => {
+            CreateOrderSagaCommand::Observe {
+                saga_id,
+                message,
+                at,
+            } => {
                 if self.saga_id.is_none() {
                     // Only an order placed in PENDING starts a saga that nobody started.
                     return Ok(match message {
-                        Message::OrderCreated(created) if created.status == OrderStatus::Pending => vec![
-                            E::Started {
-                                saga_id,
-                                order_id: created.order_id,
-                                customer_id: created.customer_id,
-                                order_details: None,
-                                at,
-                            },
-                            E::OrderPlaced {
-                                food_fee_cents: created.food_fee_cents,
-                                delivery_fee_cents: created.delivery_fee_cents,
-                                total_cents: created.total_cents,
-                                currency: created.currency,
-                                at,
-                            },
-                        ],
+                        Message::OrderCreated(created)
+                            if created.status == OrderStatus::Pending =>
+                        {
+                            vec![
+                                E::Started {
+                                    saga_id,
+                                    order_id: created.order_id,
+                                    customer_id: created.customer_id,
+                                    order_details: None,
+                                    at,
+                                },
+                                E::OrderPlaced {
+                                    food_fee_cents: created.food_fee_cents,
+                                    delivery_fee_cents: created.delivery_fee_cents,
+                                    total_cents: created.total_cents,
+                                    currency: created.currency,
+                                    at,
+                                },
+                            ]
+                        }
                         _ => Vec::new(),
                     });
                 }
@@ -249,35 +301,56 @@ impl CreateOrderSaga {
             return Vec::new();
         };
         let compensate = |failed_step: Step, reason: String, compensations: Vec<Compensation>| {
-            vec![E::CompensationStarted { failed_step, reason, compensations, at }]
+            vec![E::CompensationStarted {
+                failed_step,
+                reason,
+                compensations,
+                at,
+            }]
         };
         match (status, step, message) {
-            (SagaStatus::Started, Step::CreateOrder, Message::OrderCreated(created)) => vec![E::OrderPlaced {
-                food_fee_cents: created.food_fee_cents,
-                delivery_fee_cents: created.delivery_fee_cents,
-                total_cents: created.total_cents,
-                currency: created.currency,
-                at,
-            }],
-            (SagaStatus::Started, Step::CreateOrder, Message::OrderCreationFailed(failed)) => vec![E::Failed {
-                step,
-                reason: format!("the order could not be created: {}", failed.reason),
-                at,
-            }],
+            (SagaStatus::Started, Step::CreateOrder, Message::OrderCreated(created)) => {
+                vec![E::OrderPlaced {
+                    food_fee_cents: created.food_fee_cents,
+                    delivery_fee_cents: created.delivery_fee_cents,
+                    total_cents: created.total_cents,
+                    currency: created.currency,
+                    at,
+                }]
+            }
+            (SagaStatus::Started, Step::CreateOrder, Message::OrderCreationFailed(failed)) => {
+                vec![E::Failed {
+                    step,
+                    reason: format!("the order could not be created: {}", failed.reason),
+                    at,
+                }]
+            }
             (SagaStatus::Started, Step::GetPaymentInfo, Message::PaymentInfoRetrieved(info)) => {
-                vec![E::PaymentInfoRetrieved { payment_method: info.payment_method, at }]
+                vec![E::PaymentInfoRetrieved {
+                    payment_method: info.payment_method,
+                    at,
+                }]
             }
             (SagaStatus::Started, Step::GetPaymentInfo, Message::PaymentInfoFailed(failed)) => {
                 let reason = match failed.reason {
-                    PaymentInfoFailure::UserNotFound => format!("customer {} was not found", failed.customer_id),
+                    PaymentInfoFailure::UserNotFound => {
+                        format!("customer {} was not found", failed.customer_id)
+                    }
                     PaymentInfoFailure::NoPaymentMethod => {
                         format!("customer {} has no payment method", failed.customer_id)
                     }
                 };
                 compensate(step, reason, vec![Compensation::CancelOrder])
             }
-            (SagaStatus::Started, Step::AuthorizePayment, Message::PaymentAuthorized(authorized)) => {
-                vec![E::PaymentAuthorized { payment_id: authorized.payment_id, at }]
+            (
+                SagaStatus::Started,
+                Step::AuthorizePayment,
+                Message::PaymentAuthorized(authorized),
+            ) => {
+                vec![E::PaymentAuthorized {
+                    payment_id: authorized.payment_id,
+                    at,
+                }]
             }
             (SagaStatus::Started, Step::AuthorizePayment, Message::PaymentFailed(failed)) => {
                 let code = serde_json::to_value(failed.reason).ok();
@@ -286,7 +359,10 @@ impl CreateOrderSaga {
                 compensate(step, reason, vec![Compensation::CancelOrder])
             }
             (SagaStatus::Started, Step::HoldFunds, Message::FundsHeld(held)) => {
-                vec![E::FundsHeld { escrow_id: held.escrow_id, at }]
+                vec![E::FundsHeld {
+                    escrow_id: held.escrow_id,
+                    at,
+                }]
             }
             (SagaStatus::Started, Step::HoldFunds, Message::HoldFailed(failed)) => compensate(
                 step,
@@ -298,23 +374,37 @@ impl CreateOrderSaga {
             {
                 vec![E::OrderMarkedCreated { at }, E::Completed { at }]
             }
-            (SagaStatus::Started, Step::MarkOrderCreated, Message::OrderStatusUpdateFailed(failed)) => compensate(
+            (
+                SagaStatus::Started,
+                Step::MarkOrderCreated,
+                Message::OrderStatusUpdateFailed(failed),
+            ) => compensate(
                 step,
                 format!("the order could not be marked CREATED: {}", failed.reason),
-                vec![Compensation::RefundEscrow, Compensation::VoidPayment, Compensation::CancelOrder],
+                vec![
+                    Compensation::RefundEscrow,
+                    Compensation::VoidPayment,
+                    Compensation::CancelOrder,
+                ],
             ),
             (SagaStatus::Compensating, _, message) => self.observe_compensation(message, at),
             _ => Vec::new(),
         }
     }
 
-    fn observe_compensation(&self, message: Message, at: DateTime<Utc>) -> Vec<CreateOrderSagaEvent> {
+    fn observe_compensation(
+        &self,
+        message: Message,
+        at: DateTime<Utc>,
+    ) -> Vec<CreateOrderSagaEvent> {
         use CreateOrderSagaEvent as E;
         let (done, failure) = match message {
             Message::OrderCancelled(_) => (Some(Compensation::CancelOrder), None),
             Message::PaymentVoided(_) => (Some(Compensation::VoidPayment), None),
             Message::FundsRefunded(_) => (Some(Compensation::RefundEscrow), None),
-            Message::OrderCancellationFailed(f) => (None, Some((Compensation::CancelOrder, f.reason))),
+            Message::OrderCancellationFailed(f) => {
+                (None, Some((Compensation::CancelOrder, f.reason)))
+            }
             Message::PaymentVoidFailed(f) => (None, Some((Compensation::VoidPayment, f.reason))),
             Message::RefundFailed(f) => (None, Some((Compensation::RefundEscrow, f.reason))),
             _ => (None, None),
@@ -363,7 +453,10 @@ impl CreateOrderSaga {
             }
             E::OrderPlaced { .. } => {
                 messages.push(Message::SagaStepCompleted(self.progress(event)));
-                messages.push(Message::GetPaymentInfo(GetPaymentInfo { customer_id, order_id: Some(order_id) }));
+                messages.push(Message::GetPaymentInfo(GetPaymentInfo {
+                    customer_id,
+                    order_id: Some(order_id),
+                }));
             }
             E::PaymentInfoRetrieved { payment_method, .. } => {
                 messages.push(Message::SagaStepCompleted(self.progress(event)));
@@ -398,19 +491,26 @@ impl CreateOrderSaga {
                 messages.push(Message::SagaStepCompleted(self.progress(event)));
             }
             E::Completed { .. } => messages.push(Message::SagaCompleted(self.progress(event))),
-            E::CompensationStarted { reason, compensations, .. } => {
+            E::CompensationStarted {
+                reason,
+                compensations,
+                ..
+            } => {
                 messages.push(Message::SagaCompensating(self.progress(event)));
                 for compensation in compensations {
                     messages.push(match compensation {
-                        Compensation::CancelOrder => {
-                            Message::CancelOrder(CancelOrder { order_id, reason: reason.clone() })
-                        }
-                        Compensation::VoidPayment => {
-                            Message::VoidPayment(VoidPayment { order_id, reason: reason.clone() })
-                        }
-                        Compensation::RefundEscrow => {
-                            Message::RefundFunds(RefundFunds { order_id, reason: reason.clone() })
-                        }
+                        Compensation::CancelOrder => Message::CancelOrder(CancelOrder {
+                            order_id,
+                            reason: reason.clone(),
+                        }),
+                        Compensation::VoidPayment => Message::VoidPayment(VoidPayment {
+                            order_id,
+                            reason: reason.clone(),
+                        }),
+                        Compensation::RefundEscrow => Message::RefundFunds(RefundFunds {
+                            order_id,
+                            reason: reason.clone(),
+                        }),
                     });
                 }
             }
@@ -425,12 +525,25 @@ impl CreateOrderSaga {
             saga_id: self.saga_id.expect("a saga with events has an id"),
             saga_type: SAGA_TYPE.to_string(),
             order_id: self.order_id.expect("a saga with events has an order"),
-            status: self.status.map(SagaStatus::as_str).unwrap_or_default().to_string(),
+            status: self
+                .status
+                .map(SagaStatus::as_str)
+                .unwrap_or_default()
+                .to_string(),
             step: match event {
                 CreateOrderSagaEvent::CompensationCompleted { compensation, .. } => {
-                    format!("compensate:{}", serde_json::to_value(compensation).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+                    format!(
+                        "compensate:{}",
+                        serde_json::to_value(compensation)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default()
+                    )
                 }
-                _ => event.event_type().trim_start_matches("create_order_saga.").to_string(),
+                _ => event
+                    .event_type()
+                    .trim_start_matches("create_order_saga.")
+                    .to_string(),
             },
             error: self.error.clone(),
             at: event.at(),
@@ -461,7 +574,13 @@ impl Aggregate for CreateOrderSaga {
         use CreateOrderSagaEvent as E;
         self.updated_at = Some(event.at());
         match event {
-            E::Started { saga_id, order_id, customer_id, at, .. } => {
+            E::Started {
+                saga_id,
+                order_id,
+                customer_id,
+                at,
+                ..
+            } => {
                 self.saga_id = Some(saga_id);
                 self.order_id = Some(order_id);
                 self.customer_id = Some(customer_id);
@@ -469,7 +588,13 @@ impl Aggregate for CreateOrderSaga {
                 self.step = Some(CreateOrderStep::CreateOrder);
                 self.started_at = Some(at);
             }
-            E::OrderPlaced { food_fee_cents, delivery_fee_cents, total_cents, currency, .. } => {
+            E::OrderPlaced {
+                food_fee_cents,
+                delivery_fee_cents,
+                total_cents,
+                currency,
+                ..
+            } => {
                 self.food_fee_cents = food_fee_cents;
                 self.delivery_fee_cents = delivery_fee_cents;
                 self.total_cents = total_cents;
@@ -490,7 +615,11 @@ impl Aggregate for CreateOrderSaga {
             }
             E::OrderMarkedCreated { .. } => self.step = Some(CreateOrderStep::Done),
             E::Completed { .. } => self.status = Some(SagaStatus::Completed),
-            E::CompensationStarted { reason, compensations, .. } => {
+            E::CompensationStarted {
+                reason,
+                compensations,
+                ..
+            } => {
                 self.status = Some(SagaStatus::Compensating);
                 self.step = Some(CreateOrderStep::Compensate);
                 self.error = Some(reason);

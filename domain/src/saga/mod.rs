@@ -50,14 +50,19 @@ impl SagaStatus {
     }
 
     pub fn parse(text: &str) -> Option<SagaStatus> {
-        SagaStatus::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(text))
+        SagaStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text))
     }
 
     /// Whether the saga has nothing more to do.
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            SagaStatus::Completed | SagaStatus::Compensated | SagaStatus::Failed | SagaStatus::Cancelled
+            SagaStatus::Completed
+                | SagaStatus::Compensated
+                | SagaStatus::Failed
+                | SagaStatus::Cancelled
         )
     }
 }

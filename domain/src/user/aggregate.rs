@@ -10,8 +10,14 @@ use crate::messages::{CreateUser, Message, UpdateUser, UserCreated, UserUpdated}
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum UserCommand {
-    Register { details: CreateUser, at: DateTime<Utc> },
-    Update { changes: UpdateUser, at: DateTime<Utc> },
+    Register {
+        details: CreateUser,
+        at: DateTime<Utc>,
+    },
+    Update {
+        changes: UpdateUser,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,7 +98,11 @@ impl User {
                 if self.user_id.is_none() {
                     return Err(UserError::NotFound(changes.user_id));
                 }
-                let name = changes.name.as_deref().map(|n| required("name", n)).transpose()?;
+                let name = changes
+                    .name
+                    .as_deref()
+                    .map(|n| required("name", n))
+                    .transpose()?;
                 let email = changes.email.as_deref().map(valid_email).transpose()?;
                 let update = UserUpdated {
                     user_id: changes.user_id,
@@ -128,7 +138,9 @@ fn required(field: &'static str, value: &str) -> Result<String, UserError> {
 fn valid_email(value: &str) -> Result<String, UserError> {
     let trimmed = value.trim();
     match trimmed.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && domain.contains('.') && !trimmed.contains(' ') => {
+        Some((local, domain))
+            if !local.is_empty() && domain.contains('.') && !trimmed.contains(' ') =>
+        {
             Ok(trimmed.to_string())
         }
         _ => Err(UserError::InvalidEmail(value.to_string())),
@@ -137,7 +149,9 @@ fn valid_email(value: &str) -> Result<String, UserError> {
 
 /// An empty string in an optional field means "none".
 fn optional(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 impl Aggregate for User {
@@ -236,7 +250,10 @@ mod aggregate_tests {
     fn a_new_user_is_registered() {
         TestFramework::<User>::with(())
             .given_no_previous_events()
-            .when(UserCommand::Register { details: registration(), at: at() })
+            .when(UserCommand::Register {
+                details: registration(),
+                at: at(),
+            })
             .then_expect_events(vec![registered()]);
     }
 
@@ -244,7 +261,10 @@ mod aggregate_tests {
     fn a_user_id_is_registered_once() {
         TestFramework::<User>::with(())
             .given(vec![registered()])
-            .when(UserCommand::Register { details: registration(), at: at() })
+            .when(UserCommand::Register {
+                details: registration(),
+                at: at(),
+            })
             .then_expect_error(UserError::AlreadyRegistered(alice()));
     }
 

@@ -54,48 +54,103 @@ struct CancelRequest {
 }
 
 async fn run(service: &EscrowService, message: Message) -> Result<Json<Value>, ApiError> {
-    let order_id = message.order_id().expect("escrow commands name their order");
-    let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, service.deps.clock.now());
-    let answer = service.handle_command(message, cause).await.map_err(|error| match error {
-        HandlerError::Rejected(reason) => ApiError::unprocessable(reason),
-        HandlerError::Transient(error) => match error.downcast::<campusg_runtime::store::StoreError>() {
-            Ok(store_error) => store_error.into(),
-            Err(other) => ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "retry", message: other.to_string() },
-        },
-    })?;
+    let order_id = message
+        .order_id()
+        .expect("escrow commands name their order");
+    let cause = Cause::request(
+        uuid::Uuid::new_v4().to_string(),
+        SERVICE_NAME,
+        service.deps.clock.now(),
+    );
+    let answer = service
+        .handle_command(message, cause)
+        .await
+        .map_err(|error| match error {
+            HandlerError::Rejected(reason) => ApiError::unprocessable(reason),
+            HandlerError::Transient(error) => {
+                match error.downcast::<campusg_runtime::store::StoreError>() {
+                    Ok(store_error) => store_error.into(),
+                    Err(other) => ApiError {
+                        status: StatusCode::SERVICE_UNAVAILABLE,
+                        code: "retry",
+                        message: other.to_string(),
+                    },
+                }
+            }
+        })?;
     match answer {
         Some(Message::HoldFailed(failed)) => Err(ApiError::unprocessable(failed.reason)),
-        Some(Message::ReleaseFailed(failed)) | Some(Message::RefundFailed(failed)) => Err(ApiError::conflict(failed.reason)),
-        _ => Ok(Json(read_escrow(service, EscrowId::for_order(order_id)).await?)),
+        Some(Message::ReleaseFailed(failed)) | Some(Message::RefundFailed(failed)) => {
+            Err(ApiError::conflict(failed.reason))
+        }
+        _ => Ok(Json(
+            read_escrow(service, EscrowId::for_order(order_id)).await?,
+        )),
     }
 }
 
 fn amount(field: &str, value: &DecimalAmount) -> Result<Cents, ApiError> {
-    value.to_cents().map_err(|e| ApiError::unprocessable(format!("{field}: {e}")))
+    value
+        .to_cents()
+        .map_err(|e| ApiError::unprocessable(format!("{field}: {e}")))
 }
 
-async fn hold(State(service): State<Arc<EscrowService>>, JsonBody(request): JsonBody<HoldRequest>) -> Result<Json<Value>, ApiError> {
+async fn hold(
+    State(service): State<Arc<EscrowService>>,
+    JsonBody(request): JsonBody<HoldRequest>,
+) -> Result<Json<Value>, ApiError> {
     let food_fee_cents = amount("food_fee", &request.food_fee)?;
-    let delivery_fee_cents = request.delivery_fee.as_ref().map(|fee| amount("delivery_fee", fee)).transpose()?.unwrap_or(Cents::ZERO);
+    let delivery_fee_cents = request
+        .delivery_fee
+        .as_ref()
+        .map(|fee| amount("delivery_fee", fee))
+        .transpose()?
+        .unwrap_or(Cents::ZERO);
     let message = Message::HoldFunds(HoldFunds {
         order_id: request.order_id,
         customer_id: request.customer_id,
-        amount_cents: food_fee_cents.checked_add(delivery_fee_cents).ok_or_else(|| ApiError::unprocessable("the amount is too large"))?,
+        amount_cents: food_fee_cents
+            .checked_add(delivery_fee_cents)
+            .ok_or_else(|| ApiError::unprocessable("the amount is too large"))?,
         food_fee_cents,
         delivery_fee_cents,
-        currency: request.currency.unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
+        currency: request
+            .currency
+            .unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
     });
     run(&service, message).await
 }
 
-async fn release(State(service): State<Arc<EscrowService>>, JsonBody(request): JsonBody<ReleaseRequest>) -> Result<Json<Value>, ApiError> {
-    run(&service, Message::ReleaseFunds(ReleaseFunds { order_id: request.order_id, runner_id: request.runner_id })).await
+async fn release(
+    State(service): State<Arc<EscrowService>>,
+    JsonBody(request): JsonBody<ReleaseRequest>,
+) -> Result<Json<Value>, ApiError> {
+    run(
+        &service,
+        Message::ReleaseFunds(ReleaseFunds {
+            order_id: request.order_id,
+            runner_id: request.runner_id,
+        }),
+    )
+    .await
 }
 
 /// The seeds' "cancel": refund the held funds to the customer.
-async fn cancel(State(service): State<Arc<EscrowService>>, JsonBody(request): JsonBody<CancelRequest>) -> Result<Json<Value>, ApiError> {
-    let reason = request.reason.unwrap_or_else(|| "cancelled through the API".to_string());
-    run(&service, Message::RefundFunds(RefundFunds { order_id: request.order_id, reason })).await
+async fn cancel(
+    State(service): State<Arc<EscrowService>>,
+    JsonBody(request): JsonBody<CancelRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let reason = request
+        .reason
+        .unwrap_or_else(|| "cancelled through the API".to_string());
+    run(
+        &service,
+        Message::RefundFunds(RefundFunds {
+            order_id: request.order_id,
+            reason,
+        }),
+    )
+    .await
 }
 
 async fn read_escrow(service: &EscrowService, escrow_id: EscrowId) -> Result<Value, ApiError> {
@@ -111,9 +166,13 @@ async fn read_escrow(service: &EscrowService, escrow_id: EscrowId) -> Result<Val
     Ok(state)
 }
 
-async fn get_escrow(State(service): State<Arc<EscrowService>>, Path(escrow_id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let escrow_id =
-        EscrowId::parse(&escrow_id).map_err(|_| ApiError::bad_request(format!("`{escrow_id}` is not an escrow id (a UUID)")))?;
+async fn get_escrow(
+    State(service): State<Arc<EscrowService>>,
+    Path(escrow_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let escrow_id = EscrowId::parse(&escrow_id).map_err(|_| {
+        ApiError::bad_request(format!("`{escrow_id}` is not an escrow id (a UUID)"))
+    })?;
     Ok(Json(read_escrow(&service, escrow_id).await?))
 }
 
@@ -126,9 +185,16 @@ struct ListParams {
     page_size: Option<i64>,
 }
 
-async fn list_escrows(State(service): State<Arc<EscrowService>>, Query(params): Query<ListParams>) -> Result<Json<Value>, ApiError> {
+async fn list_escrows(
+    State(service): State<Arc<EscrowService>>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
     let mut query = StateQuery::default();
-    for (field, value) in [("order_id", params.order_id), ("customer_id", params.customer_id), ("status", params.status.map(|s| s.to_ascii_uppercase()))] {
+    for (field, value) in [
+        ("order_id", params.order_id),
+        ("customer_id", params.customer_id),
+        ("status", params.status.map(|s| s.to_ascii_uppercase())),
+    ] {
         if let Some(value) = value {
             query.equals.push((field.to_string(), value));
         }
@@ -137,11 +203,17 @@ async fn list_escrows(State(service): State<Arc<EscrowService>>, Query(params): 
     let page_size = params.page_size.unwrap_or(20).clamp(1, 200);
     query.limit = Some(page_size);
     query.offset = (page - 1) * page_size;
-    let mut escrows = service.deps.store.query_states(Escrow::TYPE, &query).await?;
+    let mut escrows = service
+        .deps
+        .store
+        .query_states(Escrow::TYPE, &query)
+        .await?;
     for escrow in &mut escrows {
         if let Some(object) = escrow.as_object_mut() {
             object.remove("last_event");
         }
     }
-    Ok(Json(json!({"escrows": escrows, "page": page, "page_size": page_size})))
+    Ok(Json(
+        json!({"escrows": escrows, "page": page, "page_size": page_size}),
+    ))
 }

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 
 use campusg_domain::ids::{OrderId, SagaId};
 use campusg_domain::messages::{
-    CancelOrder, CreateOrder, Message, OrderCancellationFailed, OrderCancelled, OrderCreationFailed,
-    OrderStatusUpdateFailed, OrderStatusUpdated, UpdateOrderStatus,
+    CancelOrder, CreateOrder, Message, OrderCancellationFailed, OrderCancelled,
+    OrderCreationFailed, OrderStatusUpdateFailed, OrderStatusUpdated, UpdateOrderStatus,
 };
 use campusg_domain::order::{Order, OrderCommand, OrderError, OrderStatus, ValidatedOrder};
 use campusg_runtime::aggregate::{execute, load};
@@ -18,7 +18,12 @@ use crate::{OrderService, CONSUMER_GROUP, SERVICE_NAME};
 #[async_trait]
 impl MessageHandler for OrderService {
     async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
-        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
+        let cause = Cause::message(
+            envelope,
+            CONSUMER_GROUP,
+            SERVICE_NAME,
+            self.deps.clock.now(),
+        );
         self.handle_command(message, cause).await
     }
 }
@@ -38,10 +43,14 @@ impl OrderService {
         Ok(())
     }
 
-    async fn create(&self, command: CreateOrder, unit: &mut UnitOfWork) -> Result<(), HandlerError> {
-        let order_id = command
-            .order_id
-            .unwrap_or_else(|| OrderId::for_saga(SagaId::from_correlation(&unit.cause.correlation_id)));
+    async fn create(
+        &self,
+        command: CreateOrder,
+        unit: &mut UnitOfWork,
+    ) -> Result<(), HandlerError> {
+        let order_id = command.order_id.unwrap_or_else(|| {
+            OrderId::for_saga(SagaId::from_correlation(&unit.cause.correlation_id))
+        });
         let mut loaded = load::<Order>(self.deps.store.as_ref(), &order_id.to_string()).await?;
         let contracts = &self.deps.contracts;
         let validated = match ValidatedOrder::parse(&command.order_details, &self.rules) {
@@ -52,13 +61,21 @@ impl OrderService {
                     customer_id: command.customer_id,
                     reason: rejection.to_string(),
                 };
-                unit.publish(contracts, &Message::OrderCreationFailed(failed)).map_err(rejected)?;
+                unit.publish(contracts, &Message::OrderCreationFailed(failed))
+                    .map_err(rejected)?;
                 return Ok(());
             }
         };
-        let place = OrderCommand::Place { order_id, customer_id: command.customer_id, order: validated, at: unit.cause.at };
+        let place = OrderCommand::Place {
+            order_id,
+            customer_id: command.customer_id,
+            order: validated,
+            at: unit.cause.at,
+        };
         match execute(&mut loaded, place, &()).await {
-            Ok(events) => unit.append(contracts, &mut loaded, &events, true).map_err(rejected)?,
+            Ok(events) => unit
+                .append(contracts, &mut loaded, &events, true)
+                .map_err(rejected)?,
             // The same order placed again: the first placement stands.
             Err(OrderError::AlreadyPlaced) => {}
             Err(other) => return Err(HandlerError::Rejected(other.to_string())),
@@ -66,8 +83,13 @@ impl OrderService {
         Ok(())
     }
 
-    async fn update_status(&self, command: UpdateOrderStatus, unit: &mut UnitOfWork) -> Result<(), HandlerError> {
-        let mut loaded = load::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
+    async fn update_status(
+        &self,
+        command: UpdateOrderStatus,
+        unit: &mut UnitOfWork,
+    ) -> Result<(), HandlerError> {
+        let mut loaded =
+            load::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
         let contracts = &self.deps.contracts;
         let change = OrderCommand::ChangeStatus {
             status: command.status,
@@ -75,7 +97,9 @@ impl OrderService {
             at: unit.cause.at,
         };
         match execute(&mut loaded, change, &()).await {
-            Ok(events) => unit.append(contracts, &mut loaded, &events, true).map_err(rejected)?,
+            Ok(events) => unit
+                .append(contracts, &mut loaded, &events, true)
+                .map_err(rejected)?,
             // Asked again for the status it already has: answer as the first time,
             // so whoever waits for the answer is not left waiting.
             Err(OrderError::AlreadyInStatus(status)) => {
@@ -85,9 +109,14 @@ impl OrderService {
                     status,
                     previous_status: order.previous_status.unwrap_or(status),
                     runner_id: order.runner_id.clone(),
-                    updated_at: order.status_times.get(&status).copied().unwrap_or(unit.cause.at),
+                    updated_at: order
+                        .status_times
+                        .get(&status)
+                        .copied()
+                        .unwrap_or(unit.cause.at),
                 };
-                unit.publish(contracts, &Message::OrderStatusUpdated(reply)).map_err(rejected)?;
+                unit.publish(contracts, &Message::OrderStatusUpdated(reply))
+                    .map_err(rejected)?;
             }
             Err(refusal) => {
                 let failed = OrderStatusUpdateFailed {
@@ -95,31 +124,51 @@ impl OrderService {
                     status: command.status,
                     reason: refusal.to_string(),
                 };
-                unit.publish(contracts, &Message::OrderStatusUpdateFailed(failed)).map_err(rejected)?;
+                unit.publish(contracts, &Message::OrderStatusUpdateFailed(failed))
+                    .map_err(rejected)?;
             }
         }
         Ok(())
     }
 
-    async fn cancel(&self, command: CancelOrder, unit: &mut UnitOfWork) -> Result<(), HandlerError> {
-        let mut loaded = load::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
+    async fn cancel(
+        &self,
+        command: CancelOrder,
+        unit: &mut UnitOfWork,
+    ) -> Result<(), HandlerError> {
+        let mut loaded =
+            load::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
         let contracts = &self.deps.contracts;
-        let cancel = OrderCommand::Cancel { reason: command.reason.clone(), at: unit.cause.at };
+        let cancel = OrderCommand::Cancel {
+            reason: command.reason.clone(),
+            at: unit.cause.at,
+        };
         match execute(&mut loaded, cancel, &()).await {
-            Ok(events) => unit.append(contracts, &mut loaded, &events, true).map_err(rejected)?,
+            Ok(events) => unit
+                .append(contracts, &mut loaded, &events, true)
+                .map_err(rejected)?,
             Err(OrderError::AlreadyCancelled) => {
                 let order = &loaded.aggregate;
                 let reply = OrderCancelled {
                     order_id: command.order_id,
                     previous_status: order.previous_status.unwrap_or(OrderStatus::Cancelled),
                     reason: order.cancellation_reason.clone().unwrap_or(command.reason),
-                    cancelled_at: order.status_times.get(&OrderStatus::Cancelled).copied().unwrap_or(unit.cause.at),
+                    cancelled_at: order
+                        .status_times
+                        .get(&OrderStatus::Cancelled)
+                        .copied()
+                        .unwrap_or(unit.cause.at),
                 };
-                unit.publish(contracts, &Message::OrderCancelled(reply)).map_err(rejected)?;
+                unit.publish(contracts, &Message::OrderCancelled(reply))
+                    .map_err(rejected)?;
             }
             Err(refusal) => {
-                let failed = OrderCancellationFailed { order_id: command.order_id, reason: refusal.to_string() };
-                unit.publish(contracts, &Message::OrderCancellationFailed(failed)).map_err(rejected)?;
+                let failed = OrderCancellationFailed {
+                    order_id: command.order_id,
+                    reason: refusal.to_string(),
+                };
+                unit.publish(contracts, &Message::OrderCancellationFailed(failed))
+                    .map_err(rejected)?;
             }
         }
         Ok(())
@@ -129,5 +178,7 @@ impl OrderService {
 /// A message this service builds that breaks its own schema is a bug; the
 /// command that caused it is dead-lettered with the reason rather than retried forever.
 fn rejected(error: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Rejected(format!("the order service could not publish its answer: {error}"))
+    HandlerError::Rejected(format!(
+        "the order service could not publish its answer: {error}"
+    ))
 }

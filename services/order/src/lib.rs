@@ -36,7 +36,11 @@ impl OrderService {
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
         let topics = self.deps.contracts.topics_carrying(&["create_order"]);
         Consumer {
-            config: ConsumerConfig { group: CONSUMER_GROUP.to_string(), topics, max_batch: 200 },
+            config: ConsumerConfig {
+                group: CONSUMER_GROUP.to_string(),
+                topics,
+                max_batch: 200,
+            },
             bus,
             contracts: self.deps.contracts.clone(),
             clock: self.deps.clock.clone(),

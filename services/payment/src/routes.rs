@@ -47,16 +47,34 @@ struct OrderRequest {
     reason: Option<String>,
 }
 
-async fn run(service: &PaymentService, message: Message) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let order_id = message.order_id().expect("payment commands name their order");
-    let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, service.deps.clock.now());
-    let answer = service.handle_command(message, cause).await.map_err(|error| match error {
-        HandlerError::Rejected(reason) => ApiError::unprocessable(reason),
-        HandlerError::Transient(error) => match error.downcast::<campusg_runtime::store::StoreError>() {
-            Ok(store_error) => store_error.into(),
-            Err(other) => ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "retry", message: other.to_string() },
-        },
-    })?;
+async fn run(
+    service: &PaymentService,
+    message: Message,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let order_id = message
+        .order_id()
+        .expect("payment commands name their order");
+    let cause = Cause::request(
+        uuid::Uuid::new_v4().to_string(),
+        SERVICE_NAME,
+        service.deps.clock.now(),
+    );
+    let answer = service
+        .handle_command(message, cause)
+        .await
+        .map_err(|error| match error {
+            HandlerError::Rejected(reason) => ApiError::unprocessable(reason),
+            HandlerError::Transient(error) => {
+                match error.downcast::<campusg_runtime::store::StoreError>() {
+                    Ok(store_error) => store_error.into(),
+                    Err(other) => ApiError {
+                        status: StatusCode::SERVICE_UNAVAILABLE,
+                        code: "retry",
+                        message: other.to_string(),
+                    },
+                }
+            }
+        })?;
     match answer {
         Some(Message::PaymentVoidFailed(failed)) | Some(Message::PaymentCaptureFailed(failed)) => {
             Err(ApiError::conflict(failed.reason))
@@ -65,7 +83,10 @@ async fn run(service: &PaymentService, message: Message) -> Result<(StatusCode, 
             StatusCode::PAYMENT_REQUIRED,
             Json(read_payment(service, PaymentId::for_order(failed.order_id)).await?),
         )),
-        _ => Ok((StatusCode::OK, Json(read_payment(service, PaymentId::for_order(order_id)).await?))),
+        _ => Ok((
+            StatusCode::OK,
+            Json(read_payment(service, PaymentId::for_order(order_id)).await?),
+        )),
     }
 }
 
@@ -73,12 +94,17 @@ async fn authorize(
     State(service): State<Arc<PaymentService>>,
     JsonBody(request): JsonBody<AuthorizeRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let amount_cents = request.amount.to_cents().map_err(|e| ApiError::unprocessable(format!("amount: {e}")))?;
+    let amount_cents = request
+        .amount
+        .to_cents()
+        .map_err(|e| ApiError::unprocessable(format!("amount: {e}")))?;
     let message = Message::AuthorizePayment(AuthorizePayment {
         order_id: request.order_id,
         customer_id: request.customer_id,
         amount_cents,
-        currency: request.currency.unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
+        currency: request
+            .currency
+            .unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
         payment_method: request.payment_method,
     });
     run(&service, message).await
@@ -89,15 +115,30 @@ async fn release(
     State(service): State<Arc<PaymentService>>,
     JsonBody(request): JsonBody<OrderRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let reason = request.reason.unwrap_or_else(|| "released through the API".to_string());
-    run(&service, Message::VoidPayment(VoidPayment { order_id: request.order_id, reason })).await
+    let reason = request
+        .reason
+        .unwrap_or_else(|| "released through the API".to_string());
+    run(
+        &service,
+        Message::VoidPayment(VoidPayment {
+            order_id: request.order_id,
+            reason,
+        }),
+    )
+    .await
 }
 
 async fn capture(
     State(service): State<Arc<PaymentService>>,
     JsonBody(request): JsonBody<OrderRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    run(&service, Message::CapturePayment(CapturePayment { order_id: request.order_id })).await
+    run(
+        &service,
+        Message::CapturePayment(CapturePayment {
+            order_id: request.order_id,
+        }),
+    )
+    .await
 }
 
 async fn read_payment(service: &PaymentService, payment_id: PaymentId) -> Result<Value, ApiError> {
@@ -122,8 +163,9 @@ async fn get_payment(
     State(service): State<Arc<PaymentService>>,
     Path(payment_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let payment_id = PaymentId::parse(&payment_id)
-        .map_err(|_| ApiError::bad_request(format!("`{payment_id}` is not a payment id (a UUID)")))?;
+    let payment_id = PaymentId::parse(&payment_id).map_err(|_| {
+        ApiError::bad_request(format!("`{payment_id}` is not a payment id (a UUID)"))
+    })?;
     Ok(Json(read_payment(&service, payment_id).await?))
 }
 
@@ -141,7 +183,11 @@ async fn list_payments(
     Query(params): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let mut query = StateQuery::default();
-    for (field, value) in [("order_id", params.order_id), ("customer_id", params.customer_id), ("status", params.status.map(|s| s.to_ascii_uppercase()))] {
+    for (field, value) in [
+        ("order_id", params.order_id),
+        ("customer_id", params.customer_id),
+        ("status", params.status.map(|s| s.to_ascii_uppercase())),
+    ] {
         if let Some(value) = value {
             query.equals.push((field.to_string(), value));
         }
@@ -150,7 +196,15 @@ async fn list_payments(
     let page_size = params.page_size.unwrap_or(20).clamp(1, 200);
     query.limit = Some(page_size);
     query.offset = (page - 1) * page_size;
-    let payments: Vec<Value> =
-        service.deps.store.query_states(Payment::TYPE, &query).await?.into_iter().map(payment_view).collect();
-    Ok(Json(json!({"payments": payments, "page": page, "page_size": page_size})))
+    let payments: Vec<Value> = service
+        .deps
+        .store
+        .query_states(Payment::TYPE, &query)
+        .await?
+        .into_iter()
+        .map(payment_view)
+        .collect();
+    Ok(Json(
+        json!({"payments": payments, "page": page, "page_size": page_size}),
+    ))
 }

@@ -49,11 +49,18 @@ pub struct Record {
 
 impl Record {
     pub fn position(&self) -> RecordPosition {
-        RecordPosition { topic: self.topic.clone(), partition: self.partition, offset: self.offset }
+        RecordPosition {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -106,7 +113,8 @@ pub trait MessageBus: Send + Sync {
     /// Appends records durably; returns where each one landed, in order.
     async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<Vec<RecordPosition>, BusError>;
 
-    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn BusConsumer>, BusError>;
+    async fn subscribe(&self, subscription: Subscription)
+        -> Result<Box<dyn BusConsumer>, BusError>;
 
     /// Creates the catalog's topics that do not exist yet.
     async fn ensure_topics(&self, catalog: &TopicCatalog) -> Result<(), BusError>;
@@ -125,7 +133,11 @@ pub trait MessageBus: Send + Sync {
 pub trait BusConsumer: Send {
     /// Waits up to `timeout` for records and returns at most `max_records`, in
     /// offset order within each partition. An empty result is not an error.
-    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Vec<Record>, BusError>;
+    async fn poll(
+        &mut self,
+        max_records: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Record>, BusError>;
 
     /// Marks every record up to and including these positions as handled by the group.
     async fn commit(&mut self, positions: &[RecordPosition]) -> Result<(), BusError>;
@@ -195,7 +207,10 @@ mod tests {
         assert_eq!(murmur2(b"foobar") as i32, -790332482);
         assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
         assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32, -58897971);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32,
+            -58897971
+        );
         assert_eq!(murmur2(b"abc") as i32, 479470107);
     }
 

@@ -20,7 +20,10 @@ use tracing::Instrument;
 
 use campusg_domain::messages::Message;
 
-use crate::bus::{backoff, BusConsumer, MessageBus, OutgoingRecord, Record, RecordPosition, StartFrom, Subscription};
+use crate::bus::{
+    backoff, BusConsumer, MessageBus, OutgoingRecord, Record, RecordPosition, StartFrom,
+    Subscription,
+};
 use crate::clock::Clock;
 use crate::envelope::Envelope;
 use crate::store::{Contracts, EventStore, StoreError};
@@ -145,10 +148,11 @@ impl Consumer {
 
     /// Handles one record, dead-lettering it if it can never be handled.
     async fn process(&self, record: &Record) -> anyhow::Result<()> {
-        let envelope = match Envelope::parse(&record.value, &self.contracts.schemas, self.clock.now()) {
-            Ok(envelope) => envelope,
-            Err(invalid) => return self.dead_letter(record, None, invalid.to_string()).await,
-        };
+        let envelope =
+            match Envelope::parse(&record.value, &self.contracts.schemas, self.clock.now()) {
+                Ok(envelope) => envelope,
+                Err(invalid) => return self.dead_letter(record, None, invalid.to_string()).await,
+            };
         let span = tracing::info_span!(
             "message",
             saga_id = %envelope.correlation_id,
@@ -159,35 +163,55 @@ impl Consumer {
             offset = record.offset,
         );
         async {
-            let allowed = self.contracts.topics.get(&record.topic).is_some_and(|t| t.messages.contains(&envelope.message_type));
+            let allowed = self
+                .contracts
+                .topics
+                .get(&record.topic)
+                .is_some_and(|t| t.messages.contains(&envelope.message_type));
             if !allowed {
-                let reason = format!("`{}` does not belong on topic `{}` (see topics.toml)", envelope.message_type, record.topic);
+                let reason = format!(
+                    "`{}` does not belong on topic `{}` (see topics.toml)",
+                    envelope.message_type, record.topic
+                );
                 return self.dead_letter(record, Some(&envelope), reason).await;
             }
             let message = match envelope.decode() {
                 Ok(message) => message,
-                Err(invalid) => return self.dead_letter(record, Some(&envelope), invalid.to_string()).await,
+                Err(invalid) => {
+                    return self
+                        .dead_letter(record, Some(&envelope), invalid.to_string())
+                        .await
+                }
             };
-            if self.store.has_handled(&self.config.group, &envelope.id.to_string()).await? {
+            if self
+                .store
+                .has_handled(&self.config.group, &envelope.id.to_string())
+                .await?
+            {
                 tracing::debug!("already handled; skipping the duplicate");
                 return Ok(());
             }
             match self.handler.handle(&envelope, message).await {
                 Ok(()) => Ok(()),
-                Err(HandlerError::Rejected(reason)) => self.dead_letter(record, Some(&envelope), reason).await,
-                Err(HandlerError::Transient(error)) => {
-                    match error.downcast_ref::<StoreError>() {
-                        Some(StoreError::AlreadyHandled) => Ok(()),
-                        _ => Err(error),
-                    }
+                Err(HandlerError::Rejected(reason)) => {
+                    self.dead_letter(record, Some(&envelope), reason).await
                 }
+                Err(HandlerError::Transient(error)) => match error.downcast_ref::<StoreError>() {
+                    Some(StoreError::AlreadyHandled) => Ok(()),
+                    _ => Err(error),
+                },
             }
         }
         .instrument(span)
         .await
     }
 
-    async fn dead_letter(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> anyhow::Result<()> {
+    async fn dead_letter(
+        &self,
+        record: &Record,
+        envelope: Option<&Envelope>,
+        reason: String,
+    ) -> anyhow::Result<()> {
         tracing::warn!(
             topic = %record.topic, partition = record.partition, offset = record.offset, reason = %reason,
             "sending the record to the dead-letter topic"
@@ -220,20 +244,30 @@ impl Consumer {
             source: self.config.group.clone(),
             payload,
         };
-        self.contracts.schemas.validate_payload("dead_letter", &dead_letter.payload)?;
+        self.contracts
+            .schemas
+            .validate_payload("dead_letter", &dead_letter.payload)?;
         let topic = self.contracts.topics.dead_letter_topic().name.clone();
         let mut outgoing = OutgoingRecord::from_envelope(&topic, &dead_letter);
         outgoing.key = record.key.clone();
         outgoing.headers.extend([
             ("original_topic".to_string(), record.topic.clone()),
-            ("original_partition".to_string(), record.partition.to_string()),
+            (
+                "original_partition".to_string(),
+                record.partition.to_string(),
+            ),
             ("original_offset".to_string(), record.offset.to_string()),
         ]);
         self.bus.produce(vec![outgoing]).await?;
         Ok(())
     }
 
-    async fn commit(&self, consumer: &mut dyn BusConsumer, handled: &[RecordPosition], shutdown: &CancellationToken) {
+    async fn commit(
+        &self,
+        consumer: &mut dyn BusConsumer,
+        handled: &[RecordPosition],
+        shutdown: &CancellationToken,
+    ) {
         if handled.is_empty() {
             return;
         }

@@ -27,8 +27,8 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::watch;
 
 use crate::bus::{
-    choose_partition, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition,
-    StartFrom, Subscription,
+    choose_partition, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record,
+    RecordPosition, StartFrom, Subscription,
 };
 use crate::sqlite::open_sqlite;
 use crate::topics::TopicCatalog;
@@ -90,7 +90,10 @@ impl EmbeddedLog {
     /// Opens (or creates) the log in `path` and creates the catalog's topics.
     pub async fn open(path: &Path, catalog: &TopicCatalog) -> Result<EmbeddedLog, BusError> {
         let pool = open_sqlite(path).await.map_err(storage_error)?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(storage_error)?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&pool)
+            .await
+            .map_err(storage_error)?;
         let (appended, _) = watch::channel(0);
         let log = EmbeddedLog {
             pool,
@@ -111,19 +114,28 @@ impl EmbeddedLog {
             .fetch_optional(&self.pool)
             .await
             .map_err(storage_error)?;
-        let n: i64 = row.ok_or_else(|| BusError::UnknownTopic(topic.to_string()))?.get(0);
-        self.partitions.write().expect("not poisoned").insert(topic.to_string(), n as u32);
+        let n: i64 = row
+            .ok_or_else(|| BusError::UnknownTopic(topic.to_string()))?
+            .get(0);
+        self.partitions
+            .write()
+            .expect("not poisoned")
+            .insert(topic.to_string(), n as u32);
         Ok(n as u32)
     }
 
     /// The next offset of every partition of `topic`: where "latest" begins.
     async fn heads(&self, topic: &str) -> Result<HashMap<i32, i64>, BusError> {
-        let rows = sqlx::query("SELECT partition, next_offset FROM partition_heads WHERE topic = ?")
-            .bind(topic)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage_error)?;
-        Ok(rows.iter().map(|r| (r.get::<i64, _>(0) as i32, r.get::<i64, _>(1))).collect())
+        let rows =
+            sqlx::query("SELECT partition, next_offset FROM partition_heads WHERE topic = ?")
+                .bind(topic)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(storage_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<i64, _>(0) as i32, r.get::<i64, _>(1)))
+            .collect())
     }
 
     /// Every topic with its partition count, and the high watermark of each partition.
@@ -137,7 +149,9 @@ impl EmbeddedLog {
             let name: String = row.get(0);
             let partitions: i64 = row.get(1);
             let heads = self.heads(&name).await?;
-            let watermarks = (0..partitions as i32).map(|p| heads.get(&p).copied().unwrap_or(0)).collect();
+            let watermarks = (0..partitions as i32)
+                .map(|p| heads.get(&p).copied().unwrap_or(0))
+                .collect();
             described.push((name, partitions as u32, watermarks));
         }
         Ok(described)
@@ -158,7 +172,11 @@ impl MessageBus for EmbeddedLog {
             partitioned.push((partition, record));
         }
         let now_ms = Utc::now().timestamp_millis();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(storage_error)?;
         let mut positions = Vec::with_capacity(partitioned.len());
         for (partition, record) in partitioned {
             let offset: i64 = sqlx::query(
@@ -186,14 +204,21 @@ impl MessageBus for EmbeddedLog {
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
-            positions.push(RecordPosition { topic: record.topic, partition, offset });
+            positions.push(RecordPosition {
+                topic: record.topic,
+                partition,
+                offset,
+            });
         }
         tx.commit().await.map_err(storage_error)?;
         self.appended.send_modify(|n| *n += 1);
         Ok(positions)
     }
 
-    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn BusConsumer>, BusError> {
+    async fn subscribe(
+        &self,
+        subscription: Subscription,
+    ) -> Result<Box<dyn BusConsumer>, BusError> {
         let mut positions: HashMap<(String, i32), i64> = HashMap::new();
         for topic in &subscription.topics {
             let partitions = self.partition_count(topic).await?;
@@ -213,37 +238,41 @@ impl MessageBus for EmbeddedLog {
                 None => HashMap::new(),
             };
             for partition in 0..partitions as i32 {
-                let start = committed.get(&partition).copied().unwrap_or(match subscription.start {
-                    StartFrom::Earliest => 0,
-                    StartFrom::Latest => heads.get(&partition).copied().unwrap_or(0),
-                });
+                let start =
+                    committed
+                        .get(&partition)
+                        .copied()
+                        .unwrap_or(match subscription.start {
+                            StartFrom::Earliest => 0,
+                            StartFrom::Latest => heads.get(&partition).copied().unwrap_or(0),
+                        });
                 positions.insert((topic.clone(), partition), start);
             }
         }
-        // The cursor starts just before the oldest record any partition still needs.
-        let mut cursor: Option<i64> = None;
+        // The cursor starts just before the oldest record any partition still
+        // needs. The newest seq is read first: a record appended while the
+        // positions are looked up then lands after the cursor, never before it.
+        let newest_seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM records")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(storage_error)?
+            .get(0);
+        let mut cursor = newest_seq;
         for ((topic, partition), offset) in &positions {
-            let seq: Option<i64> =
-                sqlx::query(r#"SELECT seq FROM records WHERE topic = ? AND partition = ? AND "offset" = ?"#)
-                    .bind(topic)
-                    .bind(partition)
-                    .bind(offset)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(storage_error)?
-                    .map(|r| r.get(0));
+            let seq: Option<i64> = sqlx::query(
+                r#"SELECT seq FROM records WHERE topic = ? AND partition = ? AND "offset" = ?"#,
+            )
+            .bind(topic)
+            .bind(partition)
+            .bind(offset)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_error)?
+            .map(|r| r.get(0));
             if let Some(seq) = seq {
-                cursor = Some(cursor.map_or(seq - 1, |c: i64| c.min(seq - 1)));
+                cursor = cursor.min(seq - 1);
             }
         }
-        let cursor = match cursor {
-            Some(cursor) => cursor,
-            None => sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM records")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(storage_error)?
-                .get(0),
-        };
         Ok(Box::new(EmbeddedConsumer {
             pool: self.pool.clone(),
             group: subscription.group,
@@ -255,15 +284,21 @@ impl MessageBus for EmbeddedLog {
     }
 
     async fn ensure_topics(&self, catalog: &TopicCatalog) -> Result<(), BusError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(storage_error)?;
         for topic in catalog.topics() {
-            sqlx::query("INSERT OR IGNORE INTO topics (name, partitions, retention_ms) VALUES (?, ?, ?)")
-                .bind(&topic.name)
-                .bind(topic.partitions as i64)
-                .bind(topic.retention_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage_error)?;
+            sqlx::query(
+                "INSERT OR IGNORE INTO topics (name, partitions, retention_ms) VALUES (?, ?, ?)",
+            )
+            .bind(&topic.name)
+            .bind(topic.partitions as i64)
+            .bind(topic.retention_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
             let partitions: i64 = sqlx::query("SELECT partitions FROM topics WHERE name = ?")
                 .bind(&topic.name)
                 .fetch_one(&mut *tx)
@@ -292,7 +327,11 @@ impl MessageBus for EmbeddedLog {
         let partitions = self.partition_count(topic).await?;
         let heads = self.heads(topic).await?;
         let now_ms = Utc::now().timestamp_millis();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(storage_error)?;
         for p in 0..partitions as i32 {
             if partition.is_some_and(|only| only != p) {
                 continue;
@@ -344,19 +383,27 @@ impl EmbeddedConsumer {
         for topic in &self.topics {
             query = query.bind(topic);
         }
-        let rows = query.bind(max_records as i64).fetch_all(&self.pool).await.map_err(storage_error)?;
+        let rows = query
+            .bind(max_records as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage_error)?;
         let mut records = Vec::with_capacity(rows.len());
         for row in rows {
             self.cursor = row.get::<i64, _>(0);
             let topic: String = row.get(1);
             let partition = row.get::<i64, _>(2) as i32;
             let offset: i64 = row.get(3);
-            let position = self.positions.entry((topic.clone(), partition)).or_insert(0);
+            let position = self
+                .positions
+                .entry((topic.clone(), partition))
+                .or_insert(0);
             if offset < *position {
                 continue;
             }
             *position = offset + 1;
-            let headers: Vec<(String, String)> = serde_json::from_str(row.get::<&str, _>(6)).unwrap_or_default();
+            let headers: Vec<(String, String)> =
+                serde_json::from_str(row.get::<&str, _>(6)).unwrap_or_default();
             records.push(Record {
                 topic,
                 partition,
@@ -364,7 +411,10 @@ impl EmbeddedConsumer {
                 key: row.get(4),
                 value: row.get(5),
                 headers,
-                timestamp: Utc.timestamp_millis_opt(row.get(7)).single().unwrap_or(DateTime::<Utc>::MIN_UTC),
+                timestamp: Utc
+                    .timestamp_millis_opt(row.get(7))
+                    .single()
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
             });
         }
         Ok(records)
@@ -373,7 +423,11 @@ impl EmbeddedConsumer {
 
 #[async_trait]
 impl BusConsumer for EmbeddedConsumer {
-    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Vec<Record>, BusError> {
+    async fn poll(
+        &mut self,
+        max_records: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Record>, BusError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             self.appended.borrow_and_update();
@@ -392,17 +446,25 @@ impl BusConsumer for EmbeddedConsumer {
     }
 
     async fn commit(&mut self, positions: &[RecordPosition]) -> Result<(), BusError> {
-        let Some(group) = &self.group else { return Ok(()) };
+        let Some(group) = &self.group else {
+            return Ok(());
+        };
         let mut highest: HashMap<(&str, i32), i64> = HashMap::new();
         for position in positions {
-            let entry = highest.entry((position.topic.as_str(), position.partition)).or_insert(position.offset);
+            let entry = highest
+                .entry((position.topic.as_str(), position.partition))
+                .or_insert(position.offset);
             *entry = (*entry).max(position.offset);
         }
         if highest.is_empty() {
             return Ok(());
         }
         let now_ms = Utc::now().timestamp_millis();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(storage_error)?;
         for ((topic, partition), offset) in highest {
             sqlx::query(
                 "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, committed_at_ms)
@@ -429,15 +491,26 @@ mod tests {
     use super::*;
 
     fn record(topic: &str, key: &str, value: &str) -> OutgoingRecord {
-        OutgoingRecord { topic: topic.into(), key: Some(key.into()), value: value.into(), headers: vec![] }
+        OutgoingRecord {
+            topic: topic.into(),
+            key: Some(key.into()),
+            value: value.into(),
+            headers: vec![],
+        }
     }
 
     async fn open_log(dir: &tempfile::TempDir) -> EmbeddedLog {
-        EmbeddedLog::open(&dir.path().join("log.db"), &TopicCatalog::builtin()).await.unwrap()
+        EmbeddedLog::open(&dir.path().join("log.db"), &TopicCatalog::builtin())
+            .await
+            .unwrap()
     }
 
     fn group(name: &str, topic: &str) -> Subscription {
-        Subscription { group: Some(name.into()), topics: vec![topic.into()], start: StartFrom::Earliest }
+        Subscription {
+            group: Some(name.into()),
+            topics: vec![topic.into()],
+            start: StartFrom::Earliest,
+        }
     }
 
     #[tokio::test]
@@ -445,13 +518,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(&dir).await;
         let positions = log
-            .produce((0..5).map(|i| record("order_events", "order-1", &i.to_string())).collect())
+            .produce(
+                (0..5)
+                    .map(|i| record("order_events", "order-1", &i.to_string()))
+                    .collect(),
+            )
             .await
             .unwrap();
-        assert!(positions.windows(2).all(|w| w[0].partition == w[1].partition && w[1].offset == w[0].offset + 1));
+        assert!(positions
+            .windows(2)
+            .all(|w| w[0].partition == w[1].partition && w[1].offset == w[0].offset + 1));
         let mut consumer = log.subscribe(group("g", "order_events")).await.unwrap();
-        let values: Vec<String> =
-            consumer.poll(100, Duration::from_millis(10)).await.unwrap().into_iter().map(|r| r.value).collect();
+        let values: Vec<String> = consumer
+            .poll(100, Duration::from_millis(10))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value)
+            .collect();
         assert_eq!(values, vec!["0", "1", "2", "3", "4"]);
     }
 
@@ -460,7 +544,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let log = open_log(&dir).await;
-            log.produce((0..4).map(|i| record("order_events", "k", &i.to_string())).collect()).await.unwrap();
+            log.produce(
+                (0..4)
+                    .map(|i| record("order_events", "k", &i.to_string()))
+                    .collect(),
+            )
+            .await
+            .unwrap();
             let mut consumer = log.subscribe(group("g", "order_events")).await.unwrap();
             let records = consumer.poll(2, Duration::from_millis(10)).await.unwrap();
             consumer.commit(&[records[1].position()]).await.unwrap();
@@ -469,8 +559,13 @@ mod tests {
         }
         let log = open_log(&dir).await;
         let mut consumer = log.subscribe(group("g", "order_events")).await.unwrap();
-        let values: Vec<String> =
-            consumer.poll(10, Duration::from_millis(10)).await.unwrap().into_iter().map(|r| r.value).collect();
+        let values: Vec<String> = consumer
+            .poll(10, Duration::from_millis(10))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value)
+            .collect();
         assert_eq!(values, vec!["2", "3"]);
     }
 
@@ -478,13 +573,26 @@ mod tests {
     async fn a_group_can_be_reset_to_any_offset() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(&dir).await;
-        let positions =
-            log.produce((0..4).map(|i| record("order_events", "k", &i.to_string())).collect()).await.unwrap();
+        let positions = log
+            .produce(
+                (0..4)
+                    .map(|i| record("order_events", "k", &i.to_string()))
+                    .collect(),
+            )
+            .await
+            .unwrap();
         let partition = positions[0].partition;
-        log.reset_offsets("g", "order_events", Some(partition), OffsetReset::To(1)).await.unwrap();
+        log.reset_offsets("g", "order_events", Some(partition), OffsetReset::To(1))
+            .await
+            .unwrap();
         let mut consumer = log.subscribe(group("g", "order_events")).await.unwrap();
-        let values: Vec<String> =
-            consumer.poll(10, Duration::from_millis(10)).await.unwrap().into_iter().map(|r| r.value).collect();
+        let values: Vec<String> = consumer
+            .poll(10, Duration::from_millis(10))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value)
+            .collect();
         assert_eq!(values, vec!["1", "2", "3"]);
     }
 
@@ -492,14 +600,27 @@ mod tests {
     async fn a_reader_from_latest_sees_only_new_records() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(&dir).await;
-        log.produce(vec![record("order_events", "k", "old")]).await.unwrap();
-        let mut reader = log
-            .subscribe(Subscription { group: None, topics: vec!["order_events".into()], start: StartFrom::Latest })
+        log.produce(vec![record("order_events", "k", "old")])
             .await
             .unwrap();
-        log.produce(vec![record("order_events", "k", "new")]).await.unwrap();
-        let values: Vec<String> =
-            reader.poll(10, Duration::from_millis(10)).await.unwrap().into_iter().map(|r| r.value).collect();
+        let mut reader = log
+            .subscribe(Subscription {
+                group: None,
+                topics: vec!["order_events".into()],
+                start: StartFrom::Latest,
+            })
+            .await
+            .unwrap();
+        log.produce(vec![record("order_events", "k", "new")])
+            .await
+            .unwrap();
+        let values: Vec<String> = reader
+            .poll(10, Duration::from_millis(10))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value)
+            .collect();
         assert_eq!(values, vec!["new"]);
     }
 
@@ -507,7 +628,10 @@ mod tests {
     async fn producing_to_an_unknown_topic_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(&dir).await;
-        let error = log.produce(vec![record("no_such_topic", "k", "v")]).await.unwrap_err();
+        let error = log
+            .produce(vec![record("no_such_topic", "k", "v")])
+            .await
+            .unwrap_err();
         assert!(matches!(error, BusError::UnknownTopic(_)));
     }
 }

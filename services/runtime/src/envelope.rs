@@ -45,7 +45,10 @@ pub enum EnvelopeError {
     #[error(transparent)]
     Schema(#[from] SchemaError),
     #[error("`{message_type}` is a known type but its payload does not read: {reason}")]
-    Undecodable { message_type: String, reason: String },
+    Undecodable {
+        message_type: String,
+        reason: String,
+    },
 }
 
 /// The envelope as a person may write it.
@@ -87,18 +90,26 @@ impl Envelope {
 
     /// Reads a record value, fills in what a hand-written message leaves out, and
     /// checks it against `schemas/envelope.json` and `schemas/<type>.json`.
-    pub fn parse(raw: &str, schemas: &SchemaRegistry, now: DateTime<Utc>) -> Result<Envelope, EnvelopeError> {
-        let value: Value = serde_json::from_str(raw).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
+    pub fn parse(
+        raw: &str,
+        schemas: &SchemaRegistry,
+        now: DateTime<Utc>,
+    ) -> Result<Envelope, EnvelopeError> {
+        let value: Value =
+            serde_json::from_str(raw).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
         schemas.validate_envelope(&value)?;
         let loose: LooseEnvelope =
             serde_json::from_value(value).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         let timestamp = match loose.timestamp.as_deref() {
             None => now,
-            Some(text) => parse_timestamp(text)
-                .ok_or_else(|| EnvelopeError::Malformed(format!("timestamp `{text}` is not an ISO 8601 time")))?,
+            Some(text) => parse_timestamp(text).ok_or_else(|| {
+                EnvelopeError::Malformed(format!("timestamp `{text}` is not an ISO 8601 time"))
+            })?,
         };
         let envelope = Envelope {
-            id: loose.id.unwrap_or_else(|| Uuid::new_v5(&RECORD_NAMESPACE, raw.trim().as_bytes())),
+            id: loose
+                .id
+                .unwrap_or_else(|| Uuid::new_v5(&RECORD_NAMESPACE, raw.trim().as_bytes())),
             message_type: loose.message_type,
             version: loose.version.unwrap_or(1),
             correlation_id: loose.correlation_id,
@@ -147,7 +158,9 @@ impl Envelope {
     pub fn traceparent(&self) -> String {
         let trace_id = match Uuid::parse_str(&self.correlation_id) {
             Ok(uuid) => uuid.simple().to_string(),
-            Err(_) => Uuid::new_v5(&RECORD_NAMESPACE, self.correlation_id.as_bytes()).simple().to_string(),
+            Err(_) => Uuid::new_v5(&RECORD_NAMESPACE, self.correlation_id.as_bytes())
+                .simple()
+                .to_string(),
         };
         let span_id = &self.id.simple().to_string()[..16];
         format!("00-{trace_id}-{span_id}-01")
@@ -160,7 +173,9 @@ fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Some(at.with_timezone(&Utc));
     }
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|naive| naive.and_utc())
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|naive| naive.and_utc())
 }
 
 #[cfg(test)]
@@ -196,7 +211,11 @@ mod tests {
         let envelope = Envelope::parse(&seeds_message(), &schemas, now()).unwrap();
         assert_eq!(envelope.version, 1);
         assert_eq!(envelope.source, MANUAL_SOURCE);
-        assert_eq!(envelope.timestamp, Utc.with_ymd_and_hms(2026, 11, 21, 11, 59, 0).unwrap() + chrono::Duration::microseconds(123456));
+        assert_eq!(
+            envelope.timestamp,
+            Utc.with_ymd_and_hms(2026, 11, 21, 11, 59, 0).unwrap()
+                + chrono::Duration::microseconds(123456)
+        );
         assert!(matches!(envelope.decode(), Ok(Message::CreateOrder(_))));
     }
 
@@ -211,15 +230,21 @@ mod tests {
     #[test]
     fn a_payload_that_breaks_its_schema_is_refused_with_the_reason() {
         let schemas = SchemaRegistry::builtin();
-        let raw = json!({"type": "cancel_order", "correlation_id": "x", "payload": {"order_id": "nope"}}).to_string();
+        let raw =
+            json!({"type": "cancel_order", "correlation_id": "x", "payload": {"order_id": "nope"}})
+                .to_string();
         let error = Envelope::parse(&raw, &schemas, now()).unwrap_err();
-        assert!(matches!(error, EnvelopeError::Schema(SchemaError::Invalid { .. })), "{error}");
+        assert!(
+            matches!(error, EnvelopeError::Schema(SchemaError::Invalid { .. })),
+            "{error}"
+        );
     }
 
     #[test]
     fn an_unknown_type_is_refused() {
         let schemas = SchemaRegistry::builtin();
-        let raw = json!({"type": "launch_rocket", "correlation_id": "x", "payload": {}}).to_string();
+        let raw =
+            json!({"type": "launch_rocket", "correlation_id": "x", "payload": {}}).to_string();
         assert_eq!(
             Envelope::parse(&raw, &schemas, now()).unwrap_err(),
             EnvelopeError::Schema(SchemaError::UnknownType("launch_rocket".into()))
@@ -229,7 +254,10 @@ mod tests {
     #[test]
     fn text_that_is_not_json_is_refused() {
         let schemas = SchemaRegistry::builtin();
-        assert!(matches!(Envelope::parse("{oops", &schemas, now()), Err(EnvelopeError::NotJson(_))));
+        assert!(matches!(
+            Envelope::parse("{oops", &schemas, now()),
+            Err(EnvelopeError::NotJson(_))
+        ));
     }
 
     #[test]
@@ -237,7 +265,10 @@ mod tests {
         let schemas = SchemaRegistry::builtin();
         let envelope = Envelope::parse(&seeds_message(), &schemas, now()).unwrap();
         let traceparent = envelope.traceparent();
-        assert!(traceparent.starts_with("00-b1a7d3c26d1e4c359a518f1f7e0c2a10-"), "{traceparent}");
+        assert!(
+            traceparent.starts_with("00-b1a7d3c26d1e4c359a518f1f7e0c2a10-"),
+            "{traceparent}"
+        );
         assert_eq!(traceparent.len(), 55);
     }
 }

@@ -23,19 +23,35 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::BAD_REQUEST, code: "bad_request", message: message.into() }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: message.into(),
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message: message.into() }
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: message.into(),
+        }
     }
 
     pub fn conflict(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::CONFLICT, code: "conflict", message: message.into() }
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: message.into(),
+        }
     }
 
     pub fn unprocessable(message: impl Into<String>) -> ApiError {
-        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: "rule_violation", message: message.into() }
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "rule_violation",
+            message: message.into(),
+        }
     }
 
     pub fn internal(error: impl std::fmt::Display) -> ApiError {
@@ -51,7 +67,11 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         if error.is_transient() {
-            ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "retry", message: error.to_string() }
+            ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "retry",
+                message: error.to_string(),
+            }
         } else {
             ApiError::internal(error)
         }
@@ -60,7 +80,11 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+        (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
     }
 }
 
@@ -73,12 +97,14 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
         match rejection {
             JsonRejection::JsonDataError(error) => ApiError::unprocessable(error.body_text()),
-            JsonRejection::JsonSyntaxError(error) => {
-                ApiError { status: StatusCode::BAD_REQUEST, code: "malformed_json", message: error.body_text() }
-            }
-            JsonRejection::MissingJsonContentType(_) => {
-                ApiError::bad_request("the body must be JSON, with `Content-Type: application/json`")
-            }
+            JsonRejection::JsonSyntaxError(error) => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "malformed_json",
+                message: error.body_text(),
+            },
+            JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
+                "the body must be JSON, with `Content-Type: application/json`",
+            ),
             other => ApiError::bad_request(other.body_text()),
         }
     }

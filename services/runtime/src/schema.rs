@@ -13,7 +13,10 @@ pub enum SchemaError {
     #[error("unknown message type `{0}`: no schema in schemas/")]
     UnknownType(String),
     #[error("`{message_type}` does not match schemas/{message_type}.json: {}", .problems.join("; "))]
-    Invalid { message_type: String, problems: Vec<String> },
+    Invalid {
+        message_type: String,
+        problems: Vec<String>,
+    },
 }
 
 pub struct SchemaRegistry {
@@ -51,7 +54,10 @@ impl SchemaRegistry {
     }
 
     fn check(&self, name: &str, value: &Value) -> Result<(), SchemaError> {
-        let validator = self.validators.get(name).ok_or_else(|| SchemaError::UnknownType(name.to_string()))?;
+        let validator = self
+            .validators
+            .get(name)
+            .ok_or_else(|| SchemaError::UnknownType(name.to_string()))?;
         let problems: Vec<String> = validator
             .iter_errors(value)
             .map(|error| {
@@ -66,7 +72,10 @@ impl SchemaRegistry {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(SchemaError::Invalid { message_type: name.to_string(), problems })
+            Err(SchemaError::Invalid {
+                message_type: name.to_string(),
+                problems,
+            })
         }
     }
 }
@@ -83,7 +92,10 @@ mod tests {
         let registry = SchemaRegistry::builtin();
         for topic in TopicCatalog::builtin().topics() {
             for message_type in &topic.messages {
-                assert!(registry.knows(message_type), "no schemas/{message_type}.json");
+                assert!(
+                    registry.knows(message_type),
+                    "no schemas/{message_type}.json"
+                );
             }
         }
     }
@@ -92,7 +104,10 @@ mod tests {
     fn a_payload_missing_a_required_field_is_reported_with_the_field() {
         let registry = SchemaRegistry::builtin();
         let error = registry
-            .validate_payload("cancel_order", &json!({"order_id": "6f1c3f46-33a5-4b1e-9a7b-0a0d1f5e2c11"}))
+            .validate_payload(
+                "cancel_order",
+                &json!({"order_id": "6f1c3f46-33a5-4b1e-9a7b-0a0d1f5e2c11"}),
+            )
             .unwrap_err();
         assert!(error.to_string().contains("reason"), "{error}");
     }

@@ -28,7 +28,10 @@ pub struct Contracts {
 
 impl Contracts {
     pub fn builtin() -> Contracts {
-        Contracts { topics: TopicCatalog::builtin(), schemas: SchemaRegistry::builtin() }
+        Contracts {
+            topics: TopicCatalog::builtin(),
+            schemas: SchemaRegistry::builtin(),
+        }
     }
 
     /// The topics that carry these message types, each named once.
@@ -48,9 +51,20 @@ impl Contracts {
 
     /// Wraps a message in its envelope and routes it to its topic, after
     /// checking it against its schema.
-    pub fn record_for(&self, message: &Message, cause: &Cause) -> Result<(Envelope, OutgoingRecord), PublishError> {
-        let envelope = Envelope::wrap(message, &cause.correlation_id, cause.causation_id.as_deref(), cause.source, cause.at);
-        self.schemas.validate_payload(&envelope.message_type, &envelope.payload)?;
+    pub fn record_for(
+        &self,
+        message: &Message,
+        cause: &Cause,
+    ) -> Result<(Envelope, OutgoingRecord), PublishError> {
+        let envelope = Envelope::wrap(
+            message,
+            &cause.correlation_id,
+            cause.causation_id.as_deref(),
+            cause.source,
+            cause.at,
+        );
+        self.schemas
+            .validate_payload(&envelope.message_type, &envelope.payload)?;
         let topic = self
             .topics
             .topic_for(&envelope.message_type)
@@ -84,19 +98,33 @@ pub struct Cause {
 
 impl Cause {
     /// A change caused by a message consumed by `group`.
-    pub fn message(envelope: &Envelope, group: &str, source: &'static str, at: DateTime<Utc>) -> Cause {
+    pub fn message(
+        envelope: &Envelope,
+        group: &str,
+        source: &'static str,
+        at: DateTime<Utc>,
+    ) -> Cause {
         Cause {
             correlation_id: envelope.correlation_id.clone(),
             causation_id: Some(envelope.id.to_string()),
             source,
             at,
-            handled: Some(HandledMessage { consumer: group.to_string(), message_id: envelope.id.to_string() }),
+            handled: Some(HandledMessage {
+                consumer: group.to_string(),
+                message_id: envelope.id.to_string(),
+            }),
         }
     }
 
     /// A change caused by an HTTP request.
     pub fn request(correlation_id: String, source: &'static str, at: DateTime<Utc>) -> Cause {
-        Cause { correlation_id, causation_id: None, source, at, handled: None }
+        Cause {
+            correlation_id,
+            causation_id: None,
+            source,
+            at,
+            handled: None,
+        }
     }
 }
 
@@ -150,11 +178,19 @@ pub struct UnitOfWork {
 
 impl UnitOfWork {
     pub fn new(cause: Cause) -> UnitOfWork {
-        UnitOfWork { cause, changes: Vec::new(), outbox: Vec::new() }
+        UnitOfWork {
+            cause,
+            changes: Vec::new(),
+            outbox: Vec::new(),
+        }
     }
 
     /// Queues `message` for publication when the unit commits.
-    pub fn publish(&mut self, contracts: &Contracts, message: &Message) -> Result<Envelope, PublishError> {
+    pub fn publish(
+        &mut self,
+        contracts: &Contracts,
+        message: &Message,
+    ) -> Result<Envelope, PublishError> {
         let (envelope, record) = contracts.record_for(message, &self.cause)?;
         self.outbox.push(record);
         Ok(envelope)
@@ -181,7 +217,10 @@ pub struct StateQuery {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{aggregate_type} {aggregate_id} was changed concurrently; retry")]
-    Conflict { aggregate_type: String, aggregate_id: String },
+    Conflict {
+        aggregate_type: String,
+        aggregate_id: String,
+    },
     #[error("the message was already handled")]
     AlreadyHandled,
     #[error("the event store is unavailable: {0}")]
@@ -193,14 +232,21 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the same work may succeed if tried again.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Conflict { .. } | StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Conflict { .. } | StoreError::Unavailable(_)
+        )
     }
 }
 
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// One aggregate's events, oldest first.
-    async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn load(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// Commits a unit of work atomically. Fails with [`StoreError::AlreadyHandled`]
     /// when its cause was already handled, and [`StoreError::Conflict`] when an
@@ -210,9 +256,17 @@ pub trait EventStore: Send + Sync {
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError>;
 
     /// One aggregate's read model and version.
-    async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError>;
+    async fn state(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Option<(i64, Value)>, StoreError>;
 
-    async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError>;
+    async fn query_states(
+        &self,
+        aggregate_type: &str,
+        query: &StateQuery,
+    ) -> Result<Vec<Value>, StoreError>;
 
     /// The oldest messages waiting in the outbox, with their outbox ids.
     async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError>;

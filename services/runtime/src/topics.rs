@@ -30,7 +30,11 @@ pub enum CatalogError {
     #[error("topics.toml is not valid: {0}")]
     Parse(#[from] toml::de::Error),
     #[error("message type `{message_type}` is declared on both `{first}` and `{second}`")]
-    TypeOnTwoTopics { message_type: String, first: String, second: String },
+    TypeOnTwoTopics {
+        message_type: String,
+        first: String,
+        second: String,
+    },
     #[error("topics.toml declares no dead-letter topic (a topic with `dead_letter = true`)")]
     NoDeadLetterTopic,
     #[error("topic `{0}` has zero partitions")]
@@ -97,7 +101,10 @@ impl TopicCatalog {
         if !topics.iter().any(|t| t.dead_letter) {
             return Err(CatalogError::NoDeadLetterTopic);
         }
-        Ok(TopicCatalog { topics, topic_by_message })
+        Ok(TopicCatalog {
+            topics,
+            topic_by_message,
+        })
     }
 
     pub fn topics(&self) -> &[TopicSpec] {
@@ -110,11 +117,16 @@ impl TopicCatalog {
 
     /// The topic that carries `message_type`, if any does.
     pub fn topic_for(&self, message_type: &str) -> Option<&TopicSpec> {
-        self.topic_by_message.get(message_type).map(|&i| &self.topics[i])
+        self.topic_by_message
+            .get(message_type)
+            .map(|&i| &self.topics[i])
     }
 
     pub fn dead_letter_topic(&self) -> &TopicSpec {
-        self.topics.iter().find(|t| t.dead_letter).expect("checked when parsed")
+        self.topics
+            .iter()
+            .find(|t| t.dead_letter)
+            .expect("checked when parsed")
     }
 }
 
@@ -133,7 +145,10 @@ mod tests {
             ("authorize_payment", "payment_commands"),
             ("payment.failed", "payment_events"),
         ] {
-            assert_eq!(catalog.topic_for(message_type).map(|t| t.name.as_str()), Some(topic));
+            assert_eq!(
+                catalog.topic_for(message_type).map(|t| t.name.as_str()),
+                Some(topic)
+            );
         }
         assert_eq!(catalog.dead_letter_topic().name, "dead_letters");
     }
@@ -152,6 +167,9 @@ mod tests {
             dead_letter = true
             messages = ["x"]
         "#;
-        assert!(matches!(TopicCatalog::parse(text), Err(CatalogError::TypeOnTwoTopics { .. })));
+        assert!(matches!(
+            TopicCatalog::parse(text),
+            Err(CatalogError::TypeOnTwoTopics { .. })
+        ));
     }
 }

@@ -18,8 +18,18 @@ impl MessageHandler for SagaOrchestrator {
         let saga_id = SagaId::from_correlation(&envelope.correlation_id);
         let at = self.deps.clock.now();
         let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, at);
-        let mut loaded = load::<CreateOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
-        self.react(&mut loaded, CreateOrderSagaCommand::Observe { saga_id, message, at }, cause).await
+        let mut loaded =
+            load::<CreateOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
+        self.react(
+            &mut loaded,
+            CreateOrderSagaCommand::Observe {
+                saga_id,
+                message,
+                at,
+            },
+            cause,
+        )
+        .await
     }
 }
 
@@ -32,11 +42,17 @@ impl SagaOrchestrator {
         command: CreateOrderSagaCommand,
         cause: Cause,
     ) -> Result<(), HandlerError> {
-        let reaction = loaded.aggregate.react(command).map_err(|e| HandlerError::Rejected(e.to_string()))?;
+        let reaction = loaded
+            .aggregate
+            .react(command)
+            .map_err(|e| HandlerError::Rejected(e.to_string()))?;
         let mut unit = UnitOfWork::new(cause);
         for message in &reaction.commands {
             unit.publish(&self.deps.contracts, message).map_err(|e| {
-                HandlerError::Rejected(format!("the saga could not publish `{}`: {e}", message.message_type()))
+                HandlerError::Rejected(format!(
+                    "the saga could not publish `{}`: {e}",
+                    message.message_type()
+                ))
             })?;
         }
         if !reaction.events.is_empty() {

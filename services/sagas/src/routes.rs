@@ -44,11 +44,13 @@ async fn place_order(
     JsonBody(request): JsonBody<PlaceOrderRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     // Refuse an order that breaks a rule now, rather than start a saga to fail.
-    ValidatedOrder::parse(&request.order_details, &orchestrator.rules).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    ValidatedOrder::parse(&request.order_details, &orchestrator.rules)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let saga_id = SagaId(uuid::Uuid::new_v4());
     let order_id = OrderId(uuid::Uuid::new_v4());
     let at = orchestrator.deps.clock.now();
-    let mut loaded = load::<CreateOrderSaga>(orchestrator.deps.store.as_ref(), &saga_id.to_string()).await?;
+    let mut loaded =
+        load::<CreateOrderSaga>(orchestrator.deps.store.as_ref(), &saga_id.to_string()).await?;
     let start = CreateOrderSagaCommand::Start {
         saga_id,
         order_id,
@@ -57,19 +59,25 @@ async fn place_order(
         at,
     };
     let cause = Cause::request(saga_id.to_string(), SERVICE_NAME, at);
-    orchestrator.react(&mut loaded, start, cause).await.map_err(|error| match error {
-        HandlerError::Rejected(reason) => ApiError::internal(reason),
-        HandlerError::Transient(error) => ApiError::internal(error),
-    })?;
+    orchestrator
+        .react(&mut loaded, start, cause)
+        .await
+        .map_err(|error| match error {
+            HandlerError::Rejected(reason) => ApiError::internal(reason),
+            HandlerError::Transient(error) => ApiError::internal(error),
+        })?;
     tracing::info!(saga_id = %saga_id, order_id = %order_id, "create-order saga started");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"success": true, "saga_id": saga_id, "order_id": order_id, "status": SagaStatus::Started})),
+        Json(
+            json!({"success": true, "saga_id": saga_id, "order_id": order_id, "status": SagaStatus::Started}),
+        ),
     ))
 }
 
 fn parse_saga_id(text: &str) -> Result<SagaId, ApiError> {
-    SagaId::parse(text).map_err(|_| ApiError::bad_request(format!("`{text}` is not a saga id (a UUID)")))
+    SagaId::parse(text)
+        .map_err(|_| ApiError::bad_request(format!("`{text}` is not a saga id (a UUID)")))
 }
 
 /// A saga as the API shows it.
@@ -92,7 +100,11 @@ fn saga_view(state: &Value) -> Value {
 }
 
 async fn history(orchestrator: &SagaOrchestrator, saga_id: SagaId) -> Result<Vec<Value>, ApiError> {
-    let events = orchestrator.deps.store.load(CreateOrderSaga::TYPE, &saga_id.to_string()).await?;
+    let events = orchestrator
+        .deps
+        .store
+        .load(CreateOrderSaga::TYPE, &saga_id.to_string())
+        .await?;
     Ok(events
         .into_iter()
         .map(|event| {
@@ -130,7 +142,9 @@ async fn saga_history(
     let saga_id = parse_saga_id(&saga_id)?;
     let events = history(&orchestrator, saga_id).await?;
     if events.is_empty() {
-        return Err(ApiError::not_found(format!("saga {saga_id} does not exist")));
+        return Err(ApiError::not_found(format!(
+            "saga {saga_id} does not exist"
+        )));
     }
     Ok(Json(json!({"saga_id": saga_id, "history": events})))
 }
@@ -155,7 +169,9 @@ async fn list_sagas(
                 SagaStatus::ALL.map(|s| s.as_str()).join(", ")
             ))
         })?;
-        query.equals.push(("status".into(), status.as_str().to_string()));
+        query
+            .equals
+            .push(("status".into(), status.as_str().to_string()));
     }
     if let Some(order_id) = params.order_id {
         query.equals.push(("order_id".into(), order_id));
@@ -164,7 +180,15 @@ async fn list_sagas(
     let page_size = params.page_size.unwrap_or(50).clamp(1, 500);
     query.limit = Some(page_size);
     query.offset = (page - 1) * page_size;
-    let sagas: Vec<Value> =
-        orchestrator.deps.store.query_states(CreateOrderSaga::TYPE, &query).await?.iter().map(saga_view).collect();
-    Ok(Json(json!({"sagas": sagas, "page": page, "page_size": page_size})))
+    let sagas: Vec<Value> = orchestrator
+        .deps
+        .store
+        .query_states(CreateOrderSaga::TYPE, &query)
+        .await?
+        .iter()
+        .map(saga_view)
+        .collect();
+    Ok(Json(
+        json!({"sagas": sagas, "page": page, "page_size": page_size}),
+    ))
 }

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 
-use campusg_domain::messages::{GetPaymentInfo, Message, PaymentInfoFailed, PaymentInfoFailure, PaymentInfoRetrieved};
+use campusg_domain::messages::{
+    GetPaymentInfo, Message, PaymentInfoFailed, PaymentInfoFailure, PaymentInfoRetrieved,
+};
 use campusg_domain::user::{User, UserCommand, UserError};
 use campusg_runtime::aggregate::{execute, load};
 use campusg_runtime::consumer::{HandlerError, MessageHandler};
@@ -14,7 +16,12 @@ use crate::{UserService, CONSUMER_GROUP, SERVICE_NAME};
 #[async_trait]
 impl MessageHandler for UserService {
     async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
-        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
+        let cause = Cause::message(
+            envelope,
+            CONSUMER_GROUP,
+            SERVICE_NAME,
+            self.deps.clock.now(),
+        );
         match self.handle_command(message, cause).await {
             // A duplicate registration of the same user changes nothing.
             Err(CommandError::Refused(UserError::AlreadyRegistered(_))) => Ok(()),
@@ -44,8 +51,13 @@ impl UserService {
         let mut unit = UnitOfWork::new(cause);
         let at = unit.cause.at;
         let (user_id, command) = match message {
-            Message::CreateUser(details) => (details.user_id.clone(), UserCommand::Register { details, at }),
-            Message::UpdateUser(changes) => (changes.user_id.clone(), UserCommand::Update { changes, at }),
+            Message::CreateUser(details) => (
+                details.user_id.clone(),
+                UserCommand::Register { details, at },
+            ),
+            Message::UpdateUser(changes) => {
+                (changes.user_id.clone(), UserCommand::Update { changes, at })
+            }
             Message::GetPaymentInfo(request) => {
                 self.payment_info(request, &mut unit).await?;
                 self.deps.store.commit(unit).await?;
@@ -54,13 +66,20 @@ impl UserService {
             _ => return Ok(()),
         };
         let mut loaded = load::<User>(self.deps.store.as_ref(), user_id.as_str()).await?;
-        let events = execute(&mut loaded, command, &()).await.map_err(CommandError::Refused)?;
-        unit.append(&self.deps.contracts, &mut loaded, &events, true).map_err(published)?;
+        let events = execute(&mut loaded, command, &())
+            .await
+            .map_err(CommandError::Refused)?;
+        unit.append(&self.deps.contracts, &mut loaded, &events, true)
+            .map_err(published)?;
         self.deps.store.commit(unit).await?;
         Ok(())
     }
 
-    async fn payment_info(&self, request: GetPaymentInfo, unit: &mut UnitOfWork) -> Result<(), CommandError> {
+    async fn payment_info(
+        &self,
+        request: GetPaymentInfo,
+        unit: &mut UnitOfWork,
+    ) -> Result<(), CommandError> {
         let loaded = load::<User>(self.deps.store.as_ref(), request.customer_id.as_str()).await?;
         let user = loaded.aggregate;
         let answer = match (&user.user_id, user.payment_method) {
@@ -76,17 +95,22 @@ impl UserService {
                 order_id: request.order_id,
                 reason: PaymentInfoFailure::NoPaymentMethod,
             }),
-            (Some(_), Some(payment_method)) => Message::PaymentInfoRetrieved(PaymentInfoRetrieved {
-                customer_id: request.customer_id,
-                order_id: request.order_id,
-                payment_method,
-            }),
+            (Some(_), Some(payment_method)) => {
+                Message::PaymentInfoRetrieved(PaymentInfoRetrieved {
+                    customer_id: request.customer_id,
+                    order_id: request.order_id,
+                    payment_method,
+                })
+            }
         };
-        unit.publish(&self.deps.contracts, &answer).map_err(published)?;
+        unit.publish(&self.deps.contracts, &answer)
+            .map_err(published)?;
         Ok(())
     }
 }
 
 fn published(error: impl std::fmt::Display) -> CommandError {
-    CommandError::Handler(HandlerError::Rejected(format!("the user service could not publish its answer: {error}")))
+    CommandError::Handler(HandlerError::Rejected(format!(
+        "the user service could not publish its answer: {error}"
+    )))
 }

@@ -23,7 +23,10 @@ use crate::{UserService, SERVICE_NAME};
 pub fn router(service: Arc<UserService>) -> Router {
     Router::new()
         .route("/users", get(list_users).post(create_user))
-        .route("/users/{user_id}", get(get_user).put(update_user).patch(update_user))
+        .route(
+            "/users/{user_id}",
+            get(get_user).put(update_user).patch(update_user),
+        )
         .with_state(service)
 }
 
@@ -43,19 +46,29 @@ async fn read_user(service: &UserService, user_id: &UserId) -> Result<Value, Api
 
 fn command_error(error: CommandError) -> ApiError {
     match error {
-        CommandError::Refused(UserError::AlreadyRegistered(id)) => ApiError::conflict(format!("user {id} already exists")),
-        CommandError::Refused(UserError::NotFound(id)) => ApiError::not_found(format!("user {id} does not exist")),
+        CommandError::Refused(UserError::AlreadyRegistered(id)) => {
+            ApiError::conflict(format!("user {id} already exists"))
+        }
+        CommandError::Refused(UserError::NotFound(id)) => {
+            ApiError::not_found(format!("user {id} does not exist"))
+        }
         CommandError::Refused(refusal) => ApiError::unprocessable(refusal.to_string()),
-        CommandError::Handler(HandlerError::Transient(error)) => match error.downcast::<campusg_runtime::store::StoreError>() {
-            Ok(store_error) => store_error.into(),
-            Err(other) => ApiError::internal(other),
-        },
+        CommandError::Handler(HandlerError::Transient(error)) => {
+            match error.downcast::<campusg_runtime::store::StoreError>() {
+                Ok(store_error) => store_error.into(),
+                Err(other) => ApiError::internal(other),
+            }
+        }
         CommandError::Handler(HandlerError::Rejected(reason)) => ApiError::internal(reason),
     }
 }
 
 fn request_cause(service: &UserService) -> Cause {
-    Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, service.deps.clock.now())
+    Cause::request(
+        uuid::Uuid::new_v4().to_string(),
+        SERVICE_NAME,
+        service.deps.clock.now(),
+    )
 }
 
 async fn create_user(
@@ -63,8 +76,14 @@ async fn create_user(
     JsonBody(details): JsonBody<CreateUser>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let user_id = details.user_id.clone();
-    service.handle_command(Message::CreateUser(details), request_cause(&service)).await.map_err(command_error)?;
-    Ok((StatusCode::CREATED, Json(read_user(&service, &user_id).await?)))
+    service
+        .handle_command(Message::CreateUser(details), request_cause(&service))
+        .await
+        .map_err(command_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(read_user(&service, &user_id).await?),
+    ))
 }
 
 /// The body of an update: any of the user's details; the id comes from the path.
@@ -91,11 +110,17 @@ async fn update_user(
         payment_method: changes.payment_method,
         payout_account: changes.payout_account,
     };
-    service.handle_command(Message::UpdateUser(update), request_cause(&service)).await.map_err(command_error)?;
+    service
+        .handle_command(Message::UpdateUser(update), request_cause(&service))
+        .await
+        .map_err(command_error)?;
     Ok(Json(read_user(&service, &user_id).await?))
 }
 
-async fn get_user(State(service): State<Arc<UserService>>, Path(user_id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_user(
+    State(service): State<Arc<UserService>>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let user_id = parse_user_id(&user_id)?;
     Ok(Json(read_user(&service, &user_id).await?))
 }
@@ -112,7 +137,13 @@ async fn list_users(
 ) -> Result<Json<Value>, ApiError> {
     let page = params.page.unwrap_or(1).max(1);
     let page_size = params.page_size.unwrap_or(20).clamp(1, 200);
-    let query = StateQuery { limit: Some(page_size), offset: (page - 1) * page_size, ..StateQuery::default() };
+    let query = StateQuery {
+        limit: Some(page_size),
+        offset: (page - 1) * page_size,
+        ..StateQuery::default()
+    };
     let users = service.deps.store.query_states(User::TYPE, &query).await?;
-    Ok(Json(json!({"users": users, "page": page, "page_size": page_size})))
+    Ok(Json(
+        json!({"users": users, "page": page, "page_size": page_size}),
+    ))
 }

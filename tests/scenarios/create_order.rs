@@ -1,0 +1,143 @@
+//! The create-order saga through the HTTP API: the happy path and each failure
+//! with its compensation.
+
+use rstest::rstest;
+
+use campusg_payment::sandbox::{DECLINED_TEST_METHOD, INSUFFICIENT_FUNDS_TEST_METHOD};
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn a_paid_order_is_created_with_its_total_authorized_and_held() {
+    let app = TestApp::spawn().await;
+    app.create_user("cust_happy", Some("pm_card_visa")).await;
+
+    let (saga_id, order_id) = app.place_order("cust_happy", 12.99, 2.5).await;
+    let saga = app.saga_when_finished(&saga_id).await;
+
+    assert_eq!(saga["status"], "COMPLETED", "{saga}");
+    assert_eq!(saga["error"], serde_json::Value::Null);
+    let steps: Vec<&str> = saga["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            "create_order_saga.started",
+            "create_order_saga.order_placed",
+            "create_order_saga.payment_info_retrieved",
+            "create_order_saga.payment_authorized",
+            "create_order_saga.funds_held",
+            "create_order_saga.order_marked_created",
+            "create_order_saga.completed",
+        ]
+    );
+    let order = app.order(&order_id).await;
+    assert_eq!(order["status"], "CREATED");
+    assert_eq!(order["total_cents"], 1549);
+    assert_eq!(order["total"], 15.49);
+    let payments = app.payments_of(&order_id).await;
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0]["status"], "AUTHORIZED");
+    assert_eq!(payments[0]["amount_cents"], 1549);
+    let escrows = app.escrows_of(&order_id).await;
+    assert_eq!(escrows.len(), 1);
+    assert_eq!(escrows[0]["status"], "HELD");
+    assert_eq!(escrows[0]["amount_cents"], 1549);
+    assert_eq!(app.sandbox.ledger().authorizations, 1);
+}
+
+#[rstest]
+#[case::unknown_customer(None, "customer cust_failing was not found")]
+#[case::no_payment_method(Some(None), "customer cust_failing has no payment method")]
+#[case::declined_card(
+    Some(Some(DECLINED_TEST_METHOD)),
+    "the payment was declined: your card was declined (CARD_DECLINED)"
+)]
+#[case::insufficient_funds(
+    Some(Some(INSUFFICIENT_FUNDS_TEST_METHOD)),
+    "the payment was declined: your card has insufficient funds (INSUFFICIENT_FUNDS)"
+)]
+#[tokio::test]
+async fn an_order_that_cannot_be_paid_is_cancelled_and_holds_no_money(
+    #[case] customer: Option<Option<&str>>,
+    #[case] expected_error: &str,
+) {
+    let app = TestApp::spawn().await;
+    if let Some(payment_method) = customer {
+        app.create_user("cust_failing", payment_method).await;
+    }
+
+    let (saga_id, order_id) = app.place_order("cust_failing", 12.99, 0.0).await;
+    let saga = app.saga_when_finished(&saga_id).await;
+
+    assert_eq!(saga["status"], "COMPENSATED", "{saga}");
+    assert_eq!(saga["error"], expected_error);
+    assert_eq!(app.order(&order_id).await["status"], "CANCELLED");
+    assert!(
+        app.escrows_of(&order_id).await.is_empty(),
+        "no money may be held"
+    );
+    for payment in app.payments_of(&order_id).await {
+        assert_eq!(payment["status"], "FAILED");
+    }
+    assert_eq!(app.sandbox.ledger().authorizations, 0);
+}
+
+#[tokio::test]
+async fn an_escrow_hold_that_fails_voids_the_authorization_and_cancels_the_order() {
+    let app = TestApp::spawn().await;
+    app.create_user("cust_big_spender", Some("pm_card_visa"))
+        .await;
+
+    // The embedded settings hold at most 500.00 per order.
+    let (saga_id, order_id) = app.place_order("cust_big_spender", 499.0, 10.0).await;
+    let saga = app.saga_when_finished(&saga_id).await;
+
+    assert_eq!(saga["status"], "COMPENSATED", "{saga}");
+    assert_eq!(
+        saga["error"],
+        "the escrow hold failed: the amount 509.00 is above the escrow limit of 500.00 per order"
+    );
+    assert_eq!(app.order(&order_id).await["status"], "CANCELLED");
+    let payments = app.payments_of(&order_id).await;
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0]["status"], "VOIDED");
+    assert!(
+        app.escrows_of(&order_id).await.is_empty(),
+        "no money may be held"
+    );
+    assert_eq!(app.sandbox.ledger().voids, 1);
+}
+
+#[tokio::test]
+async fn sagas_are_listed_by_status() {
+    let app = TestApp::spawn().await;
+    app.create_user("cust_list", Some("pm_card_visa")).await;
+    let (completed, _) = app.place_order("cust_list", 5.0, 0.0).await;
+    let (compensated, _) = app.place_order("nobody", 5.0, 0.0).await;
+    app.saga_when_finished(&completed).await;
+    app.saga_when_finished(&compensated).await;
+
+    let (status, body) = app.get("/api/sagas?status=COMPLETED").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = body["sagas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["saga_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![completed.as_str()]);
+
+    let (_, body) = app.get("/api/sagas?status=compensated").await;
+    let ids: Vec<&str> = body["sagas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["saga_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![compensated.as_str()]);
+}

@@ -1,0 +1,254 @@
+//! `TestApp`: the real system on a random port, and one typed helper per thing a
+//! test does to it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use campusg::operate;
+use campusg::settings::{Role, Settings};
+use campusg::startup::Application;
+use campusg_payment::sandbox::SandboxGateway;
+use campusg_runtime::bus::{MessageBus, Record, StartFrom, Subscription};
+use campusg_runtime::clock::{Clock, SystemClock};
+use campusg_runtime::store::Contracts;
+
+/// How long a test waits for the system to reach a state before failing.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub bus: Arc<dyn MessageBus>,
+    pub contracts: Arc<Contracts>,
+    pub sandbox: Arc<SandboxGateway>,
+    shutdown: CancellationToken,
+    running: Option<JoinHandle<anyhow::Result<()>>>,
+    // Dropped last: the data directory outlives the running system.
+    pub data_dir: Arc<TempDir>,
+}
+
+impl TestApp {
+    /// Every part of the system, in a fresh data directory.
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(Arc::new(tempfile::tempdir().unwrap()), &[]).await
+    }
+
+    /// The system with only `roles` running (all when empty), on `data_dir`.
+    pub async fn spawn_with(data_dir: Arc<TempDir>, roles: &[Role]) -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            campusg_runtime::telemetry::init("info");
+        }
+        let mut settings = Settings::embedded(data_dir.path().to_path_buf());
+        settings.roles = roles.to_vec();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let app = Application::build(&settings, clock)
+            .await
+            .expect("the system builds");
+        let address = format!("http://{}", app.address());
+        let (bus, contracts, sandbox) = (app.bus(), app.contracts(), app.sandbox());
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            bus,
+            contracts,
+            sandbox,
+
+            shutdown,
+            running: Some(running),
+            data_dir,
+        }
+    }
+
+    /// Stops the system the way SIGTERM does and waits until it has stopped.
+    pub async fn stop(mut self) -> Arc<TempDir> {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            running
+                .await
+                .expect("the system task does not panic")
+                .expect("the system stops cleanly");
+        }
+        self.data_dir.clone()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Posts a raw body, for malformed requests.
+    pub async fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn create_user(&self, user_id: &str, payment_method: Option<&str>) {
+        let mut body =
+            json!({"user_id": user_id, "name": user_id, "email": format!("{user_id}@campus.edu")});
+        if let Some(method) = payment_method {
+            body["payment_method"] = json!(method);
+        }
+        let (status, response) = self.post("/users", &body).await;
+        assert_eq!(status, 201, "{response}");
+    }
+
+    /// Places the seeds' order (one burger at 12.99) plus `delivery_fee`;
+    /// returns (saga id, order id).
+    pub async fn place_order(
+        &self,
+        customer_id: &str,
+        price: f64,
+        delivery_fee: f64,
+    ) -> (String, String) {
+        let body = json!({
+            "customer_id": customer_id,
+            "order_details": {
+                "foodItems": [{"name": "Burger", "price": price, "quantity": 1}],
+                "storeLocation": "Koufu",
+                "deliveryLocation": "North Campus",
+                "deliveryFee": delivery_fee
+            }
+        });
+        let (status, response) = self.post("/api/orders", &body).await;
+        assert_eq!(status, 202, "{response}");
+        assert_eq!(response["status"], "STARTED");
+        (
+            response["saga_id"].as_str().unwrap().to_string(),
+            response["order_id"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Waits until the saga reaches a final status and returns it.
+    pub async fn saga_when_finished(&self, saga_id: &str) -> Value {
+        self.saga_when(saga_id, |saga| {
+            matches!(
+                saga["status"].as_str(),
+                Some("COMPLETED" | "COMPENSATED" | "FAILED" | "CANCELLED")
+            )
+        })
+        .await
+    }
+
+    pub async fn saga_when(&self, saga_id: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let (status, saga) = self.get(&format!("/api/sagas/{saga_id}")).await;
+            if status == 200 && ready(&saga) {
+                return saga;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "saga {saga_id} never got there; last seen: {saga}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn order(&self, order_id: &str) -> Value {
+        let (status, order) = self.get(&format!("/api/orders/{order_id}")).await;
+        assert_eq!(status, 200, "{order}");
+        order
+    }
+
+    pub async fn payments_of(&self, order_id: &str) -> Vec<Value> {
+        let (_, body) = self.get(&format!("/payments?order_id={order_id}")).await;
+        body["payments"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn escrows_of(&self, order_id: &str) -> Vec<Value> {
+        let (_, body) = self.get(&format!("/escrow?order_id={order_id}")).await;
+        body["escrows"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Publishes a hand-written message the way `campusg publish` does.
+    pub async fn publish(&self, topic: &str, message: &Value) {
+        operate::publish(
+            self.bus.as_ref(),
+            &self.contracts,
+            topic,
+            &message.to_string(),
+            None,
+            Utc::now(),
+        )
+        .await
+        .expect("the message is published");
+    }
+
+    /// Produces a raw record value, unchecked, as a foreign client might.
+    pub async fn produce_raw(&self, topic: &str, key: &str, value: &str) {
+        let record = campusg_runtime::bus::OutgoingRecord {
+            topic: topic.to_string(),
+            key: Some(key.to_string()),
+            value: value.to_string(),
+            headers: vec![],
+        };
+        self.bus.produce(vec![record]).await.expect("produced");
+    }
+
+    /// Every record on `topics` so far.
+    pub async fn records(&self, topics: &[&str]) -> Vec<Record> {
+        let subscription = Subscription {
+            group: None,
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            start: StartFrom::Earliest,
+        };
+        let mut reader = self.bus.subscribe(subscription).await.unwrap();
+        let mut records = Vec::new();
+        loop {
+            let batch = reader.poll(1000, Duration::from_millis(50)).await.unwrap();
+            if batch.is_empty() {
+                return records;
+            }
+            records.extend(batch);
+        }
+    }
+
+    /// Waits until a record on `topic` satisfies `found`.
+    pub async fn record_when(&self, topic: &str, found: impl Fn(&Record) -> bool) -> Record {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(record) = self.records(&[topic]).await.into_iter().find(|r| found(r)) {
+                return record;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no matching record on {topic}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! A stopped or killed system finishes every saga when it starts again.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use campusg::settings::Role;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn a_saga_stopped_midway_finishes_after_a_restart() {
+    let data_dir = Arc::new(tempfile::tempdir().unwrap());
+    let without_payments = [
+        Role::Api,
+        Role::Order,
+        Role::User,
+        Role::Escrow,
+        Role::Sagas,
+    ];
+    let app = TestApp::spawn_with(data_dir, &without_payments).await;
+    app.create_user("cust_restart", Some("pm_card_visa")).await;
+    let (saga_id, order_id) = app.place_order("cust_restart", 12.99, 1.0).await;
+    app.saga_when(&saga_id, |saga| saga["current_step"] == "authorize_payment")
+        .await;
+    let data_dir = app.stop().await;
+
+    let app = TestApp::spawn_with(data_dir, &[]).await;
+    let saga = app.saga_when_finished(&saga_id).await;
+
+    assert_eq!(saga["status"], "COMPLETED", "{saga}");
+    assert_eq!(app.order(&order_id).await["status"], "CREATED");
+    assert_eq!(app.sandbox.ledger().authorizations, 1);
+}
+
+#[tokio::test]
+async fn an_event_published_by_hand_drives_the_saga_and_the_real_duplicate_changes_nothing() {
+    let data_dir = Arc::new(tempfile::tempdir().unwrap());
+    let without_payments = [
+        Role::Api,
+        Role::Order,
+        Role::User,
+        Role::Escrow,
+        Role::Sagas,
+    ];
+    let app = TestApp::spawn_with(data_dir, &without_payments).await;
+    app.create_user("cust_simulated", Some("pm_card_visa"))
+        .await;
+    let (saga_id, order_id) = app.place_order("cust_simulated", 12.99, 1.0).await;
+    app.saga_when(&saga_id, |saga| saga["current_step"] == "authorize_payment")
+        .await;
+
+    // An operator simulates the payment service.
+    app.publish(
+        "payment_events",
+        &json!({
+            "type": "payment.authorized",
+            "correlation_id": saga_id,
+            "payload": {
+                "payment_id": uuid::Uuid::new_v4(),
+                "order_id": order_id,
+                "customer_id": "cust_simulated",
+                "amount_cents": 1399,
+                "currency": "SGD",
+                "payment_method": "pm_card_visa",
+                "gateway_reference": "simulated",
+                "authorized_at": "2026-11-21T12:00:00Z"
+            }
+        }),
+    )
+    .await;
+    assert_eq!(
+        app.saga_when_finished(&saga_id).await["status"],
+        "COMPLETED"
+    );
+    let data_dir = app.stop().await;
+
+    // The real payment service comes back and answers the waiting command.
+    let app = TestApp::spawn_with(data_dir, &[]).await;
+    app.record_when("payment_events", |record| {
+        record.header("type") == Some("payment.authorized")
+            && !record.value.contains(r#""gateway_reference":"simulated""#)
+    })
+    .await;
+    let marker = {
+        app.create_user("cust_marker", Some("pm_card_visa")).await;
+        app.place_order("cust_marker", 1.0, 0.0).await.0
+    };
+    app.saga_when_finished(&marker).await;
+
+    let saga = app.saga_when_finished(&saga_id).await;
+    assert_eq!(saga["status"], "COMPLETED");
+    let authorized_steps = saga["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["event"] == "create_order_saga.payment_authorized")
+        .count();
+    assert_eq!(authorized_steps, 1, "{saga}");
+}
+
+/// Reserves a free port for a child process.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_campusg(data_dir: &std::path::Path, port: u16) -> Child {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_campusg"))
+        .args([
+            "up",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--port",
+            &port.to_string(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("campusg starts");
+    Child(child)
+}
+
+async fn wait_until_up(client: &reqwest::Client, base: &str) {
+    for _ in 0..200 {
+        if client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("campusg did not come up at {base}");
+}
+
+#[tokio::test]
+async fn sagas_killed_with_sigkill_all_finish_after_a_restart_and_nothing_is_doubled() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut child = start_campusg(data_dir.path(), port);
+    wait_until_up(&client, &base).await;
+    let created = client
+        .post(format!("{base}/users"))
+        .json(&json!({"user_id": "cust_kill", "name": "K", "email": "k@campus.edu", "payment_method": "pm_card_visa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let mut sagas = Vec::new();
+    for i in 0..30 {
+        let body = json!({"customer_id": "cust_kill", "order_details": {"foodItems": [{"name": format!("item {i}"), "price": 3.5, "quantity": 1}], "deliveryLocation": "Hall 1"}});
+        let answer: serde_json::Value = client
+            .post(format!("{base}/api/orders"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sagas.push((
+            answer["saga_id"].as_str().unwrap().to_string(),
+            answer["order_id"].as_str().unwrap().to_string(),
+        ));
+    }
+    child.0.kill().expect("SIGKILL is delivered");
+    child.0.wait().unwrap();
+
+    let _child = start_campusg(data_dir.path(), port);
+    wait_until_up(&client, &base).await;
+    for (saga_id, order_id) in &sagas {
+        let mut status = String::new();
+        for _ in 0..400 {
+            let saga: serde_json::Value = client
+                .get(format!("{base}/api/sagas/{saga_id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            status = saga["status"].as_str().unwrap_or_default().to_string();
+            if status == "COMPLETED" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(status, "COMPLETED", "saga {saga_id}");
+        let payments: serde_json::Value = client
+            .get(format!("{base}/payments?order_id={order_id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(payments["payments"].as_array().unwrap().len(), 1);
+        let escrows: serde_json::Value = client
+            .get(format!("{base}/escrow?order_id={order_id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(escrows["escrows"].as_array().unwrap().len(), 1);
+        assert_eq!(escrows["escrows"][0]["amount_cents"], 350);
+    }
+    let orders: serde_json::Value = client
+        .get(format!(
+            "{base}/api/orders?customer_id=cust_kill&page_size=200"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(orders["orders"].as_array().unwrap().len(), 30);
+}
