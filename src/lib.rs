@@ -2,6 +2,7 @@
 //! Nothing here decides anything about orders or money; that is `domain/`.
 //!
 //! - [`settings`]: typed configuration from flags and environment variables.
+//! - [`backends`]: opens the bus and the event stores the settings name.
 //! - [`startup`]: builds the whole system (bus, stores, services, HTTP API) and
 //!   runs it until shutdown.
 //! - [`operate`]: what an operator does by hand: publish a message, tail a topic,
@@ -10,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backends;
 pub mod openapi;
 pub mod operate;
 pub mod settings;

@@ -9,19 +9,19 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use campusg::backends::connect_bus;
 use campusg::operate::{self, TailFormat, TailOptions};
-use campusg::settings::Settings;
+use campusg::settings::{Backends, Role, Settings};
 use campusg::startup::Application;
-use campusg_runtime::bus::MessageBus;
+use campusg_runtime::bus::OffsetReset;
 use campusg_runtime::clock::{Clock, SystemClock};
-use campusg_runtime::embedded_log::EmbeddedLog;
 use campusg_runtime::store::Contracts;
 
 #[derive(Parser)]
 #[command(
     name = "campusg",
     version,
-    about = "Campus food delivery: event-sourced services and sagas over a Kafka-shaped log"
+    about = "Campus food delivery: event-sourced services and sagas over Kafka"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,6 +32,13 @@ struct Cli {
 enum Command {
     /// Run everything in one process: every service, the sagas and the HTTP API.
     Up(Settings),
+    /// Run one part of the system; run as many replicas of it as you like.
+    Serve {
+        #[arg(value_enum)]
+        role: Role,
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Publish a message to a topic, checked against topics.toml and its schema.
     ///
     /// The message is an argument, a file (--file), or standard input; several
@@ -46,8 +53,8 @@ enum Command {
         /// The record key; by default the order (or user) the message is about.
         #[arg(long)]
         key: Option<String>,
-        #[arg(long, env = "CAMPUSG_DATA_DIR", default_value = "./campusg-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        backends: Backends,
     },
     /// Print the records of one or more topics with key, headers, partition and offset.
     Tail {
@@ -64,8 +71,8 @@ enum Command {
         /// Stop after this many records.
         #[arg(long, short = 'n')]
         max: Option<usize>,
-        #[arg(long, env = "CAMPUSG_DATA_DIR", default_value = "./campusg-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        backends: Backends,
     },
     /// Consumer groups.
     Groups {
@@ -91,46 +98,24 @@ enum GroupsCommand {
         partition: Option<i32>,
         /// `earliest`, `latest`, or the offset of the next record to read.
         #[arg(long, value_parser = operate::parse_offset_reset)]
-        to: campusg_runtime::bus::OffsetReset,
-        #[arg(long, env = "CAMPUSG_DATA_DIR", default_value = "./campusg-data")]
-        data_dir: PathBuf,
+        to: OffsetReset,
+        #[command(flatten)]
+        backends: Backends,
     },
 }
 
 #[derive(Subcommand)]
 enum TopicsCommand {
-    /// The topics of topics.toml with their partitions and how many records each holds.
-    List {
-        #[arg(long, env = "CAMPUSG_DATA_DIR", default_value = "./campusg-data")]
-        data_dir: PathBuf,
+    /// Create the topics of topics.toml that the bus does not have yet.
+    Create {
+        #[command(flatten)]
+        backends: Backends,
     },
-}
-
-async fn open_log(
-    data_dir: &std::path::Path,
-    contracts: &Contracts,
-) -> anyhow::Result<EmbeddedLog> {
-    let path = data_dir.join("log.db");
-    EmbeddedLog::open(&path, &contracts.topics)
-        .await
-        .with_context(|| format!("cannot open the log at {}", path.display()))
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("a SIGTERM handler can be installed");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
+    /// Compare the bus with topics.toml: partitions, record counts, what is missing.
+    List {
+        #[command(flatten)]
+        backends: Backends,
+    },
 }
 
 #[tokio::main]
@@ -147,31 +132,24 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Up(settings) => {
-            campusg_runtime::telemetry::init("info");
-            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-            let app = Application::build(&settings, clock).await?;
-            tracing::info!(data_dir = %settings.data_dir.display(), address = %app.address(), "campusg is up (embedded)");
-            let shutdown = CancellationToken::new();
-            let trigger = shutdown.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                trigger.cancel();
-            });
-            app.run_until_stopped(shutdown).await
+        Command::Up(settings) => run_system(settings).await,
+        Command::Serve { role, mut settings } => {
+            settings.roles = vec![role];
+            run_system(settings).await
         }
         Command::Publish {
             topic,
             message,
             file,
             key,
-            data_dir,
+            backends,
         } => {
             campusg_runtime::telemetry::init("warn");
             let input = match (message, file) {
                 (Some(message), _) => message,
-                (None, Some(file)) => std::fs::read_to_string(&file)
-                    .with_context(|| format!("cannot read {}", file.display()))?,
+                (None, Some(file)) => {
+                    std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?
+                }
                 (None, None) => {
                     let mut input = String::new();
                     std::io::stdin()
@@ -181,13 +159,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 }
             };
             let contracts = Contracts::builtin();
-            let log = open_log(&data_dir, &contracts).await?;
+            let bus = connect_bus(&backends, &contracts.topics).await?;
             let messages = operate::split_messages(&input);
             anyhow::ensure!(!messages.is_empty(), "no message given");
             let mut failed = 0;
             for raw in messages {
                 match operate::publish(
-                    &log,
+                    bus.as_ref(),
                     &contracts,
                     &topic,
                     &raw,
@@ -220,7 +198,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             follow,
             format,
             max,
-            data_dir,
+            backends,
         } => {
             campusg_runtime::telemetry::init("warn");
             let contracts = Contracts::builtin();
@@ -230,7 +208,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     "topic `{topic}` is not in topics.toml"
                 );
             }
-            let log = open_log(&data_dir, &contracts).await?;
+            let bus = connect_bus(&backends, &contracts.topics).await?;
             let options = TailOptions {
                 topics,
                 from_beginning,
@@ -239,7 +217,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 max_records: max,
             };
             let mut stdout = std::io::stdout();
-            operate::tail(&log, &options, &mut stdout, shutdown_signal()).await?;
+            operate::tail(bus.as_ref(), &options, &mut stdout, shutdown_signal()).await?;
             Ok(())
         }
         Command::Groups {
@@ -249,38 +227,105 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     topic,
                     partition,
                     to,
-                    data_dir,
+                    backends,
                 },
         } => {
             campusg_runtime::telemetry::init("warn");
             let contracts = Contracts::builtin();
-            let log = open_log(&data_dir, &contracts).await?;
-            log.reset_offsets(&group, &topic, partition, to).await?;
+            let bus = connect_bus(&backends, &contracts.topics).await?;
+            bus.reset_offsets(&group, &topic, partition, to).await?;
             println!("group {group} on {topic}: offsets reset to {to:?}");
             Ok(())
         }
         Command::Topics {
-            command: TopicsCommand::List { data_dir },
+            command: TopicsCommand::Create { backends },
+        } => {
+            campusg_runtime::telemetry::init("info");
+            let contracts = Contracts::builtin();
+            // Connecting creates what is missing.
+            connect_bus(&backends, &contracts.topics).await?;
+            println!(
+                "the {} topics of topics.toml exist on the bus",
+                contracts.topics.topics().len()
+            );
+            Ok(())
+        }
+        Command::Topics {
+            command: TopicsCommand::List { backends },
         } => {
             campusg_runtime::telemetry::init("warn");
             let contracts = Contracts::builtin();
-            let log = open_log(&data_dir, &contracts).await?;
+            let bus = connect_bus(&backends, &contracts.topics).await?;
+            let on_bus = bus.describe_topics().await?;
             println!(
-                "{:<22} {:>10} {:>10}  message types",
-                "topic", "partitions", "records"
+                "{:<22} {:>10} {:>10}  {:<12} message types",
+                "topic", "partitions", "records", "state"
             );
-            for (name, partitions, watermarks) in log.describe().await? {
-                let types = contracts
-                    .topics
-                    .get(&name)
-                    .map(|t| t.messages.join(", "))
-                    .unwrap_or_default();
+            for spec in contracts.topics.topics() {
+                let (partitions, records, state) = match on_bus.iter().find(|t| t.name == spec.name) {
+                    None => ("-".to_string(), "-".to_string(), "missing".to_string()),
+                    Some(t) if t.partitions != spec.partitions => (
+                        t.partitions.to_string(),
+                        t.records.to_string(),
+                        format!("file says {} partitions", spec.partitions),
+                    ),
+                    Some(t) => (t.partitions.to_string(), t.records.to_string(), "ok".to_string()),
+                };
                 println!(
-                    "{name:<22} {partitions:>10} {:>10}  {types}",
-                    watermarks.iter().sum::<i64>()
+                    "{:<22} {partitions:>10} {records:>10}  {state:<12} {}",
+                    spec.name,
+                    spec.messages.join(", ")
+                );
+            }
+            for extra in on_bus.iter().filter(|t| contracts.topics.get(&t.name).is_none()) {
+                println!(
+                    "{:<22} {:>10} {:>10}  not in topics.toml",
+                    extra.name, extra.partitions, extra.records
                 );
             }
             Ok(())
         }
+    }
+}
+
+/// Runs the parts `settings` names until SIGINT or SIGTERM.
+async fn run_system(settings: Settings) -> anyhow::Result<()> {
+    campusg_runtime::telemetry::init("info");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let app = Application::build(&settings, clock).await?;
+    let backends = &settings.backends;
+    let bus = backends
+        .kafka
+        .as_deref()
+        .map(|k| format!("Kafka at {k}"))
+        .unwrap_or_else(|| "embedded log".into());
+    let stores = if backends.database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    let roles: Vec<String> = Role::ALL
+        .iter()
+        .filter(|role| settings.runs(**role))
+        .map(|role| format!("{role:?}").to_lowercase())
+        .collect();
+    tracing::info!(address = %app.address(), %bus, %stores, roles = %roles.join(","), "campusg is up");
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        trigger.cancel();
+    });
+    app.run_until_stopped(shutdown).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
     }
 }

@@ -8,8 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use campusg_runtime::bus::{
-    BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom,
-    Subscription,
+    BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom, Subscription,
 };
 use campusg_runtime::envelope::{Envelope, EnvelopeError};
 use campusg_runtime::store::Contracts;
@@ -136,13 +135,8 @@ pub async fn tail(
     }
 }
 
-fn write_record(
-    out: &mut (dyn Write + Send),
-    record: &Record,
-    format: TailFormat,
-) -> std::io::Result<()> {
-    let value: Value =
-        serde_json::from_str(&record.value).unwrap_or_else(|_| Value::String(record.value.clone()));
+fn write_record(out: &mut (dyn Write + Send), record: &Record, format: TailFormat) -> std::io::Result<()> {
+    let value: Value = serde_json::from_str(&record.value).unwrap_or_else(|_| Value::String(record.value.clone()));
     match format {
         TailFormat::Json => {
             let headers: serde_json::Map<String, Value> = record
@@ -162,11 +156,7 @@ fn write_record(
             writeln!(out, "{line}")
         }
         TailFormat::Text => {
-            let headers: Vec<String> = record
-                .headers
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
+            let headers: Vec<String> = record.headers.iter().map(|(k, v)| format!("{k}={v}")).collect();
             writeln!(
                 out,
                 "── {}[{}]@{}  key={}  {}",
@@ -177,8 +167,7 @@ fn write_record(
                 record.timestamp.to_rfc3339()
             )?;
             writeln!(out, "   {}", headers.join("  "))?;
-            let pretty =
-                serde_json::to_string_pretty(&value).unwrap_or_else(|_| record.value.clone());
+            let pretty = serde_json::to_string_pretty(&value).unwrap_or_else(|_| record.value.clone());
             for line in pretty.lines() {
                 writeln!(out, "   {line}")?;
             }

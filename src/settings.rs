@@ -33,11 +33,59 @@ impl Role {
     ];
 }
 
+/// Where the messages and the event stores live: embedded under a data directory
+/// unless Kafka or PostgreSQL is named.
 #[derive(Clone, Debug, Args)]
-pub struct Settings {
+pub struct Backends {
     /// Where the embedded log and the services' SQLite event stores live.
     #[arg(long, env = "CAMPUSG_DATA_DIR", default_value = "./campusg-data")]
     pub data_dir: PathBuf,
+
+    /// Kafka bootstrap servers (host:port,...); the embedded log when left out.
+    #[arg(long = "kafka", env = "KAFKA_BOOTSTRAP_SERVERS")]
+    pub kafka: Option<String>,
+
+    /// The replication factor of topics `campusg` creates on Kafka.
+    #[arg(long, env = "KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
+    pub kafka_replication_factor: i32,
+
+    /// PostgreSQL for the event stores (postgres://...); SQLite files when left out.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Each service keeps its tables in the PostgreSQL schema `<prefix>_<service>`.
+    #[arg(long, env = "CAMPUSG_SCHEMA_PREFIX", default_value = "campusg")]
+    pub schema_prefix: String,
+}
+
+impl Backends {
+    pub fn embedded(data_dir: PathBuf) -> Backends {
+        Backends {
+            data_dir,
+            kafka: None,
+            kafka_replication_factor: 1,
+            database_url: None,
+            schema_prefix: "campusg".to_string(),
+        }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.join("log.db")
+    }
+
+    pub fn store_path(&self, service: &str) -> PathBuf {
+        self.data_dir.join(format!("{service}.db"))
+    }
+
+    pub fn schema_of(&self, service: &str) -> String {
+        format!("{}_{service}", self.schema_prefix)
+    }
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
+    #[command(flatten)]
+    pub backends: Backends,
 
     #[arg(long, env = "CAMPUSG_HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
@@ -47,12 +95,7 @@ pub struct Settings {
     pub port: u16,
 
     /// Which parts to run (all, unless listed).
-    #[arg(
-        long = "role",
-        value_enum,
-        value_delimiter = ',',
-        env = "CAMPUSG_ROLES"
-    )]
+    #[arg(long = "role", value_enum, value_delimiter = ',', env = "CAMPUSG_ROLES")]
     pub roles: Vec<Role>,
 
     /// The highest delivery fee a customer may offer, in major units.
@@ -68,9 +111,7 @@ pub struct Settings {
 }
 
 fn parse_amount(text: &str) -> Result<Cents, String> {
-    let cents = DecimalAmount::parse(text)
-        .to_cents()
-        .map_err(|e| e.to_string())?;
+    let cents = DecimalAmount::parse(text).to_cents().map_err(|e| e.to_string())?;
     if cents.is_negative() {
         return Err(format!("{text} is negative"));
     }
@@ -81,7 +122,7 @@ impl Settings {
     /// Settings for running everything embedded in `data_dir` on a free port.
     pub fn embedded(data_dir: PathBuf) -> Settings {
         Settings {
-            data_dir,
+            backends: Backends::embedded(data_dir),
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
             roles: Vec::new(),
@@ -100,13 +141,5 @@ impl Settings {
             max_delivery_fee: self.max_delivery_fee,
             currency: self.currency.clone(),
         }
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        self.data_dir.join("log.db")
-    }
-
-    pub fn store_path(&self, service: &str) -> PathBuf {
-        self.data_dir.join(format!("{service}.db"))
     }
 }

@@ -1,7 +1,8 @@
 //! Builds the system from [`Settings`] and runs it until shutdown.
 //!
 //! Embedded mode: one SQLite log (`log.db`) and one SQLite event store per
-//! service (`order.db`, `user.db`, ...) under the data directory. Each service
+//! service (`order.db`, `user.db`, ...) under the data directory. Distributed
+//! mode: Kafka, and a PostgreSQL schema per service. Each service
 //! runs its consumer and its outbox relay; the HTTP API serves every service's
 //! routes. [`Application::build`] binds the listener (port 0 works), so tests
 //! start the real system on a random port.
@@ -25,15 +26,14 @@ use campusg_payment::PaymentService;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::clock::Clock;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::embedded_log::EmbeddedLog;
 use campusg_runtime::http::ApiError;
 use campusg_runtime::outbox::run_outbox_relay;
 use campusg_runtime::service::ServiceDeps;
-use campusg_runtime::sqlite_store::SqliteEventStore;
 use campusg_runtime::store::{Contracts, EventStore};
 use campusg_sagas::SagaOrchestrator;
 use campusg_user::UserService;
 
+use crate::backends::{connect_bus, open_store};
 use crate::settings::{Role, Settings};
 
 /// How long shutdown waits for consumers and relays to reach a safe point.
@@ -53,36 +53,19 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
         let contracts = Arc::new(Contracts::builtin());
-        let log = EmbeddedLog::open(&settings.log_path(), &contracts.topics)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the embedded log at {}",
-                    settings.log_path().display()
-                )
-            })?;
-        let bus: Arc<dyn MessageBus> = Arc::new(log);
-
+        let bus = connect_bus(&settings.backends, &contracts.topics).await?;
         let mut deps_of = Vec::new();
         for service in ["order", "user", "payment", "escrow", "sagas"] {
-            let path = settings.store_path(service);
-            let store = SqliteEventStore::open(&path).await.with_context(|| {
-                format!(
-                    "cannot open the {service} event store at {}",
-                    path.display()
-                )
-            })?;
-            let store: Arc<dyn EventStore> = Arc::new(store);
+            let store = open_store(&settings.backends, service).await?;
             deps_of.push(ServiceDeps {
                 store,
                 contracts: contracts.clone(),
                 clock: clock.clone(),
             });
         }
-        let [order_deps, user_deps, payment_deps, escrow_deps, saga_deps]: [ServiceDeps; 5] =
-            deps_of
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("five stores were opened"));
+        let [order_deps, user_deps, payment_deps, escrow_deps, saga_deps]: [ServiceDeps; 5] = deps_of
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("five stores were opened"));
 
         let sandbox = Arc::new(SandboxGateway::new());
         let orders = OrderService::new(order_deps.clone(), settings.order_rules());
@@ -95,31 +78,11 @@ impl Application {
         let mut relays = Vec::new();
         let api = settings.runs(Role::Api);
         for (role, name, deps, consumer) in [
-            (
-                Role::Order,
-                "order",
-                &order_deps,
-                orders.consumer(bus.clone()),
-            ),
+            (Role::Order, "order", &order_deps, orders.consumer(bus.clone())),
             (Role::User, "user", &user_deps, users.consumer(bus.clone())),
-            (
-                Role::Payment,
-                "payment",
-                &payment_deps,
-                payments.consumer(bus.clone()),
-            ),
-            (
-                Role::Escrow,
-                "escrow",
-                &escrow_deps,
-                escrows.consumer(bus.clone()),
-            ),
-            (
-                Role::Sagas,
-                "sagas",
-                &saga_deps,
-                sagas.consumer(bus.clone()),
-            ),
+            (Role::Payment, "payment", &payment_deps, payments.consumer(bus.clone())),
+            (Role::Escrow, "escrow", &escrow_deps, escrows.consumer(bus.clone())),
+            (Role::Sagas, "sagas", &saga_deps, sagas.consumer(bus.clone())),
         ] {
             if settings.runs(role) {
                 consumers.push(consumer);
@@ -132,10 +95,7 @@ impl Application {
 
         let router = Router::new()
             .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-            .route(
-                "/openapi.json",
-                get(|| async { Json(crate::openapi::document()) }),
-            )
+            .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
             .merge(campusg_order::router(orders))
             .merge(campusg_user::router(users))
             .merge(campusg_payment::router(payments))
@@ -191,18 +151,13 @@ impl Application {
             tracker.spawn(consumer.run(shutdown.clone()));
         }
         for (name, store) in self.relays {
-            tracker.spawn(run_outbox_relay(
-                name,
-                store,
-                self.bus.clone(),
-                shutdown.clone(),
-            ));
+            tracker.spawn(run_outbox_relay(name, store, self.bus.clone(), shutdown.clone()));
         }
         if let Some(listener) = self.listener {
             tracing::info!(address = %self.address, "HTTP API listening");
             let stop = shutdown.clone();
-            let server = axum::serve(listener, self.router)
-                .with_graceful_shutdown(async move { stop.cancelled().await });
+            let server =
+                axum::serve(listener, self.router).with_graceful_shutdown(async move { stop.cancelled().await });
             tracker.spawn(async move {
                 if let Err(error) = server.await {
                     tracing::error!(error = %error, "the HTTP server stopped");
@@ -212,10 +167,7 @@ impl Application {
         tracker.close();
         shutdown.cancelled().await;
         tracing::info!("shutting down");
-        if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait()).await.is_err() {
             anyhow::bail!("some tasks did not stop within {SHUTDOWN_DEADLINE:?}");
         }
         Ok(())
@@ -223,10 +175,7 @@ impl Application {
 }
 
 /// Logs each request with its method, path and status.
-async fn log_request(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let response = next.run(request).await;

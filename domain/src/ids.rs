@@ -57,10 +57,7 @@ uuid_id!(
 impl OrderId {
     /// The order a create-order saga creates when its command does not name one.
     pub fn for_saga(saga_id: SagaId) -> OrderId {
-        OrderId(Uuid::new_v5(
-            &CAMPUSG_NAMESPACE,
-            format!("order:{saga_id}").as_bytes(),
-        ))
+        OrderId(Uuid::new_v5(&CAMPUSG_NAMESPACE, format!("order:{saga_id}").as_bytes()))
     }
 }
 

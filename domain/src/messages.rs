@@ -191,9 +191,7 @@ impl Message {
             Message::FundsHeld(m) => Some(m.order_id),
             Message::FundsReleased(m) => Some(m.order_id),
             Message::FundsRefunded(m) => Some(m.order_id),
-            Message::HoldFailed(m) | Message::ReleaseFailed(m) | Message::RefundFailed(m) => {
-                Some(m.order_id)
-            }
+            Message::HoldFailed(m) | Message::ReleaseFailed(m) | Message::RefundFailed(m) => Some(m.order_id),
             Message::SagaStarted(m)
             | Message::SagaStepCompleted(m)
             | Message::SagaCompensating(m)
@@ -589,10 +587,7 @@ mod tests {
         let Message::CreateOrder(command) = message else {
             panic!("not create_order")
         };
-        assert_eq!(
-            command.order_details.food_items[0].price.to_cents(),
-            Ok(Cents(1299))
-        );
+        assert_eq!(command.order_details.food_items[0].price.to_cents(), Ok(Cents(1299)));
         assert_eq!(command.order_id, None);
     }
 

@@ -14,9 +14,7 @@ pub const DEFAULT_CURRENCY: &str = "SGD";
 
 /// An amount in cents (minor units). Negative values exist only as intermediate
 /// results; every amount the domain accepts from outside is checked to be at least zero.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Cents(pub i64);
 
@@ -54,11 +52,7 @@ impl Cents {
         if whole.is_empty() && fraction.is_empty() {
             return Err(not_a_number());
         }
-        if !whole
-            .chars()
-            .chain(fraction.chars())
-            .all(|c| c.is_ascii_digit())
-        {
+        if !whole.chars().chain(fraction.chars()).all(|c| c.is_ascii_digit()) {
             return Err(not_a_number());
         }
         // value = digits x 10^(exponent - fraction.len()), so in cents the digits

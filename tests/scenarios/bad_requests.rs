@@ -3,6 +3,7 @@
 use rstest::rstest;
 use serde_json::{json, Value};
 
+use crate::backends::Backend;
 use crate::helpers::TestApp;
 
 fn order_with(details: Value) -> Value {
@@ -23,8 +24,9 @@ async fn an_order_that_breaks_a_rule_is_refused_before_any_saga_starts(
     #[case] body: Value,
     #[case] status: u16,
     #[case] message_part: &str,
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
 ) {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_on(backend).await;
     let (answer_status, answer) = app.post("/api/orders", &body).await;
     assert_eq!(answer_status, status, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap_or_default();
@@ -36,9 +38,10 @@ async fn an_order_that_breaks_a_rule_is_refused_before_any_saga_starts(
     assert_eq!(sagas["sagas"], json!([]), "no saga may start");
 }
 
+#[rstest]
 #[tokio::test]
-async fn malformed_json_is_a_400() {
-    let app = TestApp::spawn().await;
+async fn malformed_json_is_a_400(#[values(Backend::Embedded, Backend::Kafka)] backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
     let (status, answer) = app.post_raw("/api/orders", "{\"customer_id\": ").await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], "malformed_json");
@@ -54,21 +57,24 @@ async fn malformed_json_is_a_400() {
 #[case("/escrow/00000000-0000-4000-8000-000000000000", 404)]
 #[case("/no/such/endpoint", 404)]
 #[tokio::test]
-async fn unknown_ids_are_404_and_malformed_ids_400(#[case] path: &str, #[case] status: u16) {
-    let app = TestApp::spawn().await;
+async fn unknown_ids_are_404_and_malformed_ids_400(
+    #[case] path: &str,
+    #[case] status: u16,
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
     let (answer_status, answer) = app.get(path).await;
     assert_eq!(answer_status, status, "{answer}");
     assert!(
-        answer["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
+        answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
         "{answer}"
     );
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_user_is_created_once_and_can_be_updated() {
-    let app = TestApp::spawn().await;
+async fn a_user_is_created_once_and_can_be_updated(#[values(Backend::Embedded, Backend::Kafka)] backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
     app.create_user("cust_update", None).await;
     let (status, answer) = app
         .post(
@@ -91,10 +97,7 @@ async fn a_user_is_created_once_and_can_be_updated() {
     assert_eq!(user["payout_account"], "DBS-123");
 
     let (status, answer) = app
-        .post(
-            "/users",
-            &json!({"user_id": "cust_bad", "name": "X", "email": "nope"}),
-        )
+        .post("/users", &json!({"user_id": "cust_bad", "name": "X", "email": "nope"}))
         .await;
     assert_eq!(status, 422, "{answer}");
 }

@@ -5,11 +5,15 @@ use rstest::rstest;
 
 use campusg_payment::sandbox::{DECLINED_TEST_METHOD, INSUFFICIENT_FUNDS_TEST_METHOD};
 
+use crate::backends::Backend;
 use crate::helpers::TestApp;
 
+#[rstest]
 #[tokio::test]
-async fn a_paid_order_is_created_with_its_total_authorized_and_held() {
-    let app = TestApp::spawn().await;
+async fn a_paid_order_is_created_with_its_total_authorized_and_held(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
     app.create_user("cust_happy", Some("pm_card_visa")).await;
 
     let (saga_id, order_id) = app.place_order("cust_happy", 12.99, 2.5).await;
@@ -65,8 +69,9 @@ async fn a_paid_order_is_created_with_its_total_authorized_and_held() {
 async fn an_order_that_cannot_be_paid_is_cancelled_and_holds_no_money(
     #[case] customer: Option<Option<&str>>,
     #[case] expected_error: &str,
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
 ) {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_on(backend).await;
     if let Some(payment_method) = customer {
         app.create_user("cust_failing", payment_method).await;
     }
@@ -77,21 +82,20 @@ async fn an_order_that_cannot_be_paid_is_cancelled_and_holds_no_money(
     assert_eq!(saga["status"], "COMPENSATED", "{saga}");
     assert_eq!(saga["error"], expected_error);
     assert_eq!(app.order(&order_id).await["status"], "CANCELLED");
-    assert!(
-        app.escrows_of(&order_id).await.is_empty(),
-        "no money may be held"
-    );
+    assert!(app.escrows_of(&order_id).await.is_empty(), "no money may be held");
     for payment in app.payments_of(&order_id).await {
         assert_eq!(payment["status"], "FAILED");
     }
     assert_eq!(app.sandbox.ledger().authorizations, 0);
 }
 
+#[rstest]
 #[tokio::test]
-async fn an_escrow_hold_that_fails_voids_the_authorization_and_cancels_the_order() {
-    let app = TestApp::spawn().await;
-    app.create_user("cust_big_spender", Some("pm_card_visa"))
-        .await;
+async fn an_escrow_hold_that_fails_voids_the_authorization_and_cancels_the_order(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    app.create_user("cust_big_spender", Some("pm_card_visa")).await;
 
     // The embedded settings hold at most 500.00 per order.
     let (saga_id, order_id) = app.place_order("cust_big_spender", 499.0, 10.0).await;
@@ -106,16 +110,14 @@ async fn an_escrow_hold_that_fails_voids_the_authorization_and_cancels_the_order
     let payments = app.payments_of(&order_id).await;
     assert_eq!(payments.len(), 1);
     assert_eq!(payments[0]["status"], "VOIDED");
-    assert!(
-        app.escrows_of(&order_id).await.is_empty(),
-        "no money may be held"
-    );
+    assert!(app.escrows_of(&order_id).await.is_empty(), "no money may be held");
     assert_eq!(app.sandbox.ledger().voids, 1);
 }
 
+#[rstest]
 #[tokio::test]
-async fn sagas_are_listed_by_status() {
-    let app = TestApp::spawn().await;
+async fn sagas_are_listed_by_status(#[values(Backend::Embedded, Backend::Kafka)] backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
     app.create_user("cust_list", Some("pm_card_visa")).await;
     let (completed, _) = app.place_order("cust_list", 5.0, 0.0).await;
     let (compensated, _) = app.place_order("nobody", 5.0, 0.0).await;

@@ -1,10 +1,12 @@
 //! What an operator publishes by hand drives the system like the API does; what
 //! cannot be handled ends in the dead-letter topic with its reason.
 
+use rstest::rstest;
 use serde_json::{json, Value};
 
 use campusg_runtime::envelope::Envelope;
 
+use crate::backends::Backend;
 use crate::helpers::TestApp;
 
 fn seeds_create_order(correlation_id: &str, customer_id: &str) -> Value {
@@ -22,9 +24,12 @@ fn seeds_create_order(correlation_id: &str, customer_id: &str) -> Value {
     })
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_create_order_in_the_seeds_format_runs_the_whole_saga() {
-    let app = TestApp::spawn().await;
+async fn a_create_order_in_the_seeds_format_runs_the_whole_saga(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
     app.create_user("cust_123", Some("pm_card_visa")).await;
     let saga_id = uuid::Uuid::new_v4().to_string();
 
@@ -38,9 +43,12 @@ async fn a_create_order_in_the_seeds_format_runs_the_whole_saga() {
     assert_eq!(app.escrows_of(order_id).await[0]["amount_cents"], 1299);
 }
 
+#[rstest]
 #[tokio::test]
-async fn the_same_command_published_twice_creates_one_order_and_one_authorization() {
-    let app = TestApp::spawn().await;
+async fn the_same_command_published_twice_creates_one_order_and_one_authorization(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
     app.create_user("cust_twice", Some("pm_card_visa")).await;
     let saga_id = uuid::Uuid::new_v4().to_string();
     let command = seeds_create_order(&saga_id, "cust_twice");
@@ -62,28 +70,24 @@ async fn the_same_command_published_twice_creates_one_order_and_one_authorizatio
         2,
         "one order per saga: {orders}"
     );
-    assert_eq!(
-        app.sandbox.ledger().authorizations,
-        2,
-        "one authorization per order"
-    );
+    assert_eq!(app.sandbox.ledger().authorizations, 2, "one authorization per order");
     let (_, sagas) = app.get("/api/sagas").await;
     assert_eq!(sagas["sagas"].as_array().unwrap().len(), 2);
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_malformed_record_goes_to_the_dead_letter_topic_and_the_consumer_goes_on() {
-    let app = TestApp::spawn().await;
-    app.create_user("cust_after_poison", Some("pm_card_visa"))
-        .await;
+async fn a_malformed_record_goes_to_the_dead_letter_topic_and_the_consumer_goes_on(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    app.create_user("cust_after_poison", Some("pm_card_visa")).await;
 
-    app.produce_raw("order_commands", "k1", "this is not json")
-        .await;
+    app.produce_raw("order_commands", "k1", "this is not json").await;
     app.produce_raw(
         "order_commands",
         "k2",
-        &json!({"type": "create_order", "correlation_id": "c", "payload": {"customer_id": "x"}})
-            .to_string(),
+        &json!({"type": "create_order", "correlation_id": "c", "payload": {"customer_id": "x"}}).to_string(),
     )
     .await;
     app.produce_raw(
@@ -93,35 +97,23 @@ async fn a_malformed_record_goes_to_the_dead_letter_topic_and_the_consumer_goes_
     )
     .await;
     let saga_id = uuid::Uuid::new_v4().to_string();
-    app.publish(
-        "order_commands",
-        &seeds_create_order(&saga_id, "cust_after_poison"),
-    )
-    .await;
+    app.publish("order_commands", &seeds_create_order(&saga_id, "cust_after_poison"))
+        .await;
 
-    assert_eq!(
-        app.saga_when_finished(&saga_id).await["status"],
-        "COMPLETED"
-    );
+    assert_eq!(app.saga_when_finished(&saga_id).await["status"], "COMPLETED");
     let dead_letters = app.records(&["dead_letters"]).await;
     let reasons: Vec<(String, String)> = dead_letters
         .iter()
         .map(|record| {
             let value: Value = serde_json::from_str(&record.value).unwrap();
             (
-                value["payload"]["original_key"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
+                value["payload"]["original_key"].as_str().unwrap_or("").to_string(),
                 value["payload"]["reason"].as_str().unwrap().to_string(),
             )
         })
         .collect();
     assert_eq!(reasons.len(), 3, "{reasons:?}");
-    assert!(
-        reasons[0].0 == "k1" && reasons[0].1.contains("not JSON"),
-        "{reasons:?}"
-    );
+    assert!(reasons[0].0 == "k1" && reasons[0].1.contains("not JSON"), "{reasons:?}");
     assert!(
         reasons[1].0 == "k2" && reasons[1].1.contains("order_details"),
         "{reasons:?}"
@@ -135,9 +127,12 @@ async fn a_malformed_record_goes_to_the_dead_letter_topic_and_the_consumer_goes_
     assert!(first.header("original_offset").is_some());
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_message_on_the_wrong_topic_is_refused_by_publish_and_dead_lettered_by_consumers() {
-    let app = TestApp::spawn().await;
+async fn a_message_on_the_wrong_topic_is_refused_by_publish_and_dead_lettered_by_consumers(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
     let misplaced = json!({"type": "cancel_order", "correlation_id": "c", "payload": {"order_id": uuid::Uuid::new_v4(), "reason": "x"}});
     let refused = campusg::operate::publish(
         app.bus.as_ref(),
@@ -149,13 +144,9 @@ async fn a_message_on_the_wrong_topic_is_refused_by_publish_and_dead_lettered_by
     )
     .await
     .unwrap_err();
-    assert!(
-        refused.to_string().contains("it goes on `order_commands`"),
-        "{refused}"
-    );
+    assert!(refused.to_string().contains("it goes on `order_commands`"), "{refused}");
 
-    app.produce_raw("payment_commands", "k", &misplaced.to_string())
-        .await;
+    app.produce_raw("payment_commands", "k", &misplaced.to_string()).await;
     let dead = app.record_when("dead_letters", |_| true).await;
     let value: Value = serde_json::from_str(&dead.value).unwrap();
     assert!(value["payload"]["reason"]
@@ -164,9 +155,12 @@ async fn a_message_on_the_wrong_topic_is_refused_by_publish_and_dead_lettered_by
         .contains("does not belong on topic `payment_commands`"));
 }
 
+#[rstest]
 #[tokio::test]
-async fn every_message_the_system_produces_matches_its_schema_and_topic() {
-    let app = TestApp::spawn().await;
+async fn every_message_the_system_produces_matches_its_schema_and_topic(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
     app.create_user("cust_schema", Some("pm_card_visa")).await;
     app.create_user("cust_schema_declined", Some("pm_card_chargeDeclined"))
         .await;
@@ -177,22 +171,14 @@ async fn every_message_the_system_produces_matches_its_schema_and_topic() {
         app.saga_when_finished(saga).await;
     }
 
-    let topics: Vec<String> = app
-        .contracts
-        .topics
-        .topics()
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
+    let topics: Vec<String> = app.contracts.topics.topics().iter().map(|t| t.name.clone()).collect();
     let records = app
         .records(&topics.iter().map(String::as_str).collect::<Vec<_>>())
         .await;
     let mut types = std::collections::BTreeSet::new();
     for record in &records {
         let envelope = Envelope::parse(&record.value, &app.contracts.schemas, chrono::Utc::now())
-            .unwrap_or_else(|e| {
-                panic!("{}@{}: {e}\n{}", record.topic, record.offset, record.value)
-            });
+            .unwrap_or_else(|e| panic!("{}@{}: {e}\n{}", record.topic, record.offset, record.value));
         let topic = app.contracts.topics.get(&record.topic).unwrap();
         assert!(
             topic.messages.contains(&envelope.message_type),
@@ -202,13 +188,8 @@ async fn every_message_the_system_produces_matches_its_schema_and_topic() {
         );
         envelope.decode().unwrap();
         assert_eq!(record.header("type"), Some(envelope.message_type.as_str()));
-        assert_eq!(
-            record.header("correlation_id"),
-            Some(envelope.correlation_id.as_str())
-        );
-        assert!(record
-            .header("traceparent")
-            .is_some_and(|t| t.starts_with("00-")));
+        assert_eq!(record.header("correlation_id"), Some(envelope.correlation_id.as_str()));
+        assert!(record.header("traceparent").is_some_and(|t| t.starts_with("00-")));
         types.insert(envelope.message_type);
     }
     for expected in [

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{json, Value};
-use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -18,8 +17,10 @@ use campusg_runtime::bus::{MessageBus, Record, StartFrom, Subscription};
 use campusg_runtime::clock::{Clock, SystemClock};
 use campusg_runtime::store::Contracts;
 
+use crate::backends::{Backend, Environment};
+
 /// How long a test waits for the system to reach a state before failing.
-const PATIENCE: Duration = Duration::from_secs(20);
+const PATIENCE: Duration = Duration::from_secs(60);
 
 pub struct TestApp {
     pub address: String,
@@ -29,27 +30,26 @@ pub struct TestApp {
     pub sandbox: Arc<SandboxGateway>,
     shutdown: CancellationToken,
     running: Option<JoinHandle<anyhow::Result<()>>>,
-    // Dropped last: the data directory outlives the running system.
-    pub data_dir: Arc<TempDir>,
+    // Dropped last: the environment outlives the running system.
+    pub environment: Arc<Environment>,
 }
 
 impl TestApp {
-    /// Every part of the system, in a fresh data directory.
-    pub async fn spawn() -> TestApp {
-        TestApp::spawn_with(Arc::new(tempfile::tempdir().unwrap()), &[]).await
+    /// Every part of the system, on a fresh environment of `backend`.
+    pub async fn spawn_on(backend: Backend) -> TestApp {
+        TestApp::spawn_with(Arc::new(Environment::new(backend)), &[]).await
     }
 
-    /// The system with only `roles` running (all when empty), on `data_dir`.
-    pub async fn spawn_with(data_dir: Arc<TempDir>, roles: &[Role]) -> TestApp {
+    /// The system with only `roles` running (all when empty), in `environment`.
+    pub async fn spawn_with(environment: Arc<Environment>, roles: &[Role]) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             campusg_runtime::telemetry::init("info");
         }
-        let mut settings = Settings::embedded(data_dir.path().to_path_buf());
+        let mut settings = Settings::embedded(environment.data_dir.path().to_path_buf());
+        settings.backends = environment.backends();
         settings.roles = roles.to_vec();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let app = Application::build(&settings, clock)
-            .await
-            .expect("the system builds");
+        let app = Application::build(&settings, clock).await.expect("the system builds");
         let address = format!("http://{}", app.address());
         let (bus, contracts, sandbox) = (app.bus(), app.contracts(), app.sandbox());
         let shutdown = CancellationToken::new();
@@ -63,12 +63,12 @@ impl TestApp {
 
             shutdown,
             running: Some(running),
-            data_dir,
+            environment,
         }
     }
 
     /// Stops the system the way SIGTERM does and waits until it has stopped.
-    pub async fn stop(mut self) -> Arc<TempDir> {
+    pub async fn stop(mut self) -> Arc<Environment> {
         self.shutdown.cancel();
         if let Some(running) = self.running.take() {
             running
@@ -76,7 +76,7 @@ impl TestApp {
                 .expect("the system task does not panic")
                 .expect("the system stops cleanly");
         }
-        self.data_dir.clone()
+        self.environment.clone()
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -117,8 +117,7 @@ impl TestApp {
     }
 
     pub async fn create_user(&self, user_id: &str, payment_method: Option<&str>) {
-        let mut body =
-            json!({"user_id": user_id, "name": user_id, "email": format!("{user_id}@campus.edu")});
+        let mut body = json!({"user_id": user_id, "name": user_id, "email": format!("{user_id}@campus.edu")});
         if let Some(method) = payment_method {
             body["payment_method"] = json!(method);
         }
@@ -128,12 +127,7 @@ impl TestApp {
 
     /// Places the seeds' order (one burger at 12.99) plus `delivery_fee`;
     /// returns (saga id, order id).
-    pub async fn place_order(
-        &self,
-        customer_id: &str,
-        price: f64,
-        delivery_fee: f64,
-    ) -> (String, String) {
+    pub async fn place_order(&self, customer_id: &str, price: f64, delivery_fee: f64) -> (String, String) {
         let body = json!({
             "customer_id": customer_id,
             "order_details": {
@@ -228,8 +222,13 @@ impl TestApp {
         };
         let mut reader = self.bus.subscribe(subscription).await.unwrap();
         let mut records = Vec::new();
+        // A Kafka reader needs a moment to fetch; the embedded log answers at once.
+        let quiet = match self.environment.backend {
+            Backend::Embedded => Duration::from_millis(50),
+            Backend::Kafka => Duration::from_millis(1500),
+        };
         loop {
-            let batch = reader.poll(1000, Duration::from_millis(50)).await.unwrap();
+            let batch = reader.poll(1000, quiet).await.unwrap();
             if batch.is_empty() {
                 return records;
             }
@@ -244,10 +243,7 @@ impl TestApp {
             if let Some(record) = self.records(&[topic]).await.into_iter().find(|r| found(r)) {
                 return record;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no matching record on {topic}"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "no matching record on {topic}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! One test binary with a module per capability, so the suite links once.
 
+mod backends;
 mod helpers;
 
 mod bad_requests;

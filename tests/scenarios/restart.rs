@@ -4,30 +4,27 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rstest::rstest;
 use serde_json::json;
 
 use campusg::settings::Role;
 
+use crate::backends::{Backend, Environment};
 use crate::helpers::TestApp;
 
+#[rstest]
 #[tokio::test]
-async fn a_saga_stopped_midway_finishes_after_a_restart() {
-    let data_dir = Arc::new(tempfile::tempdir().unwrap());
-    let without_payments = [
-        Role::Api,
-        Role::Order,
-        Role::User,
-        Role::Escrow,
-        Role::Sagas,
-    ];
-    let app = TestApp::spawn_with(data_dir, &without_payments).await;
+async fn a_saga_stopped_midway_finishes_after_a_restart(#[values(Backend::Embedded, Backend::Kafka)] backend: Backend) {
+    let environment = Arc::new(Environment::new(backend));
+    let without_payments = [Role::Api, Role::Order, Role::User, Role::Escrow, Role::Sagas];
+    let app = TestApp::spawn_with(environment, &without_payments).await;
     app.create_user("cust_restart", Some("pm_card_visa")).await;
     let (saga_id, order_id) = app.place_order("cust_restart", 12.99, 1.0).await;
     app.saga_when(&saga_id, |saga| saga["current_step"] == "authorize_payment")
         .await;
-    let data_dir = app.stop().await;
+    let environment = app.stop().await;
 
-    let app = TestApp::spawn_with(data_dir, &[]).await;
+    let app = TestApp::spawn_with(environment, &[]).await;
     let saga = app.saga_when_finished(&saga_id).await;
 
     assert_eq!(saga["status"], "COMPLETED", "{saga}");
@@ -35,19 +32,15 @@ async fn a_saga_stopped_midway_finishes_after_a_restart() {
     assert_eq!(app.sandbox.ledger().authorizations, 1);
 }
 
+#[rstest]
 #[tokio::test]
-async fn an_event_published_by_hand_drives_the_saga_and_the_real_duplicate_changes_nothing() {
-    let data_dir = Arc::new(tempfile::tempdir().unwrap());
-    let without_payments = [
-        Role::Api,
-        Role::Order,
-        Role::User,
-        Role::Escrow,
-        Role::Sagas,
-    ];
-    let app = TestApp::spawn_with(data_dir, &without_payments).await;
-    app.create_user("cust_simulated", Some("pm_card_visa"))
-        .await;
+async fn an_event_published_by_hand_drives_the_saga_and_the_real_duplicate_changes_nothing(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let environment = Arc::new(Environment::new(backend));
+    let without_payments = [Role::Api, Role::Order, Role::User, Role::Escrow, Role::Sagas];
+    let app = TestApp::spawn_with(environment, &without_payments).await;
+    app.create_user("cust_simulated", Some("pm_card_visa")).await;
     let (saga_id, order_id) = app.place_order("cust_simulated", 12.99, 1.0).await;
     app.saga_when(&saga_id, |saga| saga["current_step"] == "authorize_payment")
         .await;
@@ -71,14 +64,11 @@ async fn an_event_published_by_hand_drives_the_saga_and_the_real_duplicate_chang
         }),
     )
     .await;
-    assert_eq!(
-        app.saga_when_finished(&saga_id).await["status"],
-        "COMPLETED"
-    );
-    let data_dir = app.stop().await;
+    assert_eq!(app.saga_when_finished(&saga_id).await["status"], "COMPLETED");
+    let environment = app.stop().await;
 
     // The real payment service comes back and answers the waiting command.
-    let app = TestApp::spawn_with(data_dir, &[]).await;
+    let app = TestApp::spawn_with(environment, &[]).await;
     app.record_when("payment_events", |record| {
         record.header("type") == Some("payment.authorized")
             && !record.value.contains(r#""gateway_reference":"simulated""#)
@@ -119,15 +109,11 @@ impl Drop for Child {
     }
 }
 
-fn start_campusg(data_dir: &std::path::Path, port: u16) -> Child {
+fn start_campusg(environment: &Environment, port: u16) -> Child {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_campusg"))
-        .args([
-            "up",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--port",
-            &port.to_string(),
-        ])
+        .arg("up")
+        .args(environment.flags())
+        .args(["--port", &port.to_string()])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -151,13 +137,16 @@ async fn wait_until_up(client: &reqwest::Client, base: &str) {
     panic!("campusg did not come up at {base}");
 }
 
+#[rstest]
 #[tokio::test]
-async fn sagas_killed_with_sigkill_all_finish_after_a_restart_and_nothing_is_doubled() {
-    let data_dir = tempfile::tempdir().unwrap();
+async fn sagas_killed_with_sigkill_all_finish_after_a_restart_and_nothing_is_doubled(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let environment = Environment::new(backend);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let mut child = start_campusg(data_dir.path(), port);
+    let mut child = start_campusg(&environment, port);
     wait_until_up(&client, &base).await;
     let created = client
         .post(format!("{base}/users"))
@@ -186,11 +175,11 @@ async fn sagas_killed_with_sigkill_all_finish_after_a_restart_and_nothing_is_dou
     child.0.kill().expect("SIGKILL is delivered");
     child.0.wait().unwrap();
 
-    let _child = start_campusg(data_dir.path(), port);
+    let _child = start_campusg(&environment, port);
     wait_until_up(&client, &base).await;
     for (saga_id, order_id) in &sagas {
         let mut status = String::new();
-        for _ in 0..400 {
+        for _ in 0..1200 {
             let saga: serde_json::Value = client
                 .get(format!("{base}/api/sagas/{saga_id}"))
                 .send()
@@ -227,9 +216,7 @@ async fn sagas_killed_with_sigkill_all_finish_after_a_restart_and_nothing_is_dou
         assert_eq!(escrows["escrows"][0]["amount_cents"], 350);
     }
     let orders: serde_json::Value = client
-        .get(format!(
-            "{base}/api/orders?customer_id=cust_kill&page_size=200"
-        ))
+        .get(format!("{base}/api/orders?customer_id=cust_kill&page_size=200"))
         .send()
         .await
         .unwrap()

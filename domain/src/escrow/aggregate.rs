@@ -131,9 +131,7 @@ impl Escrow {
                 if let Some(status) = self.status {
                     return Err(EscrowError::AlreadyHeld(status));
                 }
-                let amount = food_fee
-                    .checked_add(delivery_fee)
-                    .unwrap_or(Cents(i64::MAX));
+                let amount = food_fee.checked_add(delivery_fee).unwrap_or(Cents(i64::MAX));
                 if amount <= Cents::ZERO || food_fee.is_negative() || delivery_fee.is_negative() {
                     return Err(EscrowError::AmountNotPositive(amount));
                 }
@@ -172,10 +170,7 @@ impl Escrow {
                 Ok(vec![EscrowEvent::Refunded(FundsRefunded {
                     escrow_id,
                     order_id,
-                    customer_id: self
-                        .customer_id
-                        .clone()
-                        .expect("held funds have a customer"),
+                    customer_id: self.customer_id.clone().expect("held funds have a customer"),
                     amount_cents: self.amount_cents,
                     reason,
                     refunded_at: at,

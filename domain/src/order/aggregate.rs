@@ -63,11 +63,7 @@ impl Order {
                     created_at: at,
                 })])
             }
-            OrderCommand::ChangeStatus {
-                status,
-                runner_id,
-                at,
-            } => {
+            OrderCommand::ChangeStatus { status, runner_id, at } => {
                 let (order_id, current) = self.placed()?;
                 if current == status {
                     return Err(OrderError::AlreadyInStatus(status));
@@ -188,8 +184,7 @@ impl Aggregate for Order {
                 self.previous_status = self.status;
                 self.status = Some(OrderStatus::Cancelled);
                 self.cancellation_reason = Some(e.reason);
-                self.status_times
-                    .insert(OrderStatus::Cancelled, e.cancelled_at);
+                self.status_times.insert(OrderStatus::Cancelled, e.cancelled_at);
             }
         }
     }
@@ -303,11 +298,7 @@ mod aggregate_tests {
         OrderTestFramework::with(())
             .given(vec![created()])
             .when(change(OrderStatus::Created, None))
-            .then_expect_events(vec![moved(
-                OrderStatus::Pending,
-                OrderStatus::Created,
-                None,
-            )]);
+            .then_expect_events(vec![moved(OrderStatus::Pending, OrderStatus::Created, None)]);
     }
 
     #[test]
@@ -324,10 +315,7 @@ mod aggregate_tests {
     #[test]
     fn repeating_the_current_status_is_reported_as_such() {
         OrderTestFramework::with(())
-            .given(vec![
-                created(),
-                moved(OrderStatus::Pending, OrderStatus::Created, None),
-            ])
+            .given(vec![created(), moved(OrderStatus::Pending, OrderStatus::Created, None)])
             .when(change(OrderStatus::Created, None))
             .then_expect_error(OrderError::AlreadyInStatus(OrderStatus::Created));
     }
@@ -335,10 +323,7 @@ mod aggregate_tests {
     #[test]
     fn the_customer_cannot_accept_their_own_order() {
         OrderTestFramework::with(())
-            .given(vec![
-                created(),
-                moved(OrderStatus::Pending, OrderStatus::Created, None),
-            ])
+            .given(vec![created(), moved(OrderStatus::Pending, OrderStatus::Created, None)])
             .when(change(OrderStatus::Accepted, Some(customer())))
             .then_expect_error(OrderError::RunnerIsCustomer(customer()));
     }
@@ -355,9 +340,7 @@ mod aggregate_tests {
                 OrderStatus::OnSite,
                 Some(UserId::parse("someone_else").unwrap()),
             ))
-            .then_expect_error(OrderError::NotTheAssignedRunner(
-                UserId::parse("someone_else").unwrap(),
-            ));
+            .then_expect_error(OrderError::NotTheAssignedRunner(UserId::parse("someone_else").unwrap()));
     }
 
     #[test]

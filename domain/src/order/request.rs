@@ -24,11 +24,7 @@ pub enum OrderRejection {
     #[error("food item {index} has no name")]
     ItemWithoutName { index: usize },
     #[error("food item {index} ({name}) has quantity {quantity}; it must be at least 1")]
-    QuantityNotPositive {
-        index: usize,
-        name: String,
-        quantity: i64,
-    },
+    QuantityNotPositive { index: usize, name: String, quantity: i64 },
     #[error("food item {index} ({name}) has price {price}: {reason}")]
     InvalidPrice {
         index: usize,
@@ -61,10 +57,7 @@ pub struct ValidatedOrder {
 }
 
 impl ValidatedOrder {
-    pub fn parse(
-        details: &OrderDetails,
-        rules: &OrderRules,
-    ) -> Result<ValidatedOrder, OrderRejection> {
+    pub fn parse(details: &OrderDetails, rules: &OrderRules) -> Result<ValidatedOrder, OrderRejection> {
         if details.food_items.is_empty() {
             return Err(OrderRejection::NoItems);
         }
@@ -88,19 +81,12 @@ impl ValidatedOrder {
                 price: item.price.as_str().to_string(),
                 reason,
             };
-            let price = item
-                .price
-                .to_cents()
-                .map_err(|e| invalid_price(e.to_string()))?;
+            let price = item.price.to_cents().map_err(|e| invalid_price(e.to_string()))?;
             if price.is_negative() {
                 return Err(invalid_price("it must be at least 0".to_string()));
             }
-            let line_total = price
-                .checked_mul(item.quantity)
-                .ok_or(OrderRejection::TotalTooLarge)?;
-            food_fee = food_fee
-                .checked_add(line_total)
-                .ok_or(OrderRejection::TotalTooLarge)?;
+            let line_total = price.checked_mul(item.quantity).ok_or(OrderRejection::TotalTooLarge)?;
+            food_fee = food_fee.checked_add(line_total).ok_or(OrderRejection::TotalTooLarge)?;
             items.push(OrderItem {
                 name: name.to_string(),
                 price_cents: price,
@@ -142,10 +128,7 @@ impl ValidatedOrder {
         }
         Ok(ValidatedOrder {
             items,
-            store_location: details
-                .store_location
-                .clone()
-                .filter(|s| !s.trim().is_empty()),
+            store_location: details.store_location.clone().filter(|s| !s.trim().is_empty()),
             delivery_location: delivery_location.to_string(),
             food_fee,
             delivery_fee,

@@ -81,9 +81,7 @@ impl OrderStatus {
     }
 
     pub fn parse(text: &str) -> Option<OrderStatus> {
-        OrderStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == text)
+        OrderStatus::ALL.into_iter().find(|status| status.as_str() == text)
     }
 }
 

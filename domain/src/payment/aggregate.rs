@@ -158,29 +158,25 @@ impl Aggregate for Payment {
                     payment_method: payment_method.clone(),
                 };
                 match gateway.authorize(request).await? {
-                    AuthorizationOutcome::Approved { reference } => {
-                        PaymentEvent::Authorized(PaymentAuthorized {
-                            payment_id,
-                            order_id,
-                            customer_id,
-                            amount_cents: amount,
-                            currency,
-                            payment_method,
-                            gateway_reference: reference,
-                            authorized_at: at,
-                        })
-                    }
-                    AuthorizationOutcome::Declined { reason, message } => {
-                        PaymentEvent::Failed(PaymentFailed {
-                            payment_id,
-                            order_id,
-                            customer_id,
-                            amount_cents: amount,
-                            reason,
-                            message,
-                            failed_at: at,
-                        })
-                    }
+                    AuthorizationOutcome::Approved { reference } => PaymentEvent::Authorized(PaymentAuthorized {
+                        payment_id,
+                        order_id,
+                        customer_id,
+                        amount_cents: amount,
+                        currency,
+                        payment_method,
+                        gateway_reference: reference,
+                        authorized_at: at,
+                    }),
+                    AuthorizationOutcome::Declined { reason, message } => PaymentEvent::Failed(PaymentFailed {
+                        payment_id,
+                        order_id,
+                        customer_id,
+                        amount_cents: amount,
+                        reason,
+                        message,
+                        failed_at: at,
+                    }),
                 }
             }
             PaymentCommand::Void { reason, at } => {
@@ -189,9 +185,7 @@ impl Aggregate for Payment {
                     return Err(PaymentError::CannotVoid(status));
                 }
                 let reference = self.gateway_reference.clone().unwrap_or_default();
-                gateway
-                    .void(&reference, &format!("void:{payment_id}"))
-                    .await?;
+                gateway.void(&reference, &format!("void:{payment_id}")).await?;
                 PaymentEvent::Voided(PaymentVoided {
                     payment_id,
                     order_id,
@@ -207,11 +201,7 @@ impl Aggregate for Payment {
                 }
                 let reference = self.gateway_reference.clone().unwrap_or_default();
                 gateway
-                    .capture(
-                        &reference,
-                        self.amount_cents,
-                        &format!("capture:{payment_id}"),
-                    )
+                    .capture(&reference, self.amount_cents, &format!("capture:{payment_id}"))
                     .await?;
                 PaymentEvent::Captured(PaymentCaptured {
                     payment_id,
@@ -290,10 +280,7 @@ mod aggregate_tests {
 
     #[async_trait]
     impl PaymentGateway for ScriptedGateway {
-        async fn authorize(
-            &self,
-            request: AuthorizationRequest,
-        ) -> Result<AuthorizationOutcome, GatewayError> {
+        async fn authorize(&self, request: AuthorizationRequest) -> Result<AuthorizationOutcome, GatewayError> {
             self.calls.lock().unwrap().push(request.idempotency_key);
             Ok(self.outcome.clone())
         }
@@ -301,12 +288,7 @@ mod aggregate_tests {
             self.calls.lock().unwrap().push(key.to_string());
             Ok(())
         }
-        async fn capture(
-            &self,
-            _reference: &str,
-            _amount: Cents,
-            key: &str,
-        ) -> Result<(), GatewayError> {
+        async fn capture(&self, _reference: &str, _amount: Cents, key: &str) -> Result<(), GatewayError> {
             self.calls.lock().unwrap().push(key.to_string());
             Ok(())
         }

@@ -9,15 +9,8 @@ use crate::money::Cents;
 /// seen the key before answers as it did the first time and moves no money again.
 #[async_trait]
 pub trait PaymentGateway: Send + Sync {
-    async fn authorize(
-        &self,
-        request: AuthorizationRequest,
-    ) -> Result<AuthorizationOutcome, GatewayError>;
-    async fn void(
-        &self,
-        authorization_reference: &str,
-        idempotency_key: &str,
-    ) -> Result<(), GatewayError>;
+    async fn authorize(&self, request: AuthorizationRequest) -> Result<AuthorizationOutcome, GatewayError>;
+    async fn void(&self, authorization_reference: &str, idempotency_key: &str) -> Result<(), GatewayError>;
     async fn capture(
         &self,
         authorization_reference: &str,
@@ -36,13 +29,8 @@ pub struct AuthorizationRequest {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthorizationOutcome {
-    Approved {
-        reference: String,
-    },
-    Declined {
-        reason: DeclineReason,
-        message: String,
-    },
+    Approved { reference: String },
+    Declined { reason: DeclineReason, message: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

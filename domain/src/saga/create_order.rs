@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{EscrowId, OrderId, PaymentId, SagaId, UserId};
 use crate::messages::{
-    AuthorizePayment, CancelOrder, CreateOrder, GetPaymentInfo, HoldFunds, Message, OrderDetails,
-    PaymentInfoFailure, RefundFunds, SagaUpdate, UpdateOrderStatus, VoidPayment,
+    AuthorizePayment, CancelOrder, CreateOrder, GetPaymentInfo, HoldFunds, Message, OrderDetails, PaymentInfoFailure,
+    RefundFunds, SagaUpdate, UpdateOrderStatus, VoidPayment,
 };
 use crate::money::Cents;
 use crate::order::OrderStatus;
@@ -218,10 +218,7 @@ pub struct Reaction {
 impl CreateOrderSaga {
     /// The saga step: decides the events for `command`, applies them, and returns
     /// them with every message they cause.
-    pub fn react(
-        &mut self,
-        command: CreateOrderSagaCommand,
-    ) -> Result<Reaction, CreateOrderSagaError> {
+    pub fn react(&mut self, command: CreateOrderSagaCommand) -> Result<Reaction, CreateOrderSagaError> {
         let events = self.decide(command)?;
         let mut commands = Vec::new();
         for event in &events {
@@ -231,10 +228,7 @@ impl CreateOrderSaga {
         Ok(Reaction { events, commands })
     }
 
-    pub fn decide(
-        &self,
-        command: CreateOrderSagaCommand,
-    ) -> Result<Vec<CreateOrderSagaEvent>, CreateOrderSagaError> {
+    pub fn decide(&self, command: CreateOrderSagaCommand) -> Result<Vec<CreateOrderSagaEvent>, CreateOrderSagaError> {
         use CreateOrderSagaEvent as E;
         match command {
             CreateOrderSagaCommand::Start {
@@ -255,17 +249,11 @@ impl CreateOrderSaga {
                     at,
                 }])
             }
-            CreateOrderSagaCommand::Observe {
-                saga_id,
-                message,
-                at,
-            } => {
+            CreateOrderSagaCommand::Observe { saga_id, message, at } => {
                 if self.saga_id.is_none() {
                     // Only an order placed in PENDING starts a saga that nobody started.
                     return Ok(match message {
-                        Message::OrderCreated(created)
-                            if created.status == OrderStatus::Pending =>
-                        {
+                        Message::OrderCreated(created) if created.status == OrderStatus::Pending => {
                             vec![
                                 E::Started {
                                     saga_id,
@@ -342,11 +330,7 @@ impl CreateOrderSaga {
                 };
                 compensate(step, reason, vec![Compensation::CancelOrder])
             }
-            (
-                SagaStatus::Started,
-                Step::AuthorizePayment,
-                Message::PaymentAuthorized(authorized),
-            ) => {
+            (SagaStatus::Started, Step::AuthorizePayment, Message::PaymentAuthorized(authorized)) => {
                 vec![E::PaymentAuthorized {
                     payment_id: authorized.payment_id,
                     at,
@@ -374,11 +358,7 @@ impl CreateOrderSaga {
             {
                 vec![E::OrderMarkedCreated { at }, E::Completed { at }]
             }
-            (
-                SagaStatus::Started,
-                Step::MarkOrderCreated,
-                Message::OrderStatusUpdateFailed(failed),
-            ) => compensate(
+            (SagaStatus::Started, Step::MarkOrderCreated, Message::OrderStatusUpdateFailed(failed)) => compensate(
                 step,
                 format!("the order could not be marked CREATED: {}", failed.reason),
                 vec![
@@ -392,19 +372,13 @@ impl CreateOrderSaga {
         }
     }
 
-    fn observe_compensation(
-        &self,
-        message: Message,
-        at: DateTime<Utc>,
-    ) -> Vec<CreateOrderSagaEvent> {
+    fn observe_compensation(&self, message: Message, at: DateTime<Utc>) -> Vec<CreateOrderSagaEvent> {
         use CreateOrderSagaEvent as E;
         let (done, failure) = match message {
             Message::OrderCancelled(_) => (Some(Compensation::CancelOrder), None),
             Message::PaymentVoided(_) => (Some(Compensation::VoidPayment), None),
             Message::FundsRefunded(_) => (Some(Compensation::RefundEscrow), None),
-            Message::OrderCancellationFailed(f) => {
-                (None, Some((Compensation::CancelOrder, f.reason)))
-            }
+            Message::OrderCancellationFailed(f) => (None, Some((Compensation::CancelOrder, f.reason))),
             Message::PaymentVoidFailed(f) => (None, Some((Compensation::VoidPayment, f.reason))),
             Message::RefundFailed(f) => (None, Some((Compensation::RefundEscrow, f.reason))),
             _ => (None, None),
@@ -492,9 +466,7 @@ impl CreateOrderSaga {
             }
             E::Completed { .. } => messages.push(Message::SagaCompleted(self.progress(event))),
             E::CompensationStarted {
-                reason,
-                compensations,
-                ..
+                reason, compensations, ..
             } => {
                 messages.push(Message::SagaCompensating(self.progress(event)));
                 for compensation in compensations {
@@ -525,11 +497,7 @@ impl CreateOrderSaga {
             saga_id: self.saga_id.expect("a saga with events has an id"),
             saga_type: SAGA_TYPE.to_string(),
             order_id: self.order_id.expect("a saga with events has an order"),
-            status: self
-                .status
-                .map(SagaStatus::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            status: self.status.map(SagaStatus::as_str).unwrap_or_default().to_string(),
             step: match event {
                 CreateOrderSagaEvent::CompensationCompleted { compensation, .. } => {
                     format!(
@@ -540,10 +508,7 @@ impl CreateOrderSaga {
                             .unwrap_or_default()
                     )
                 }
-                _ => event
-                    .event_type()
-                    .trim_start_matches("create_order_saga.")
-                    .to_string(),
+                _ => event.event_type().trim_start_matches("create_order_saga.").to_string(),
             },
             error: self.error.clone(),
             at: event.at(),
@@ -616,9 +581,7 @@ impl Aggregate for CreateOrderSaga {
             E::OrderMarkedCreated { .. } => self.step = Some(CreateOrderStep::Done),
             E::Completed { .. } => self.status = Some(SagaStatus::Completed),
             E::CompensationStarted {
-                reason,
-                compensations,
-                ..
+                reason, compensations, ..
             } => {
                 self.status = Some(SagaStatus::Compensating);
                 self.step = Some(CreateOrderStep::Compensate);

@@ -59,10 +59,7 @@ impl SagaStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            SagaStatus::Completed
-                | SagaStatus::Compensated
-                | SagaStatus::Failed
-                | SagaStatus::Cancelled
+            SagaStatus::Completed | SagaStatus::Compensated | SagaStatus::Failed | SagaStatus::Cancelled
         )
     }
 }

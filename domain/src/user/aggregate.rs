@@ -10,14 +10,8 @@ use crate::messages::{CreateUser, Message, UpdateUser, UserCreated, UserUpdated}
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum UserCommand {
-    Register {
-        details: CreateUser,
-        at: DateTime<Utc>,
-    },
-    Update {
-        changes: UpdateUser,
-        at: DateTime<Utc>,
-    },
+    Register { details: CreateUser, at: DateTime<Utc> },
+    Update { changes: UpdateUser, at: DateTime<Utc> },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -98,11 +92,7 @@ impl User {
                 if self.user_id.is_none() {
                     return Err(UserError::NotFound(changes.user_id));
                 }
-                let name = changes
-                    .name
-                    .as_deref()
-                    .map(|n| required("name", n))
-                    .transpose()?;
+                let name = changes.name.as_deref().map(|n| required("name", n)).transpose()?;
                 let email = changes.email.as_deref().map(valid_email).transpose()?;
                 let update = UserUpdated {
                     user_id: changes.user_id,
@@ -138,9 +128,7 @@ fn required(field: &'static str, value: &str) -> Result<String, UserError> {
 fn valid_email(value: &str) -> Result<String, UserError> {
     let trimmed = value.trim();
     match trimmed.split_once('@') {
-        Some((local, domain))
-            if !local.is_empty() && domain.contains('.') && !trimmed.contains(' ') =>
-        {
+        Some((local, domain)) if !local.is_empty() && domain.contains('.') && !trimmed.contains(' ') => {
             Ok(trimmed.to_string())
         }
         _ => Err(UserError::InvalidEmail(value.to_string())),
@@ -149,9 +137,7 @@ fn valid_email(value: &str) -> Result<String, UserError> {
 
 /// An empty string in an optional field means "none".
 fn optional(value: Option<String>) -> Option<String> {
-    value
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
 impl Aggregate for User {

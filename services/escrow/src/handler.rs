@@ -15,12 +15,7 @@ use crate::{EscrowService, CONSUMER_GROUP, SERVICE_NAME};
 #[async_trait]
 impl MessageHandler for EscrowService {
     async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
-        let cause = Cause::message(
-            envelope,
-            CONSUMER_GROUP,
-            SERVICE_NAME,
-            self.deps.clock.now(),
-        );
+        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
         self.handle_command(message, cause).await.map(|_| ())
     }
 }
@@ -35,11 +30,7 @@ enum Operation {
 
 impl EscrowService {
     /// Runs one command, commits its outcome, and returns the message that answers it.
-    pub async fn handle_command(
-        &self,
-        message: Message,
-        cause: Cause,
-    ) -> Result<Option<Message>, HandlerError> {
+    pub async fn handle_command(&self, message: Message, cause: Cause) -> Result<Option<Message>, HandlerError> {
         let at = cause.at;
         let (order_id, operation, command) = match message {
             Message::HoldFunds(c) => (
@@ -67,10 +58,7 @@ impl EscrowService {
             Message::RefundFunds(c) => (
                 c.order_id,
                 Operation::Refund,
-                EscrowCommand::Refund {
-                    reason: c.reason,
-                    at,
-                },
+                EscrowCommand::Refund { reason: c.reason, at },
             ),
             _ => return Ok(None),
         };
@@ -80,28 +68,21 @@ impl EscrowService {
         let contracts = &self.deps.contracts;
         let answer = match execute(&mut loaded, command, &()).await {
             Ok(events) => {
-                unit.append(contracts, &mut loaded, &events, true)
-                    .map_err(published)?;
+                unit.append(contracts, &mut loaded, &events, true).map_err(published)?;
                 events.last().cloned().map(Message::from)
             }
             Err(refusal) => {
                 // A command repeated after it succeeded gets the same answer again.
                 let repeated = match (operation, &refusal, &loaded.aggregate.last_event) {
-                    (
-                        Operation::Hold,
-                        EscrowError::AlreadyHeld(_),
-                        Some(held @ EscrowEvent::Held(_)),
-                    ) => Some(held.clone()),
-                    (
-                        Operation::Release,
-                        EscrowError::CannotRelease(_),
-                        Some(released @ EscrowEvent::Released(_)),
-                    ) => Some(released.clone()),
-                    (
-                        Operation::Refund,
-                        EscrowError::CannotRefund(_),
-                        Some(refunded @ EscrowEvent::Refunded(_)),
-                    ) => Some(refunded.clone()),
+                    (Operation::Hold, EscrowError::AlreadyHeld(_), Some(held @ EscrowEvent::Held(_))) => {
+                        Some(held.clone())
+                    }
+                    (Operation::Release, EscrowError::CannotRelease(_), Some(released @ EscrowEvent::Released(_))) => {
+                        Some(released.clone())
+                    }
+                    (Operation::Refund, EscrowError::CannotRefund(_), Some(refunded @ EscrowEvent::Refunded(_))) => {
+                        Some(refunded.clone())
+                    }
                     _ => None,
                 };
                 let answer = match repeated {
@@ -128,7 +109,5 @@ impl EscrowService {
 }
 
 fn published(error: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Rejected(format!(
-        "the escrow service could not publish its answer: {error}"
-    ))
+    HandlerError::Rejected(format!("the escrow service could not publish its answer: {error}"))
 }

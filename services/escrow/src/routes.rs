@@ -54,38 +54,28 @@ struct CancelRequest {
 }
 
 async fn run(service: &EscrowService, message: Message) -> Result<Json<Value>, ApiError> {
-    let order_id = message
-        .order_id()
-        .expect("escrow commands name their order");
-    let cause = Cause::request(
-        uuid::Uuid::new_v4().to_string(),
-        SERVICE_NAME,
-        service.deps.clock.now(),
-    );
+    let order_id = message.order_id().expect("escrow commands name their order");
+    let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, service.deps.clock.now());
     let answer = service
         .handle_command(message, cause)
         .await
         .map_err(|error| match error {
             HandlerError::Rejected(reason) => ApiError::unprocessable(reason),
-            HandlerError::Transient(error) => {
-                match error.downcast::<campusg_runtime::store::StoreError>() {
-                    Ok(store_error) => store_error.into(),
-                    Err(other) => ApiError {
-                        status: StatusCode::SERVICE_UNAVAILABLE,
-                        code: "retry",
-                        message: other.to_string(),
-                    },
-                }
-            }
+            HandlerError::Transient(error) => match error.downcast::<campusg_runtime::store::StoreError>() {
+                Ok(store_error) => store_error.into(),
+                Err(other) => ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "retry",
+                    message: other.to_string(),
+                },
+            },
         })?;
     match answer {
         Some(Message::HoldFailed(failed)) => Err(ApiError::unprocessable(failed.reason)),
         Some(Message::ReleaseFailed(failed)) | Some(Message::RefundFailed(failed)) => {
             Err(ApiError::conflict(failed.reason))
         }
-        _ => Ok(Json(
-            read_escrow(service, EscrowId::for_order(order_id)).await?,
-        )),
+        _ => Ok(Json(read_escrow(service, EscrowId::for_order(order_id)).await?)),
     }
 }
 
@@ -114,9 +104,7 @@ async fn hold(
             .ok_or_else(|| ApiError::unprocessable("the amount is too large"))?,
         food_fee_cents,
         delivery_fee_cents,
-        currency: request
-            .currency
-            .unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
+        currency: request.currency.unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
     });
     run(&service, message).await
 }
@@ -170,9 +158,8 @@ async fn get_escrow(
     State(service): State<Arc<EscrowService>>,
     Path(escrow_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let escrow_id = EscrowId::parse(&escrow_id).map_err(|_| {
-        ApiError::bad_request(format!("`{escrow_id}` is not an escrow id (a UUID)"))
-    })?;
+    let escrow_id = EscrowId::parse(&escrow_id)
+        .map_err(|_| ApiError::bad_request(format!("`{escrow_id}` is not an escrow id (a UUID)")))?;
     Ok(Json(read_escrow(&service, escrow_id).await?))
 }
 
@@ -203,17 +190,11 @@ async fn list_escrows(
     let page_size = params.page_size.unwrap_or(20).clamp(1, 200);
     query.limit = Some(page_size);
     query.offset = (page - 1) * page_size;
-    let mut escrows = service
-        .deps
-        .store
-        .query_states(Escrow::TYPE, &query)
-        .await?;
+    let mut escrows = service.deps.store.query_states(Escrow::TYPE, &query).await?;
     for escrow in &mut escrows {
         if let Some(object) = escrow.as_object_mut() {
             object.remove("last_event");
         }
     }
-    Ok(Json(
-        json!({"escrows": escrows, "page": page, "page_size": page_size}),
-    ))
+    Ok(Json(json!({"escrows": escrows, "page": page, "page_size": page_size})))
 }

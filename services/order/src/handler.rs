@@ -4,8 +4,8 @@ use async_trait::async_trait;
 
 use campusg_domain::ids::{OrderId, SagaId};
 use campusg_domain::messages::{
-    CancelOrder, CreateOrder, Message, OrderCancellationFailed, OrderCancelled,
-    OrderCreationFailed, OrderStatusUpdateFailed, OrderStatusUpdated, UpdateOrderStatus,
+    CancelOrder, CreateOrder, Message, OrderCancellationFailed, OrderCancelled, OrderCreationFailed,
+    OrderStatusUpdateFailed, OrderStatusUpdated, UpdateOrderStatus,
 };
 use campusg_domain::order::{Order, OrderCommand, OrderError, OrderStatus, ValidatedOrder};
 use campusg_runtime::aggregate::{execute, load};
@@ -18,12 +18,7 @@ use crate::{OrderService, CONSUMER_GROUP, SERVICE_NAME};
 #[async_trait]
 impl MessageHandler for OrderService {
     async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
-        let cause = Cause::message(
-            envelope,
-            CONSUMER_GROUP,
-            SERVICE_NAME,
-            self.deps.clock.now(),
-        );
+        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
         self.handle_command(message, cause).await
     }
 }
@@ -43,14 +38,10 @@ impl OrderService {
         Ok(())
     }
 
-    async fn create(
-        &self,
-        command: CreateOrder,
-        unit: &mut UnitOfWork,
-    ) -> Result<(), HandlerError> {
-        let order_id = command.order_id.unwrap_or_else(|| {
-            OrderId::for_saga(SagaId::from_correlation(&unit.cause.correlation_id))
-        });
+    async fn create(&self, command: CreateOrder, unit: &mut UnitOfWork) -> Result<(), HandlerError> {
+        let order_id = command
+            .order_id
+            .unwrap_or_else(|| OrderId::for_saga(SagaId::from_correlation(&unit.cause.correlation_id)));
         let mut loaded = load::<Order>(self.deps.store.as_ref(), &order_id.to_string()).await?;
         let contracts = &self.deps.contracts;
         let validated = match ValidatedOrder::parse(&command.order_details, &self.rules) {
@@ -73,9 +64,7 @@ impl OrderService {
             at: unit.cause.at,
         };
         match execute(&mut loaded, place, &()).await {
-            Ok(events) => unit
-                .append(contracts, &mut loaded, &events, true)
-                .map_err(rejected)?,
+            Ok(events) => unit.append(contracts, &mut loaded, &events, true).map_err(rejected)?,
             // The same order placed again: the first placement stands.
             Err(OrderError::AlreadyPlaced) => {}
             Err(other) => return Err(HandlerError::Rejected(other.to_string())),
@@ -83,13 +72,8 @@ impl OrderService {
         Ok(())
     }
 
-    async fn update_status(
-        &self,
-        command: UpdateOrderStatus,
-        unit: &mut UnitOfWork,
-    ) -> Result<(), HandlerError> {
-        let mut loaded =
-            load::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
+    async fn update_status(&self, command: UpdateOrderStatus, unit: &mut UnitOfWork) -> Result<(), HandlerError> {
+        let mut loaded = load::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
         let contracts = &self.deps.contracts;
         let change = OrderCommand::ChangeStatus {
             status: command.status,
@@ -97,9 +81,7 @@ impl OrderService {
             at: unit.cause.at,
         };
         match execute(&mut loaded, change, &()).await {
-            Ok(events) => unit
-                .append(contracts, &mut loaded, &events, true)
-                .map_err(rejected)?,
+            Ok(events) => unit.append(contracts, &mut loaded, &events, true).map_err(rejected)?,
             // Asked again for the status it already has: answer as the first time,
             // so whoever waits for the answer is not left waiting.
             Err(OrderError::AlreadyInStatus(status)) => {
@@ -109,11 +91,7 @@ impl OrderService {
                     status,
                     previous_status: order.previous_status.unwrap_or(status),
                     runner_id: order.runner_id.clone(),
-                    updated_at: order
-                        .status_times
-                        .get(&status)
-                        .copied()
-                        .unwrap_or(unit.cause.at),
+                    updated_at: order.status_times.get(&status).copied().unwrap_or(unit.cause.at),
                 };
                 unit.publish(contracts, &Message::OrderStatusUpdated(reply))
                     .map_err(rejected)?;
@@ -131,22 +109,15 @@ impl OrderService {
         Ok(())
     }
 
-    async fn cancel(
-        &self,
-        command: CancelOrder,
-        unit: &mut UnitOfWork,
-    ) -> Result<(), HandlerError> {
-        let mut loaded =
-            load::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
+    async fn cancel(&self, command: CancelOrder, unit: &mut UnitOfWork) -> Result<(), HandlerError> {
+        let mut loaded = load::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
         let contracts = &self.deps.contracts;
         let cancel = OrderCommand::Cancel {
             reason: command.reason.clone(),
             at: unit.cause.at,
         };
         match execute(&mut loaded, cancel, &()).await {
-            Ok(events) => unit
-                .append(contracts, &mut loaded, &events, true)
-                .map_err(rejected)?,
+            Ok(events) => unit.append(contracts, &mut loaded, &events, true).map_err(rejected)?,
             Err(OrderError::AlreadyCancelled) => {
                 let order = &loaded.aggregate;
                 let reply = OrderCancelled {
@@ -178,7 +149,5 @@ impl OrderService {
 /// A message this service builds that breaks its own schema is a bug; the
 /// command that caused it is dead-lettered with the reason rather than retried forever.
 fn rejected(error: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Rejected(format!(
-        "the order service could not publish its answer: {error}"
-    ))
+    HandlerError::Rejected(format!("the order service could not publish its answer: {error}"))
 }

@@ -68,9 +68,7 @@ async fn list_orders(
     if let Some(status) = params.status {
         let status = OrderStatus::parse(&status.to_ascii_uppercase())
             .ok_or_else(|| ApiError::bad_request(format!("`{status}` is not an order status")))?;
-        query
-            .equals
-            .push(("status".into(), status.as_str().to_string()));
+        query.equals.push(("status".into(), status.as_str().to_string()));
     }
     let page = params.page.unwrap_or(1).max(1);
     let page_size = params.page_size.unwrap_or(20).clamp(1, 200);
@@ -82,9 +80,7 @@ async fn list_orders(
         .filter_map(|state| serde_json::from_value::<Order>(state).ok())
         .map(|order| order_view(&order))
         .collect();
-    Ok(Json(
-        json!({"orders": orders, "page": page, "page_size": page_size}),
-    ))
+    Ok(Json(json!({"orders": orders, "page": page, "page_size": page_size})))
 }
 
 fn decimal(cents: Cents) -> Value {

@@ -15,12 +15,7 @@ use crate::{PaymentService, CONSUMER_GROUP, SERVICE_NAME};
 #[async_trait]
 impl MessageHandler for PaymentService {
     async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
-        let cause = Cause::message(
-            envelope,
-            CONSUMER_GROUP,
-            SERVICE_NAME,
-            self.deps.clock.now(),
-        );
+        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
         self.handle_command(message, cause).await.map(|_| ())
     }
 }
@@ -28,11 +23,7 @@ impl MessageHandler for PaymentService {
 impl PaymentService {
     /// Runs one command, commits its outcome, and returns the message that
     /// answers it (the HTTP API shows it to the caller).
-    pub async fn handle_command(
-        &self,
-        message: Message,
-        cause: Cause,
-    ) -> Result<Option<Message>, HandlerError> {
+    pub async fn handle_command(&self, message: Message, cause: Cause) -> Result<Option<Message>, HandlerError> {
         let at = cause.at;
         let (order_id, command) = match message {
             Message::AuthorizePayment(c) => (
@@ -47,13 +38,7 @@ impl PaymentService {
                     at,
                 },
             ),
-            Message::VoidPayment(c) => (
-                c.order_id,
-                PaymentCommand::Void {
-                    reason: c.reason,
-                    at,
-                },
-            ),
+            Message::VoidPayment(c) => (c.order_id, PaymentCommand::Void { reason: c.reason, at }),
             Message::CapturePayment(c) => (c.order_id, PaymentCommand::Capture { at }),
             _ => return Ok(None),
         };
@@ -64,8 +49,7 @@ impl PaymentService {
         let is_void = matches!(command, PaymentCommand::Void { .. });
         let answer = match execute(&mut loaded, command, &self.gateway).await {
             Ok(events) => {
-                unit.append(contracts, &mut loaded, &events, true)
-                    .map_err(published)?;
+                unit.append(contracts, &mut loaded, &events, true).map_err(published)?;
                 events.last().cloned().map(Message::from)
             }
             Err(PaymentError::Gateway(GatewayError::Unavailable(reason))) => {
@@ -76,13 +60,10 @@ impl PaymentService {
             Err(refusal) => {
                 // A command repeated after it succeeded gets the same answer again.
                 let repeated = match (&refusal, &loaded.aggregate.last_event) {
-                    (PaymentError::AlreadyAttempted(_), Some(last)) => {
+                    (PaymentError::AlreadyAttempted(_), Some(last)) => Some(Message::from(last.clone())),
+                    (PaymentError::CannotVoid(_), Some(last @ campusg_domain::payment::PaymentEvent::Voided(_))) => {
                         Some(Message::from(last.clone()))
                     }
-                    (
-                        PaymentError::CannotVoid(_),
-                        Some(last @ campusg_domain::payment::PaymentEvent::Voided(_)),
-                    ) => Some(Message::from(last.clone())),
                     (
                         PaymentError::CannotCapture(_),
                         Some(last @ campusg_domain::payment::PaymentEvent::Captured(_)),
@@ -113,7 +94,5 @@ impl PaymentService {
 }
 
 fn published(error: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Rejected(format!(
-        "the payment service could not publish its answer: {error}"
-    ))
+    HandlerError::Rejected(format!("the payment service could not publish its answer: {error}"))
 }

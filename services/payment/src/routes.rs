@@ -47,33 +47,22 @@ struct OrderRequest {
     reason: Option<String>,
 }
 
-async fn run(
-    service: &PaymentService,
-    message: Message,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let order_id = message
-        .order_id()
-        .expect("payment commands name their order");
-    let cause = Cause::request(
-        uuid::Uuid::new_v4().to_string(),
-        SERVICE_NAME,
-        service.deps.clock.now(),
-    );
+async fn run(service: &PaymentService, message: Message) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let order_id = message.order_id().expect("payment commands name their order");
+    let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, service.deps.clock.now());
     let answer = service
         .handle_command(message, cause)
         .await
         .map_err(|error| match error {
             HandlerError::Rejected(reason) => ApiError::unprocessable(reason),
-            HandlerError::Transient(error) => {
-                match error.downcast::<campusg_runtime::store::StoreError>() {
-                    Ok(store_error) => store_error.into(),
-                    Err(other) => ApiError {
-                        status: StatusCode::SERVICE_UNAVAILABLE,
-                        code: "retry",
-                        message: other.to_string(),
-                    },
-                }
-            }
+            HandlerError::Transient(error) => match error.downcast::<campusg_runtime::store::StoreError>() {
+                Ok(store_error) => store_error.into(),
+                Err(other) => ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "retry",
+                    message: other.to_string(),
+                },
+            },
         })?;
     match answer {
         Some(Message::PaymentVoidFailed(failed)) | Some(Message::PaymentCaptureFailed(failed)) => {
@@ -102,9 +91,7 @@ async fn authorize(
         order_id: request.order_id,
         customer_id: request.customer_id,
         amount_cents,
-        currency: request
-            .currency
-            .unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
+        currency: request.currency.unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
         payment_method: request.payment_method,
     });
     run(&service, message).await
@@ -115,9 +102,7 @@ async fn release(
     State(service): State<Arc<PaymentService>>,
     JsonBody(request): JsonBody<OrderRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let reason = request
-        .reason
-        .unwrap_or_else(|| "released through the API".to_string());
+    let reason = request.reason.unwrap_or_else(|| "released through the API".to_string());
     run(
         &service,
         Message::VoidPayment(VoidPayment {
@@ -163,9 +148,8 @@ async fn get_payment(
     State(service): State<Arc<PaymentService>>,
     Path(payment_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let payment_id = PaymentId::parse(&payment_id).map_err(|_| {
-        ApiError::bad_request(format!("`{payment_id}` is not a payment id (a UUID)"))
-    })?;
+    let payment_id = PaymentId::parse(&payment_id)
+        .map_err(|_| ApiError::bad_request(format!("`{payment_id}` is not a payment id (a UUID)")))?;
     Ok(Json(read_payment(&service, payment_id).await?))
 }
 

@@ -21,9 +21,7 @@ use async_trait::async_trait;
 
 use campusg_domain::messages::DeclineReason;
 use campusg_domain::money::Cents;
-use campusg_domain::payment::{
-    AuthorizationOutcome, AuthorizationRequest, GatewayError, PaymentGateway,
-};
+use campusg_domain::payment::{AuthorizationOutcome, AuthorizationRequest, GatewayError, PaymentGateway};
 
 /// The payment methods the sandbox approves.
 pub const APPROVED_TEST_METHODS: [&str; 3] = ["pm_card_visa", "pm_card_mastercard", "pm_card_amex"];
@@ -67,10 +65,7 @@ impl SandboxGateway {
 
 #[async_trait]
 impl PaymentGateway for SandboxGateway {
-    async fn authorize(
-        &self,
-        request: AuthorizationRequest,
-    ) -> Result<AuthorizationOutcome, GatewayError> {
+    async fn authorize(&self, request: AuthorizationRequest) -> Result<AuthorizationOutcome, GatewayError> {
         let mut state = self.state.lock().expect("sandbox lock is never poisoned");
         if let Some(answer) = state.answers.get(&request.idempotency_key) {
             return Ok(answer.clone());
@@ -97,23 +92,13 @@ impl PaymentGateway for SandboxGateway {
                 message: format!("`{method}` is not a payment method the processor knows"),
             }
         };
-        state
-            .answers
-            .insert(request.idempotency_key, answer.clone());
+        state.answers.insert(request.idempotency_key, answer.clone());
         Ok(answer)
     }
 
-    async fn void(
-        &self,
-        _authorization_reference: &str,
-        idempotency_key: &str,
-    ) -> Result<(), GatewayError> {
+    async fn void(&self, _authorization_reference: &str, idempotency_key: &str) -> Result<(), GatewayError> {
         let mut state = self.state.lock().expect("sandbox lock is never poisoned");
-        if state
-            .completed
-            .insert(idempotency_key.to_string(), ())
-            .is_none()
-        {
+        if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
             state.ledger.voids += 1;
         }
         Ok(())
@@ -126,11 +111,7 @@ impl PaymentGateway for SandboxGateway {
         idempotency_key: &str,
     ) -> Result<(), GatewayError> {
         let mut state = self.state.lock().expect("sandbox lock is never poisoned");
-        if state
-            .completed
-            .insert(idempotency_key.to_string(), ())
-            .is_none()
-        {
+        if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
             state.ledger.captures += 1;
             state.ledger.captured_cents += amount.0;
         }
@@ -154,14 +135,8 @@ mod tests {
     #[tokio::test]
     async fn a_repeated_key_gets_the_first_answer_and_authorizes_once() {
         let sandbox = SandboxGateway::new();
-        let first = sandbox
-            .authorize(request("k", "pm_card_visa"))
-            .await
-            .unwrap();
-        let second = sandbox
-            .authorize(request("k", "pm_card_visa"))
-            .await
-            .unwrap();
+        let first = sandbox.authorize(request("k", "pm_card_visa")).await.unwrap();
+        let second = sandbox.authorize(request("k", "pm_card_visa")).await.unwrap();
         assert_eq!(first, second);
         assert_eq!(sandbox.ledger().authorizations, 1);
     }
@@ -169,10 +144,7 @@ mod tests {
     #[tokio::test]
     async fn the_test_methods_decline_as_named() {
         let sandbox = SandboxGateway::new();
-        let declined = sandbox
-            .authorize(request("a", DECLINED_TEST_METHOD))
-            .await
-            .unwrap();
+        let declined = sandbox.authorize(request("a", DECLINED_TEST_METHOD)).await.unwrap();
         let broke = sandbox
             .authorize(request("b", INSUFFICIENT_FUNDS_TEST_METHOD))
             .await

@@ -12,9 +12,7 @@ use serde_json::Value;
 
 use campusg_domain::messages::Message;
 
-use crate::store::{
-    AggregateChange, Contracts, EventStore, NewEvent, PublishError, StoreError, UnitOfWork,
-};
+use crate::store::{AggregateChange, Contracts, EventStore, NewEvent, PublishError, StoreError, UnitOfWork};
 
 /// An aggregate as rebuilt, with the version its next event must follow.
 #[derive(Debug)]
@@ -29,13 +27,8 @@ pub async fn load<A: Aggregate>(store: &dyn EventStore, id: &str) -> Result<Load
     let mut aggregate = A::default();
     let mut version = 0;
     for stored in events {
-        let event: A::Event = serde_json::from_value(stored.payload).map_err(|e| {
-            StoreError::Other(format!(
-                "{} {id} event {} does not read: {e}",
-                A::TYPE,
-                stored.sequence
-            ))
-        })?;
+        let event: A::Event = serde_json::from_value(stored.payload)
+            .map_err(|e| StoreError::Other(format!("{} {id} event {} does not read: {e}", A::TYPE, stored.sequence)))?;
         aggregate.apply(event);
         version = stored.sequence;
     }
@@ -86,11 +79,7 @@ impl UnitOfWork {
 
     /// Queues events that are not messages (a saga's own history).
     /// `loaded.version` moves past them, so a second append in the same unit follows.
-    pub fn append_unpublished<A: Aggregate>(
-        &mut self,
-        loaded: &mut Loaded<A>,
-        events: &[A::Event],
-    ) {
+    pub fn append_unpublished<A: Aggregate>(&mut self, loaded: &mut Loaded<A>, events: &[A::Event]) {
         if events.is_empty() {
             return;
         }

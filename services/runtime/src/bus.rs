@@ -57,10 +57,7 @@ impl Record {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -97,6 +94,15 @@ pub enum OffsetReset {
     To(i64),
 }
 
+/// A topic as the bus sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub name: String,
+    pub partitions: u32,
+    /// Records currently held (high minus low watermark, summed over partitions).
+    pub records: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// The broker or the log cannot be reached now; the same call may succeed later.
@@ -113,11 +119,13 @@ pub trait MessageBus: Send + Sync {
     /// Appends records durably; returns where each one landed, in order.
     async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<Vec<RecordPosition>, BusError>;
 
-    async fn subscribe(&self, subscription: Subscription)
-        -> Result<Box<dyn BusConsumer>, BusError>;
+    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn BusConsumer>, BusError>;
 
     /// Creates the catalog's topics that do not exist yet.
     async fn ensure_topics(&self, catalog: &TopicCatalog) -> Result<(), BusError>;
+
+    /// Every topic the bus holds.
+    async fn describe_topics(&self) -> Result<Vec<TopicDescription>, BusError>;
 
     /// Moves a group's committed offsets on a topic (every partition, or one).
     async fn reset_offsets(
@@ -133,11 +141,7 @@ pub trait MessageBus: Send + Sync {
 pub trait BusConsumer: Send {
     /// Waits up to `timeout` for records and returns at most `max_records`, in
     /// offset order within each partition. An empty result is not an error.
-    async fn poll(
-        &mut self,
-        max_records: usize,
-        timeout: Duration,
-    ) -> Result<Vec<Record>, BusError>;
+    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Vec<Record>, BusError>;
 
     /// Marks every record up to and including these positions as handled by the group.
     async fn commit(&mut self, positions: &[RecordPosition]) -> Result<(), BusError>;

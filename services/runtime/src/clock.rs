@@ -26,9 +26,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn starting_at(now: DateTime<Utc>) -> ManualClock {
-        ManualClock {
-            now: Mutex::new(now),
-        }
+        ManualClock { now: Mutex::new(now) }
     }
 
     pub fn advance(&self, by: Duration) {

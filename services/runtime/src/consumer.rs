@@ -20,10 +20,7 @@ use tracing::Instrument;
 
 use campusg_domain::messages::Message;
 
-use crate::bus::{
-    backoff, BusConsumer, MessageBus, OutgoingRecord, Record, RecordPosition, StartFrom,
-    Subscription,
-};
+use crate::bus::{backoff, BusConsumer, MessageBus, OutgoingRecord, Record, RecordPosition, StartFrom, Subscription};
 use crate::clock::Clock;
 use crate::envelope::Envelope;
 use crate::store::{Contracts, EventStore, StoreError};
@@ -148,11 +145,10 @@ impl Consumer {
 
     /// Handles one record, dead-lettering it if it can never be handled.
     async fn process(&self, record: &Record) -> anyhow::Result<()> {
-        let envelope =
-            match Envelope::parse(&record.value, &self.contracts.schemas, self.clock.now()) {
-                Ok(envelope) => envelope,
-                Err(invalid) => return self.dead_letter(record, None, invalid.to_string()).await,
-            };
+        let envelope = match Envelope::parse(&record.value, &self.contracts.schemas, self.clock.now()) {
+            Ok(envelope) => envelope,
+            Err(invalid) => return self.dead_letter(record, None, invalid.to_string()).await,
+        };
         let span = tracing::info_span!(
             "message",
             saga_id = %envelope.correlation_id,
@@ -177,11 +173,7 @@ impl Consumer {
             }
             let message = match envelope.decode() {
                 Ok(message) => message,
-                Err(invalid) => {
-                    return self
-                        .dead_letter(record, Some(&envelope), invalid.to_string())
-                        .await
-                }
+                Err(invalid) => return self.dead_letter(record, Some(&envelope), invalid.to_string()).await,
             };
             if self
                 .store
@@ -193,9 +185,7 @@ impl Consumer {
             }
             match self.handler.handle(&envelope, message).await {
                 Ok(()) => Ok(()),
-                Err(HandlerError::Rejected(reason)) => {
-                    self.dead_letter(record, Some(&envelope), reason).await
-                }
+                Err(HandlerError::Rejected(reason)) => self.dead_letter(record, Some(&envelope), reason).await,
                 Err(HandlerError::Transient(error)) => match error.downcast_ref::<StoreError>() {
                     Some(StoreError::AlreadyHandled) => Ok(()),
                     _ => Err(error),
@@ -206,12 +196,7 @@ impl Consumer {
         .await
     }
 
-    async fn dead_letter(
-        &self,
-        record: &Record,
-        envelope: Option<&Envelope>,
-        reason: String,
-    ) -> anyhow::Result<()> {
+    async fn dead_letter(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> anyhow::Result<()> {
         tracing::warn!(
             topic = %record.topic, partition = record.partition, offset = record.offset, reason = %reason,
             "sending the record to the dead-letter topic"
@@ -252,22 +237,14 @@ impl Consumer {
         outgoing.key = record.key.clone();
         outgoing.headers.extend([
             ("original_topic".to_string(), record.topic.clone()),
-            (
-                "original_partition".to_string(),
-                record.partition.to_string(),
-            ),
+            ("original_partition".to_string(), record.partition.to_string()),
             ("original_offset".to_string(), record.offset.to_string()),
         ]);
         self.bus.produce(vec![outgoing]).await?;
         Ok(())
     }
 
-    async fn commit(
-        &self,
-        consumer: &mut dyn BusConsumer,
-        handled: &[RecordPosition],
-        shutdown: &CancellationToken,
-    ) {
+    async fn commit(&self, consumer: &mut dyn BusConsumer, handled: &[RecordPosition], shutdown: &CancellationToken) {
         if handled.is_empty() {
             return;
         }

@@ -27,8 +27,8 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::watch;
 
 use crate::bus::{
-    choose_partition, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record,
-    RecordPosition, StartFrom, Subscription,
+    choose_partition, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition,
+    StartFrom, Subscription, TopicDescription,
 };
 use crate::sqlite::open_sqlite;
 use crate::topics::TopicCatalog;
@@ -90,10 +90,7 @@ impl EmbeddedLog {
     /// Opens (or creates) the log in `path` and creates the catalog's topics.
     pub async fn open(path: &Path, catalog: &TopicCatalog) -> Result<EmbeddedLog, BusError> {
         let pool = open_sqlite(path).await.map_err(storage_error)?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&pool)
-            .await
-            .map_err(storage_error)?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(storage_error)?;
         let (appended, _) = watch::channel(0);
         let log = EmbeddedLog {
             pool,
@@ -114,9 +111,7 @@ impl EmbeddedLog {
             .fetch_optional(&self.pool)
             .await
             .map_err(storage_error)?;
-        let n: i64 = row
-            .ok_or_else(|| BusError::UnknownTopic(topic.to_string()))?
-            .get(0);
+        let n: i64 = row.ok_or_else(|| BusError::UnknownTopic(topic.to_string()))?.get(0);
         self.partitions
             .write()
             .expect("not poisoned")
@@ -126,35 +121,15 @@ impl EmbeddedLog {
 
     /// The next offset of every partition of `topic`: where "latest" begins.
     async fn heads(&self, topic: &str) -> Result<HashMap<i32, i64>, BusError> {
-        let rows =
-            sqlx::query("SELECT partition, next_offset FROM partition_heads WHERE topic = ?")
-                .bind(topic)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(storage_error)?;
+        let rows = sqlx::query("SELECT partition, next_offset FROM partition_heads WHERE topic = ?")
+            .bind(topic)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage_error)?;
         Ok(rows
             .iter()
             .map(|r| (r.get::<i64, _>(0) as i32, r.get::<i64, _>(1)))
             .collect())
-    }
-
-    /// Every topic with its partition count, and the high watermark of each partition.
-    pub async fn describe(&self) -> Result<Vec<(String, u32, Vec<i64>)>, BusError> {
-        let topics = sqlx::query("SELECT name, partitions FROM topics ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage_error)?;
-        let mut described = Vec::new();
-        for row in topics {
-            let name: String = row.get(0);
-            let partitions: i64 = row.get(1);
-            let heads = self.heads(&name).await?;
-            let watermarks = (0..partitions as i32)
-                .map(|p| heads.get(&p).copied().unwrap_or(0))
-                .collect();
-            described.push((name, partitions as u32, watermarks));
-        }
-        Ok(described)
     }
 }
 
@@ -172,11 +147,7 @@ impl MessageBus for EmbeddedLog {
             partitioned.push((partition, record));
         }
         let now_ms = Utc::now().timestamp_millis();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(storage_error)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
         let mut positions = Vec::with_capacity(partitioned.len());
         for (partition, record) in partitioned {
             let offset: i64 = sqlx::query(
@@ -215,37 +186,30 @@ impl MessageBus for EmbeddedLog {
         Ok(positions)
     }
 
-    async fn subscribe(
-        &self,
-        subscription: Subscription,
-    ) -> Result<Box<dyn BusConsumer>, BusError> {
+    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn BusConsumer>, BusError> {
         let mut positions: HashMap<(String, i32), i64> = HashMap::new();
         for topic in &subscription.topics {
             let partitions = self.partition_count(topic).await?;
             let heads = self.heads(topic).await?;
             let committed: HashMap<i32, i64> = match &subscription.group {
-                Some(group) => sqlx::query(
-                    "SELECT partition, next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?",
-                )
-                .bind(group)
-                .bind(topic)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(storage_error)?
-                .iter()
-                .map(|r| (r.get::<i64, _>(0) as i32, r.get::<i64, _>(1)))
-                .collect(),
+                Some(group) => {
+                    sqlx::query("SELECT partition, next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?")
+                        .bind(group)
+                        .bind(topic)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(storage_error)?
+                        .iter()
+                        .map(|r| (r.get::<i64, _>(0) as i32, r.get::<i64, _>(1)))
+                        .collect()
+                }
                 None => HashMap::new(),
             };
             for partition in 0..partitions as i32 {
-                let start =
-                    committed
-                        .get(&partition)
-                        .copied()
-                        .unwrap_or(match subscription.start {
-                            StartFrom::Earliest => 0,
-                            StartFrom::Latest => heads.get(&partition).copied().unwrap_or(0),
-                        });
+                let start = committed.get(&partition).copied().unwrap_or(match subscription.start {
+                    StartFrom::Earliest => 0,
+                    StartFrom::Latest => heads.get(&partition).copied().unwrap_or(0),
+                });
                 positions.insert((topic.clone(), partition), start);
             }
         }
@@ -259,16 +223,15 @@ impl MessageBus for EmbeddedLog {
             .get(0);
         let mut cursor = newest_seq;
         for ((topic, partition), offset) in &positions {
-            let seq: Option<i64> = sqlx::query(
-                r#"SELECT seq FROM records WHERE topic = ? AND partition = ? AND "offset" = ?"#,
-            )
-            .bind(topic)
-            .bind(partition)
-            .bind(offset)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(storage_error)?
-            .map(|r| r.get(0));
+            let seq: Option<i64> =
+                sqlx::query(r#"SELECT seq FROM records WHERE topic = ? AND partition = ? AND "offset" = ?"#)
+                    .bind(topic)
+                    .bind(partition)
+                    .bind(offset)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(storage_error)?
+                    .map(|r| r.get(0));
             if let Some(seq) = seq {
                 cursor = cursor.min(seq - 1);
             }
@@ -284,21 +247,15 @@ impl MessageBus for EmbeddedLog {
     }
 
     async fn ensure_topics(&self, catalog: &TopicCatalog) -> Result<(), BusError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(storage_error)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
         for topic in catalog.topics() {
-            sqlx::query(
-                "INSERT OR IGNORE INTO topics (name, partitions, retention_ms) VALUES (?, ?, ?)",
-            )
-            .bind(&topic.name)
-            .bind(topic.partitions as i64)
-            .bind(topic.retention_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
+            sqlx::query("INSERT OR IGNORE INTO topics (name, partitions, retention_ms) VALUES (?, ?, ?)")
+                .bind(&topic.name)
+                .bind(topic.partitions as i64)
+                .bind(topic.retention_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage_error)?;
             let partitions: i64 = sqlx::query("SELECT partitions FROM topics WHERE name = ?")
                 .bind(&topic.name)
                 .fetch_one(&mut *tx)
@@ -317,6 +274,25 @@ impl MessageBus for EmbeddedLog {
         tx.commit().await.map_err(storage_error)
     }
 
+    async fn describe_topics(&self) -> Result<Vec<TopicDescription>, BusError> {
+        let topics = sqlx::query("SELECT name, partitions FROM topics ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        let mut described = Vec::new();
+        for row in topics {
+            let name: String = row.get(0);
+            let partitions: i64 = row.get(1);
+            let records = self.heads(&name).await?.values().sum();
+            described.push(TopicDescription {
+                name,
+                partitions: partitions as u32,
+                records,
+            });
+        }
+        Ok(described)
+    }
+
     async fn reset_offsets(
         &self,
         group: &str,
@@ -327,11 +303,7 @@ impl MessageBus for EmbeddedLog {
         let partitions = self.partition_count(topic).await?;
         let heads = self.heads(topic).await?;
         let now_ms = Utc::now().timestamp_millis();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(storage_error)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
         for p in 0..partitions as i32 {
             if partition.is_some_and(|only| only != p) {
                 continue;
@@ -394,16 +366,12 @@ impl EmbeddedConsumer {
             let topic: String = row.get(1);
             let partition = row.get::<i64, _>(2) as i32;
             let offset: i64 = row.get(3);
-            let position = self
-                .positions
-                .entry((topic.clone(), partition))
-                .or_insert(0);
+            let position = self.positions.entry((topic.clone(), partition)).or_insert(0);
             if offset < *position {
                 continue;
             }
             *position = offset + 1;
-            let headers: Vec<(String, String)> =
-                serde_json::from_str(row.get::<&str, _>(6)).unwrap_or_default();
+            let headers: Vec<(String, String)> = serde_json::from_str(row.get::<&str, _>(6)).unwrap_or_default();
             records.push(Record {
                 topic,
                 partition,
@@ -423,11 +391,7 @@ impl EmbeddedConsumer {
 
 #[async_trait]
 impl BusConsumer for EmbeddedConsumer {
-    async fn poll(
-        &mut self,
-        max_records: usize,
-        timeout: Duration,
-    ) -> Result<Vec<Record>, BusError> {
+    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Vec<Record>, BusError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             self.appended.borrow_and_update();
@@ -460,11 +424,7 @@ impl BusConsumer for EmbeddedConsumer {
             return Ok(());
         }
         let now_ms = Utc::now().timestamp_millis();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(storage_error)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
         for ((topic, partition), offset) in highest {
             sqlx::query(
                 "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, committed_at_ms)
@@ -544,13 +504,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let log = open_log(&dir).await;
-            log.produce(
-                (0..4)
-                    .map(|i| record("order_events", "k", &i.to_string()))
-                    .collect(),
-            )
-            .await
-            .unwrap();
+            log.produce((0..4).map(|i| record("order_events", "k", &i.to_string())).collect())
+                .await
+                .unwrap();
             let mut consumer = log.subscribe(group("g", "order_events")).await.unwrap();
             let records = consumer.poll(2, Duration::from_millis(10)).await.unwrap();
             consumer.commit(&[records[1].position()]).await.unwrap();
@@ -574,11 +530,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(&dir).await;
         let positions = log
-            .produce(
-                (0..4)
-                    .map(|i| record("order_events", "k", &i.to_string()))
-                    .collect(),
-            )
+            .produce((0..4).map(|i| record("order_events", "k", &i.to_string())).collect())
             .await
             .unwrap();
         let partition = positions[0].partition;
@@ -600,9 +552,7 @@ mod tests {
     async fn a_reader_from_latest_sees_only_new_records() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(&dir).await;
-        log.produce(vec![record("order_events", "k", "old")])
-            .await
-            .unwrap();
+        log.produce(vec![record("order_events", "k", "old")]).await.unwrap();
         let mut reader = log
             .subscribe(Subscription {
                 group: None,
@@ -611,9 +561,7 @@ mod tests {
             })
             .await
             .unwrap();
-        log.produce(vec![record("order_events", "k", "new")])
-            .await
-            .unwrap();
+        log.produce(vec![record("order_events", "k", "new")]).await.unwrap();
         let values: Vec<String> = reader
             .poll(10, Duration::from_millis(10))
             .await
@@ -628,10 +576,7 @@ mod tests {
     async fn producing_to_an_unknown_topic_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let log = open_log(&dir).await;
-        let error = log
-            .produce(vec![record("no_such_topic", "k", "v")])
-            .await
-            .unwrap_err();
+        let error = log.produce(vec![record("no_such_topic", "k", "v")]).await.unwrap_err();
         assert!(matches!(error, BusError::UnknownTopic(_)));
     }
 }

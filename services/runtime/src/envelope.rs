@@ -45,10 +45,7 @@ pub enum EnvelopeError {
     #[error(transparent)]
     Schema(#[from] SchemaError),
     #[error("`{message_type}` is a known type but its payload does not read: {reason}")]
-    Undecodable {
-        message_type: String,
-        reason: String,
-    },
+    Undecodable { message_type: String, reason: String },
 }
 
 /// The envelope as a person may write it.
@@ -90,21 +87,15 @@ impl Envelope {
 
     /// Reads a record value, fills in what a hand-written message leaves out, and
     /// checks it against `schemas/envelope.json` and `schemas/<type>.json`.
-    pub fn parse(
-        raw: &str,
-        schemas: &SchemaRegistry,
-        now: DateTime<Utc>,
-    ) -> Result<Envelope, EnvelopeError> {
-        let value: Value =
-            serde_json::from_str(raw).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
+    pub fn parse(raw: &str, schemas: &SchemaRegistry, now: DateTime<Utc>) -> Result<Envelope, EnvelopeError> {
+        let value: Value = serde_json::from_str(raw).map_err(|e| EnvelopeError::NotJson(e.to_string()))?;
         schemas.validate_envelope(&value)?;
         let loose: LooseEnvelope =
             serde_json::from_value(value).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         let timestamp = match loose.timestamp.as_deref() {
             None => now,
-            Some(text) => parse_timestamp(text).ok_or_else(|| {
-                EnvelopeError::Malformed(format!("timestamp `{text}` is not an ISO 8601 time"))
-            })?,
+            Some(text) => parse_timestamp(text)
+                .ok_or_else(|| EnvelopeError::Malformed(format!("timestamp `{text}` is not an ISO 8601 time")))?,
         };
         let envelope = Envelope {
             id: loose
@@ -213,8 +204,7 @@ mod tests {
         assert_eq!(envelope.source, MANUAL_SOURCE);
         assert_eq!(
             envelope.timestamp,
-            Utc.with_ymd_and_hms(2026, 11, 21, 11, 59, 0).unwrap()
-                + chrono::Duration::microseconds(123456)
+            Utc.with_ymd_and_hms(2026, 11, 21, 11, 59, 0).unwrap() + chrono::Duration::microseconds(123456)
         );
         assert!(matches!(envelope.decode(), Ok(Message::CreateOrder(_))));
     }
@@ -230,9 +220,7 @@ mod tests {
     #[test]
     fn a_payload_that_breaks_its_schema_is_refused_with_the_reason() {
         let schemas = SchemaRegistry::builtin();
-        let raw =
-            json!({"type": "cancel_order", "correlation_id": "x", "payload": {"order_id": "nope"}})
-                .to_string();
+        let raw = json!({"type": "cancel_order", "correlation_id": "x", "payload": {"order_id": "nope"}}).to_string();
         let error = Envelope::parse(&raw, &schemas, now()).unwrap_err();
         assert!(
             matches!(error, EnvelopeError::Schema(SchemaError::Invalid { .. })),
@@ -243,8 +231,7 @@ mod tests {
     #[test]
     fn an_unknown_type_is_refused() {
         let schemas = SchemaRegistry::builtin();
-        let raw =
-            json!({"type": "launch_rocket", "correlation_id": "x", "payload": {}}).to_string();
+        let raw = json!({"type": "launch_rocket", "correlation_id": "x", "payload": {}}).to_string();
         assert_eq!(
             Envelope::parse(&raw, &schemas, now()).unwrap_err(),
             EnvelopeError::Schema(SchemaError::UnknownType("launch_rocket".into()))

@@ -102,9 +102,9 @@ impl From<JsonRejection> for ApiError {
                 code: "malformed_json",
                 message: error.body_text(),
             },
-            JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
-                "the body must be JSON, with `Content-Type: application/json`",
-            ),
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::bad_request("the body must be JSON, with `Content-Type: application/json`")
+            }
             other => ApiError::bad_request(other.body_text()),
         }
     }

@@ -11,9 +11,11 @@
 //!   partitions, consumer groups, commit after handling).
 //! - [`embedded_log`]: the bus in a SQLite file, with Kafka's semantics, for the
 //!   embedded mode.
+//! - [`kafka_bus`]: the bus on Kafka, for the distributed mode.
 //! - [`store`]: the event-store interface: append events, queue their messages in
 //!   an outbox, and mark the incoming message handled, all in one transaction.
-//! - [`sqlite_store`]: the event store in SQLite.
+//! - [`sqlite_store`]: the event store in SQLite (embedded mode).
+//! - [`postgres_store`]: the event store in PostgreSQL, a schema per service.
 //! - [`outbox`]: the relay that publishes what the outbox holds.
 //! - [`consumer`]: the consumer loop: validate, handle, dead-letter, commit.
 //! - [`aggregate`]: running a command against an event-sourced aggregate with
@@ -32,7 +34,9 @@ pub mod consumer;
 pub mod embedded_log;
 pub mod envelope;
 pub mod http;
+pub mod kafka_bus;
 pub mod outbox;
+pub mod postgres_store;
 pub mod schema;
 pub mod service;
 pub mod sqlite;

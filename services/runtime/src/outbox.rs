@@ -15,6 +15,8 @@ const RELAY_BATCH: i64 = 500;
 /// How long the relay sleeps when nothing wakes it; a safety net for rows
 /// written by another process sharing the store.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often a standby relay checks whether the active one is gone.
+const STANDBY_POLL: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown`, then returns after the batch in flight.
 #[tracing::instrument(name = "outbox_relay", skip_all, fields(service = service))]
@@ -29,6 +31,23 @@ pub async fn run_outbox_relay(
     loop {
         if shutdown.is_cancelled() {
             return;
+        }
+        match store.claim_outbox().await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Another replica relays this outbox; stand by.
+                tokio::select! {
+                    _ = tokio::time::sleep(STANDBY_POLL) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot claim the outbox; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(STANDBY_POLL) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
         }
         let batch = match store.outbox_batch(RELAY_BATCH).await {
             Ok(batch) => batch,

@@ -28,8 +28,8 @@ impl SchemaRegistry {
     pub fn builtin() -> SchemaRegistry {
         let mut validators = HashMap::new();
         for (name, text) in SCHEMA_FILES {
-            let schema: Value = serde_json::from_str(text)
-                .unwrap_or_else(|e| panic!("schemas/{name}.json is not JSON: {e}"));
+            let schema: Value =
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("schemas/{name}.json is not JSON: {e}"));
             let validator = jsonschema::options()
                 .should_validate_formats(true)
                 .build(&schema)
@@ -92,10 +92,7 @@ mod tests {
         let registry = SchemaRegistry::builtin();
         for topic in TopicCatalog::builtin().topics() {
             for message_type in &topic.messages {
-                assert!(
-                    registry.knows(message_type),
-                    "no schemas/{message_type}.json"
-                );
+                assert!(registry.knows(message_type), "no schemas/{message_type}.json");
             }
         }
     }

@@ -7,9 +7,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, sqlx::Error> {
     if let Some(parent) = path.parent() {
@@ -21,10 +19,7 @@ pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, sqlx::Error> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true);
-    SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(options)
-        .await
+    SqlitePoolOptions::new().max_connections(4).connect_with(options).await
 }
 
 /// Whether an error is SQLite saying another writer holds the lock, which a

@@ -68,19 +68,14 @@ fn json_field(field: &str) -> Result<String, StoreError> {
     if !field.is_empty() && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         Ok(format!("$.{field}"))
     } else {
-        Err(StoreError::Other(format!(
-            "`{field}` is not a state field name"
-        )))
+        Err(StoreError::Other(format!("`{field}` is not a state field name")))
     }
 }
 
 impl SqliteEventStore {
     pub async fn open(path: &Path) -> Result<SqliteEventStore, StoreError> {
         let pool = open_sqlite(path).await.map_err(storage_error)?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&pool)
-            .await
-            .map_err(storage_error)?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(storage_error)?;
         Ok(SqliteEventStore {
             pool,
             outbox_signal: Arc::new(Notify::new()),
@@ -90,11 +85,7 @@ impl SqliteEventStore {
 
 #[async_trait]
 impl EventStore for SqliteEventStore {
-    async fn load(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, event_version,
                     payload, correlation_id, causation_id, recorded_at
@@ -116,8 +107,7 @@ impl EventStore for SqliteEventStore {
                     sequence: row.get(3),
                     event_type: row.get(4),
                     event_version: row.get(5),
-                    payload: serde_json::from_str(&payload)
-                        .map_err(|e| StoreError::Other(e.to_string()))?,
+                    payload: serde_json::from_str(&payload).map_err(|e| StoreError::Other(e.to_string()))?,
                     correlation_id: row.get(7),
                     causation_id: row.get(8),
                     recorded_at: DateTime::parse_from_rfc3339(&recorded_at)
@@ -130,11 +120,7 @@ impl EventStore for SqliteEventStore {
 
     async fn commit(&self, unit: UnitOfWork) -> Result<(), StoreError> {
         let recorded_at = unit.cause.at.to_rfc3339();
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(storage_error)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
         if let Some(handled) = &unit.cause.handled {
             let inserted = sqlx::query(
                 "INSERT INTO handled_messages (consumer, message_id, handled_at) VALUES (?, ?, ?)
@@ -174,9 +160,7 @@ impl EventStore for SqliteEventStore {
                 .await;
                 match result {
                     Ok(_) => {}
-                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                        return Err(conflict())
-                    }
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Err(conflict()),
                     Err(other) => return Err(storage_error(other)),
                 }
             }
@@ -214,27 +198,23 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
-        let row =
-            sqlx::query("SELECT 1 FROM handled_messages WHERE consumer = ? AND message_id = ?")
-                .bind(consumer)
-                .bind(message_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(storage_error)?;
-        Ok(row.is_some())
-    }
-
-    async fn state(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-    ) -> Result<Option<(i64, Value)>, StoreError> {
-        let row = sqlx::query("SELECT version, state FROM aggregate_states WHERE aggregate_type = ? AND aggregate_id = ?")
-            .bind(aggregate_type)
-            .bind(aggregate_id)
+        let row = sqlx::query("SELECT 1 FROM handled_messages WHERE consumer = ? AND message_id = ?")
+            .bind(consumer)
+            .bind(message_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(storage_error)?;
+        Ok(row.is_some())
+    }
+
+    async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
+        let row =
+            sqlx::query("SELECT version, state FROM aggregate_states WHERE aggregate_type = ? AND aggregate_id = ?")
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(storage_error)?;
         row.map(|row| {
             let state: String = row.get(1);
             Ok((
@@ -245,25 +225,15 @@ impl EventStore for SqliteEventStore {
         .transpose()
     }
 
-    async fn query_states(
-        &self,
-        aggregate_type: &str,
-        query: &StateQuery,
-    ) -> Result<Vec<Value>, StoreError> {
+    async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {
         let mut sql = String::from("SELECT state FROM aggregate_states WHERE aggregate_type = ?");
         let mut binds: Vec<String> = vec![aggregate_type.to_string()];
         for (field, value) in &query.equals {
-            sql.push_str(&format!(
-                " AND json_extract(state, '{}') = ?",
-                json_field(field)?
-            ));
+            sql.push_str(&format!(" AND json_extract(state, '{}') = ?", json_field(field)?));
             binds.push(value.clone());
         }
         match &query.order_by {
-            Some(field) => sql.push_str(&format!(
-                " ORDER BY json_extract(state, '{}')",
-                json_field(field)?
-            )),
+            Some(field) => sql.push_str(&format!(" ORDER BY json_extract(state, '{}')", json_field(field)?)),
             None => sql.push_str(" ORDER BY rowid"),
         }
         if query.descending {
@@ -278,25 +248,18 @@ impl EventStore for SqliteEventStore {
         for bind in &binds {
             statement = statement.bind(bind);
         }
-        let rows = statement
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage_error)?;
+        let rows = statement.fetch_all(&self.pool).await.map_err(storage_error)?;
         rows.iter()
-            .map(|row| {
-                serde_json::from_str(row.get::<&str, _>(0))
-                    .map_err(|e| StoreError::Other(e.to_string()))
-            })
+            .map(|row| serde_json::from_str(row.get::<&str, _>(0)).map_err(|e| StoreError::Other(e.to_string())))
             .collect()
     }
 
     async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT ?")
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(storage_error)?;
+        let rows = sqlx::query("SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage_error)?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -330,5 +293,10 @@ impl EventStore for SqliteEventStore {
 
     fn outbox_signal(&self) -> Arc<Notify> {
         self.outbox_signal.clone()
+    }
+
+    /// A SQLite store belongs to one process.
+    async fn claim_outbox(&self) -> Result<bool, StoreError> {
+        Ok(true)
     }
 }

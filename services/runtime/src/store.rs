@@ -51,11 +51,7 @@ impl Contracts {
 
     /// Wraps a message in its envelope and routes it to its topic, after
     /// checking it against its schema.
-    pub fn record_for(
-        &self,
-        message: &Message,
-        cause: &Cause,
-    ) -> Result<(Envelope, OutgoingRecord), PublishError> {
+    pub fn record_for(&self, message: &Message, cause: &Cause) -> Result<(Envelope, OutgoingRecord), PublishError> {
         let envelope = Envelope::wrap(
             message,
             &cause.correlation_id,
@@ -98,12 +94,7 @@ pub struct Cause {
 
 impl Cause {
     /// A change caused by a message consumed by `group`.
-    pub fn message(
-        envelope: &Envelope,
-        group: &str,
-        source: &'static str,
-        at: DateTime<Utc>,
-    ) -> Cause {
+    pub fn message(envelope: &Envelope, group: &str, source: &'static str, at: DateTime<Utc>) -> Cause {
         Cause {
             correlation_id: envelope.correlation_id.clone(),
             causation_id: Some(envelope.id.to_string()),
@@ -186,11 +177,7 @@ impl UnitOfWork {
     }
 
     /// Queues `message` for publication when the unit commits.
-    pub fn publish(
-        &mut self,
-        contracts: &Contracts,
-        message: &Message,
-    ) -> Result<Envelope, PublishError> {
+    pub fn publish(&mut self, contracts: &Contracts, message: &Message) -> Result<Envelope, PublishError> {
         let (envelope, record) = contracts.record_for(message, &self.cause)?;
         self.outbox.push(record);
         Ok(envelope)
@@ -232,21 +219,14 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the same work may succeed if tried again.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Conflict { .. } | StoreError::Unavailable(_)
-        )
+        matches!(self, StoreError::Conflict { .. } | StoreError::Unavailable(_))
     }
 }
 
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// One aggregate's events, oldest first.
-    async fn load(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-    ) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// Commits a unit of work atomically. Fails with [`StoreError::AlreadyHandled`]
     /// when its cause was already handled, and [`StoreError::Conflict`] when an
@@ -256,17 +236,9 @@ pub trait EventStore: Send + Sync {
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError>;
 
     /// One aggregate's read model and version.
-    async fn state(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-    ) -> Result<Option<(i64, Value)>, StoreError>;
+    async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError>;
 
-    async fn query_states(
-        &self,
-        aggregate_type: &str,
-        query: &StateQuery,
-    ) -> Result<Vec<Value>, StoreError>;
+    async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError>;
 
     /// The oldest messages waiting in the outbox, with their outbox ids.
     async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError>;
@@ -275,4 +247,8 @@ pub trait EventStore: Send + Sync {
 
     /// Notified after a commit that queued messages.
     fn outbox_signal(&self) -> Arc<Notify>;
+
+    /// Whether this process may relay the outbox now. Replicas sharing a store
+    /// take turns: one relays, the others stand by, so messages leave in order.
+    async fn claim_outbox(&self) -> Result<bool, StoreError>;
 }

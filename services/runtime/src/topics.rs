@@ -117,16 +117,11 @@ impl TopicCatalog {
 
     /// The topic that carries `message_type`, if any does.
     pub fn topic_for(&self, message_type: &str) -> Option<&TopicSpec> {
-        self.topic_by_message
-            .get(message_type)
-            .map(|&i| &self.topics[i])
+        self.topic_by_message.get(message_type).map(|&i| &self.topics[i])
     }
 
     pub fn dead_letter_topic(&self) -> &TopicSpec {
-        self.topics
-            .iter()
-            .find(|t| t.dead_letter)
-            .expect("checked when parsed")
+        self.topics.iter().find(|t| t.dead_letter).expect("checked when parsed")
     }
 }
 
@@ -145,10 +140,7 @@ mod tests {
             ("authorize_payment", "payment_commands"),
             ("payment.failed", "payment_events"),
         ] {
-            assert_eq!(
-                catalog.topic_for(message_type).map(|t| t.name.as_str()),
-                Some(topic)
-            );
+            assert_eq!(catalog.topic_for(message_type).map(|t| t.name.as_str()), Some(topic));
         }
         assert_eq!(catalog.dead_letter_topic().name, "dead_letters");
     }

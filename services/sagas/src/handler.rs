@@ -18,15 +18,10 @@ impl MessageHandler for SagaOrchestrator {
         let saga_id = SagaId::from_correlation(&envelope.correlation_id);
         let at = self.deps.clock.now();
         let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, at);
-        let mut loaded =
-            load::<CreateOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
+        let mut loaded = load::<CreateOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
         self.react(
             &mut loaded,
-            CreateOrderSagaCommand::Observe {
-                saga_id,
-                message,
-                at,
-            },
+            CreateOrderSagaCommand::Observe { saga_id, message, at },
             cause,
         )
         .await
@@ -49,10 +44,7 @@ impl SagaOrchestrator {
         let mut unit = UnitOfWork::new(cause);
         for message in &reaction.commands {
             unit.publish(&self.deps.contracts, message).map_err(|e| {
-                HandlerError::Rejected(format!(
-                    "the saga could not publish `{}`: {e}",
-                    message.message_type()
-                ))
+                HandlerError::Rejected(format!("the saga could not publish `{}`: {e}", message.message_type()))
             })?;
         }
         if !reaction.events.is_empty() {

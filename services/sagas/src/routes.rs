@@ -49,8 +49,7 @@ async fn place_order(
     let saga_id = SagaId(uuid::Uuid::new_v4());
     let order_id = OrderId(uuid::Uuid::new_v4());
     let at = orchestrator.deps.clock.now();
-    let mut loaded =
-        load::<CreateOrderSaga>(orchestrator.deps.store.as_ref(), &saga_id.to_string()).await?;
+    let mut loaded = load::<CreateOrderSaga>(orchestrator.deps.store.as_ref(), &saga_id.to_string()).await?;
     let start = CreateOrderSagaCommand::Start {
         saga_id,
         order_id,
@@ -69,15 +68,12 @@ async fn place_order(
     tracing::info!(saga_id = %saga_id, order_id = %order_id, "create-order saga started");
     Ok((
         StatusCode::ACCEPTED,
-        Json(
-            json!({"success": true, "saga_id": saga_id, "order_id": order_id, "status": SagaStatus::Started}),
-        ),
+        Json(json!({"success": true, "saga_id": saga_id, "order_id": order_id, "status": SagaStatus::Started})),
     ))
 }
 
 fn parse_saga_id(text: &str) -> Result<SagaId, ApiError> {
-    SagaId::parse(text)
-        .map_err(|_| ApiError::bad_request(format!("`{text}` is not a saga id (a UUID)")))
+    SagaId::parse(text).map_err(|_| ApiError::bad_request(format!("`{text}` is not a saga id (a UUID)")))
 }
 
 /// A saga as the API shows it.
@@ -142,9 +138,7 @@ async fn saga_history(
     let saga_id = parse_saga_id(&saga_id)?;
     let events = history(&orchestrator, saga_id).await?;
     if events.is_empty() {
-        return Err(ApiError::not_found(format!(
-            "saga {saga_id} does not exist"
-        )));
+        return Err(ApiError::not_found(format!("saga {saga_id} does not exist")));
     }
     Ok(Json(json!({"saga_id": saga_id, "history": events})))
 }
@@ -169,9 +163,7 @@ async fn list_sagas(
                 SagaStatus::ALL.map(|s| s.as_str()).join(", ")
             ))
         })?;
-        query
-            .equals
-            .push(("status".into(), status.as_str().to_string()));
+        query.equals.push(("status".into(), status.as_str().to_string()));
     }
     if let Some(order_id) = params.order_id {
         query.equals.push(("order_id".into(), order_id));
@@ -188,7 +180,5 @@ async fn list_sagas(
         .iter()
         .map(saga_view)
         .collect();
-    Ok(Json(
-        json!({"sagas": sagas, "page": page, "page_size": page_size}),
-    ))
+    Ok(Json(json!({"sagas": sagas, "page": page, "page_size": page_size})))
 }

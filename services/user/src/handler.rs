@@ -2,9 +2,7 @@
 
 use async_trait::async_trait;
 
-use campusg_domain::messages::{
-    GetPaymentInfo, Message, PaymentInfoFailed, PaymentInfoFailure, PaymentInfoRetrieved,
-};
+use campusg_domain::messages::{GetPaymentInfo, Message, PaymentInfoFailed, PaymentInfoFailure, PaymentInfoRetrieved};
 use campusg_domain::user::{User, UserCommand, UserError};
 use campusg_runtime::aggregate::{execute, load};
 use campusg_runtime::consumer::{HandlerError, MessageHandler};
@@ -16,12 +14,7 @@ use crate::{UserService, CONSUMER_GROUP, SERVICE_NAME};
 #[async_trait]
 impl MessageHandler for UserService {
     async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
-        let cause = Cause::message(
-            envelope,
-            CONSUMER_GROUP,
-            SERVICE_NAME,
-            self.deps.clock.now(),
-        );
+        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
         match self.handle_command(message, cause).await {
             // A duplicate registration of the same user changes nothing.
             Err(CommandError::Refused(UserError::AlreadyRegistered(_))) => Ok(()),
@@ -51,13 +44,8 @@ impl UserService {
         let mut unit = UnitOfWork::new(cause);
         let at = unit.cause.at;
         let (user_id, command) = match message {
-            Message::CreateUser(details) => (
-                details.user_id.clone(),
-                UserCommand::Register { details, at },
-            ),
-            Message::UpdateUser(changes) => {
-                (changes.user_id.clone(), UserCommand::Update { changes, at })
-            }
+            Message::CreateUser(details) => (details.user_id.clone(), UserCommand::Register { details, at }),
+            Message::UpdateUser(changes) => (changes.user_id.clone(), UserCommand::Update { changes, at }),
             Message::GetPaymentInfo(request) => {
                 self.payment_info(request, &mut unit).await?;
                 self.deps.store.commit(unit).await?;
@@ -75,11 +63,7 @@ impl UserService {
         Ok(())
     }
 
-    async fn payment_info(
-        &self,
-        request: GetPaymentInfo,
-        unit: &mut UnitOfWork,
-    ) -> Result<(), CommandError> {
+    async fn payment_info(&self, request: GetPaymentInfo, unit: &mut UnitOfWork) -> Result<(), CommandError> {
         let loaded = load::<User>(self.deps.store.as_ref(), request.customer_id.as_str()).await?;
         let user = loaded.aggregate;
         let answer = match (&user.user_id, user.payment_method) {
@@ -95,16 +79,13 @@ impl UserService {
                 order_id: request.order_id,
                 reason: PaymentInfoFailure::NoPaymentMethod,
             }),
-            (Some(_), Some(payment_method)) => {
-                Message::PaymentInfoRetrieved(PaymentInfoRetrieved {
-                    customer_id: request.customer_id,
-                    order_id: request.order_id,
-                    payment_method,
-                })
-            }
+            (Some(_), Some(payment_method)) => Message::PaymentInfoRetrieved(PaymentInfoRetrieved {
+                customer_id: request.customer_id,
+                order_id: request.order_id,
+                payment_method,
+            }),
         };
-        unit.publish(&self.deps.contracts, &answer)
-            .map_err(published)?;
+        unit.publish(&self.deps.contracts, &answer).map_err(published)?;
         Ok(())
     }
 }

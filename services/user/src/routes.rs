@@ -23,10 +23,7 @@ use crate::{UserService, SERVICE_NAME};
 pub fn router(service: Arc<UserService>) -> Router {
     Router::new()
         .route("/users", get(list_users).post(create_user))
-        .route(
-            "/users/{user_id}",
-            get(get_user).put(update_user).patch(update_user),
-        )
+        .route("/users/{user_id}", get(get_user).put(update_user).patch(update_user))
         .with_state(service)
 }
 
@@ -49,9 +46,7 @@ fn command_error(error: CommandError) -> ApiError {
         CommandError::Refused(UserError::AlreadyRegistered(id)) => {
             ApiError::conflict(format!("user {id} already exists"))
         }
-        CommandError::Refused(UserError::NotFound(id)) => {
-            ApiError::not_found(format!("user {id} does not exist"))
-        }
+        CommandError::Refused(UserError::NotFound(id)) => ApiError::not_found(format!("user {id} does not exist")),
         CommandError::Refused(refusal) => ApiError::unprocessable(refusal.to_string()),
         CommandError::Handler(HandlerError::Transient(error)) => {
             match error.downcast::<campusg_runtime::store::StoreError>() {
@@ -64,11 +59,7 @@ fn command_error(error: CommandError) -> ApiError {
 }
 
 fn request_cause(service: &UserService) -> Cause {
-    Cause::request(
-        uuid::Uuid::new_v4().to_string(),
-        SERVICE_NAME,
-        service.deps.clock.now(),
-    )
+    Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, service.deps.clock.now())
 }
 
 async fn create_user(
@@ -80,10 +71,7 @@ async fn create_user(
         .handle_command(Message::CreateUser(details), request_cause(&service))
         .await
         .map_err(command_error)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(read_user(&service, &user_id).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(read_user(&service, &user_id).await?)))
 }
 
 /// The body of an update: any of the user's details; the id comes from the path.
@@ -143,7 +131,5 @@ async fn list_users(
         ..StateQuery::default()
     };
     let users = service.deps.store.query_states(User::TYPE, &query).await?;
-    Ok(Json(
-        json!({"users": users, "page": page, "page_size": page_size}),
-    ))
+    Ok(Json(json!({"users": users, "page": page, "page_size": page_size})))
 }

@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use super::*;
 use crate::messages::{
-    DeclineReason, EscrowOperationFailed, FundsHeld, FundsRefunded, OrderCancelled, OrderCreated,
-    OrderCreationFailed, OrderStatusUpdated, PaymentAuthorized, PaymentFailed, PaymentInfoFailed,
-    PaymentInfoRetrieved, PaymentOperationFailed, PaymentVoided,
+    DeclineReason, EscrowOperationFailed, FundsHeld, FundsRefunded, OrderCancelled, OrderCreated, OrderCreationFailed,
+    OrderStatusUpdated, PaymentAuthorized, PaymentFailed, PaymentInfoFailed, PaymentInfoRetrieved,
+    PaymentOperationFailed, PaymentVoided,
 };
 use crate::money::DecimalAmount;
 
@@ -125,11 +125,7 @@ fn saga_after(events: Vec<CreateOrderSagaEvent>) -> CreateOrderSaga {
 }
 
 fn command_types(reaction: &Reaction) -> Vec<&'static str> {
-    reaction
-        .commands
-        .iter()
-        .map(Message::message_type)
-        .collect()
+    reaction.commands.iter().map(Message::message_type).collect()
 }
 
 #[test]
@@ -145,10 +141,7 @@ fn starting_records_the_order_and_sends_create_order() {
         })
         .unwrap();
     assert_eq!(reaction.events, vec![started()]);
-    assert_eq!(
-        command_types(&reaction),
-        vec!["saga.started", "create_order"]
-    );
+    assert_eq!(command_types(&reaction), vec!["saga.started", "create_order"]);
     assert_eq!(saga.status, Some(SagaStatus::Started));
     assert_eq!(saga.step, Some(CreateOrderStep::CreateOrder));
 }
@@ -165,13 +158,11 @@ fn the_order_being_created_asks_for_the_payment_method() {
 fn the_payment_method_leads_to_an_authorization_of_the_total() {
     let mut saga = saga_after(vec![started(), order_placed()]);
     let reaction = saga
-        .react(observe(Message::PaymentInfoRetrieved(
-            PaymentInfoRetrieved {
-                customer_id: customer(),
-                order_id: Some(order_id()),
-                payment_method: "pm_card_visa".into(),
-            },
-        )))
+        .react(observe(Message::PaymentInfoRetrieved(PaymentInfoRetrieved {
+            customer_id: customer(),
+            order_id: Some(order_id()),
+            payment_method: "pm_card_visa".into(),
+        })))
         .unwrap();
     assert_eq!(reaction.events, vec![info_retrieved()]);
     let Some(Message::AuthorizePayment(authorize)) = reaction.commands.get(1) else {
@@ -190,23 +181,14 @@ fn an_authorized_payment_holds_the_total_in_escrow() {
         panic!("expected hold_funds")
     };
     assert_eq!(
-        (
-            hold.amount_cents,
-            hold.food_fee_cents,
-            hold.delivery_fee_cents
-        ),
+        (hold.amount_cents, hold.food_fee_cents, hold.delivery_fee_cents),
         (Cents(1499), Cents(1299), Cents(200))
     );
 }
 
 #[test]
 fn held_funds_mark_the_order_created_and_then_the_saga_completes() {
-    let mut saga = saga_after(vec![
-        started(),
-        order_placed(),
-        info_retrieved(),
-        authorized(),
-    ]);
+    let mut saga = saga_after(vec![started(), order_placed(), info_retrieved(), authorized()]);
     let reaction = saga
         .react(observe(Message::FundsHeld(FundsHeld {
             escrow_id: EscrowId::for_order(order_id()),
@@ -245,10 +227,7 @@ fn held_funds_mark_the_order_created_and_then_the_saga_completes() {
 
 #[rstest]
 #[case(PaymentInfoFailure::UserNotFound, "customer cust_1 was not found")]
-#[case(
-    PaymentInfoFailure::NoPaymentMethod,
-    "customer cust_1 has no payment method"
-)]
+#[case(PaymentInfoFailure::NoPaymentMethod, "customer cust_1 has no payment method")]
 fn no_payment_info_cancels_the_order(#[case] failure: PaymentInfoFailure, #[case] reason: &str) {
     SagaTest::with(())
         .given(vec![started(), order_placed()])
@@ -280,10 +259,7 @@ fn a_declined_payment_cancels_the_order_and_says_why() {
             failed_at: at(),
         })))
         .unwrap();
-    assert_eq!(
-        command_types(&reaction),
-        vec!["saga.compensating", "cancel_order"]
-    );
+    assert_eq!(command_types(&reaction), vec!["saga.compensating", "cancel_order"]);
     assert_eq!(saga.status, Some(SagaStatus::Compensating));
     assert_eq!(
         saga.error.as_deref(),
@@ -293,12 +269,7 @@ fn a_declined_payment_cancels_the_order_and_says_why() {
 
 #[test]
 fn a_refused_escrow_hold_voids_the_payment_and_cancels_the_order() {
-    let mut saga = saga_after(vec![
-        started(),
-        order_placed(),
-        info_retrieved(),
-        authorized(),
-    ]);
+    let mut saga = saga_after(vec![started(), order_placed(), info_retrieved(), authorized()]);
     let reaction = saga
         .react(observe(Message::HoldFailed(EscrowOperationFailed {
             order_id: order_id(),
@@ -319,12 +290,7 @@ fn a_refused_escrow_hold_voids_the_payment_and_cancels_the_order() {
             voided_at: at(),
         })))
         .unwrap();
-    assert_eq!(
-        saga.status,
-        Some(SagaStatus::Compensating),
-        "{:?}",
-        reaction.events
-    );
+    assert_eq!(saga.status, Some(SagaStatus::Compensating), "{:?}", reaction.events);
 
     saga.react(observe(Message::OrderCancelled(OrderCancelled {
         order_id: order_id(),
@@ -358,23 +324,16 @@ fn an_order_that_cannot_be_created_fails_the_saga() {
 
 #[test]
 fn a_failed_compensation_fails_the_saga() {
-    let mut saga = saga_after(vec![
-        started(),
-        order_placed(),
-        info_retrieved(),
-        authorized(),
-    ]);
+    let mut saga = saga_after(vec![started(), order_placed(), info_retrieved(), authorized()]);
     saga.react(observe(Message::HoldFailed(EscrowOperationFailed {
         order_id: order_id(),
         reason: "limit".into(),
     })))
     .unwrap();
-    saga.react(observe(Message::PaymentVoidFailed(
-        PaymentOperationFailed {
-            order_id: order_id(),
-            reason: "processor refused".into(),
-        },
-    )))
+    saga.react(observe(Message::PaymentVoidFailed(PaymentOperationFailed {
+        order_id: order_id(),
+        reason: "processor refused".into(),
+    })))
     .unwrap();
     assert_eq!(saga.status, Some(SagaStatus::Failed));
     assert!(saga.error.as_deref().unwrap().contains("processor refused"));
@@ -383,12 +342,7 @@ fn a_failed_compensation_fails_the_saga() {
 #[test]
 fn a_duplicate_event_changes_nothing() {
     SagaTest::with(())
-        .given(vec![
-            started(),
-            order_placed(),
-            info_retrieved(),
-            authorized(),
-        ])
+        .given(vec![started(), order_placed(), info_retrieved(), authorized()])
         .when(observe(payment_authorized_message()))
         .then_expect_events(vec![]);
 }
@@ -420,18 +374,14 @@ fn a_late_refund_after_compensation_changes_nothing() {
 fn a_message_about_another_order_is_ignored() {
     SagaTest::with(())
         .given(vec![started()])
-        .when(observe(order_created_message(OrderId(Uuid::from_u128(
-            999,
-        )))))
+        .when(observe(order_created_message(OrderId(Uuid::from_u128(999)))))
         .then_expect_events(vec![]);
 }
 
 #[test]
 fn an_order_created_by_hand_starts_a_saga_that_was_never_started() {
     let mut saga = CreateOrderSaga::default();
-    let reaction = saga
-        .react(observe(order_created_message(order_id())))
-        .unwrap();
+    let reaction = saga.react(observe(order_created_message(order_id()))).unwrap();
     assert_eq!(
         reaction.events,
         vec![

@@ -1,0 +1,443 @@
+//! The message bus on Apache Kafka (or anything that speaks its protocol), through
+//! rdkafka.
+//!
+//! Producers are idempotent (`enable.idempotence`, `acks=all`) and partition with
+//! murmur2, as the Java client and the embedded log do. Consumers join their group,
+//! never auto-commit, and commit an offset only when the consumer loop says the
+//! record's effects are stored. A broker that is down or restarting is not an
+//! error to crash on: librdkafka reconnects by itself, its complaints are logged
+//! here, and calls that time out come back as [`BusError::Unavailable`], which
+//! every caller retries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::bus::{
+    BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom, Subscription,
+    TopicDescription,
+};
+use crate::topics::TopicCatalog;
+
+/// How long a produce may wait for the broker before it is reported unavailable.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an admin or metadata call may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Debug)]
+pub struct KafkaSettings {
+    pub bootstrap_servers: String,
+    pub replication_factor: i32,
+}
+
+/// Routes librdkafka's own log lines and errors into `tracing`, and logs
+/// partition assignments.
+#[derive(Clone, Default)]
+pub struct LoggingContext;
+
+impl ClientContext for LoggingContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(facility, "kafka: {message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(facility, "kafka: {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(facility, "kafka: {message}"),
+            RDKafkaLogLevel::Debug => tracing::debug!(facility, "kafka: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+            tracing::warn!("kafka: no broker is reachable ({reason}); waiting for one to come back");
+        } else {
+            tracing::warn!(error = %error, "kafka: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for LoggingContext {
+    fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                let assigned: Vec<String> = partitions
+                    .elements()
+                    .iter()
+                    .map(|p| format!("{}[{}]", p.topic(), p.partition()))
+                    .collect();
+                tracing::info!(partitions = %assigned.join(" "), "kafka: partitions assigned");
+            }
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(count = partitions.count(), "kafka: partitions revoked");
+            }
+            Rebalance::Error(error) => tracing::warn!(error = %error, "kafka: rebalance failed"),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct KafkaBus {
+    settings: KafkaSettings,
+    producer: FutureProducer<LoggingContext>,
+}
+
+fn unavailable(error: KafkaError) -> BusError {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+            BusError::UnknownTopic(error.to_string())
+        }
+        _ => BusError::Unavailable(error.to_string()),
+    }
+}
+
+impl KafkaBus {
+    pub fn connect(settings: KafkaSettings) -> Result<KafkaBus, BusError> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", &settings.bootstrap_servers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
+            .create_with_context(LoggingContext)
+            .map_err(|e| BusError::Other(format!("cannot configure the Kafka producer: {e}")))?;
+        Ok(KafkaBus { settings, producer })
+    }
+
+    fn consumer_config(&self, group: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.settings.bootstrap_servers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "50");
+        config
+    }
+
+    fn admin(&self) -> Result<AdminClient<DefaultClientContext>, BusError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.settings.bootstrap_servers)
+            .create()
+            .map_err(|e| BusError::Other(format!("cannot configure the Kafka admin client: {e}")))
+    }
+
+    /// A consumer outside any group's membership, for metadata and offsets.
+    fn metadata_consumer(&self, group: &str) -> Result<Arc<StreamConsumer<LoggingContext>>, BusError> {
+        self.consumer_config(group)
+            .create_with_context(LoggingContext)
+            .map(Arc::new)
+            .map_err(|e| BusError::Other(format!("cannot configure a Kafka consumer: {e}")))
+    }
+
+    async fn partition_count(
+        &self,
+        consumer: Arc<StreamConsumer<LoggingContext>>,
+        topic: &str,
+    ) -> Result<i32, BusError> {
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || {
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), ADMIN_TIMEOUT)
+                .map_err(unavailable)?;
+            let found = metadata.topics().iter().find(|t| t.name() == topic);
+            match found {
+                Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
+                _ => Err(BusError::UnknownTopic(topic.clone())),
+            }
+        })
+        .await
+        .map_err(|e| BusError::Other(e.to_string()))?
+    }
+
+    async fn watermarks(
+        &self,
+        consumer: Arc<StreamConsumer<LoggingContext>>,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(i64, i64), BusError> {
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_watermarks(&topic, partition, ADMIN_TIMEOUT)
+                .map_err(unavailable)
+        })
+        .await
+        .map_err(|e| BusError::Other(e.to_string()))?
+    }
+}
+
+#[async_trait]
+impl MessageBus for KafkaBus {
+    async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<Vec<RecordPosition>, BusError> {
+        // Enqueue everything first, then wait for the deliveries: one round trip
+        // for the batch, and the idempotent producer keeps each partition in order.
+        let mut deliveries = Vec::with_capacity(records.len());
+        for record in &records {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            let mut future_record = FutureRecord::to(&record.topic)
+                .payload(record.value.as_bytes())
+                .headers(headers);
+            if let Some(key) = &record.key {
+                future_record = future_record.key(key.as_bytes());
+            }
+            let delivery = self
+                .producer
+                .send_result(future_record)
+                .map_err(|(error, _)| unavailable(error))?;
+            deliveries.push(delivery);
+        }
+        let mut positions = Vec::with_capacity(records.len());
+        for (record, delivery) in records.iter().zip(deliveries) {
+            let delivery = delivery
+                .await
+                .map_err(|_| BusError::Unavailable("the Kafka producer shut down".to_string()))?
+                .map_err(|(error, _)| unavailable(error))?;
+            positions.push(RecordPosition {
+                topic: record.topic.clone(),
+                partition: delivery.partition,
+                offset: delivery.offset,
+            });
+        }
+        Ok(positions)
+    }
+
+    async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn BusConsumer>, BusError> {
+        let topics: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
+        match &subscription.group {
+            Some(group) => {
+                let mut config = self.consumer_config(group);
+                if subscription.start == StartFrom::Latest {
+                    config.set("auto.offset.reset", "latest");
+                }
+                let consumer: StreamConsumer<LoggingContext> = config
+                    .create_with_context(LoggingContext)
+                    .map_err(|e| BusError::Other(format!("cannot configure a Kafka consumer: {e}")))?;
+                consumer.subscribe(&topics).map_err(unavailable)?;
+                Ok(Box::new(KafkaConsumer {
+                    consumer: Arc::new(consumer),
+                    commits: true,
+                }))
+            }
+            None => {
+                // A reader: a throwaway group that never commits, assigned every
+                // partition directly.
+                let consumer = self.metadata_consumer(&format!("campusg-reader-{}", uuid::Uuid::new_v4()))?;
+                let mut assignment = TopicPartitionList::new();
+                for topic in &topics {
+                    let partitions = self.partition_count(consumer.clone(), topic).await?;
+                    for partition in 0..partitions {
+                        let offset = match subscription.start {
+                            StartFrom::Earliest => Offset::Beginning,
+                            StartFrom::Latest => Offset::End,
+                        };
+                        assignment
+                            .add_partition_offset(topic, partition, offset)
+                            .map_err(unavailable)?;
+                    }
+                }
+                consumer.assign(&assignment).map_err(unavailable)?;
+                Ok(Box::new(KafkaConsumer {
+                    consumer,
+                    commits: false,
+                }))
+            }
+        }
+    }
+
+    async fn ensure_topics(&self, catalog: &TopicCatalog) -> Result<(), BusError> {
+        let admin = self.admin()?;
+        let retention: Vec<String> = catalog.topics().iter().map(|t| t.retention_ms.to_string()).collect();
+        let new_topics: Vec<NewTopic> = catalog
+            .topics()
+            .iter()
+            .zip(&retention)
+            .map(|(topic, retention_ms)| {
+                NewTopic::new(
+                    &topic.name,
+                    topic.partitions as i32,
+                    TopicReplication::Fixed(self.settings.replication_factor),
+                )
+                .set("retention.ms", retention_ms)
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        let results = admin.create_topics(&new_topics, &options).await.map_err(unavailable)?;
+        for result in results {
+            match result {
+                Ok(name) => tracing::info!(topic = %name, "kafka: topic created"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => return Err(BusError::Other(format!("cannot create topic {name}: {code}"))),
+            }
+        }
+        Ok(())
+    }
+
+    async fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: Option<i32>,
+        to: OffsetReset,
+    ) -> Result<(), BusError> {
+        let consumer = self.metadata_consumer(group)?;
+        let partitions = self.partition_count(consumer.clone(), topic).await?;
+        let mut offsets = TopicPartitionList::new();
+        for p in 0..partitions {
+            if partition.is_some_and(|only| only != p) {
+                continue;
+            }
+            let (low, high) = self.watermarks(consumer.clone(), topic, p).await?;
+            let next = match to {
+                OffsetReset::Earliest => low,
+                OffsetReset::Latest => high,
+                OffsetReset::To(offset) => offset.clamp(low, high),
+            };
+            offsets
+                .add_partition_offset(topic, p, Offset::Offset(next))
+                .map_err(unavailable)?;
+        }
+        tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync).map_err(unavailable))
+            .await
+            .map_err(|e| BusError::Other(e.to_string()))?
+    }
+
+    async fn describe_topics(&self) -> Result<Vec<TopicDescription>, BusError> {
+        let consumer = self.metadata_consumer("campusg-describe")?;
+        let metadata = {
+            let consumer = consumer.clone();
+            tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, ADMIN_TIMEOUT).map_err(unavailable))
+                .await
+                .map_err(|e| BusError::Other(e.to_string()))??
+        };
+        let topics: Vec<(String, Vec<i32>)> = metadata
+            .topics()
+            .iter()
+            .filter(|topic| !topic.name().starts_with("__"))
+            .map(|topic| {
+                (
+                    topic.name().to_string(),
+                    topic.partitions().iter().map(|p| p.id()).collect(),
+                )
+            })
+            .collect();
+        let mut described = Vec::new();
+        for (name, partitions) in topics {
+            let mut records = 0;
+            for partition in &partitions {
+                let (low, high) = self.watermarks(consumer.clone(), &name, *partition).await?;
+                records += high - low;
+            }
+            described.push(TopicDescription {
+                name,
+                partitions: partitions.len() as u32,
+                records,
+            });
+        }
+        described.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(described)
+    }
+}
+
+struct KafkaConsumer {
+    consumer: Arc<StreamConsumer<LoggingContext>>,
+    commits: bool,
+}
+
+#[async_trait]
+impl BusConsumer for KafkaConsumer {
+    async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Vec<Record>, BusError> {
+        let mut records = Vec::new();
+        let first = match tokio::time::timeout(timeout, self.consumer.recv()).await {
+            Err(_) => return Ok(records),
+            Ok(received) => received.map_err(unavailable)?,
+        };
+        records.push(owned_record(&first));
+        drop(first);
+        while records.len() < max_records {
+            // What has already arrived, without waiting for more.
+            match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+                Ok(Ok(message)) => records.push(owned_record(&message)),
+                _ => break,
+            }
+        }
+        Ok(records)
+    }
+
+    async fn commit(&mut self, positions: &[RecordPosition]) -> Result<(), BusError> {
+        if !self.commits || positions.is_empty() {
+            return Ok(());
+        }
+        let mut highest: HashMap<(&str, i32), i64> = HashMap::new();
+        for position in positions {
+            let entry = highest
+                .entry((position.topic.as_str(), position.partition))
+                .or_insert(position.offset);
+            *entry = (*entry).max(position.offset);
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), offset) in highest {
+            offsets
+                .add_partition_offset(topic, partition, Offset::Offset(offset + 1))
+                .map_err(unavailable)?;
+        }
+        // Asynchronous: a commit lost in a crash only means a redelivery, which
+        // the handlers recognise.
+        self.consumer.commit(&offsets, CommitMode::Async).map_err(unavailable)
+    }
+}
+
+fn owned_record(message: &rdkafka::message::BorrowedMessage<'_>) -> Record {
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        h.value
+                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        value: message
+            .payload()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default(),
+        headers,
+        timestamp: message
+            .timestamp()
+            .to_millis()
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            .unwrap_or_else(Utc::now),
+    }
+}

@@ -1,0 +1,373 @@
+//! The event store in PostgreSQL: one schema per service, so a service never
+//! reads another's tables. The schema and its tables are created on start.
+//!
+//! Several replicas of a service share one schema. Appends stay safe through the
+//! unique (aggregate, sequence) key; the outbox is relayed by one replica at a
+//! time (a transaction-scoped advisory lock), so messages leave in commit order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Executor, Row};
+use tokio::sync::Notify;
+
+use crate::bus::OutgoingRecord;
+use crate::store::{EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS events (
+    global_position BIGSERIAL PRIMARY KEY,
+    aggregate_type TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    sequence BIGINT NOT NULL,
+    event_type TEXT NOT NULL,
+    event_version TEXT NOT NULL,
+    payload JSONB NOT NULL,
+    correlation_id TEXT,
+    causation_id TEXT,
+    recorded_at TIMESTAMPTZ NOT NULL,
+    UNIQUE (aggregate_type, aggregate_id, sequence)
+);
+CREATE TABLE IF NOT EXISTS aggregate_states (
+    aggregate_type TEXT NOT NULL,
+    aggregate_id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    state JSONB NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    inserted BIGSERIAL,
+    PRIMARY KEY (aggregate_type, aggregate_id)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id BIGSERIAL PRIMARY KEY,
+    topic TEXT NOT NULL,
+    key TEXT,
+    value TEXT NOT NULL,
+    headers JSONB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS handled_messages (
+    consumer TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    handled_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (consumer, message_id)
+);
+"#;
+
+pub struct PostgresEventStore {
+    pool: PgPool,
+    schema: String,
+    outbox_signal: Arc<Notify>,
+    /// The connection holding the outbox lease (a session advisory lock), once won.
+    /// If the process dies, the connection closes and another replica wins.
+    outbox_lease: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Postgres>>>,
+}
+
+fn storage_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(error.to_string())
+        }
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("40") || c.starts_with("08")) => {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => StoreError::Other(error.to_string()),
+    }
+}
+
+fn json_field(field: &str) -> Result<&str, StoreError> {
+    if !field.is_empty() && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(field)
+    } else {
+        Err(StoreError::Other(format!("`{field}` is not a state field name")))
+    }
+}
+
+/// Whether `schema` is a plain identifier, safe to splice into SQL.
+fn valid_schema_name(schema: &str) -> bool {
+    !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl PostgresEventStore {
+    /// Connects to `database_url`, creating `schema` and its tables if needed;
+    /// every connection of the pool works inside `schema`.
+    pub async fn open(database_url: &str, schema: &str) -> Result<PostgresEventStore, StoreError> {
+        if !valid_schema_name(schema) {
+            return Err(StoreError::Other(format!(
+                "`{schema}` is not a schema name (lowercase letters, digits, `_`)"
+            )));
+        }
+        let search_path = format!("SET search_path TO {schema}");
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |connection, _| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    connection.execute(search_path.as_str()).await?;
+                    Ok(())
+                })
+            })
+            .connect(database_url)
+            .await
+            .map_err(storage_error)?;
+        let mut tx = pool.begin().await.map_err(storage_error)?;
+        // Replicas starting together would race on CREATE; one at a time.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('campusg-migrate'))")
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
+        tx.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+            .await
+            .map_err(storage_error)?;
+        tx.execute(format!("SET LOCAL search_path TO {schema}").as_str())
+            .await
+            .map_err(storage_error)?;
+        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await.map_err(storage_error)?;
+        tx.commit().await.map_err(storage_error)?;
+        Ok(PostgresEventStore {
+            pool,
+            schema: schema.to_string(),
+            outbox_signal: Arc::new(Notify::new()),
+            outbox_lease: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Drops `schema` and everything in it (tests clean up with this).
+    pub async fn drop_schema(database_url: &str, schema: &str) -> Result<(), StoreError> {
+        if !valid_schema_name(schema) {
+            return Err(StoreError::Other(format!("`{schema}` is not a schema name")));
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(database_url)
+            .await
+            .map_err(storage_error)?;
+        pool.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
+            .await
+            .map_err(storage_error)?;
+        pool.close().await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventStore for PostgresEventStore {
+    async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                    payload, correlation_id, causation_id, recorded_at
+             FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| StoredEvent {
+                global_position: row.get(0),
+                aggregate_type: row.get(1),
+                aggregate_id: row.get(2),
+                sequence: row.get(3),
+                event_type: row.get(4),
+                event_version: row.get(5),
+                payload: row.get(6),
+                correlation_id: row.get(7),
+                causation_id: row.get(8),
+                recorded_at: row.get::<DateTime<Utc>, _>(9),
+            })
+            .collect())
+    }
+
+    async fn commit(&self, unit: UnitOfWork) -> Result<(), StoreError> {
+        let recorded_at = unit.cause.at;
+        let mut tx = self.pool.begin().await.map_err(storage_error)?;
+        if let Some(handled) = &unit.cause.handled {
+            let inserted = sqlx::query(
+                "INSERT INTO handled_messages (consumer, message_id, handled_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&handled.consumer)
+            .bind(&handled.message_id)
+            .bind(recorded_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::AlreadyHandled);
+            }
+        }
+        for change in &unit.changes {
+            for (index, event) in change.events.iter().enumerate() {
+                let result = sqlx::query(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                         payload, correlation_id, causation_id, recorded_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&change.aggregate_type)
+                .bind(&change.aggregate_id)
+                .bind(change.expected_version + index as i64 + 1)
+                .bind(&event.event_type)
+                .bind(&event.event_version)
+                .bind(&event.payload)
+                .bind(&unit.cause.correlation_id)
+                .bind(&unit.cause.causation_id)
+                .bind(recorded_at)
+                .execute(&mut *tx)
+                .await;
+                match result {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                        return Err(StoreError::Conflict {
+                            aggregate_type: change.aggregate_type.clone(),
+                            aggregate_id: change.aggregate_id.clone(),
+                        })
+                    }
+                    Err(other) => return Err(storage_error(other)),
+                }
+            }
+            sqlx::query(
+                "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (aggregate_type, aggregate_id)
+                 DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at",
+            )
+            .bind(&change.aggregate_type)
+            .bind(&change.aggregate_id)
+            .bind(change.expected_version + change.events.len() as i64)
+            .bind(&change.state)
+            .bind(recorded_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
+        }
+        for record in &unit.outbox {
+            sqlx::query("INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)")
+                .bind(&record.topic)
+                .bind(&record.key)
+                .bind(&record.value)
+                .bind(serde_json::to_value(&record.headers).expect("headers serialize"))
+                .execute(&mut *tx)
+                .await
+                .map_err(storage_error)?;
+        }
+        tx.commit().await.map_err(storage_error)?;
+        if !unit.outbox.is_empty() {
+            self.outbox_signal.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM handled_messages WHERE consumer = $1 AND message_id = $2")
+            .bind(consumer)
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        Ok(row.is_some())
+    }
+
+    async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
+        let row =
+            sqlx::query("SELECT version, state FROM aggregate_states WHERE aggregate_type = $1 AND aggregate_id = $2")
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(storage_error)?;
+        Ok(row.map(|row| (row.get(0), row.get(1))))
+    }
+
+    async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {
+        let mut sql = String::from("SELECT state FROM aggregate_states WHERE aggregate_type = $1");
+        let mut binds: Vec<String> = vec![aggregate_type.to_string()];
+        for (field, value) in &query.equals {
+            binds.push(value.clone());
+            sql.push_str(&format!(" AND state->>'{}' = ${}", json_field(field)?, binds.len()));
+        }
+        match &query.order_by {
+            Some(field) => sql.push_str(&format!(" ORDER BY state->>'{}'", json_field(field)?)),
+            None => sql.push_str(" ORDER BY inserted"),
+        }
+        if query.descending {
+            sql.push_str(" DESC");
+        }
+        if let Some(limit) = query.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        sql.push_str(&format!(" OFFSET {}", query.offset.max(0)));
+        let mut statement = sqlx::query(&sql);
+        for bind in &binds {
+            statement = statement.bind(bind);
+        }
+        let rows = statement.fetch_all(&self.pool).await.map_err(storage_error)?;
+        Ok(rows.iter().map(|row| row.get::<Value, _>(0)).collect())
+    }
+
+    async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError> {
+        let rows = sqlx::query("SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let headers: Value = row.get(4);
+                (
+                    row.get(0),
+                    OutgoingRecord {
+                        topic: row.get(1),
+                        key: row.get(2),
+                        value: row.get(3),
+                        headers: serde_json::from_value(headers).unwrap_or_default(),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn outbox_delete(&self, ids: &[i64]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+            .bind(ids)
+            .execute(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        Ok(())
+    }
+
+    fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox_signal.clone()
+    }
+
+    async fn claim_outbox(&self) -> Result<bool, StoreError> {
+        let mut lease = self.outbox_lease.lock().await;
+        if let Some(connection) = lease.as_mut() {
+            // Still ours while the connection lives.
+            if sqlx::query("SELECT 1").execute(&mut **connection).await.is_ok() {
+                return Ok(true);
+            }
+            *lease = None;
+        }
+        let mut connection = self.pool.acquire().await.map_err(storage_error)?;
+        let won: bool = sqlx::query("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(format!("campusg-outbox:{}", self.schema))
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(storage_error)?
+            .get(0);
+        if won {
+            *lease = Some(connection);
+        }
+        Ok(won)
+    }
+}

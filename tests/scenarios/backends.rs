@@ -1,0 +1,137 @@
+//! Where a scenario runs: embedded (SQLite log and stores in a temporary
+//! directory), or distributed (a tansu broker of its own on a free port, and a
+//! fresh set of PostgreSQL schemas). Everything is cleaned up on drop.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use campusg::settings::Backends;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    /// Kafka (tansu) and PostgreSQL.
+    Kafka,
+}
+
+/// The PostgreSQL the distributed scenarios use; `TEST_DATABASE_URL` overrides.
+fn database_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A tansu broker that lives as long as this value.
+pub struct Broker {
+    process: Child,
+    pub address: String,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{address}");
+        let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".to_string());
+        let process = Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{tansu}` (scripts/test installs it): {e}"));
+        for _ in 0..200 {
+            if TcpStream::connect(&address).is_ok() {
+                return Broker { process, address };
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("tansu did not listen on {address}");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Everything a scenario's system keeps, which outlives a restart of it.
+pub struct Environment {
+    pub backend: Backend,
+    pub data_dir: TempDir,
+    pub broker: Option<Broker>,
+    pub schema_prefix: String,
+}
+
+impl Environment {
+    pub fn new(backend: Backend) -> Environment {
+        let schema_prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let broker = (backend == Backend::Kafka).then(Broker::start);
+        Environment {
+            backend,
+            data_dir: tempfile::tempdir().unwrap(),
+            broker,
+            schema_prefix,
+        }
+    }
+
+    pub fn backends(&self) -> Backends {
+        let mut backends = Backends::embedded(self.data_dir.path().to_path_buf());
+        if let Some(broker) = &self.broker {
+            backends.kafka = Some(broker.address.clone());
+            backends.database_url = Some(database_url());
+            backends.schema_prefix = self.schema_prefix.clone();
+        }
+        backends
+    }
+
+    /// The command-line flags that point `campusg` at this environment.
+    pub fn flags(&self) -> Vec<String> {
+        let backends = self.backends();
+        let mut flags = vec!["--data-dir".to_string(), backends.data_dir.display().to_string()];
+        if let (Some(kafka), Some(database_url)) = (backends.kafka, backends.database_url) {
+            flags.extend(["--kafka".to_string(), kafka, "--database-url".to_string(), database_url]);
+            flags.extend(["--schema-prefix".to_string(), backends.schema_prefix]);
+        }
+        flags
+    }
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        if self.backend != Backend::Kafka {
+            return;
+        }
+        let prefix = self.schema_prefix.clone();
+        // Drop runs outside any runtime we could borrow; a small one of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                for service in ["order", "user", "payment", "escrow", "sagas"] {
+                    let schema = format!("{prefix}_{service}");
+                    let _ = campusg_runtime::postgres_store::PostgresEventStore::drop_schema(&database_url(), &schema)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
