@@ -93,10 +93,9 @@ impl Order {
                         || current.is_delivery_stage() =>
                     {
                         // Only the assigned runner reports a stage or gives the order back.
-                        if let Some(runner) = &runner_id {
-                            if Some(runner) != self.runner_id.as_ref() {
-                                return Err(OrderError::NotTheAssignedRunner(runner.clone()));
-                            }
+                        let runner = runner_id.ok_or(OrderError::RunnerRequired)?;
+                        if Some(&runner) != self.runner_id.as_ref() {
+                            return Err(OrderError::NotTheAssignedRunner(runner));
                         }
                         if status == OrderStatus::Created {
                             None
@@ -341,6 +340,30 @@ mod aggregate_tests {
                 Some(UserId::parse("someone_else").unwrap()),
             ))
             .then_expect_error(OrderError::NotTheAssignedRunner(UserId::parse("someone_else").unwrap()));
+    }
+
+    #[test]
+    fn an_accepted_order_is_not_given_back_without_its_runner() {
+        OrderTestFramework::with(())
+            .given(vec![
+                created(),
+                moved(OrderStatus::Pending, OrderStatus::Created, None),
+                moved(OrderStatus::Created, OrderStatus::Accepted, Some(runner())),
+            ])
+            .when(change(OrderStatus::Created, None))
+            .then_expect_error(OrderError::RunnerRequired);
+    }
+
+    #[test]
+    fn the_assigned_runner_gives_the_order_back_and_it_has_no_runner() {
+        OrderTestFramework::with(())
+            .given(vec![
+                created(),
+                moved(OrderStatus::Pending, OrderStatus::Created, None),
+                moved(OrderStatus::Created, OrderStatus::Accepted, Some(runner())),
+            ])
+            .when(change(OrderStatus::Created, Some(runner())))
+            .then_expect_events(vec![moved(OrderStatus::Accepted, OrderStatus::Created, None)]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub enum OrderError {
     AlreadyInStatus(OrderStatus),
     #[error("an order cannot go from {from} to {to}")]
     IllegalTransition { from: OrderStatus, to: OrderStatus },
-    #[error("accepting an order needs a runner")]
+    #[error("this change needs the runner's id")]
     RunnerRequired,
     #[error("runner {0} cannot accept their own order")]
     RunnerIsCustomer(UserId),

@@ -46,7 +46,11 @@ impl PaymentService {
         let mut loaded = load::<Payment>(self.deps.store.as_ref(), &payment_id.to_string()).await?;
         let mut unit = UnitOfWork::new(cause);
         let contracts = &self.deps.contracts;
-        let is_void = matches!(command, PaymentCommand::Void { .. });
+        let operation = match &command {
+            PaymentCommand::Authorize { .. } => Operation::Authorize,
+            PaymentCommand::Void { .. } => Operation::Void,
+            PaymentCommand::Capture { .. } => Operation::Capture,
+        };
         let answer = match execute(&mut loaded, command, &self.gateway).await {
             Ok(events) => {
                 unit.append(contracts, &mut loaded, &events, true).map_err(published)?;
@@ -70,20 +74,15 @@ impl PaymentService {
                     ) => Some(Message::from(last.clone())),
                     _ => None,
                 };
-                let answer = repeated.unwrap_or_else(|| {
-                    let failed = PaymentOperationFailed {
-                        order_id,
-                        reason: refusal.to_string(),
-                    };
-                    if is_void {
-                        Message::PaymentVoidFailed(failed)
-                    } else {
-                        Message::PaymentCaptureFailed(failed)
-                    }
-                });
-                if matches!(refusal, PaymentError::AmountNotPositive(_)) {
-                    return Err(HandlerError::Rejected(refusal.to_string()));
-                }
+                let failed = PaymentOperationFailed { order_id, reason: refusal.to_string() };
+                let answer = match (repeated, operation) {
+                    (Some(answer), _) => answer,
+                    (None, Operation::Void) => Message::PaymentVoidFailed(failed),
+                    (None, Operation::Capture) => Message::PaymentCaptureFailed(failed),
+                    // Declines are events of their own; any other refusal to
+                    // authorize is a command that can never succeed.
+                    (None, Operation::Authorize) => return Err(HandlerError::Rejected(refusal.to_string())),
+                };
                 unit.publish(contracts, &answer).map_err(published)?;
                 Some(answer)
             }
@@ -91,6 +90,14 @@ impl PaymentService {
         self.deps.store.commit(unit).await?;
         Ok(answer)
     }
+}
+
+/// Which command ran, to name its failure.
+#[derive(Clone, Copy)]
+enum Operation {
+    Authorize,
+    Void,
+    Capture,
 }
 
 fn published(error: impl std::fmt::Display) -> HandlerError {
