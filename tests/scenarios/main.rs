@@ -8,5 +8,6 @@ mod helpers;
 
 mod bad_requests;
 mod create_order;
+mod deployment;
 mod hand_published;
 mod restart;

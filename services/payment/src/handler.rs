@@ -74,7 +74,10 @@ impl PaymentService {
                     ) => Some(Message::from(last.clone())),
                     _ => None,
                 };
-                let failed = PaymentOperationFailed { order_id, reason: refusal.to_string() };
+                let failed = PaymentOperationFailed {
+                    order_id,
+                    reason: refusal.to_string(),
+                };
                 let answer = match (repeated, operation) {
                     (Some(answer), _) => answer,
                     (None, Operation::Void) => Message::PaymentVoidFailed(failed),
