@@ -53,13 +53,15 @@ impl Broker {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start `{tansu}` (scripts/test installs it): {e}"));
+        // Owned before waiting, so that a broker that never listens is still stopped.
+        let broker = Broker { process, address };
         for _ in 0..200 {
-            if TcpStream::connect(&address).is_ok() {
-                return Broker { process, address };
+            if TcpStream::connect(&broker.address).is_ok() {
+                return broker;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("tansu did not listen on {address}");
+        panic!("tansu did not listen on {}", broker.address);
     }
 }
 

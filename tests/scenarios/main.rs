@@ -9,5 +9,6 @@ mod helpers;
 mod bad_requests;
 mod create_order;
 mod deployment;
+mod distributed;
 mod hand_published;
 mod restart;

@@ -112,6 +112,8 @@ pub struct Escrow {
     pub held_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
     /// The event that last changed the escrow, to answer a repeated command with it.
+    /// Not part of the read model.
+    #[serde(skip)]
     pub last_event: Option<EscrowEvent>,
 }
 

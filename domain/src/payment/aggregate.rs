@@ -119,6 +119,8 @@ pub struct Payment {
     pub authorized_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
     /// The event that last changed the payment, to answer a repeated command with it.
+    /// Not part of the read model.
+    #[serde(skip)]
     pub last_event: Option<PaymentEvent>,
 }
 

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cqrs_es::Aggregate;
@@ -15,8 +14,7 @@ use campusg_domain::escrow::Escrow;
 use campusg_domain::ids::{EscrowId, OrderId, UserId};
 use campusg_domain::messages::{HoldFunds, Message, RefundFunds, ReleaseFunds};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
-use campusg_runtime::consumer::HandlerError;
-use campusg_runtime::http::{ApiError, JsonBody};
+use campusg_runtime::http::{filter_by, ApiError, JsonBody, Page};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::{EscrowService, SERVICE_NAME};
@@ -56,20 +54,7 @@ struct CancelRequest {
 async fn run(service: &EscrowService, message: Message) -> Result<Json<Value>, ApiError> {
     let order_id = message.order_id().expect("escrow commands name their order");
     let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, service.deps.clock.now());
-    let answer = service
-        .handle_command(message, cause)
-        .await
-        .map_err(|error| match error {
-            HandlerError::Rejected(reason) => ApiError::unprocessable(reason),
-            HandlerError::Transient(error) => match error.downcast::<campusg_runtime::store::StoreError>() {
-                Ok(store_error) => store_error.into(),
-                Err(other) => ApiError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    code: "retry",
-                    message: other.to_string(),
-                },
-            },
-        })?;
+    let answer = service.handle_command(message, cause).await?;
     match answer {
         Some(Message::HoldFailed(failed)) => Err(ApiError::unprocessable(failed.reason)),
         Some(Message::ReleaseFailed(failed)) | Some(Message::RefundFailed(failed)) => {
@@ -142,15 +127,12 @@ async fn cancel(
 }
 
 async fn read_escrow(service: &EscrowService, escrow_id: EscrowId) -> Result<Value, ApiError> {
-    let (_, mut state) = service
+    let (_, state) = service
         .deps
         .store
         .state(Escrow::TYPE, &escrow_id.to_string())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("escrow {escrow_id} does not exist")))?;
-    if let Some(object) = state.as_object_mut() {
-        object.remove("last_event");
-    }
     Ok(state)
 }
 
@@ -164,37 +146,34 @@ async fn get_escrow(
 }
 
 #[derive(Deserialize)]
-struct ListParams {
+struct ListFilters {
     order_id: Option<String>,
     customer_id: Option<String>,
     status: Option<String>,
-    page: Option<i64>,
-    page_size: Option<i64>,
 }
 
 async fn list_escrows(
     State(service): State<Arc<EscrowService>>,
-    Query(params): Query<ListParams>,
+    Query(filters): Query<ListFilters>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let mut query = StateQuery::default();
-    for (field, value) in [
-        ("order_id", params.order_id),
-        ("customer_id", params.customer_id),
-        ("status", params.status.map(|s| s.to_ascii_uppercase())),
-    ] {
-        if let Some(value) = value {
-            query.equals.push((field.to_string(), value));
-        }
-    }
-    let page = params.page.unwrap_or(1).max(1);
-    let page_size = params.page_size.unwrap_or(20).clamp(1, 200);
-    query.limit = Some(page_size);
-    query.offset = (page - 1) * page_size;
-    let mut escrows = service.deps.store.query_states(Escrow::TYPE, &query).await?;
-    for escrow in &mut escrows {
-        if let Some(object) = escrow.as_object_mut() {
-            object.remove("last_event");
-        }
-    }
+    let status = filters.status.map(|s| s.to_ascii_uppercase());
+    filter_by(
+        &mut query,
+        &[
+            ("order_id", filters.order_id),
+            ("customer_id", filters.customer_id),
+            ("status", status),
+        ],
+    );
+    let (page, page_size) = page.apply(&mut query, 20, 200);
+    let escrows: Vec<Value> = service
+        .deps
+        .store
+        .query_states(Escrow::TYPE, &query)
+        .await?
+        .into_iter()
+        .collect();
     Ok(Json(json!({"escrows": escrows, "page": page, "page_size": page_size})))
 }

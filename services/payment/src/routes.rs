@@ -15,8 +15,7 @@ use campusg_domain::ids::{OrderId, PaymentId, UserId};
 use campusg_domain::messages::{AuthorizePayment, CapturePayment, Message, VoidPayment};
 use campusg_domain::money::{DecimalAmount, DEFAULT_CURRENCY};
 use campusg_domain::payment::Payment;
-use campusg_runtime::consumer::HandlerError;
-use campusg_runtime::http::{ApiError, JsonBody};
+use campusg_runtime::http::{filter_by, ApiError, JsonBody, Page};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::{PaymentService, SERVICE_NAME};
@@ -50,20 +49,7 @@ struct OrderRequest {
 async fn run(service: &PaymentService, message: Message) -> Result<(StatusCode, Json<Value>), ApiError> {
     let order_id = message.order_id().expect("payment commands name their order");
     let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, service.deps.clock.now());
-    let answer = service
-        .handle_command(message, cause)
-        .await
-        .map_err(|error| match error {
-            HandlerError::Rejected(reason) => ApiError::unprocessable(reason),
-            HandlerError::Transient(error) => match error.downcast::<campusg_runtime::store::StoreError>() {
-                Ok(store_error) => store_error.into(),
-                Err(other) => ApiError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    code: "retry",
-                    message: other.to_string(),
-                },
-            },
-        })?;
+    let answer = service.handle_command(message, cause).await?;
     match answer {
         Some(Message::PaymentVoidFailed(failed)) | Some(Message::PaymentCaptureFailed(failed)) => {
             Err(ApiError::conflict(failed.reason))
@@ -133,15 +119,7 @@ async fn read_payment(service: &PaymentService, payment_id: PaymentId) -> Result
         .state(Payment::TYPE, &payment_id.to_string())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("payment {payment_id} does not exist")))?;
-    Ok(payment_view(state))
-}
-
-/// The read model without the bookkeeping field the aggregate keeps for replies.
-fn payment_view(mut state: Value) -> Value {
-    if let Some(object) = state.as_object_mut() {
-        object.remove("last_event");
-    }
-    state
+    Ok(state)
 }
 
 async fn get_payment(
@@ -154,39 +132,34 @@ async fn get_payment(
 }
 
 #[derive(Deserialize)]
-struct ListParams {
+struct ListFilters {
     order_id: Option<String>,
     customer_id: Option<String>,
     status: Option<String>,
-    page: Option<i64>,
-    page_size: Option<i64>,
 }
 
 async fn list_payments(
     State(service): State<Arc<PaymentService>>,
-    Query(params): Query<ListParams>,
+    Query(filters): Query<ListFilters>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let mut query = StateQuery::default();
-    for (field, value) in [
-        ("order_id", params.order_id),
-        ("customer_id", params.customer_id),
-        ("status", params.status.map(|s| s.to_ascii_uppercase())),
-    ] {
-        if let Some(value) = value {
-            query.equals.push((field.to_string(), value));
-        }
-    }
-    let page = params.page.unwrap_or(1).max(1);
-    let page_size = params.page_size.unwrap_or(20).clamp(1, 200);
-    query.limit = Some(page_size);
-    query.offset = (page - 1) * page_size;
+    let status = filters.status.map(|s| s.to_ascii_uppercase());
+    filter_by(
+        &mut query,
+        &[
+            ("order_id", filters.order_id),
+            ("customer_id", filters.customer_id),
+            ("status", status),
+        ],
+    );
+    let (page, page_size) = page.apply(&mut query, 20, 200);
     let payments: Vec<Value> = service
         .deps
         .store
         .query_states(Payment::TYPE, &query)
         .await?
         .into_iter()
-        .map(payment_view)
         .collect();
     Ok(Json(
         json!({"payments": payments, "page": page, "page_size": page_size}),

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::store::StoreError;
+use crate::consumer::HandlerError;
+use crate::store::{StateQuery, StoreError};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -74,6 +75,52 @@ impl From<StoreError> for ApiError {
             }
         } else {
             ApiError::internal(error)
+        }
+    }
+}
+
+/// A command the API ran as a consumer would: a refusal for good is a 422, a
+/// passing failure a 503 that says to retry.
+impl From<HandlerError> for ApiError {
+    fn from(error: HandlerError) -> ApiError {
+        match error {
+            HandlerError::Rejected(reason) => ApiError::unprocessable(reason),
+            HandlerError::Transient(error) => match error.downcast::<StoreError>() {
+                Ok(store_error) => store_error.into(),
+                Err(other) => ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "retry",
+                    message: other.to_string(),
+                },
+            },
+        }
+    }
+}
+
+/// The pagination of a list endpoint: `?page=1&page_size=20`.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize)]
+pub struct Page {
+    pub page: Option<i64>,
+    pub page_size: Option<i64>,
+}
+
+impl Page {
+    /// Limits `query` to the requested page (1-based; `page_size` at most `max_size`)
+    /// and returns the page and page size used.
+    pub fn apply(&self, query: &mut StateQuery, default_size: i64, max_size: i64) -> (i64, i64) {
+        let page = self.page.unwrap_or(1).max(1);
+        let page_size = self.page_size.unwrap_or(default_size).clamp(1, max_size);
+        query.limit = Some(page_size);
+        query.offset = (page - 1) * page_size;
+        (page, page_size)
+    }
+}
+
+/// Adds an equality filter on a read-model field for each parameter given.
+pub fn filter_by(query: &mut StateQuery, filters: &[(&str, Option<String>)]) {
+    for (field, value) in filters {
+        if let Some(value) = value {
+            query.equals.push((field.to_string(), value.clone()));
         }
     }
 }

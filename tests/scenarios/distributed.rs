@@ -1,0 +1,174 @@
+//! The distributed deployment for real: every service its own `campusg serve`
+//! process on Kafka (tansu) and PostgreSQL, two replicas of the order and payment
+//! services, and one replica of each killed with SIGKILL halfway through.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::backends::{Backend, Environment};
+
+struct Process {
+    name: String,
+    child: Child,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(environment: &Environment, role: &str, replica: u32, port: u16) -> Process {
+    let log_dir = environment.data_dir.path().join("logs");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let log = std::fs::File::create(log_dir.join(format!("{role}-{replica}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_campusg"))
+        .args(["serve", role])
+        .args(environment.flags())
+        .args(["--port", &port.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("campusg starts");
+    Process {
+        name: format!("{role}-{replica}"),
+        child,
+    }
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn two_hundred_orders_survive_a_replica_of_each_scaled_service_being_killed() {
+    let environment = Environment::new(Backend::Kafka);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+
+    // The API first: it creates the schemas and topics the others use.
+    let mut processes = vec![serve(&environment, "api", 1, port)];
+    let mut up = false;
+    for _ in 0..600 {
+        if client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the API did not come up");
+    for (role, replica) in [
+        ("order", 1),
+        ("order", 2),
+        ("user", 1),
+        ("payment", 1),
+        ("payment", 2),
+        ("escrow", 1),
+        ("sagas", 1),
+    ] {
+        processes.push(serve(&environment, role, replica, 0));
+    }
+
+    let created = client
+        .post(format!("{base}/users"))
+        .json(&json!({"user_id": "cust_scale", "name": "S", "email": "s@campus.edu", "payment_method": "pm_card_visa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+
+    let mut sagas = Vec::new();
+    for i in 0..200 {
+        if i == 100 {
+            for victim in ["order-2", "payment-2"] {
+                let process = processes.iter_mut().find(|p| p.name == victim).unwrap();
+                process.child.kill().expect("SIGKILL is delivered");
+                process.child.wait().unwrap();
+            }
+        }
+        let body = json!({
+            "customer_id": "cust_scale",
+            "order_details": {"foodItems": [{"name": format!("meal {i}"), "price": 4.2, "quantity": 2}], "deliveryLocation": "Hall 7", "deliveryFee": 1.1}
+        });
+        let answer: Value = client
+            .post(format!("{base}/api/orders"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sagas.push(answer["saga_id"].as_str().expect("a saga id").to_string());
+    }
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    let completed = loop {
+        let page = get_json(&client, &format!("{base}/api/sagas?status=COMPLETED&page_size=500")).await;
+        let completed: Vec<String> = page["sagas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["saga_id"].as_str().unwrap().to_string())
+            .collect();
+        if completed.len() >= sagas.len() || tokio::time::Instant::now() > deadline {
+            break completed;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let unfinished: Vec<&String> = sagas.iter().filter(|s| !completed.contains(s)).collect();
+    assert!(
+        unfinished.is_empty(),
+        "{} sagas did not complete, e.g. {:?}",
+        unfinished.len(),
+        unfinished.first()
+    );
+
+    let orders = get_json(
+        &client,
+        &format!("{base}/api/orders?customer_id=cust_scale&page_size=200"),
+    )
+    .await;
+    let orders = orders["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 200, "no order lost, none doubled");
+    assert!(orders
+        .iter()
+        .all(|o| o["status"] == "CREATED" && o["total_cents"] == 950));
+    let payments = get_json(
+        &client,
+        &format!("{base}/payments?customer_id=cust_scale&page_size=200"),
+    )
+    .await;
+    let payments = payments["payments"].as_array().unwrap();
+    assert_eq!(payments.len(), 200);
+    assert!(payments
+        .iter()
+        .all(|p| p["status"] == "AUTHORIZED" && p["amount_cents"] == 950));
+    let escrows = get_json(&client, &format!("{base}/escrow?customer_id=cust_scale&page_size=200")).await;
+    let escrows = escrows["escrows"].as_array().unwrap();
+    assert_eq!(escrows.len(), 200);
+    assert!(escrows
+        .iter()
+        .all(|e| e["status"] == "HELD" && e["amount_cents"] == 950));
+}
