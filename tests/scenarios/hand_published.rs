@@ -206,3 +206,39 @@ async fn every_message_the_system_produces_matches_its_schema_and_topic(
         assert!(types.contains(expected), "no {expected} among {types:?}");
     }
 }
+
+/// Produces records with kafka-python, a client that shares no code with campusg.
+fn produce_with_a_plain_kafka_client(bootstrap: &str, topic: &str, records: &[(&str, String)]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/produce.py");
+    let mut command = std::process::Command::new("python3");
+    command.args([script, bootstrap, topic]);
+    for (key, value) in records {
+        command.args([*key, value.as_str()]);
+    }
+    let output = command.output().expect("python3 runs (scripts/test installs kafka-python)");
+    assert!(output.status.success(), "kafka-python failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test]
+async fn a_seeds_format_message_from_a_plain_kafka_client_is_processed_and_a_malformed_one_dead_lettered() {
+    let app = TestApp::spawn_on(Backend::Kafka).await;
+    let bootstrap = app.environment.broker.as_ref().unwrap().address.clone();
+    app.create_user("cust_python", Some("pm_card_visa")).await;
+    let saga_id = uuid::Uuid::new_v4().to_string();
+
+    produce_with_a_plain_kafka_client(
+        &bootstrap,
+        "order_commands",
+        &[
+            ("garbage", "{\"type\": \"create_order\", \"correlation_id\": \"x\", \"payload\": {\"nope\": 1}".to_string()),
+            ("cust_python", seeds_create_order(&saga_id, "cust_python").to_string()),
+        ],
+    );
+
+    let saga = app.saga_when_finished(&saga_id).await;
+    assert_eq!(saga["status"], "COMPLETED", "{saga}");
+    let dead = app.record_when("dead_letters", |record| record.key.as_deref() == Some("garbage")).await;
+    let value: Value = serde_json::from_str(&dead.value).unwrap();
+    assert!(value["payload"]["reason"].as_str().unwrap().contains("not JSON"), "{value}");
+    assert_eq!(value["payload"]["original_topic"], "order_commands");
+}
