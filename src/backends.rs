@@ -35,6 +35,7 @@ pub async fn connect_bus(backends: &Backends, catalog: &TopicCatalog) -> anyhow:
             let bus = KafkaBus::connect(KafkaSettings {
                 bootstrap_servers: servers.clone(),
                 replication_factor: backends.kafka_replication_factor,
+                instance_id: backends.instance_id.clone(),
             })?;
             let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
             let mut attempt = 0;

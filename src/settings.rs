@@ -45,6 +45,12 @@ pub struct Backends {
     #[arg(long = "kafka", env = "KAFKA_BOOTSTRAP_SERVERS")]
     pub kafka: Option<String>,
 
+    /// A stable name for this replica (Kafka static group membership): a replica
+    /// that restarts under the same name takes its partitions back at once,
+    /// instead of waiting for the broker to expire its old session.
+    #[arg(long, env = "CAMPUSG_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
     /// The replication factor of topics `campusg` creates on Kafka.
     #[arg(long, env = "KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
     pub kafka_replication_factor: i32,
@@ -63,6 +69,7 @@ impl Backends {
         Backends {
             data_dir,
             kafka: None,
+            instance_id: None,
             kafka_replication_factor: 1,
             database_url: None,
             schema_prefix: "campusg".to_string(),

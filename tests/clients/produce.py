@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 
 def main() -> None:
     bootstrap, topic, *pairs = sys.argv[1:]
-    producer = KafkaProducer(bootstrap_servers=bootstrap, api_version_auto_timeout_ms=30000)
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
     for key, value in zip(pairs[0::2], pairs[1::2]):
         producer.send(topic, key=key.encode(), value=value.encode()).get(timeout=30)
     producer.flush()

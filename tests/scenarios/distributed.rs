@@ -22,14 +22,26 @@ impl Drop for Process {
 }
 
 fn serve(environment: &Environment, role: &str, replica: u32, port: u16) -> Process {
-    let log_dir = environment.data_dir.path().join("logs");
+    // CAMPUSG_TEST_LOG_DIR keeps the processes' logs after the test.
+    let log_dir = std::env::var_os("CAMPUSG_TEST_LOG_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| environment.data_dir.path().join("logs"));
     std::fs::create_dir_all(&log_dir).unwrap();
-    let log = std::fs::File::create(log_dir.join(format!("{role}-{replica}.log"))).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_dir.join(format!("{role}-{replica}.log")))
+        .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_campusg"))
         .args(["serve", role])
         .args(environment.flags())
-        .args(["--port", &port.to_string()])
-        .env("RUST_LOG", "warn")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--instance-id",
+            &format!("{role}-{replica}"),
+        ])
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
         .spawn()
@@ -101,10 +113,14 @@ async fn two_hundred_orders_survive_a_replica_of_each_scaled_service_being_kille
     let mut sagas = Vec::new();
     for i in 0..200 {
         if i == 100 {
-            for victim in ["order-2", "payment-2"] {
-                let process = processes.iter_mut().find(|p| p.name == victim).unwrap();
+            // SIGKILL: no goodbye to the group, no flush, no commit. The replica
+            // then comes back, as its container's restart policy would bring it.
+            for (role, replica) in [("order", 2), ("payment", 2)] {
+                let name = format!("{role}-{replica}");
+                let process = processes.iter_mut().find(|p| p.name == name).unwrap();
                 process.child.kill().expect("SIGKILL is delivered");
                 process.child.wait().unwrap();
+                processes.push(serve(&environment, role, replica, 0));
             }
         }
         let body = json!({

@@ -34,6 +34,13 @@ pub struct TestApp {
     pub environment: Arc<Environment>,
 }
 
+impl Drop for TestApp {
+    /// A test that ends without `stop` still stops its system.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
 impl TestApp {
     /// Every part of the system, on a fresh environment of `backend`.
     pub async fn spawn_on(backend: Backend) -> TestApp {

@@ -145,6 +145,10 @@ pub trait BusConsumer: Send {
 
     /// Marks every record up to and including these positions as handled by the group.
     async fn commit(&mut self, positions: &[RecordPosition]) -> Result<(), BusError>;
+
+    /// Leaves the group cleanly, so its partitions move to the other members at
+    /// once. Dropping a consumer without closing it is safe but slower to hand over.
+    async fn close(self: Box<Self>) {}
 }
 
 /// Kafka's default partitioner for keyed records: murmur2 of the key bytes, made

@@ -95,7 +95,7 @@ impl Consumer {
         while !shutdown.is_cancelled() {
             let records = tokio::select! {
                 polled = consumer.poll(self.config.max_batch, Duration::from_millis(500)) => polled,
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
             };
             let records = match records {
                 Ok(records) => {
@@ -118,6 +118,7 @@ impl Consumer {
             }
             self.commit(consumer.as_mut(), &handled, &shutdown).await;
         }
+        consumer.close().await;
     }
 
     /// Processes one record, retrying transient failures. Returns `false` if

@@ -39,6 +39,8 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct KafkaSettings {
     pub bootstrap_servers: String,
     pub replication_factor: i32,
+    /// This replica's stable name, for static group membership.
+    pub instance_id: Option<String>,
 }
 
 /// Routes librdkafka's own log lines and errors into `tracing`, and logs
@@ -49,20 +51,23 @@ pub struct LoggingContext;
 impl ClientContext for LoggingContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
                 tracing::error!(facility, "kafka: {message}")
             }
-            RDKafkaLogLevel::Warning => tracing::warn!(facility, "kafka: {message}"),
+            // Connection failures are errors to librdkafka but passing to us: it retries.
+            RDKafkaLogLevel::Error | RDKafkaLogLevel::Warning => tracing::warn!(facility, "kafka: {message}"),
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(facility, "kafka: {message}"),
             RDKafkaLogLevel::Debug => tracing::debug!(facility, "kafka: {message}"),
         }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        // librdkafka logs each connection failure through `log` already; only
+        // the state that matters to an operator is repeated here.
         if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
             tracing::warn!("kafka: no broker is reachable ({reason}); waiting for one to come back");
         } else {
-            tracing::warn!(error = %error, "kafka: {reason}");
+            tracing::debug!(error = %error, "kafka: {reason}");
         }
     }
 }
@@ -227,6 +232,9 @@ impl MessageBus for KafkaBus {
         match &subscription.group {
             Some(group) => {
                 let mut config = self.consumer_config(group);
+                if let Some(instance) = &self.settings.instance_id {
+                    config.set("group.instance.id", format!("{instance}-{group}"));
+                }
                 if subscription.start == StartFrom::Latest {
                     config.set("auto.offset.reset", "latest");
                 }
@@ -235,7 +243,7 @@ impl MessageBus for KafkaBus {
                     .map_err(|e| BusError::Other(format!("cannot configure a Kafka consumer: {e}")))?;
                 consumer.subscribe(&topics).map_err(unavailable)?;
                 Ok(Box::new(KafkaConsumer {
-                    consumer: Arc::new(consumer),
+                    consumer: Some(Arc::new(consumer)),
                     commits: true,
                 }))
             }
@@ -258,7 +266,7 @@ impl MessageBus for KafkaBus {
                 }
                 consumer.assign(&assignment).map_err(unavailable)?;
                 Ok(Box::new(KafkaConsumer {
-                    consumer,
+                    consumer: Some(consumer),
                     commits: false,
                 }))
             }
@@ -360,15 +368,38 @@ impl MessageBus for KafkaBus {
 }
 
 struct KafkaConsumer {
-    consumer: Arc<StreamConsumer<LoggingContext>>,
+    /// `None` once closed.
+    consumer: Option<Arc<StreamConsumer<LoggingContext>>>,
     commits: bool,
+}
+
+/// How long closing a consumer may take before it is left to finish on its own.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl KafkaConsumer {
+    fn consumer(&self) -> &StreamConsumer<LoggingContext> {
+        self.consumer
+            .as_ref()
+            .expect("a consumer is not used after it is closed")
+    }
+}
+
+impl Drop for KafkaConsumer {
+    /// librdkafka's close blocks until the group is left, which takes long when
+    /// the broker is gone; it must never block the async runtime, so it runs on
+    /// a thread of its own.
+    fn drop(&mut self) {
+        if let Some(consumer) = self.consumer.take() {
+            std::thread::spawn(move || drop(consumer));
+        }
+    }
 }
 
 #[async_trait]
 impl BusConsumer for KafkaConsumer {
     async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Vec<Record>, BusError> {
         let mut records = Vec::new();
-        let first = match tokio::time::timeout(timeout, self.consumer.recv()).await {
+        let first = match tokio::time::timeout(timeout, self.consumer().recv()).await {
             Err(_) => return Ok(records),
             Ok(received) => received.map_err(unavailable)?,
         };
@@ -376,7 +407,7 @@ impl BusConsumer for KafkaConsumer {
         drop(first);
         while records.len() < max_records {
             // What has already arrived, without waiting for more.
-            match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+            match tokio::time::timeout(Duration::ZERO, self.consumer().recv()).await {
                 Ok(Ok(message)) => records.push(owned_record(&message)),
                 _ => break,
             }
@@ -403,7 +434,16 @@ impl BusConsumer for KafkaConsumer {
         }
         // Asynchronous: a commit lost in a crash only means a redelivery, which
         // the handlers recognise.
-        self.consumer.commit(&offsets, CommitMode::Async).map_err(unavailable)
+        self.consumer().commit(&offsets, CommitMode::Async).map_err(unavailable)
+    }
+
+    async fn close(mut self: Box<Self>) {
+        if let Some(consumer) = self.consumer.take() {
+            let closing = tokio::task::spawn_blocking(move || drop(consumer));
+            if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+                tracing::warn!("kafka: the consumer did not leave its group within {CLOSE_TIMEOUT:?}");
+            }
+        }
     }
 }
 

@@ -5,13 +5,15 @@
 //! unique (aggregate, sequence) key; the outbox is relayed by one replica at a
 //! time (a transaction-scoped advisory lock), so messages leave in commit order.
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Executor, Row};
 use tokio::sync::Notify;
 
@@ -85,6 +87,11 @@ fn json_field(field: &str) -> Result<&str, StoreError> {
     }
 }
 
+/// How this store's sessions name themselves in `pg_stat_activity`.
+fn application_name(schema: &str) -> String {
+    format!("campusg-{schema}")
+}
+
 /// Whether `schema` is a plain identifier, safe to splice into SQL.
 fn valid_schema_name(schema: &str) -> bool {
     !schema.is_empty()
@@ -104,6 +111,9 @@ impl PostgresEventStore {
             )));
         }
         let search_path = format!("SET search_path TO {schema}");
+        let options = PgConnectOptions::from_str(database_url)
+            .map_err(storage_error)?
+            .application_name(&application_name(schema));
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
@@ -114,7 +124,7 @@ impl PostgresEventStore {
                     Ok(())
                 })
             })
-            .connect(database_url)
+            .connect_with(options)
             .await
             .map_err(storage_error)?;
         let mut tx = pool.begin().await.map_err(storage_error)?;
