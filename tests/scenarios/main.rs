@@ -7,6 +7,7 @@ mod backends;
 mod helpers;
 
 mod bad_requests;
+mod cli;
 mod create_order;
 mod deployment;
 mod distributed;
