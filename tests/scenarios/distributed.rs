@@ -2,24 +2,13 @@
 //! process on Kafka (tansu) and PostgreSQL, two replicas of the order and payment
 //! services, and one replica of each killed with SIGKILL halfway through.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::backends::{Backend, Environment};
-
-struct Process {
-    name: String,
-    child: Child,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::processes::{free_port, wait_until_healthy, Process};
 
 fn serve(environment: &Environment, role: &str, replica: u32, port: u16) -> Process {
     // CAMPUSG_TEST_LOG_DIR keeps the processes' logs after the test.
@@ -32,24 +21,16 @@ fn serve(environment: &Environment, role: &str, replica: u32, port: u16) -> Proc
         .append(true)
         .open(log_dir.join(format!("{role}-{replica}.log")))
         .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_campusg"))
-        .args(["serve", role])
-        .args(environment.flags())
-        .args([
-            "--port",
-            &port.to_string(),
-            "--instance-id",
-            &format!("{role}-{replica}"),
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("campusg starts");
-    Process {
-        name: format!("{role}-{replica}"),
-        child,
-    }
+    let name = format!("{role}-{replica}");
+    let mut args = vec!["serve".to_string(), role.to_string()];
+    args.extend(environment.flags());
+    args.extend([
+        "--port".to_string(),
+        port.to_string(),
+        "--instance-id".to_string(),
+        name.clone(),
+    ]);
+    Process::start(&name, &args, Stdio::from(log))
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Value {
@@ -66,30 +47,13 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Value {
 #[tokio::test]
 async fn two_hundred_orders_survive_a_replica_of_each_scaled_service_being_killed() {
     let environment = Environment::new(Backend::Kafka);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
 
     // The API first: it creates the schemas and topics the others use.
     let mut processes = vec![serve(&environment, "api", 1, port)];
-    let mut up = false;
-    for _ in 0..600 {
-        if client
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "the API did not come up");
+    wait_until_healthy(&client, &base).await;
     for (role, replica) in [
         ("order", 1),
         ("order", 2),
@@ -118,8 +82,7 @@ async fn two_hundred_orders_survive_a_replica_of_each_scaled_service_being_kille
             for (role, replica) in [("order", 2), ("payment", 2)] {
                 let name = format!("{role}-{replica}");
                 let process = processes.iter_mut().find(|p| p.name == name).unwrap();
-                process.child.kill().expect("SIGKILL is delivered");
-                process.child.wait().unwrap();
+                process.kill();
                 processes.push(serve(&environment, role, replica, 0));
             }
         }

@@ -5,6 +5,7 @@
 
 mod backends;
 mod helpers;
+mod processes;
 
 mod bad_requests;
 mod cli;

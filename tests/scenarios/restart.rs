@@ -11,6 +11,7 @@ use campusg::settings::Role;
 
 use crate::backends::{Backend, Environment};
 use crate::helpers::TestApp;
+use crate::processes::{free_port, wait_until_healthy, Process};
 
 #[rstest]
 #[tokio::test]
@@ -91,50 +92,11 @@ async fn an_event_published_by_hand_drives_the_saga_and_the_real_duplicate_chang
     assert_eq!(authorized_steps, 1, "{saga}");
 }
 
-/// Reserves a free port for a child process.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_campusg(environment: &Environment, port: u16) -> Child {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_campusg"))
-        .arg("up")
-        .args(environment.flags())
-        .args(["--port", &port.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("campusg starts");
-    Child(child)
-}
-
-async fn wait_until_up(client: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if client
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("campusg did not come up at {base}");
+fn start_campusg(environment: &Environment, port: u16) -> Process {
+    let mut args = vec!["up".to_string()];
+    args.extend(environment.flags());
+    args.extend(["--port".to_string(), port.to_string()]);
+    Process::start("campusg", &args, Stdio::null())
 }
 
 #[rstest]
@@ -147,7 +109,7 @@ async fn sagas_killed_with_sigkill_all_finish_after_a_restart_and_nothing_is_dou
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let mut child = start_campusg(&environment, port);
-    wait_until_up(&client, &base).await;
+    wait_until_healthy(&client, &base).await;
     let created = client
         .post(format!("{base}/users"))
         .json(&json!({"user_id": "cust_kill", "name": "K", "email": "k@campus.edu", "payment_method": "pm_card_visa"}))
@@ -172,11 +134,10 @@ async fn sagas_killed_with_sigkill_all_finish_after_a_restart_and_nothing_is_dou
             answer["order_id"].as_str().unwrap().to_string(),
         ));
     }
-    child.0.kill().expect("SIGKILL is delivered");
-    child.0.wait().unwrap();
+    child.kill();
 
     let _child = start_campusg(&environment, port);
-    wait_until_up(&client, &base).await;
+    wait_until_healthy(&client, &base).await;
     for (saga_id, order_id) in &sagas {
         let mut status = String::new();
         for _ in 0..1200 {

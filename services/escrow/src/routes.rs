@@ -14,7 +14,7 @@ use campusg_domain::escrow::Escrow;
 use campusg_domain::ids::{EscrowId, OrderId, UserId};
 use campusg_domain::messages::{HoldFunds, Message, RefundFunds, ReleaseFunds};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
-use campusg_runtime::http::{filter_by, ApiError, JsonBody, Page};
+use campusg_runtime::http::{filter_by, read_model, ApiError, JsonBody, Page};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::{EscrowService, SERVICE_NAME};
@@ -127,13 +127,13 @@ async fn cancel(
 }
 
 async fn read_escrow(service: &EscrowService, escrow_id: EscrowId) -> Result<Value, ApiError> {
-    let (_, state) = service
-        .deps
-        .store
-        .state(Escrow::TYPE, &escrow_id.to_string())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("escrow {escrow_id} does not exist")))?;
-    Ok(state)
+    read_model(
+        service.deps.store.as_ref(),
+        Escrow::TYPE,
+        &escrow_id.to_string(),
+        "escrow",
+    )
+    .await
 }
 
 async fn get_escrow(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use campusg_domain::order::OrderRules;
 use campusg_runtime::bus::MessageBus;
-use campusg_runtime::consumer::{Consumer, ConsumerConfig};
+use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
 pub use routes::router;
@@ -34,18 +34,6 @@ impl OrderService {
 
     /// The consumer of `order_commands`.
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        let topics = self.deps.contracts.topics_carrying(&["create_order"]);
-        Consumer {
-            config: ConsumerConfig {
-                group: CONSUMER_GROUP.to_string(),
-                topics,
-                max_batch: 200,
-            },
-            bus,
-            contracts: self.deps.contracts.clone(),
-            clock: self.deps.clock.clone(),
-            store: self.deps.store.clone(),
-            handler: self.clone(),
-        }
+        Consumer::for_service(CONSUMER_GROUP, &["create_order"], &self.deps, bus, self.clone())
     }
 }

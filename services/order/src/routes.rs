@@ -15,7 +15,7 @@ use cqrs_es::Aggregate;
 use campusg_domain::ids::OrderId;
 use campusg_domain::money::{Cents, DecimalAmount};
 use campusg_domain::order::{Order, OrderStatus};
-use campusg_runtime::http::ApiError;
+use campusg_runtime::http::{read_model, ApiError};
 use campusg_runtime::store::StateQuery;
 
 use crate::OrderService;
@@ -33,12 +33,7 @@ async fn get_order(
 ) -> Result<Json<Value>, ApiError> {
     let order_id = OrderId::parse(&order_id)
         .map_err(|_| ApiError::bad_request(format!("`{order_id}` is not an order id (a UUID)")))?;
-    let (_, state) = service
-        .deps
-        .store
-        .state(Order::TYPE, &order_id.to_string())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("order {order_id} does not exist")))?;
+    let state = read_model(service.deps.store.as_ref(), Order::TYPE, &order_id.to_string(), "order").await?;
     let order: Order = serde_json::from_value(state).map_err(ApiError::internal)?;
     Ok(Json(order_view(&order)))
 }

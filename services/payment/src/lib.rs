@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use campusg_domain::payment::PaymentGateway;
 use campusg_runtime::bus::MessageBus;
-use campusg_runtime::consumer::{Consumer, ConsumerConfig};
+use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
 pub use routes::router;
@@ -32,17 +32,6 @@ impl PaymentService {
     }
 
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        Consumer {
-            config: ConsumerConfig {
-                group: CONSUMER_GROUP.to_string(),
-                topics: self.deps.contracts.topics_carrying(&["authorize_payment"]),
-                max_batch: 200,
-            },
-            bus,
-            contracts: self.deps.contracts.clone(),
-            clock: self.deps.clock.clone(),
-            store: self.deps.store.clone(),
-            handler: self.clone(),
-        }
+        Consumer::for_service(CONSUMER_GROUP, &["authorize_payment"], &self.deps, bus, self.clone())
     }
 }

@@ -15,7 +15,7 @@ use campusg_domain::ids::{OrderId, PaymentId, UserId};
 use campusg_domain::messages::{AuthorizePayment, CapturePayment, Message, VoidPayment};
 use campusg_domain::money::{DecimalAmount, DEFAULT_CURRENCY};
 use campusg_domain::payment::Payment;
-use campusg_runtime::http::{filter_by, ApiError, JsonBody, Page};
+use campusg_runtime::http::{filter_by, read_model, ApiError, JsonBody, Page};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::{PaymentService, SERVICE_NAME};
@@ -113,13 +113,13 @@ async fn capture(
 }
 
 async fn read_payment(service: &PaymentService, payment_id: PaymentId) -> Result<Value, ApiError> {
-    let (_, state) = service
-        .deps
-        .store
-        .state(Payment::TYPE, &payment_id.to_string())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("payment {payment_id} does not exist")))?;
-    Ok(state)
+    read_model(
+        service.deps.store.as_ref(),
+        Payment::TYPE,
+        &payment_id.to_string(),
+        "payment",
+    )
+    .await
 }
 
 async fn get_payment(

@@ -23,7 +23,11 @@ use campusg_domain::messages::Message;
 use crate::bus::{backoff, BusConsumer, MessageBus, OutgoingRecord, Record, RecordPosition, StartFrom, Subscription};
 use crate::clock::Clock;
 use crate::envelope::Envelope;
+use crate::service::ServiceDeps;
 use crate::store::{Contracts, EventStore, StoreError};
+
+/// How many records one poll hands to the loop at most.
+const MAX_BATCH: usize = 200;
 
 /// A service's reaction to the messages of its topics.
 #[async_trait]
@@ -67,6 +71,29 @@ pub struct Consumer {
 }
 
 impl Consumer {
+    /// The consumer of a service: group `group`, on the topics that carry
+    /// `message_types`, recording what it handled in the service's own store.
+    pub fn for_service(
+        group: &str,
+        message_types: &[&str],
+        deps: &ServiceDeps,
+        bus: Arc<dyn MessageBus>,
+        handler: Arc<dyn MessageHandler>,
+    ) -> Consumer {
+        Consumer {
+            config: ConsumerConfig {
+                group: group.to_string(),
+                topics: deps.contracts.topics_carrying(message_types),
+                max_batch: MAX_BATCH,
+            },
+            bus,
+            contracts: deps.contracts.clone(),
+            clock: deps.clock.clone(),
+            store: deps.store.clone(),
+            handler,
+        }
+    }
+
     /// Runs until `shutdown`; stops only between records.
     pub async fn run(self, shutdown: CancellationToken) {
         let span = tracing::info_span!("consumer", group = %self.config.group);

@@ -10,10 +10,10 @@ use axum::extract::FromRequest;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::consumer::HandlerError;
-use crate::store::{StateQuery, StoreError};
+use crate::store::{EventStore, StateQuery, StoreError};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -95,6 +95,15 @@ impl From<HandlerError> for ApiError {
             },
         }
     }
+}
+
+/// One aggregate's read model, or a 404 that names what was not found.
+pub async fn read_model(store: &dyn EventStore, aggregate_type: &str, id: &str, noun: &str) -> Result<Value, ApiError> {
+    let (_, state) = store
+        .state(aggregate_type, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{noun} {id} does not exist")))?;
+    Ok(state)
 }
 
 /// The pagination of a list endpoint: `?page=1&page_size=20`.

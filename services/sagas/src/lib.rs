@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use campusg_domain::order::OrderRules;
 use campusg_runtime::bus::MessageBus;
-use campusg_runtime::consumer::{Consumer, ConsumerConfig};
+use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
 pub use routes::router;
@@ -36,22 +36,17 @@ impl SagaOrchestrator {
     }
 
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        Consumer {
-            config: ConsumerConfig {
-                group: CONSUMER_GROUP.to_string(),
-                topics: self.deps.contracts.topics_carrying(&[
-                    "order.created",
-                    "user.payment_info_retrieved",
-                    "payment.authorized",
-                    "escrow.funds_held",
-                ]),
-                max_batch: 200,
-            },
+        Consumer::for_service(
+            CONSUMER_GROUP,
+            &[
+                "order.created",
+                "user.payment_info_retrieved",
+                "payment.authorized",
+                "escrow.funds_held",
+            ],
+            &self.deps,
             bus,
-            contracts: self.deps.contracts.clone(),
-            clock: self.deps.clock.clone(),
-            store: self.deps.store.clone(),
-            handler: self.clone(),
-        }
+            self.clone(),
+        )
     }
 }

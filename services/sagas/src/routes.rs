@@ -18,7 +18,7 @@ use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand
 use campusg_domain::saga::SagaStatus;
 use campusg_runtime::aggregate::load;
 use campusg_runtime::consumer::HandlerError;
-use campusg_runtime::http::{ApiError, JsonBody};
+use campusg_runtime::http::{read_model, ApiError, JsonBody};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::{SagaOrchestrator, SERVICE_NAME};
@@ -120,12 +120,13 @@ async fn get_saga(
     Path(saga_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let saga_id = parse_saga_id(&saga_id)?;
-    let (_, state) = orchestrator
-        .deps
-        .store
-        .state(CreateOrderSaga::TYPE, &saga_id.to_string())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("saga {saga_id} does not exist")))?;
+    let state = read_model(
+        orchestrator.deps.store.as_ref(),
+        CreateOrderSaga::TYPE,
+        &saga_id.to_string(),
+        "saga",
+    )
+    .await?;
     let mut view = saga_view(&state);
     view["history"] = Value::Array(history(&orchestrator, saga_id).await?);
     Ok(Json(view))

@@ -10,7 +10,7 @@ mod routes;
 use std::sync::Arc;
 
 use campusg_runtime::bus::MessageBus;
-use campusg_runtime::consumer::{Consumer, ConsumerConfig};
+use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
 pub use routes::router;
@@ -28,17 +28,6 @@ impl UserService {
     }
 
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        Consumer {
-            config: ConsumerConfig {
-                group: CONSUMER_GROUP.to_string(),
-                topics: self.deps.contracts.topics_carrying(&["get_payment_info"]),
-                max_batch: 200,
-            },
-            bus,
-            contracts: self.deps.contracts.clone(),
-            clock: self.deps.clock.clone(),
-            store: self.deps.store.clone(),
-            handler: self.clone(),
-        }
+        Consumer::for_service(CONSUMER_GROUP, &["get_payment_info"], &self.deps, bus, self.clone())
     }
 }

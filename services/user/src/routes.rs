@@ -14,7 +14,7 @@ use campusg_domain::ids::UserId;
 use campusg_domain::messages::{CreateUser, Message, UpdateUser};
 use campusg_domain::user::{User, UserError};
 use campusg_runtime::consumer::HandlerError;
-use campusg_runtime::http::{ApiError, JsonBody};
+use campusg_runtime::http::{read_model, ApiError, JsonBody};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::handler::CommandError;
@@ -32,13 +32,7 @@ fn parse_user_id(text: &str) -> Result<UserId, ApiError> {
 }
 
 async fn read_user(service: &UserService, user_id: &UserId) -> Result<Value, ApiError> {
-    let (_, state) = service
-        .deps
-        .store
-        .state(User::TYPE, user_id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("user {user_id} does not exist")))?;
-    Ok(state)
+    read_model(service.deps.store.as_ref(), User::TYPE, user_id.as_str(), "user").await
 }
 
 fn command_error(error: CommandError) -> ApiError {
