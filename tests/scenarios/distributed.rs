@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::backends::{Backend, Environment};
-use crate::processes::{free_port, wait_until_healthy, Process};
+use crate::processes::{free_port, get_json, wait_until_healthy, Process};
 
 fn serve(environment: &Environment, role: &str, replica: u32, port: u16) -> Process {
     // CAMPUSG_TEST_LOG_DIR keeps the processes' logs after the test.
@@ -31,17 +31,6 @@ fn serve(environment: &Environment, role: &str, replica: u32, port: u16) -> Proc
         name.clone(),
     ]);
     Process::start(&name, &args, Stdio::from(log))
-}
-
-async fn get_json(client: &reqwest::Client, url: &str) -> Value {
-    client
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap_or(Value::Null)
 }
 
 #[tokio::test]

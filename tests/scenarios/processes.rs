@@ -61,3 +61,15 @@ pub async fn wait_until_healthy(client: &reqwest::Client, base: &str) {
     }
     panic!("campusg did not come up at {base}");
 }
+
+/// GETs `url` and reads its JSON body (`null` when there is none).
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or(serde_json::Value::Null)
+}

@@ -11,7 +11,7 @@ use campusg::settings::Role;
 
 use crate::backends::{Backend, Environment};
 use crate::helpers::TestApp;
-use crate::processes::{free_port, wait_until_healthy, Process};
+use crate::processes::{free_port, get_json, wait_until_healthy, Process};
 
 #[rstest]
 #[tokio::test]
@@ -141,14 +141,7 @@ async fn sagas_killed_with_sigkill_all_finish_after_a_restart_and_nothing_is_dou
     for (saga_id, order_id) in &sagas {
         let mut status = String::new();
         for _ in 0..1200 {
-            let saga: serde_json::Value = client
-                .get(format!("{base}/api/sagas/{saga_id}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let saga = get_json(&client, &format!("{base}/api/sagas/{saga_id}")).await;
             status = saga["status"].as_str().unwrap_or_default().to_string();
             if status == "COMPLETED" {
                 break;
@@ -156,33 +149,16 @@ async fn sagas_killed_with_sigkill_all_finish_after_a_restart_and_nothing_is_dou
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(status, "COMPLETED", "saga {saga_id}");
-        let payments: serde_json::Value = client
-            .get(format!("{base}/payments?order_id={order_id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let payments = get_json(&client, &format!("{base}/payments?order_id={order_id}")).await;
         assert_eq!(payments["payments"].as_array().unwrap().len(), 1);
-        let escrows: serde_json::Value = client
-            .get(format!("{base}/escrow?order_id={order_id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let escrows = get_json(&client, &format!("{base}/escrow?order_id={order_id}")).await;
         assert_eq!(escrows["escrows"].as_array().unwrap().len(), 1);
         assert_eq!(escrows["escrows"][0]["amount_cents"], 350);
     }
-    let orders: serde_json::Value = client
-        .get(format!("{base}/api/orders?customer_id=cust_kill&page_size=200"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let orders = get_json(
+        &client,
+        &format!("{base}/api/orders?customer_id=cust_kill&page_size=200"),
+    )
+    .await;
     assert_eq!(orders["orders"].as_array().unwrap().len(), 30);
 }

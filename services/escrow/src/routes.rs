@@ -8,14 +8,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cqrs_es::Aggregate;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use campusg_domain::escrow::Escrow;
 use campusg_domain::ids::{EscrowId, OrderId, UserId};
 use campusg_domain::messages::{HoldFunds, Message, RefundFunds, ReleaseFunds};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
-use campusg_runtime::http::{filter_by, read_model, ApiError, JsonBody, Page};
-use campusg_runtime::store::{Cause, StateQuery};
+use campusg_runtime::http::{list_read_models, read_model, ApiError, JsonBody, Page};
+use campusg_runtime::store::Cause;
 
 use crate::{EscrowService, SERVICE_NAME};
 
@@ -157,23 +157,14 @@ async fn list_escrows(
     Query(filters): Query<ListFilters>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut query = StateQuery::default();
     let status = filters.status.map(|s| s.to_ascii_uppercase());
-    filter_by(
-        &mut query,
-        &[
-            ("order_id", filters.order_id),
-            ("customer_id", filters.customer_id),
-            ("status", status),
-        ],
-    );
-    let (page, page_size) = page.apply(&mut query, 20, 200);
-    let escrows: Vec<Value> = service
-        .deps
-        .store
-        .query_states(Escrow::TYPE, &query)
-        .await?
-        .into_iter()
-        .collect();
-    Ok(Json(json!({"escrows": escrows, "page": page, "page_size": page_size})))
+    let filters = [
+        ("order_id", filters.order_id),
+        ("customer_id", filters.customer_id),
+        ("status", status),
+    ];
+    let store = service.deps.store.as_ref();
+    Ok(Json(
+        list_read_models(store, Escrow::TYPE, &filters, page, "escrows").await?,
+    ))
 }

@@ -9,14 +9,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cqrs_es::Aggregate;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use campusg_domain::ids::{OrderId, PaymentId, UserId};
 use campusg_domain::messages::{AuthorizePayment, CapturePayment, Message, VoidPayment};
 use campusg_domain::money::{DecimalAmount, DEFAULT_CURRENCY};
 use campusg_domain::payment::Payment;
-use campusg_runtime::http::{filter_by, read_model, ApiError, JsonBody, Page};
-use campusg_runtime::store::{Cause, StateQuery};
+use campusg_runtime::http::{list_read_models, read_model, ApiError, JsonBody, Page};
+use campusg_runtime::store::Cause;
 
 use crate::{PaymentService, SERVICE_NAME};
 
@@ -143,25 +143,14 @@ async fn list_payments(
     Query(filters): Query<ListFilters>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut query = StateQuery::default();
     let status = filters.status.map(|s| s.to_ascii_uppercase());
-    filter_by(
-        &mut query,
-        &[
-            ("order_id", filters.order_id),
-            ("customer_id", filters.customer_id),
-            ("status", status),
-        ],
-    );
-    let (page, page_size) = page.apply(&mut query, 20, 200);
-    let payments: Vec<Value> = service
-        .deps
-        .store
-        .query_states(Payment::TYPE, &query)
-        .await?
-        .into_iter()
-        .collect();
+    let filters = [
+        ("order_id", filters.order_id),
+        ("customer_id", filters.customer_id),
+        ("status", status),
+    ];
+    let store = service.deps.store.as_ref();
     Ok(Json(
-        json!({"payments": payments, "page": page, "page_size": page_size}),
+        list_read_models(store, Payment::TYPE, &filters, page, "payments").await?,
     ))
 }

@@ -125,6 +125,22 @@ impl Page {
     }
 }
 
+/// A page of read models of one aggregate type, each field in `filters` that is
+/// given matched exactly, as `{"<plural>": [...], "page", "page_size"}`.
+pub async fn list_read_models(
+    store: &dyn EventStore,
+    aggregate_type: &str,
+    filters: &[(&str, Option<String>)],
+    page: Page,
+    plural: &str,
+) -> Result<Value, ApiError> {
+    let mut query = StateQuery::default();
+    filter_by(&mut query, filters);
+    let (page, page_size) = page.apply(&mut query, 20, 200);
+    let models = store.query_states(aggregate_type, &query).await?;
+    Ok(json!({plural: models, "page": page, "page_size": page_size}))
+}
+
 /// Adds an equality filter on a read-model field for each parameter given.
 pub fn filter_by(query: &mut StateQuery, filters: &[(&str, Option<String>)]) {
     for (field, value) in filters {
