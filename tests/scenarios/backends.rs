@@ -35,6 +35,11 @@ impl Broker {
             .local_addr()
             .unwrap()
             .port();
+        Broker::start_on(port)
+    }
+
+    /// A broker on `port`, which a test reserved before.
+    pub fn start_on(port: u16) -> Broker {
         let address = format!("127.0.0.1:{port}");
         let url = format!("tcp://{address}");
         let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".to_string());
@@ -77,6 +82,8 @@ pub struct Environment {
     pub backend: Backend,
     pub data_dir: TempDir,
     pub broker: Option<Broker>,
+    /// Where the Kafka backend's broker listens (or will listen).
+    pub kafka_address: Option<String>,
     pub schema_prefix: String,
 }
 
@@ -84,18 +91,20 @@ impl Environment {
     pub fn new(backend: Backend) -> Environment {
         let schema_prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let broker = (backend == Backend::Kafka).then(Broker::start);
+        let kafka_address = broker.as_ref().map(|b| b.address.clone());
         Environment {
             backend,
             data_dir: tempfile::tempdir().unwrap(),
             broker,
+            kafka_address,
             schema_prefix,
         }
     }
 
     pub fn backends(&self) -> Backends {
         let mut backends = Backends::embedded(self.data_dir.path().to_path_buf());
-        if let Some(broker) = &self.broker {
-            backends.kafka = Some(broker.address.clone());
+        if let Some(address) = &self.kafka_address {
+            backends.kafka = Some(address.clone());
             backends.database_url = Some(database_url());
             backends.schema_prefix = self.schema_prefix.clone();
         }

@@ -140,3 +140,42 @@ async fn two_hundred_orders_survive_a_replica_of_each_scaled_service_being_kille
         .iter()
         .all(|e| e["status"] == "HELD" && e["amount_cents"] == 950));
 }
+
+#[tokio::test]
+async fn a_system_started_before_its_broker_waits_for_it_and_then_works() {
+    use std::sync::Arc;
+
+    use crate::backends::Broker;
+    use crate::helpers::TestApp;
+
+    // The environment's broker address, with nothing listening there yet.
+    let mut environment = Environment::new(Backend::Kafka);
+    let port: u16 = environment
+        .broker
+        .take()
+        .unwrap()
+        .address
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let environment = Arc::new(environment);
+    let starting = async {
+        let app = TestApp::spawn_with(environment.clone(), &[]).await;
+        (app, tokio::time::Instant::now())
+    };
+    let broker_comes_up_later = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        (Broker::start_on(port), tokio::time::Instant::now())
+    };
+    let ((app, started_at), (_broker, broker_up_at)) = tokio::join!(starting, broker_comes_up_later);
+
+    assert!(
+        started_at >= broker_up_at,
+        "the system must wait for Kafka, not run without it"
+    );
+    app.create_user("cust_patient", Some("pm_card_visa")).await;
+    let (saga_id, _) = app.place_order("cust_patient", 12.99, 1.0).await;
+    assert_eq!(app.saga_when_finished(&saga_id).await["status"], "COMPLETED");
+}

@@ -133,10 +133,12 @@ impl PostgresEventStore {
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
-        tx.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+        sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
-        tx.execute(format!("SET LOCAL search_path TO {schema}").as_str())
+        sqlx::raw_sql(&format!("SET LOCAL search_path TO {schema}"))
+            .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
         sqlx::raw_sql(SCHEMA).execute(&mut *tx).await.map_err(storage_error)?;
