@@ -24,7 +24,7 @@ use crate::bus::{backoff, BusConsumer, MessageBus, OutgoingRecord, Record, Recor
 use crate::clock::Clock;
 use crate::envelope::Envelope;
 use crate::service::ServiceDeps;
-use crate::store::{Contracts, EventStore, StoreError};
+use crate::store::{Cause, Contracts, EventStore, HandledMessage, StoreError, UnitOfWork};
 
 /// How many records one poll hands to the loop at most.
 const MAX_BATCH: usize = 200;
@@ -268,8 +268,28 @@ impl Consumer {
             ("original_partition".to_string(), record.partition.to_string()),
             ("original_offset".to_string(), record.offset.to_string()),
         ]);
-        self.bus.produce(vec![outgoing]).await?;
-        Ok(())
+        // Through the outbox, with the record marked handled in the same commit:
+        // a crash before the offset commit redelivers the record, and the second
+        // attempt finds it handled instead of dead-lettering it twice.
+        let handled_id = match envelope {
+            Some(envelope) => envelope.id.to_string(),
+            None => format!("{}/{}/{}", record.topic, record.partition, record.offset),
+        };
+        let mut unit = UnitOfWork::new(Cause {
+            correlation_id: dead_letter.correlation_id.clone(),
+            causation_id: dead_letter.causation_id.clone(),
+            source: "consumer",
+            at: now,
+            handled: Some(HandledMessage {
+                consumer: self.config.group.clone(),
+                message_id: handled_id,
+            }),
+        });
+        unit.outbox.push(outgoing);
+        match self.store.commit(unit).await {
+            Ok(()) | Err(StoreError::AlreadyHandled) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     async fn commit(&self, consumer: &mut dyn BusConsumer, handled: &[RecordPosition], shutdown: &CancellationToken) {
