@@ -135,6 +135,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Up(settings) => run_system(settings).await,
         Command::Serve { role, mut settings } => {
             settings.roles = vec![role];
+            if settings.backends.kafka.is_none() {
+                // The embedded log gives each group one member: replicas of a role
+                // would each read every partition.
+                eprintln!("note: `serve` on the embedded log runs one process per role; replicas need --kafka");
+            }
             run_system(settings).await
         }
         Command::Publish {

@@ -12,13 +12,17 @@ use campusg_domain::order::OrderRules;
 /// The parts of the system one process can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
 pub enum Role {
-    /// The HTTP API.
+    /// The HTTP API (it also relays every service's outbox it writes to).
     Api,
+    /// The order service: consumes `order_commands`.
     Order,
+    /// The user service: consumes `user_commands`.
     User,
+    /// The payment service: consumes `payment_commands`, talks to the card processor.
     Payment,
+    /// The escrow service: consumes `escrow_commands`.
     Escrow,
-    /// The saga orchestrator.
+    /// The saga orchestrator: consumes the event topics, runs the sagas.
     Sagas,
 }
 
