@@ -75,6 +75,9 @@ pub struct EmbeddedLog {
     partitions: Arc<std::sync::RwLock<HashMap<String, u32>>>,
     /// Bumped after every produce in this process, to wake waiting consumers.
     appended: Arc<watch::Sender<u64>>,
+    /// One writer at a time in this process: SQLite allows one anyway, and a
+    /// writer that waits here wakes at once instead of in SQLite's busy sleeps.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
     unkeyed_counter: Arc<AtomicU64>,
 }
 
@@ -96,6 +99,7 @@ impl EmbeddedLog {
             pool,
             partitions: Arc::default(),
             appended: Arc::new(appended),
+            write_lock: Arc::default(),
             unkeyed_counter: Arc::default(),
         };
         log.ensure_topics(catalog).await?;
@@ -147,6 +151,7 @@ impl MessageBus for EmbeddedLog {
             partitioned.push((partition, record));
         }
         let now_ms = Utc::now().timestamp_millis();
+        let _writing = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
         let mut positions = Vec::with_capacity(partitioned.len());
         for (partition, record) in partitioned {
@@ -243,10 +248,12 @@ impl MessageBus for EmbeddedLog {
             positions,
             cursor,
             appended: self.appended.subscribe(),
+            write_lock: self.write_lock.clone(),
         }))
     }
 
     async fn ensure_topics(&self, catalog: &TopicCatalog) -> Result<(), BusError> {
+        let _writing = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
         for topic in catalog.topics() {
             sqlx::query("INSERT OR IGNORE INTO topics (name, partitions, retention_ms) VALUES (?, ?, ?)")
@@ -303,6 +310,7 @@ impl MessageBus for EmbeddedLog {
         let partitions = self.partition_count(topic).await?;
         let heads = self.heads(topic).await?;
         let now_ms = Utc::now().timestamp_millis();
+        let _writing = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
         for p in 0..partitions as i32 {
             if partition.is_some_and(|only| only != p) {
@@ -342,6 +350,7 @@ struct EmbeddedConsumer {
     /// The `seq` of the last record looked at.
     cursor: i64,
     appended: watch::Receiver<u64>,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl EmbeddedConsumer {
@@ -424,6 +433,7 @@ impl BusConsumer for EmbeddedConsumer {
             return Ok(());
         }
         let now_ms = Utc::now().timestamp_millis();
+        let _writing = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
         for ((topic, partition), offset) in highest {
             sqlx::query(
