@@ -14,7 +14,7 @@ use campusg_domain::escrow::Escrow;
 use campusg_domain::ids::{EscrowId, OrderId, UserId};
 use campusg_domain::messages::{HoldFunds, Message, RefundFunds, ReleaseFunds};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
-use campusg_runtime::http::{list_read_models, read_model, ApiError, JsonBody, Page};
+use campusg_runtime::http::{list_read_models, read_model, ApiError, JsonBody, MoneyFilters, Page};
 use campusg_runtime::store::Cause;
 
 use crate::{EscrowService, SERVICE_NAME};
@@ -145,26 +145,13 @@ async fn get_escrow(
     Ok(Json(read_escrow(&service, escrow_id).await?))
 }
 
-#[derive(Deserialize)]
-struct ListFilters {
-    order_id: Option<String>,
-    customer_id: Option<String>,
-    status: Option<String>,
-}
-
 async fn list_escrows(
     State(service): State<Arc<EscrowService>>,
-    Query(filters): Query<ListFilters>,
+    Query(filters): Query<MoneyFilters>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let status = filters.status.map(|s| s.to_ascii_uppercase());
-    let filters = [
-        ("order_id", filters.order_id),
-        ("customer_id", filters.customer_id),
-        ("status", status),
-    ];
     let store = service.deps.store.as_ref();
     Ok(Json(
-        list_read_models(store, Escrow::TYPE, &filters, page, "escrows").await?,
+        list_read_models(store, Escrow::TYPE, &filters.fields(), page, "escrows").await?,
     ))
 }

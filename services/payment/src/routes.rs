@@ -15,7 +15,7 @@ use campusg_domain::ids::{OrderId, PaymentId, UserId};
 use campusg_domain::messages::{AuthorizePayment, CapturePayment, Message, VoidPayment};
 use campusg_domain::money::{DecimalAmount, DEFAULT_CURRENCY};
 use campusg_domain::payment::Payment;
-use campusg_runtime::http::{list_read_models, read_model, ApiError, JsonBody, Page};
+use campusg_runtime::http::{list_read_models, read_model, ApiError, JsonBody, MoneyFilters, Page};
 use campusg_runtime::store::Cause;
 
 use crate::{PaymentService, SERVICE_NAME};
@@ -131,26 +131,13 @@ async fn get_payment(
     Ok(Json(read_payment(&service, payment_id).await?))
 }
 
-#[derive(Deserialize)]
-struct ListFilters {
-    order_id: Option<String>,
-    customer_id: Option<String>,
-    status: Option<String>,
-}
-
 async fn list_payments(
     State(service): State<Arc<PaymentService>>,
-    Query(filters): Query<ListFilters>,
+    Query(filters): Query<MoneyFilters>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let status = filters.status.map(|s| s.to_ascii_uppercase());
-    let filters = [
-        ("order_id", filters.order_id),
-        ("customer_id", filters.customer_id),
-        ("status", status),
-    ];
     let store = service.deps.store.as_ref();
     Ok(Json(
-        list_read_models(store, Payment::TYPE, &filters, page, "payments").await?,
+        list_read_models(store, Payment::TYPE, &filters.fields(), page, "payments").await?,
     ))
 }

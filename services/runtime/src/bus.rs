@@ -7,6 +7,7 @@
 //! Kafka bus both implement these two traits; nothing above them knows which one
 //! it runs on.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -149,6 +150,19 @@ pub trait BusConsumer: Send {
     /// Leaves the group cleanly, so its partitions move to the other members at
     /// once. Dropping a consumer without closing it is safe but slower to hand over.
     async fn close(self: Box<Self>) {}
+}
+
+/// The offset each partition's commit must name: one past the highest handled
+/// position in it. Both buses commit this way.
+pub fn next_offsets(positions: &[RecordPosition]) -> HashMap<(&str, i32), i64> {
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for position in positions {
+        let entry = next
+            .entry((position.topic.as_str(), position.partition))
+            .or_insert(position.offset + 1);
+        *entry = (*entry).max(position.offset + 1);
+    }
+    next
 }
 
 /// Kafka's default partitioner for keyed records: murmur2 of the key bytes, made

@@ -27,8 +27,8 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::watch;
 
 use crate::bus::{
-    choose_partition, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition,
-    StartFrom, Subscription, TopicDescription,
+    choose_partition, next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record,
+    RecordPosition, StartFrom, Subscription, TopicDescription,
 };
 use crate::sqlite::open_sqlite;
 use crate::topics::TopicCatalog;
@@ -422,20 +422,14 @@ impl BusConsumer for EmbeddedConsumer {
         let Some(group) = &self.group else {
             return Ok(());
         };
-        let mut highest: HashMap<(&str, i32), i64> = HashMap::new();
-        for position in positions {
-            let entry = highest
-                .entry((position.topic.as_str(), position.partition))
-                .or_insert(position.offset);
-            *entry = (*entry).max(position.offset);
-        }
-        if highest.is_empty() {
+        let next_offsets = next_offsets(positions);
+        if next_offsets.is_empty() {
             return Ok(());
         }
         let now_ms = Utc::now().timestamp_millis();
         let _writing = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
-        for ((topic, partition), offset) in highest {
+        for ((topic, partition), next_offset) in next_offsets {
             sqlx::query(
                 "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, committed_at_ms)
                  VALUES (?, ?, ?, ?, ?)
@@ -446,7 +440,7 @@ impl BusConsumer for EmbeddedConsumer {
             .bind(group)
             .bind(topic)
             .bind(partition)
-            .bind(offset + 1)
+            .bind(next_offset)
             .bind(now_ms)
             .execute(&mut *tx)
             .await
@@ -467,6 +461,12 @@ mod tests {
             value: value.into(),
             headers: vec![],
         }
+    }
+
+    /// The values of what one poll returns.
+    async fn values_of(consumer: &mut dyn BusConsumer, max_records: usize) -> Vec<String> {
+        let records = consumer.poll(max_records, Duration::from_millis(10)).await.unwrap();
+        records.into_iter().map(|record| record.value).collect()
     }
 
     async fn open_log(dir: &tempfile::TempDir) -> EmbeddedLog {
@@ -499,13 +499,7 @@ mod tests {
             .windows(2)
             .all(|w| w[0].partition == w[1].partition && w[1].offset == w[0].offset + 1));
         let mut consumer = log.subscribe(group("g", "order_events")).await.unwrap();
-        let values: Vec<String> = consumer
-            .poll(100, Duration::from_millis(10))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.value)
-            .collect();
+        let values = values_of(consumer.as_mut(), 100).await;
         assert_eq!(values, vec!["0", "1", "2", "3", "4"]);
     }
 
@@ -525,13 +519,7 @@ mod tests {
         }
         let log = open_log(&dir).await;
         let mut consumer = log.subscribe(group("g", "order_events")).await.unwrap();
-        let values: Vec<String> = consumer
-            .poll(10, Duration::from_millis(10))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.value)
-            .collect();
+        let values = values_of(consumer.as_mut(), 10).await;
         assert_eq!(values, vec!["2", "3"]);
     }
 
@@ -548,13 +536,7 @@ mod tests {
             .await
             .unwrap();
         let mut consumer = log.subscribe(group("g", "order_events")).await.unwrap();
-        let values: Vec<String> = consumer
-            .poll(10, Duration::from_millis(10))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.value)
-            .collect();
+        let values = values_of(consumer.as_mut(), 10).await;
         assert_eq!(values, vec!["1", "2", "3"]);
     }
 
@@ -572,13 +554,7 @@ mod tests {
             .await
             .unwrap();
         log.produce(vec![record("order_events", "k", "new")]).await.unwrap();
-        let values: Vec<String> = reader
-            .poll(10, Duration::from_millis(10))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.value)
-            .collect();
+        let values = values_of(reader.as_mut(), 10).await;
         assert_eq!(values, vec!["new"]);
     }
 

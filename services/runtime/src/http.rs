@@ -125,6 +125,26 @@ impl Page {
     }
 }
 
+/// The filters of the money lists (`/payments`, `/escrow`): by order, customer
+/// or status (any case).
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct MoneyFilters {
+    pub order_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub status: Option<String>,
+}
+
+impl MoneyFilters {
+    pub fn fields(self) -> [(&'static str, Option<String>); 3] {
+        let status = self.status.map(|s| s.to_ascii_uppercase());
+        [
+            ("order_id", self.order_id),
+            ("customer_id", self.customer_id),
+            ("status", status),
+        ]
+    }
+}
+
 /// A page of read models of one aggregate type, each field in `filters` that is
 /// given matched exactly, as `{"<plural>": [...], "page", "page_size"}`.
 pub async fn list_read_models(

@@ -9,7 +9,6 @@
 //! here, and calls that time out come back as [`BusError::Unavailable`], which
 //! every caller retries.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +24,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::bus::{
-    BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom, Subscription,
-    TopicDescription,
+    next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom,
+    Subscription, TopicDescription,
 };
 use crate::topics::TopicCatalog;
 
@@ -419,17 +418,11 @@ impl BusConsumer for KafkaConsumer {
         if !self.commits || positions.is_empty() {
             return Ok(());
         }
-        let mut highest: HashMap<(&str, i32), i64> = HashMap::new();
-        for position in positions {
-            let entry = highest
-                .entry((position.topic.as_str(), position.partition))
-                .or_insert(position.offset);
-            *entry = (*entry).max(position.offset);
-        }
+        let next_offsets = next_offsets(positions);
         let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), offset) in highest {
+        for ((topic, partition), next_offset) in next_offsets {
             offsets
-                .add_partition_offset(topic, partition, Offset::Offset(offset + 1))
+                .add_partition_offset(topic, partition, Offset::Offset(next_offset))
                 .map_err(unavailable)?;
         }
         // Asynchronous: a commit lost in a crash only means a redelivery, which
