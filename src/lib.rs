@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backends;
+pub mod gateway;
 pub mod openapi;
 pub mod operate;
 pub mod settings;

@@ -24,16 +24,19 @@ pub enum Role {
     Escrow,
     /// The saga orchestrator: consumes the event topics, runs the sagas.
     Sagas,
+    /// The timer service: consumes `timer_commands`, fires due timers.
+    Timer,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Api,
         Role::Order,
         Role::User,
         Role::Payment,
         Role::Escrow,
         Role::Sagas,
+        Role::Timer,
     ];
 }
 
@@ -119,6 +122,15 @@ pub struct Settings {
 
     #[arg(long, env = "CAMPUSG_CURRENCY", default_value = DEFAULT_CURRENCY)]
     pub currency: String,
+
+    /// How long runners have to accept an order before it is cancelled and
+    /// refunded, in seconds.
+    #[arg(long = "acceptance-window", env = "CAMPUSG_ACCEPTANCE_WINDOW_SECS", default_value_t = 30 * 60)]
+    pub acceptance_window_secs: u64,
+
+    /// How often the timer worker looks for due timers, in milliseconds.
+    #[arg(long = "timer-poll-ms", env = "CAMPUSG_TIMER_POLL_MS", default_value_t = 1000)]
+    pub timer_poll_ms: u64,
 }
 
 fn parse_amount(text: &str) -> Result<Cents, String> {
@@ -140,7 +152,17 @@ impl Settings {
             max_delivery_fee: Cents(2000),
             escrow_hold_limit: Cents(50_000),
             currency: DEFAULT_CURRENCY.to_string(),
+            acceptance_window_secs: 30 * 60,
+            timer_poll_ms: 100,
         }
+    }
+
+    pub fn acceptance_window(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.acceptance_window_secs.min(i64::MAX as u64) as i64)
+    }
+
+    pub fn timer_poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.timer_poll_ms.max(1))
     }
 
     pub fn runs(&self, role: Role) -> bool {

@@ -3,8 +3,9 @@
 //! Embedded mode: one SQLite log (`log.db`) and one SQLite event store per
 //! service (`order.db`, `user.db`, ...) under the data directory. Distributed
 //! mode: Kafka, and a PostgreSQL schema per service. Each service
-//! runs its consumer and its outbox relay; the HTTP API serves every service's
-//! routes. [`Application::build`] binds the listener (port 0 works), so tests
+//! runs its consumer and its outbox relay (the timer service also its worker);
+//! the HTTP API serves every service's routes, and the gateway's routes that
+//! span two services. [`Application::build`] binds the listener (port 0 works), so tests
 //! start the real system on a random port.
 
 use std::net::SocketAddr;
@@ -31,6 +32,8 @@ use campusg_runtime::outbox::run_outbox_relay;
 use campusg_runtime::service::ServiceDeps;
 use campusg_runtime::store::{Contracts, EventStore};
 use campusg_sagas::SagaOrchestrator;
+use campusg_timer::worker::run_timer_worker;
+use campusg_timer::TimerService;
 use campusg_user::UserService;
 
 use crate::backends::{connect_bus, open_store};
@@ -47,6 +50,8 @@ pub struct Application {
     contracts: Arc<Contracts>,
     consumers: Vec<Consumer>,
     relays: Vec<(&'static str, Arc<dyn EventStore>)>,
+    /// The timer worker, when this process runs the timer service.
+    timer_worker: Option<Arc<TimerService>>,
     sandbox: Arc<SandboxGateway>,
 }
 
@@ -55,7 +60,7 @@ impl Application {
         let contracts = Arc::new(Contracts::builtin());
         let bus = connect_bus(&settings.backends, &contracts.topics).await?;
         let mut deps_of = Vec::new();
-        for service in ["order", "user", "payment", "escrow", "sagas"] {
+        for service in ["order", "user", "payment", "escrow", "sagas", "timer"] {
             let store = open_store(&settings.backends, service).await?;
             deps_of.push(ServiceDeps {
                 store,
@@ -63,9 +68,9 @@ impl Application {
                 clock: clock.clone(),
             });
         }
-        let [order_deps, user_deps, payment_deps, escrow_deps, saga_deps]: [ServiceDeps; 5] = deps_of
+        let [order_deps, user_deps, payment_deps, escrow_deps, saga_deps, timer_deps]: [ServiceDeps; 6] = deps_of
             .try_into()
-            .unwrap_or_else(|_| unreachable!("five stores were opened"));
+            .unwrap_or_else(|_| unreachable!("six stores were opened"));
 
         let sandbox = Arc::new(SandboxGateway::new());
         let orders = OrderService::new(order_deps.clone(), settings.order_rules());
@@ -73,6 +78,11 @@ impl Application {
         let payments = PaymentService::new(payment_deps.clone(), sandbox.clone());
         let escrows = EscrowService::new(escrow_deps.clone(), settings.escrow_hold_limit);
         let sagas = SagaOrchestrator::new(saga_deps.clone(), settings.order_rules());
+        let timers = TimerService::new(
+            timer_deps.clone(),
+            settings.acceptance_window(),
+            settings.timer_poll_interval(),
+        );
 
         let mut consumers = Vec::new();
         let mut relays = Vec::new();
@@ -83,6 +93,7 @@ impl Application {
             (Role::Payment, "payment", &payment_deps, payments.consumer(bus.clone())),
             (Role::Escrow, "escrow", &escrow_deps, escrows.consumer(bus.clone())),
             (Role::Sagas, "sagas", &saga_deps, sagas.consumer(bus.clone())),
+            (Role::Timer, "timer", &timer_deps, timers.consumer(bus.clone())),
         ] {
             if settings.runs(role) {
                 consumers.push(consumer);
@@ -96,11 +107,13 @@ impl Application {
         let router = Router::new()
             .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
             .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
-            .merge(campusg_order::router(orders))
+            .merge(campusg_order::router(orders.clone()))
             .merge(campusg_user::router(users))
             .merge(campusg_payment::router(payments))
             .merge(campusg_escrow::router(escrows))
-            .merge(campusg_sagas::router(sagas))
+            .merge(campusg_sagas::router(sagas.clone()))
+            .merge(campusg_timer::router(timers.clone()))
+            .merge(crate::gateway::router(sagas, orders))
             .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
             .layer(axum::middleware::from_fn(log_request));
 
@@ -121,6 +134,7 @@ impl Application {
             contracts,
             consumers,
             relays,
+            timer_worker: settings.runs(Role::Timer).then_some(timers),
             sandbox,
         })
     }
@@ -152,6 +166,9 @@ impl Application {
         }
         for (name, store) in self.relays {
             tracker.spawn(run_outbox_relay(name, store, self.bus.clone(), shutdown.clone()));
+        }
+        if let Some(timers) = self.timer_worker {
+            tracker.spawn(run_timer_worker(timers, shutdown.clone()));
         }
         if let Some(listener) = self.listener {
             tracing::info!(address = %self.address, "HTTP API listening");

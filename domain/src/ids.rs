@@ -53,6 +53,10 @@ uuid_id!(
     /// The escrow account of one order.
     EscrowId
 );
+uuid_id!(
+    /// One durable timer.
+    TimerId
+);
 
 impl OrderId {
     /// The order a create-order saga creates when its command does not name one.
@@ -72,6 +76,23 @@ impl SagaId {
                 format!("saga:{correlation_id}").as_bytes(),
             )),
         }
+    }
+
+    /// The accept-order saga of a runner's acceptance of an order: the first
+    /// acceptance is round 1, an acceptance after a runner gave the order back is
+    /// round 2, and so on. The same acceptance asked for twice names one saga.
+    pub fn for_acceptance(order_id: OrderId, round: u32) -> SagaId {
+        SagaId(Uuid::new_v5(
+            &CAMPUSG_NAMESPACE,
+            format!("accept:{order_id}:{round}").as_bytes(),
+        ))
+    }
+}
+
+impl TimerId {
+    /// The timer a command starts: the same command delivered twice names one timer.
+    pub fn for_command(message_id: Uuid) -> TimerId {
+        TimerId(Uuid::new_v5(&CAMPUSG_NAMESPACE, format!("timer:{message_id}").as_bytes()))
     }
 }
 

@@ -11,6 +11,7 @@
 //!   the wire contract: `schemas/` holds a JSON Schema for each variant.
 //! - [`order`], [`user`], [`payment`], [`escrow`]: the aggregates, each a cqrs-es
 //!   [`cqrs_es::Aggregate`] with its commands, events and errors.
+//! - [`timer`]: durable timers, scheduled, then cancelled or fired once.
 //! - [`saga`]: the saga state machines, themselves event-sourced aggregates whose
 //!   input is the messages they observe and whose output is events plus commands.
 //!
@@ -27,4 +28,5 @@ pub mod money;
 pub mod order;
 pub mod payment;
 pub mod saga;
+pub mod timer;
 pub mod user;

@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EscrowId, OrderId, PaymentId, SagaId, UserId};
+use crate::ids::{EscrowId, OrderId, PaymentId, SagaId, TimerId, UserId};
 use crate::money::{Cents, DecimalAmount};
 use crate::order::OrderStatus;
 
@@ -97,6 +97,22 @@ pub enum Message {
     #[serde(rename = "escrow.refund_failed")]
     RefundFailed(EscrowOperationFailed),
 
+    // Timer service.
+    #[serde(rename = "start_order_timer")]
+    StartOrderTimer(StartOrderTimer),
+    #[serde(rename = "stop_order_timer")]
+    StopOrderTimer(StopOrderTimer),
+    #[serde(rename = "timer.started")]
+    TimerStarted(TimerStarted),
+    #[serde(rename = "timer.failed")]
+    TimerFailed(TimerFailed),
+    #[serde(rename = "timer.cancelled")]
+    TimerCancelled(TimerCancelled),
+    #[serde(rename = "timer.stopped")]
+    TimerStopped(TimerStopped),
+    #[serde(rename = "timer.expired")]
+    TimerExpired(TimerExpired),
+
     // Sagas: their progress, published for dashboards, streams and `trace`.
     #[serde(rename = "saga.started")]
     SagaStarted(SagaUpdate),
@@ -110,6 +126,10 @@ pub enum Message {
     SagaCompensated(SagaUpdate),
     #[serde(rename = "saga.failed")]
     SagaFailed(SagaUpdate),
+    #[serde(rename = "saga.cancelling")]
+    SagaCancelling(SagaUpdate),
+    #[serde(rename = "saga.cancelled")]
+    SagaCancelled(SagaUpdate),
 }
 
 impl Message {
@@ -150,12 +170,21 @@ impl Message {
             Message::ReleaseFailed(_) => "escrow.release_failed",
             Message::FundsRefunded(_) => "escrow.refunded",
             Message::RefundFailed(_) => "escrow.refund_failed",
+            Message::StartOrderTimer(_) => "start_order_timer",
+            Message::StopOrderTimer(_) => "stop_order_timer",
+            Message::TimerStarted(_) => "timer.started",
+            Message::TimerFailed(_) => "timer.failed",
+            Message::TimerCancelled(_) => "timer.cancelled",
+            Message::TimerStopped(_) => "timer.stopped",
+            Message::TimerExpired(_) => "timer.expired",
             Message::SagaStarted(_) => "saga.started",
             Message::SagaStepCompleted(_) => "saga.step_completed",
             Message::SagaCompensating(_) => "saga.compensating",
             Message::SagaCompleted(_) => "saga.completed",
             Message::SagaCompensated(_) => "saga.compensated",
             Message::SagaFailed(_) => "saga.failed",
+            Message::SagaCancelling(_) => "saga.cancelling",
+            Message::SagaCancelled(_) => "saga.cancelled",
         }
     }
 
@@ -192,12 +221,21 @@ impl Message {
             Message::FundsReleased(m) => Some(m.order_id),
             Message::FundsRefunded(m) => Some(m.order_id),
             Message::HoldFailed(m) | Message::ReleaseFailed(m) | Message::RefundFailed(m) => Some(m.order_id),
+            Message::StartOrderTimer(m) => Some(m.order_id),
+            Message::StopOrderTimer(m) => Some(m.order_id),
+            Message::TimerStarted(m) => m.order_id,
+            Message::TimerFailed(m) => m.order_id,
+            Message::TimerCancelled(m) => m.order_id,
+            Message::TimerStopped(m) => Some(m.order_id),
+            Message::TimerExpired(m) => m.order_id,
             Message::SagaStarted(m)
             | Message::SagaStepCompleted(m)
             | Message::SagaCompensating(m)
             | Message::SagaCompleted(m)
             | Message::SagaCompensated(m)
-            | Message::SagaFailed(m) => Some(m.order_id),
+            | Message::SagaFailed(m)
+            | Message::SagaCancelling(m)
+            | Message::SagaCancelled(m) => Some(m.order_id),
         }
     }
 
@@ -254,10 +292,42 @@ pub struct UpdateOrderStatus {
     pub runner_id: Option<UserId>,
 }
 
+/// Cancel an order. Who asks decides what may be cancelled: the customer only
+/// before a runner accepts, a timeout only an order still waiting for a runner
+/// since `expected_created_at`, the system (an operator, or a saga undoing its
+/// work) anything the status table allows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CancelOrder {
     pub order_id: OrderId,
     pub reason: String,
+    #[serde(default)]
+    pub requested_by: CancelRequester,
+    /// For a timeout: when the order entered `CREATED` as the timer knew it. An
+    /// order that went back to `CREATED` since (a runner gave it back) has a
+    /// fresh timer, and this stale one must not cancel it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_created_at: Option<DateTime<Utc>>,
+}
+
+/// Who asked for a cancellation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelRequester {
+    Customer,
+    Timeout,
+    /// An operator, or a saga's compensation.
+    #[default]
+    System,
+}
+
+impl CancelRequester {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelRequester::Customer => "customer",
+            CancelRequester::Timeout => "timeout",
+            CancelRequester::System => "system",
+        }
+    }
 }
 
 /// One line of an order, priced in cents.
@@ -311,6 +381,8 @@ pub struct OrderCancelled {
     pub order_id: OrderId,
     pub previous_status: OrderStatus,
     pub reason: String,
+    #[serde(default)]
+    pub requested_by: CancelRequester,
     pub cancelled_at: DateTime<Utc>,
 }
 
@@ -546,6 +618,92 @@ pub struct FundsRefunded {
 pub struct EscrowOperationFailed {
     pub order_id: OrderId,
     pub reason: String,
+}
+
+// ---------------------------------------------------------------------------
+// Timers
+
+/// The timer type of the window in which a runner must accept an order.
+pub const ORDER_ACCEPTANCE_TIMER: &str = "order_acceptance";
+
+/// Start an order's acceptance timer. It runs for `delay_seconds`, or the
+/// configured acceptance window (30 minutes by default) when left out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartOrderTimer {
+    pub order_id: OrderId,
+    /// When the order entered `CREATED`; the expiry carries it back so that a
+    /// stale timer cannot cancel an order that was given back and re-listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_created_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_seconds: Option<i64>,
+}
+
+/// Stop every pending acceptance timer of an order (a runner accepted it, or it
+/// was cancelled). Answered by one `timer.stopped`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StopOrderTimer {
+    pub order_id: OrderId,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerStarted {
+    pub timer_id: TimerId,
+    pub timer_type: String,
+    pub entity_id: String,
+    pub order_id: Option<OrderId>,
+    pub due_at: DateTime<Utc>,
+    pub scheduled_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimerFailed {
+    pub order_id: Option<OrderId>,
+    pub reason: String,
+}
+
+/// One timer was cancelled before it fell due.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerCancelled {
+    pub timer_id: TimerId,
+    pub timer_type: String,
+    pub entity_id: String,
+    pub order_id: Option<OrderId>,
+    pub reason: String,
+    pub cancelled_at: DateTime<Utc>,
+}
+
+/// The answer to `stop_order_timer`: the timers it cancelled, none when every
+/// timer of the order had already fired or been cancelled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerStopped {
+    pub order_id: OrderId,
+    pub timer_type: String,
+    pub timer_ids: Vec<TimerId>,
+    pub stopped_at: DateTime<Utc>,
+}
+
+/// A timer fell due and fired, once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerExpired {
+    pub timer_id: TimerId,
+    pub timer_type: String,
+    pub entity_id: String,
+    pub order_id: Option<OrderId>,
+    pub due_at: DateTime<Utc>,
+    pub fired_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+impl TimerExpired {
+    /// When the order entered `CREATED`, for an acceptance timer that knows it.
+    pub fn order_created_at(&self) -> Option<DateTime<Utc>> {
+        self.payload
+            .get("order_created_at")
+            .and_then(|value| serde_json::from_value(value.clone()).ok())
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{OrderId, UserId};
-use crate::messages::{OrderCancelled, OrderCreated, OrderItem, OrderStatusUpdated};
+use crate::messages::{CancelRequester, OrderCancelled, OrderCreated, OrderItem, OrderStatusUpdated};
 use crate::money::Cents;
 use crate::order::{OrderCommand, OrderError, OrderEvent, OrderStatus};
 
@@ -34,6 +34,11 @@ pub struct Order {
     /// The status before the current one, to answer a repeated command with the
     /// same event the first one caused.
     pub previous_status: Option<OrderStatus>,
+    pub cancellation_requested_by: Option<CancelRequester>,
+    /// How many times a runner has accepted the order; each acceptance is one
+    /// round with its own accept-order saga ([`crate::ids::SagaId::for_acceptance`]).
+    #[serde(default)]
+    pub acceptances: u32,
 }
 
 impl Order {
@@ -65,6 +70,9 @@ impl Order {
             }
             OrderCommand::ChangeStatus { status, runner_id, at } => {
                 let (order_id, current) = self.placed()?;
+                if current == OrderStatus::Accepted && status == OrderStatus::Accepted && runner_id != self.runner_id {
+                    return Err(OrderError::TakenByAnotherRunner);
+                }
                 if current == status {
                     return Err(OrderError::AlreadyInStatus(status));
                 }
@@ -113,10 +121,30 @@ impl Order {
                     updated_at: at,
                 })])
             }
-            OrderCommand::Cancel { reason, at } => {
+            OrderCommand::Cancel {
+                reason,
+                requested_by,
+                expected_created_at,
+                at,
+            } => {
                 let (order_id, current) = self.placed()?;
                 if current == OrderStatus::Cancelled {
                     return Err(OrderError::AlreadyCancelled);
+                }
+                match requested_by {
+                    CancelRequester::Customer if !matches!(current, OrderStatus::Pending | OrderStatus::Created) => {
+                        return Err(OrderError::CustomerCannotCancel(current));
+                    }
+                    CancelRequester::Timeout if current != OrderStatus::Created => {
+                        return Err(OrderError::NoLongerWaitingForRunner(current));
+                    }
+                    CancelRequester::Timeout
+                        if expected_created_at.is_some()
+                            && expected_created_at != self.status_times.get(&OrderStatus::Created).copied() =>
+                    {
+                        return Err(OrderError::StaleAcceptanceTimer);
+                    }
+                    _ => {}
                 }
                 if !current.can_become(OrderStatus::Cancelled) {
                     return Err(OrderError::CannotCancel(current));
@@ -125,6 +153,7 @@ impl Order {
                     order_id,
                     previous_status: current,
                     reason,
+                    requested_by,
                     cancelled_at: at,
                 })])
             }
@@ -174,6 +203,9 @@ impl Aggregate for Order {
                 self.status_times.insert(e.status, e.created_at);
             }
             OrderEvent::StatusUpdated(e) => {
+                if e.status == OrderStatus::Accepted {
+                    self.acceptances += 1;
+                }
                 self.previous_status = self.status;
                 self.status = Some(e.status);
                 self.runner_id = e.runner_id;
@@ -183,6 +215,7 @@ impl Aggregate for Order {
                 self.previous_status = self.status;
                 self.status = Some(OrderStatus::Cancelled);
                 self.cancellation_reason = Some(e.reason);
+                self.cancellation_requested_by = Some(e.requested_by);
                 self.status_times.insert(OrderStatus::Cancelled, e.cancelled_at);
             }
         }
@@ -366,36 +399,113 @@ mod aggregate_tests {
             .then_expect_events(vec![moved(OrderStatus::Accepted, OrderStatus::Created, None)]);
     }
 
-    #[test]
-    fn a_pending_order_can_be_cancelled() {
+    fn cancel(requested_by: CancelRequester, expected_created_at: Option<DateTime<Utc>>) -> OrderCommand {
+        OrderCommand::Cancel {
+            reason: "no longer wanted".into(),
+            requested_by,
+            expected_created_at,
+            at: at(),
+        }
+    }
+
+    fn cancelled(previous_status: OrderStatus, requested_by: CancelRequester) -> OrderEvent {
+        OrderEvent::Cancelled(OrderCancelled {
+            order_id: order_id(),
+            previous_status,
+            reason: "no longer wanted".into(),
+            requested_by,
+            cancelled_at: at(),
+        })
+    }
+
+    fn accepted_by(runner_id: UserId) -> Vec<OrderEvent> {
+        vec![
+            created(),
+            moved(OrderStatus::Pending, OrderStatus::Created, None),
+            moved(OrderStatus::Created, OrderStatus::Accepted, Some(runner_id)),
+        ]
+    }
+
+    #[rstest::rstest]
+    #[case::customer(CancelRequester::Customer)]
+    #[case::system(CancelRequester::System)]
+    fn a_pending_order_can_be_cancelled(#[case] requested_by: CancelRequester) {
         OrderTestFramework::with(())
             .given(vec![created()])
-            .when(OrderCommand::Cancel {
-                reason: "payment declined".into(),
-                at: at(),
-            })
-            .then_expect_events(vec![OrderEvent::Cancelled(OrderCancelled {
-                order_id: order_id(),
-                previous_status: OrderStatus::Pending,
-                reason: "payment declined".into(),
-                cancelled_at: at(),
-            })]);
+            .when(cancel(requested_by, None))
+            .then_expect_events(vec![cancelled(OrderStatus::Pending, requested_by)]);
+    }
+
+    #[test]
+    fn the_customer_cannot_cancel_once_a_runner_accepted() {
+        OrderTestFramework::with(())
+            .given(accepted_by(runner()))
+            .when(cancel(CancelRequester::Customer, None))
+            .then_expect_error(OrderError::CustomerCannotCancel(OrderStatus::Accepted));
+    }
+
+    #[test]
+    fn an_operator_can_cancel_an_accepted_order() {
+        OrderTestFramework::with(())
+            .given(accepted_by(runner()))
+            .when(cancel(CancelRequester::System, None))
+            .then_expect_events(vec![cancelled(OrderStatus::Accepted, CancelRequester::System)]);
+    }
+
+    #[test]
+    fn a_timeout_cancels_an_order_still_waiting_for_a_runner() {
+        OrderTestFramework::with(())
+            .given(vec![created(), moved(OrderStatus::Pending, OrderStatus::Created, None)])
+            .when(cancel(CancelRequester::Timeout, Some(at())))
+            .then_expect_events(vec![cancelled(OrderStatus::Created, CancelRequester::Timeout)]);
+    }
+
+    #[test]
+    fn a_timeout_does_not_cancel_an_accepted_order() {
+        OrderTestFramework::with(())
+            .given(accepted_by(runner()))
+            .when(cancel(CancelRequester::Timeout, Some(at())))
+            .then_expect_error(OrderError::NoLongerWaitingForRunner(OrderStatus::Accepted));
+    }
+
+    #[test]
+    fn a_stale_timer_does_not_cancel_an_order_given_back_since() {
+        let mut given_back = moved(OrderStatus::Accepted, OrderStatus::Created, None);
+        if let OrderEvent::StatusUpdated(e) = &mut given_back {
+            e.updated_at = at() + chrono::Duration::minutes(29);
+        }
+        let mut history = accepted_by(runner());
+        history.push(given_back);
+        OrderTestFramework::with(())
+            .given(history)
+            .when(cancel(CancelRequester::Timeout, Some(at())))
+            .then_expect_error(OrderError::StaleAcceptanceTimer);
+    }
+
+    #[test]
+    fn a_second_runner_cannot_take_an_accepted_order() {
+        OrderTestFramework::with(())
+            .given(accepted_by(runner()))
+            .when(change(OrderStatus::Accepted, Some(UserId::parse("runner_2").unwrap())))
+            .then_expect_error(OrderError::TakenByAnotherRunner);
+    }
+
+    #[test]
+    fn the_same_runner_accepting_again_is_reported_as_already_accepted() {
+        OrderTestFramework::with(())
+            .given(accepted_by(runner()))
+            .when(change(OrderStatus::Accepted, Some(runner())))
+            .then_expect_error(OrderError::AlreadyInStatus(OrderStatus::Accepted));
     }
 
     #[test]
     fn a_purchased_order_cannot_be_cancelled() {
+        let mut history = accepted_by(runner());
+        history.push(moved(OrderStatus::Accepted, OrderStatus::OnSite, Some(runner())));
+        history.push(moved(OrderStatus::OnSite, OrderStatus::Purchased, Some(runner())));
         OrderTestFramework::with(())
-            .given(vec![
-                created(),
-                moved(OrderStatus::Pending, OrderStatus::Created, None),
-                moved(OrderStatus::Created, OrderStatus::Accepted, Some(runner())),
-                moved(OrderStatus::Accepted, OrderStatus::OnSite, Some(runner())),
-                moved(OrderStatus::OnSite, OrderStatus::Purchased, Some(runner())),
-            ])
-            .when(OrderCommand::Cancel {
-                reason: "changed my mind".into(),
-                at: at(),
-            })
+            .given(history)
+            .when(cancel(CancelRequester::System, None))
             .then_expect_error(OrderError::CannotCancel(OrderStatus::Purchased));
     }
 
@@ -403,10 +513,7 @@ mod aggregate_tests {
     fn a_command_for_an_order_never_placed_is_refused() {
         OrderTestFramework::with(())
             .given_no_previous_events()
-            .when(OrderCommand::Cancel {
-                reason: "x".into(),
-                at: at(),
-            })
+            .when(cancel(CancelRequester::System, None))
             .then_expect_error(OrderError::NotFound);
     }
 }

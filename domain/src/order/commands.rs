@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::ids::{OrderId, UserId};
+use crate::messages::CancelRequester;
 use crate::order::{OrderStatus, ValidatedOrder};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +24,9 @@ pub enum OrderCommand {
     },
     Cancel {
         reason: String,
+        requested_by: CancelRequester,
+        /// For a timeout: the `CREATED` time its timer was started for.
+        expected_created_at: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
     },
 }

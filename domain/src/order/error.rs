@@ -19,8 +19,16 @@ pub enum OrderError {
     RunnerIsCustomer(UserId),
     #[error("the order is assigned to another runner, not {0}")]
     NotTheAssignedRunner(UserId),
+    #[error("another runner has already accepted the order")]
+    TakenByAnotherRunner,
     #[error("the order is already cancelled")]
     AlreadyCancelled,
     #[error("an order that is {0} can no longer be cancelled")]
     CannotCancel(OrderStatus),
+    #[error("the customer can cancel an order only before a runner accepts it; it is {0}, so only an operator can cancel it now")]
+    CustomerCannotCancel(OrderStatus),
+    #[error("the acceptance window ran out, but the order is {0}, no longer waiting for a runner")]
+    NoLongerWaitingForRunner(OrderStatus),
+    #[error("the acceptance timer is stale: the order went back to CREATED since, with a fresh timer")]
+    StaleAcceptanceTimer,
 }

@@ -2,12 +2,23 @@
 //!
 //! Steps: 1 create the order (`PENDING`), 2 get the customer's payment method,
 //! 3 authorize the payment (the pivot), 4 hold the total in escrow, 5 mark the
-//! order `CREATED`. Step 6, the acceptance timer, comes with the timer service.
+//! order `CREATED`, 6 start the acceptance timer. Then the saga is `COMPLETED`.
 //!
 //! Compensations: no user or no payment method, or a declined payment: cancel the
 //! order. Escrow hold refused: void the authorization and cancel the order. The
-//! order cannot be marked `CREATED`: refund the escrow, void the authorization and
-//! cancel the order. A compensation that itself fails ends the saga `FAILED`.
+//! order cannot be marked `CREATED`, or its timer cannot start: refund the escrow,
+//! void the authorization and cancel the order. A compensation that itself fails
+//! ends the saga `FAILED`.
+//!
+//! Cancellation: until a runner accepts, the saga owns the order's money, so it is
+//! the saga that undoes it when the order is cancelled, whoever cancelled it (the
+//! customer, an operator, or the saga itself when the acceptance timer expires).
+//! The order service decides whether the cancellation stands; only once the order
+//! reports `order.cancelled` does the saga refund the escrow, void the payment and
+//! stop the timer, each only if that step was done. A step still in flight when
+//! the order is cancelled (an authorization, a hold) is waited for, and undone if
+//! it succeeded. The saga goes `CANCELLING`, then `CANCELLED`. A timeout the order
+//! refuses (a runner accepted first) returns the saga to `COMPLETED`.
 //!
 //! The saga can start two ways: from the HTTP API (`Start`, which also sends
 //! `create_order`), or by observing `order.created` for a correlation id it has not
@@ -19,13 +30,15 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{EscrowId, OrderId, PaymentId, SagaId, UserId};
+use crate::ids::TimerId;
 use crate::messages::{
-    AuthorizePayment, CancelOrder, CreateOrder, GetPaymentInfo, HoldFunds, Message, OrderDetails, PaymentInfoFailure,
-    RefundFunds, SagaUpdate, UpdateOrderStatus, VoidPayment,
+    AuthorizePayment, CancelOrder, CancelRequester, CreateOrder, GetPaymentInfo, HoldFunds, Message, OrderDetails,
+    PaymentInfoFailure, RefundFunds, SagaUpdate, StartOrderTimer, StopOrderTimer, UpdateOrderStatus, VoidPayment,
+    ORDER_ACCEPTANCE_TIMER,
 };
 use crate::money::Cents;
 use crate::order::OrderStatus;
-use crate::saga::SagaStatus;
+use crate::saga::{Saga, SagaStatus};
 
 pub const SAGA_TYPE: &str = "create_order";
 
@@ -37,6 +50,7 @@ pub enum CreateOrderStep {
     AuthorizePayment,
     HoldFunds,
     MarkOrderCreated,
+    StartTimer,
     Compensate,
     Done,
 }
@@ -49,6 +63,7 @@ impl CreateOrderStep {
             CreateOrderStep::AuthorizePayment => "authorize_payment",
             CreateOrderStep::HoldFunds => "hold_funds",
             CreateOrderStep::MarkOrderCreated => "mark_order_created",
+            CreateOrderStep::StartTimer => "start_timer",
             CreateOrderStep::Compensate => "compensate",
             CreateOrderStep::Done => "done",
         }
@@ -62,6 +77,17 @@ pub enum Compensation {
     CancelOrder,
     VoidPayment,
     RefundEscrow,
+    StopTimer,
+}
+
+/// Where a cancellation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelStage {
+    /// The saga asked the order service to cancel (a timeout) and awaits its answer.
+    AwaitingOrder,
+    /// The order is cancelled; the saga undoes what was done.
+    Compensating,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -114,6 +140,13 @@ pub enum CreateOrderSagaEvent {
         at: DateTime<Utc>,
     },
     OrderMarkedCreated {
+        /// When the order entered `CREATED`, by the order's clock.
+        order_created_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    TimerStarted {
+        timer_id: TimerId,
+        due_at: DateTime<Utc>,
         at: DateTime<Utc>,
     },
     Completed {
@@ -137,6 +170,36 @@ pub enum CreateOrderSagaEvent {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// The acceptance timer expired: the saga asks the order service to cancel.
+    CancellationRequested {
+        requested_by: CancelRequester,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// The order service kept the order (a runner accepted it first).
+    CancellationRefused {
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// The order is cancelled: undo `compensations` now, and `awaiting`, a step
+    /// still in flight, once its outcome is known.
+    OrderCancelled {
+        requested_by: CancelRequester,
+        reason: String,
+        compensations: Vec<Compensation>,
+        awaiting: Option<CreateOrderStep>,
+        at: DateTime<Utc>,
+    },
+    /// The step in flight when the order was cancelled has answered; if it
+    /// succeeded, `compensation` undoes it.
+    InFlightStepSettled {
+        step: CreateOrderStep,
+        compensation: Option<Compensation>,
+        at: DateTime<Utc>,
+    },
+    Cancelled {
+        at: DateTime<Utc>,
+    },
 }
 
 impl CreateOrderSagaEvent {
@@ -148,12 +211,18 @@ impl CreateOrderSagaEvent {
             | PaymentInfoRetrieved { at, .. }
             | PaymentAuthorized { at, .. }
             | FundsHeld { at, .. }
-            | OrderMarkedCreated { at }
+            | OrderMarkedCreated { at, .. }
+            | TimerStarted { at, .. }
             | Completed { at }
             | CompensationStarted { at, .. }
             | CompensationCompleted { at, .. }
             | Compensated { at }
-            | Failed { at, .. } => *at,
+            | Failed { at, .. }
+            | CancellationRequested { at, .. }
+            | CancellationRefused { at, .. }
+            | OrderCancelled { at, .. }
+            | InFlightStepSettled { at, .. }
+            | Cancelled { at } => *at,
         }
     }
 }
@@ -167,11 +236,17 @@ impl DomainEvent for CreateOrderSagaEvent {
             CreateOrderSagaEvent::PaymentAuthorized { .. } => "payment_authorized",
             CreateOrderSagaEvent::FundsHeld { .. } => "funds_held",
             CreateOrderSagaEvent::OrderMarkedCreated { .. } => "order_marked_created",
+            CreateOrderSagaEvent::TimerStarted { .. } => "timer_started",
             CreateOrderSagaEvent::Completed { .. } => "completed",
             CreateOrderSagaEvent::CompensationStarted { .. } => "compensation_started",
             CreateOrderSagaEvent::CompensationCompleted { .. } => "compensation_completed",
             CreateOrderSagaEvent::Compensated { .. } => "compensated",
             CreateOrderSagaEvent::Failed { .. } => "failed",
+            CreateOrderSagaEvent::CancellationRequested { .. } => "cancellation_requested",
+            CreateOrderSagaEvent::CancellationRefused { .. } => "cancellation_refused",
+            CreateOrderSagaEvent::OrderCancelled { .. } => "order_cancelled",
+            CreateOrderSagaEvent::InFlightStepSettled { .. } => "in_flight_step_settled",
+            CreateOrderSagaEvent::Cancelled { .. } => "cancelled",
         };
         format!("create_order_saga.{name}")
     }
@@ -204,30 +279,29 @@ pub struct CreateOrderSaga {
     pub payment_id: Option<PaymentId>,
     pub escrow_id: Option<EscrowId>,
     pub pending_compensations: Vec<Compensation>,
+    pub order_created_at: Option<DateTime<Utc>>,
+    pub timer_id: Option<TimerId>,
+    pub timer_due_at: Option<DateTime<Utc>>,
+    pub cancel_stage: Option<CancelStage>,
+    pub cancellation_reason: Option<String>,
+    pub cancellation_requested_by: Option<CancelRequester>,
+    /// A step that was in flight when the order was cancelled.
+    pub awaiting: Option<CreateOrderStep>,
     pub started_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// What one observation made the saga do.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Reaction {
-    pub events: Vec<CreateOrderSagaEvent>,
-    pub commands: Vec<Message>,
+impl Saga for CreateOrderSaga {
+    fn decide(&self, command: CreateOrderSagaCommand) -> Result<Vec<CreateOrderSagaEvent>, CreateOrderSagaError> {
+        CreateOrderSaga::decide(self, command)
+    }
+
+    fn messages_caused_by(&self, event: &CreateOrderSagaEvent) -> Vec<Message> {
+        CreateOrderSaga::messages_caused_by(self, event)
+    }
 }
 
 impl CreateOrderSaga {
-    /// The saga step: decides the events for `command`, applies them, and returns
-    /// them with every message they cause.
-    pub fn react(&mut self, command: CreateOrderSagaCommand) -> Result<Reaction, CreateOrderSagaError> {
-        let events = self.decide(command)?;
-        let mut commands = Vec::new();
-        for event in &events {
-            self.apply(event.clone());
-            commands.extend(self.messages_caused_by(event));
-        }
-        Ok(Reaction { events, commands })
-    }
-
     pub fn decide(&self, command: CreateOrderSagaCommand) -> Result<Vec<CreateOrderSagaEvent>, CreateOrderSagaError> {
         use CreateOrderSagaEvent as E;
         match command {
@@ -356,8 +430,57 @@ impl CreateOrderSaga {
             (SagaStatus::Started, Step::MarkOrderCreated, Message::OrderStatusUpdated(updated))
                 if updated.status == OrderStatus::Created =>
             {
-                vec![E::OrderMarkedCreated { at }, E::Completed { at }]
+                vec![E::OrderMarkedCreated {
+                    order_created_at: updated.updated_at,
+                    at,
+                }]
             }
+            (SagaStatus::Started, Step::StartTimer, Message::TimerStarted(started))
+                if started.timer_type == ORDER_ACCEPTANCE_TIMER =>
+            {
+                vec![
+                    E::TimerStarted {
+                        timer_id: started.timer_id,
+                        due_at: started.due_at,
+                        at,
+                    },
+                    E::Completed { at },
+                ]
+            }
+            (SagaStatus::Started, Step::StartTimer, Message::TimerFailed(failed)) => compensate(
+                step,
+                format!("the acceptance timer could not start: {}", failed.reason),
+                vec![
+                    Compensation::RefundEscrow,
+                    Compensation::VoidPayment,
+                    Compensation::CancelOrder,
+                ],
+            ),
+            (SagaStatus::Started | SagaStatus::Completed, _, Message::OrderCancelled(cancelled)) => {
+                self.order_cancelled(cancelled.requested_by, cancelled.reason, at)
+            }
+            (SagaStatus::Completed, _, Message::TimerExpired(expired))
+                if expired.timer_type == ORDER_ACCEPTANCE_TIMER =>
+            {
+                vec![E::CancellationRequested {
+                    requested_by: CancelRequester::Timeout,
+                    reason: "no runner accepted the order within the acceptance window".to_string(),
+                    at,
+                }]
+            }
+            (SagaStatus::Cancelling, _, message) if self.cancel_stage == Some(CancelStage::AwaitingOrder) => {
+                match message {
+                    Message::OrderCancelled(cancelled) => {
+                        self.order_cancelled(cancelled.requested_by, cancelled.reason, at)
+                    }
+                    Message::OrderCancellationFailed(refused) => vec![E::CancellationRefused {
+                        reason: refused.reason,
+                        at,
+                    }],
+                    _ => Vec::new(),
+                }
+            }
+            (SagaStatus::Cancelling, _, message) => self.observe_cancellation(message, at),
             (SagaStatus::Started, Step::MarkOrderCreated, Message::OrderStatusUpdateFailed(failed)) => compensate(
                 step,
                 format!("the order could not be marked CREATED: {}", failed.reason),
@@ -372,12 +495,66 @@ impl CreateOrderSaga {
         }
     }
 
+    /// The order is cancelled: what to undo depends on how far the saga got.
+    fn order_cancelled(
+        &self,
+        requested_by: CancelRequester,
+        reason: String,
+        at: DateTime<Utc>,
+    ) -> Vec<CreateOrderSagaEvent> {
+        use CreateOrderStep as Step;
+        use Compensation::{RefundEscrow, StopTimer, VoidPayment};
+        let (compensations, awaiting) = match self.step {
+            Some(Step::CreateOrder | Step::GetPaymentInfo) | None => (vec![], None),
+            Some(Step::AuthorizePayment) => (vec![], Some(Step::AuthorizePayment)),
+            Some(Step::HoldFunds) => (vec![VoidPayment], Some(Step::HoldFunds)),
+            Some(Step::MarkOrderCreated) => (vec![RefundEscrow, VoidPayment], None),
+            Some(Step::StartTimer | Step::Done | Step::Compensate) => (vec![RefundEscrow, VoidPayment, StopTimer], None),
+        };
+        let finished = compensations.is_empty() && awaiting.is_none();
+        let mut events = vec![CreateOrderSagaEvent::OrderCancelled {
+            requested_by,
+            reason,
+            compensations,
+            awaiting,
+            at,
+        }];
+        if finished {
+            events.push(CreateOrderSagaEvent::Cancelled { at });
+        }
+        events
+    }
+
+    /// While cancelling: the step in flight answers, or a compensation does.
+    fn observe_cancellation(&self, message: Message, at: DateTime<Utc>) -> Vec<CreateOrderSagaEvent> {
+        use CreateOrderSagaEvent as E;
+        let settled = match (self.awaiting, &message) {
+            (Some(CreateOrderStep::AuthorizePayment), Message::PaymentAuthorized(_)) => {
+                Some(Some(Compensation::VoidPayment))
+            }
+            (Some(CreateOrderStep::AuthorizePayment), Message::PaymentFailed(_)) => Some(None),
+            (Some(CreateOrderStep::HoldFunds), Message::FundsHeld(_)) => Some(Some(Compensation::RefundEscrow)),
+            (Some(CreateOrderStep::HoldFunds), Message::HoldFailed(_)) => Some(None),
+            _ => None,
+        };
+        let Some(compensation) = settled else {
+            return self.observe_compensation(message, at);
+        };
+        let step = self.awaiting.expect("a settled step was awaited");
+        let mut events = vec![E::InFlightStepSettled { step, compensation, at }];
+        if compensation.is_none() && self.pending_compensations.is_empty() {
+            events.push(E::Cancelled { at });
+        }
+        events
+    }
+
     fn observe_compensation(&self, message: Message, at: DateTime<Utc>) -> Vec<CreateOrderSagaEvent> {
         use CreateOrderSagaEvent as E;
         let (done, failure) = match message {
             Message::OrderCancelled(_) => (Some(Compensation::CancelOrder), None),
             Message::PaymentVoided(_) => (Some(Compensation::VoidPayment), None),
             Message::FundsRefunded(_) => (Some(Compensation::RefundEscrow), None),
+            Message::TimerStopped(_) => (Some(Compensation::StopTimer), None),
             Message::OrderCancellationFailed(f) => (None, Some((Compensation::CancelOrder, f.reason))),
             Message::PaymentVoidFailed(f) => (None, Some((Compensation::VoidPayment, f.reason))),
             Message::RefundFailed(f) => (None, Some((Compensation::RefundEscrow, f.reason))),
@@ -387,7 +564,11 @@ impl CreateOrderSaga {
             if !self.pending_compensations.contains(&compensation) {
                 return Vec::new();
             }
-            let original = self.error.clone().unwrap_or_default();
+            let original = self
+                .error
+                .clone()
+                .or_else(|| self.cancellation_reason.clone())
+                .unwrap_or_default();
             return vec![E::Failed {
                 step: CreateOrderStep::Compensate,
                 reason: format!("{original}; then {compensation:?} failed: {reason}"),
@@ -397,8 +578,11 @@ impl CreateOrderSaga {
         match done {
             Some(compensation) if self.pending_compensations.contains(&compensation) => {
                 let mut events = vec![E::CompensationCompleted { compensation, at }];
-                if self.pending_compensations.len() == 1 {
-                    events.push(E::Compensated { at });
+                if self.pending_compensations.len() == 1 && self.awaiting.is_none() {
+                    events.push(match self.status {
+                        Some(SagaStatus::Cancelling) => E::Cancelled { at },
+                        _ => E::Compensated { at },
+                    });
                 }
                 events
             }
@@ -461,29 +645,55 @@ impl CreateOrderSaga {
                     runner_id: None,
                 }));
             }
-            E::OrderMarkedCreated { .. } | E::CompensationCompleted { .. } => {
+            E::OrderMarkedCreated { order_created_at, .. } => {
+                messages.push(Message::SagaStepCompleted(self.progress(event)));
+                messages.push(Message::StartOrderTimer(StartOrderTimer {
+                    order_id,
+                    order_created_at: Some(*order_created_at),
+                    delay_seconds: None,
+                }));
+            }
+            E::TimerStarted { .. } | E::CompensationCompleted { .. } | E::CancellationRefused { .. } => {
                 messages.push(Message::SagaStepCompleted(self.progress(event)));
             }
+            E::CancellationRequested {
+                requested_by, reason, ..
+            } => {
+                messages.push(Message::SagaCancelling(self.progress(event)));
+                messages.push(Message::CancelOrder(CancelOrder {
+                    order_id,
+                    reason: reason.clone(),
+                    requested_by: *requested_by,
+                    expected_created_at: self.order_created_at,
+                }));
+            }
+            E::OrderCancelled {
+                reason, compensations, ..
+            } => {
+                messages.push(Message::SagaCancelling(self.progress(event)));
+                let reason = format!("the order was cancelled: {reason}");
+                for compensation in compensations {
+                    messages.push(compensation_command(*compensation, order_id, &reason));
+                }
+            }
+            E::InFlightStepSettled { compensation, .. } => {
+                messages.push(Message::SagaStepCompleted(self.progress(event)));
+                if let Some(compensation) = compensation {
+                    let reason = format!(
+                        "the order was cancelled: {}",
+                        self.cancellation_reason.clone().unwrap_or_default()
+                    );
+                    messages.push(compensation_command(*compensation, order_id, &reason));
+                }
+            }
+            E::Cancelled { .. } => messages.push(Message::SagaCancelled(self.progress(event))),
             E::Completed { .. } => messages.push(Message::SagaCompleted(self.progress(event))),
             E::CompensationStarted {
                 reason, compensations, ..
             } => {
                 messages.push(Message::SagaCompensating(self.progress(event)));
                 for compensation in compensations {
-                    messages.push(match compensation {
-                        Compensation::CancelOrder => Message::CancelOrder(CancelOrder {
-                            order_id,
-                            reason: reason.clone(),
-                        }),
-                        Compensation::VoidPayment => Message::VoidPayment(VoidPayment {
-                            order_id,
-                            reason: reason.clone(),
-                        }),
-                        Compensation::RefundEscrow => Message::RefundFunds(RefundFunds {
-                            order_id,
-                            reason: reason.clone(),
-                        }),
-                    });
+                    messages.push(compensation_command(*compensation, order_id, reason));
                 }
             }
             E::Compensated { .. } => messages.push(Message::SagaCompensated(self.progress(event))),
@@ -510,9 +720,25 @@ impl CreateOrderSaga {
                 }
                 _ => event.event_type().trim_start_matches("create_order_saga.").to_string(),
             },
-            error: self.error.clone(),
+            error: self.error.clone().or_else(|| self.cancellation_reason.clone()),
             at: event.at(),
         }
+    }
+}
+
+/// The command that undoes one step.
+fn compensation_command(compensation: Compensation, order_id: OrderId, reason: &str) -> Message {
+    let reason = reason.to_string();
+    match compensation {
+        Compensation::CancelOrder => Message::CancelOrder(CancelOrder {
+            order_id,
+            reason,
+            requested_by: CancelRequester::System,
+            expected_created_at: None,
+        }),
+        Compensation::VoidPayment => Message::VoidPayment(VoidPayment { order_id, reason }),
+        Compensation::RefundEscrow => Message::RefundFunds(RefundFunds { order_id, reason }),
+        Compensation::StopTimer => Message::StopOrderTimer(StopOrderTimer { order_id, reason }),
     }
 }
 
@@ -578,8 +804,54 @@ impl Aggregate for CreateOrderSaga {
                 self.escrow_id = Some(escrow_id);
                 self.step = Some(CreateOrderStep::MarkOrderCreated);
             }
-            E::OrderMarkedCreated { .. } => self.step = Some(CreateOrderStep::Done),
+            E::OrderMarkedCreated { order_created_at, .. } => {
+                self.order_created_at = Some(order_created_at);
+                self.step = Some(CreateOrderStep::StartTimer);
+            }
+            E::TimerStarted { timer_id, due_at, .. } => {
+                self.timer_id = Some(timer_id);
+                self.timer_due_at = Some(due_at);
+                self.step = Some(CreateOrderStep::Done);
+            }
             E::Completed { .. } => self.status = Some(SagaStatus::Completed),
+            E::CancellationRequested {
+                requested_by, reason, ..
+            } => {
+                self.status = Some(SagaStatus::Cancelling);
+                self.cancel_stage = Some(CancelStage::AwaitingOrder);
+                self.cancellation_requested_by = Some(requested_by);
+                self.cancellation_reason = Some(reason);
+            }
+            E::CancellationRefused { .. } => {
+                // Only a completed saga asks to cancel, so that is where it returns.
+                self.status = Some(SagaStatus::Completed);
+                self.cancel_stage = None;
+                self.cancellation_requested_by = None;
+                self.cancellation_reason = None;
+            }
+            E::OrderCancelled {
+                requested_by,
+                reason,
+                compensations,
+                awaiting,
+                ..
+            } => {
+                self.status = Some(SagaStatus::Cancelling);
+                self.cancel_stage = Some(CancelStage::Compensating);
+                self.cancellation_requested_by = Some(requested_by);
+                self.cancellation_reason = Some(reason);
+                self.pending_compensations = compensations;
+                self.awaiting = awaiting;
+            }
+            E::InFlightStepSettled { compensation, .. } => {
+                self.awaiting = None;
+                self.pending_compensations.extend(compensation);
+            }
+            E::Cancelled { .. } => {
+                self.status = Some(SagaStatus::Cancelled);
+                self.step = Some(CreateOrderStep::Done);
+                self.cancel_stage = None;
+            }
             E::CompensationStarted {
                 reason, compensations, ..
             } => {

@@ -114,6 +114,8 @@ impl OrderService {
         let contracts = &self.deps.contracts;
         let cancel = OrderCommand::Cancel {
             reason: command.reason.clone(),
+            requested_by: command.requested_by,
+            expected_created_at: command.expected_created_at,
             at: unit.cause.at,
         };
         match execute(&mut loaded, cancel, &()).await {
@@ -124,6 +126,7 @@ impl OrderService {
                     order_id: command.order_id,
                     previous_status: order.previous_status.unwrap_or(OrderStatus::Cancelled),
                     reason: order.cancellation_reason.clone().unwrap_or(command.reason),
+                    requested_by: order.cancellation_requested_by.unwrap_or_default(),
                     cancelled_at: order
                         .status_times
                         .get(&OrderStatus::Cancelled)

@@ -3,8 +3,10 @@
 //! It consumes `order_commands` (`create_order`, `update_order_status`,
 //! `cancel_order`), publishes `order_events`, and serves the order queries of
 //! the HTTP API. Every refusal is published as its own failure event, so the
-//! saga that asked learns why.
+//! saga that asked learns why. What the HTTP API needs decided at once (accept,
+//! give back, cancel) goes through [`decisions`].
 
+pub mod decisions;
 mod handler;
 mod routes;
 
@@ -15,7 +17,7 @@ use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
-pub use routes::router;
+pub use routes::{order_view, parse_order_id, router};
 
 /// The `source` of every message this service publishes.
 pub const SERVICE_NAME: &str = "order-service";
@@ -23,7 +25,7 @@ pub const SERVICE_NAME: &str = "order-service";
 pub const CONSUMER_GROUP: &str = "order-service";
 
 pub struct OrderService {
-    deps: ServiceDeps,
+    pub(crate) deps: ServiceDeps,
     rules: OrderRules,
 }
 

@@ -1,21 +1,22 @@
-//! The order queries of the HTTP API: one order, and lists by customer, runner
-//! or status (the list of available orders for runners is status `CREATED`,
-//! oldest first).
+//! The order routes of the HTTP API: one order; lists by customer, runner or
+//! status; the orders available to runners (`CREATED`, oldest first); and a
+//! runner accepting an order or giving it back, decided at once
+//! ([`crate::decisions`]).
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use cqrs_es::Aggregate;
 
-use campusg_domain::ids::OrderId;
+use campusg_domain::ids::{OrderId, UserId};
 use campusg_domain::money::{Cents, DecimalAmount};
 use campusg_domain::order::{Order, OrderStatus};
-use campusg_runtime::http::{read_model, ApiError};
+use campusg_runtime::http::{read_model, ApiError, JsonBody, Page};
 use campusg_runtime::store::StateQuery;
 
 use crate::OrderService;
@@ -24,15 +25,21 @@ pub fn router(service: Arc<OrderService>) -> Router {
     Router::new()
         .route("/api/orders/{order_id}", get(get_order))
         .route("/api/orders", get(list_orders))
+        .route("/api/orders/available", get(available_orders))
+        .route("/api/orders/{order_id}/accept", post(accept))
+        .route("/api/orders/{order_id}/cancel-acceptance", post(give_back))
         .with_state(service)
+}
+
+pub fn parse_order_id(text: &str) -> Result<OrderId, ApiError> {
+    OrderId::parse(text).map_err(|_| ApiError::bad_request(format!("`{text}` is not an order id (a UUID)")))
 }
 
 async fn get_order(
     State(service): State<Arc<OrderService>>,
     Path(order_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let order_id = OrderId::parse(&order_id)
-        .map_err(|_| ApiError::bad_request(format!("`{order_id}` is not an order id (a UUID)")))?;
+    let order_id = parse_order_id(&order_id)?;
     let state = read_model(service.deps.store.as_ref(), Order::TYPE, &order_id.to_string(), "order").await?;
     let order: Order = serde_json::from_value(state).map_err(ApiError::internal)?;
     Ok(Json(order_view(&order)))
@@ -78,6 +85,62 @@ async fn list_orders(
     Ok(Json(json!({"orders": orders, "page": page, "page_size": page_size})))
 }
 
+/// Orders waiting for a runner, the longest waiting first.
+async fn available_orders(
+    State(service): State<Arc<OrderService>>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let mut query = StateQuery {
+        equals: vec![("status".into(), OrderStatus::Created.as_str().to_string())],
+        order_by: Some("status_times.CREATED".into()),
+        ..StateQuery::default()
+    };
+    let (page, page_size) = page.apply(&mut query, 20, 200);
+    let orders: Vec<Value> = service
+        .deps
+        .store
+        .query_states(Order::TYPE, &query)
+        .await?
+        .into_iter()
+        .filter_map(|state| serde_json::from_value::<Order>(state).ok())
+        .map(|order| order_view(&order))
+        .collect();
+    Ok(Json(json!({"orders": orders, "page": page, "page_size": page_size})))
+}
+
+#[derive(Deserialize)]
+struct RunnerRequest {
+    runner_id: UserId,
+}
+
+async fn accept(
+    State(service): State<Arc<OrderService>>,
+    Path(order_id): Path<String>,
+    JsonBody(request): JsonBody<RunnerRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let order_id = parse_order_id(&order_id)?;
+    let decided = service.accept(order_id, request.runner_id).await?;
+    Ok(Json(json!({
+        "success": true,
+        "saga_id": decided.saga_id,
+        "order": order_view(&decided.order),
+    })))
+}
+
+async fn give_back(
+    State(service): State<Arc<OrderService>>,
+    Path(order_id): Path<String>,
+    JsonBody(request): JsonBody<RunnerRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let order_id = parse_order_id(&order_id)?;
+    let decided = service.give_back(order_id, request.runner_id).await?;
+    Ok(Json(json!({
+        "success": true,
+        "saga_id": decided.saga_id,
+        "order": order_view(&decided.order),
+    })))
+}
+
 fn decimal(cents: Cents) -> Value {
     serde_json::to_value(DecimalAmount::from_cents(cents)).unwrap_or(Value::Null)
 }
@@ -105,6 +168,7 @@ pub fn order_view(order: &Order) -> Value {
         "total_cents": order.total_cents,
         "currency": order.currency,
         "cancellation_reason": order.cancellation_reason,
+        "cancelled_by": order.cancellation_requested_by,
         "status_times": order.status_times,
     })
 }

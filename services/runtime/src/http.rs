@@ -180,6 +180,21 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A request body that may be empty (then `T::default()`), or JSON.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|error| match error.classify() {
+        serde_json::error::Category::Data => ApiError::unprocessable(error.to_string()),
+        _ => ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "malformed_json",
+            message: error.to_string(),
+        },
+    })
+}
+
 /// A JSON request body. Rejections come back as [`ApiError`]s.
 #[derive(Debug, Clone, Copy, Default, FromRequest)]
 #[from_request(via(Json), rejection(ApiError))]

@@ -79,9 +79,10 @@ fn storage_error(error: sqlx::Error) -> StoreError {
     }
 }
 
-fn json_field(field: &str) -> Result<&str, StoreError> {
-    if !field.is_empty() && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        Ok(field)
+/// The text of a state field; `a.b` is field `b` of object `a`.
+fn json_field(field: &str) -> Result<String, StoreError> {
+    if crate::store::is_field_path(field) {
+        Ok(format!("state #>> '{{{}}}'", field.replace('.', ",")))
     } else {
         Err(StoreError::Other(format!("`{field}` is not a state field name")))
     }
@@ -304,10 +305,10 @@ impl EventStore for PostgresEventStore {
         let mut binds: Vec<String> = vec![aggregate_type.to_string()];
         for (field, value) in &query.equals {
             binds.push(value.clone());
-            sql.push_str(&format!(" AND state->>'{}' = ${}", json_field(field)?, binds.len()));
+            sql.push_str(&format!(" AND {} = ${}", json_field(field)?, binds.len()));
         }
         match &query.order_by {
-            Some(field) => sql.push_str(&format!(" ORDER BY state->>'{}'", json_field(field)?)),
+            Some(field) => sql.push_str(&format!(" ORDER BY {}", json_field(field)?)),
             None => sql.push_str(" ORDER BY inserted"),
         }
         if query.descending {

@@ -64,8 +64,9 @@ fn storage_error(error: sqlx::Error) -> StoreError {
 }
 
 /// A field name safe to splice into a JSON path: letters, digits and `_` only.
+/// The JSON path of a state field; `a.b` is field `b` of object `a`.
 fn json_field(field: &str) -> Result<String, StoreError> {
-    if !field.is_empty() && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if crate::store::is_field_path(field) {
         Ok(format!("$.{field}"))
     } else {
         Err(StoreError::Other(format!("`{field}` is not a state field name")))

@@ -192,9 +192,9 @@ impl UnitOfWork {
 /// How to select read models.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StateQuery {
-    /// Top-level fields of the state that must equal these strings.
+    /// Fields of the state ([`is_field_path`]) that must equal these strings.
     pub equals: Vec<(String, String)>,
-    /// A top-level field to sort by, ascending; insertion order when `None`.
+    /// A field to sort by, as text, ascending; insertion order when `None`.
     pub order_by: Option<String>,
     pub descending: bool,
     pub limit: Option<i64>,
@@ -221,6 +221,15 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Conflict { .. } | StoreError::Unavailable(_))
     }
+}
+
+/// Whether `field` names a read-model field a query may filter or sort on:
+/// identifiers, joined by `.` for a field of a nested object. Only such names
+/// are spliced into SQL.
+pub fn is_field_path(field: &str) -> bool {
+    field
+        .split('.')
+        .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 #[async_trait]

@@ -1,15 +1,17 @@
-//! The saga orchestrator: runs the create-order saga over the event topics.
+//! The saga orchestrator: runs the create-order and accept-order sagas over the
+//! event topics.
 //!
 //! Each saga instance is an event-sourced aggregate keyed by its saga id (the
 //! correlation id of every message it causes). The orchestrator consumes
-//! `order_events`, `user_events`, `payment_events` and `escrow_events`; for each
-//! message it loads the saga its correlation id names, lets the saga react
-//! ([`campusg_domain::saga::create_order::CreateOrderSaga::react`]), and commits
-//! the saga's new events together with the commands they cause, in one unit.
+//! `order_events`, `user_events`, `payment_events`, `escrow_events` and
+//! `timer_events`; for each message it loads the saga the message belongs to
+//! (see [`handler`] for how that is found), lets the saga react
+//! ([`campusg_domain::saga::Saga::react`]), and commits the saga's new events
+//! together with the commands they cause, in one unit.
 //!
 //! It also serves `POST /api/orders` (which starts a saga) and `/api/sagas`.
 
-mod handler;
+pub mod handler;
 mod routes;
 
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
-pub use routes::router;
+pub use routes::{parse_saga_id, router};
 
 pub const SERVICE_NAME: &str = "saga-orchestrator";
 pub const CONSUMER_GROUP: &str = "create-order-saga";
@@ -43,6 +45,7 @@ impl SagaOrchestrator {
                 "user.payment_info_retrieved",
                 "payment.authorized",
                 "escrow.funds_held",
+                "timer.expired",
             ],
             &self.deps,
             bus,

@@ -1,5 +1,5 @@
-//! `POST /api/orders` starts a create-order saga; `/api/sagas` shows sagas, their
-//! state and their history.
+//! `POST /api/orders` starts a create-order saga; `/api/sagas` shows sagas of
+//! every type, their state and their history.
 
 use std::sync::Arc;
 
@@ -14,11 +14,12 @@ use serde_json::{json, Value};
 use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::messages::OrderDetails;
 use campusg_domain::order::ValidatedOrder;
+use campusg_domain::saga::accept_order::{self, AcceptOrderSaga};
 use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand, SAGA_TYPE};
 use campusg_domain::saga::SagaStatus;
 use campusg_runtime::aggregate::load;
 use campusg_runtime::consumer::HandlerError;
-use campusg_runtime::http::{read_model, ApiError, JsonBody};
+use campusg_runtime::http::{ApiError, JsonBody, Page};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::{SagaOrchestrator, SERVICE_NAME};
@@ -59,7 +60,7 @@ async fn place_order(
     };
     let cause = Cause::request(saga_id.to_string(), SERVICE_NAME, at);
     orchestrator
-        .react(&mut loaded, start, cause)
+        .advance(&mut loaded, start, cause)
         .await
         .map_err(|error| match error {
             HandlerError::Rejected(reason) => ApiError::internal(reason),
@@ -72,35 +73,52 @@ async fn place_order(
     ))
 }
 
-fn parse_saga_id(text: &str) -> Result<SagaId, ApiError> {
+pub fn parse_saga_id(text: &str) -> Result<SagaId, ApiError> {
     SagaId::parse(text).map_err(|_| ApiError::bad_request(format!("`{text}` is not a saga id (a UUID)")))
 }
 
+/// The saga types, each with its aggregate type.
+const SAGA_TYPES: [(&str, &str); 2] = [
+    (SAGA_TYPE, CreateOrderSaga::TYPE),
+    (accept_order::SAGA_TYPE, AcceptOrderSaga::TYPE),
+];
+
 /// A saga as the API shows it.
-fn saga_view(state: &Value) -> Value {
+fn saga_view(saga_type: &str, state: &Value) -> Value {
     json!({
         "saga_id": state["saga_id"],
-        "saga_type": SAGA_TYPE,
+        "saga_type": saga_type,
         "order_id": state["order_id"],
         "customer_id": state["customer_id"],
+        "runner_id": state["runner_id"],
         "status": state["status"],
         "current_step": state["step"],
         "error": state["error"],
+        "cancellation_reason": state["cancellation_reason"],
+        "cancelled_by": state["cancellation_requested_by"],
         "total_cents": state["total_cents"],
         "payment_id": state["payment_id"],
         "escrow_id": state["escrow_id"],
+        "timer_id": state["timer_id"],
+        "timer_due_at": state["timer_due_at"],
         "pending_compensations": state["pending_compensations"],
         "created_at": state["started_at"],
         "updated_at": state["updated_at"],
     })
 }
 
-async fn history(orchestrator: &SagaOrchestrator, saga_id: SagaId) -> Result<Vec<Value>, ApiError> {
-    let events = orchestrator
-        .deps
-        .store
-        .load(CreateOrderSaga::TYPE, &saga_id.to_string())
-        .await?;
+/// Which type a saga is, and its read model.
+async fn find_saga(orchestrator: &SagaOrchestrator, saga_id: SagaId) -> Result<(&'static str, &'static str, Value), ApiError> {
+    for (saga_type, aggregate_type) in SAGA_TYPES {
+        if let Some((_, state)) = orchestrator.deps.store.state(aggregate_type, &saga_id.to_string()).await? {
+            return Ok((saga_type, aggregate_type, state));
+        }
+    }
+    Err(ApiError::not_found(format!("saga {saga_id} does not exist")))
+}
+
+async fn history(orchestrator: &SagaOrchestrator, aggregate_type: &str, saga_id: SagaId) -> Result<Vec<Value>, ApiError> {
+    let events = orchestrator.deps.store.load(aggregate_type, &saga_id.to_string()).await?;
     Ok(events
         .into_iter()
         .map(|event| {
@@ -120,15 +138,9 @@ async fn get_saga(
     Path(saga_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let saga_id = parse_saga_id(&saga_id)?;
-    let state = read_model(
-        orchestrator.deps.store.as_ref(),
-        CreateOrderSaga::TYPE,
-        &saga_id.to_string(),
-        "saga",
-    )
-    .await?;
-    let mut view = saga_view(&state);
-    view["history"] = Value::Array(history(&orchestrator, saga_id).await?);
+    let (saga_type, aggregate_type, state) = find_saga(&orchestrator, saga_id).await?;
+    let mut view = saga_view(saga_type, &state);
+    view["history"] = Value::Array(history(&orchestrator, aggregate_type, saga_id).await?);
     Ok(Json(view))
 }
 
@@ -137,10 +149,8 @@ async fn saga_history(
     Path(saga_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let saga_id = parse_saga_id(&saga_id)?;
-    let events = history(&orchestrator, saga_id).await?;
-    if events.is_empty() {
-        return Err(ApiError::not_found(format!("saga {saga_id} does not exist")));
-    }
+    let (_, aggregate_type, _) = find_saga(&orchestrator, saga_id).await?;
+    let events = history(&orchestrator, aggregate_type, saga_id).await?;
     Ok(Json(json!({"saga_id": saga_id, "history": events})))
 }
 
@@ -148,15 +158,21 @@ async fn saga_history(
 struct ListParams {
     status: Option<String>,
     order_id: Option<String>,
-    page: Option<i64>,
-    page_size: Option<i64>,
+    saga_type: Option<String>,
 }
 
+/// Sagas of every type (or `saga_type`), by status and order, the most recently
+/// started first.
 async fn list_sagas(
     State(orchestrator): State<Arc<SagaOrchestrator>>,
     Query(params): Query<ListParams>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut query = StateQuery::default();
+    let mut query = StateQuery {
+        order_by: Some("started_at".into()),
+        descending: true,
+        ..StateQuery::default()
+    };
     if let Some(status) = params.status {
         let status = SagaStatus::parse(&status).ok_or_else(|| {
             ApiError::bad_request(format!(
@@ -169,17 +185,34 @@ async fn list_sagas(
     if let Some(order_id) = params.order_id {
         query.equals.push(("order_id".into(), order_id));
     }
-    let page = params.page.unwrap_or(1).max(1);
-    let page_size = params.page_size.unwrap_or(50).clamp(1, 500);
-    query.limit = Some(page_size);
-    query.offset = (page - 1) * page_size;
-    let sagas: Vec<Value> = orchestrator
-        .deps
-        .store
-        .query_states(CreateOrderSaga::TYPE, &query)
-        .await?
-        .iter()
-        .map(saga_view)
+    let types: Vec<_> = match params.saga_type {
+        Some(wanted) => {
+            let found: Vec<_> = SAGA_TYPES.into_iter().filter(|(t, _)| *t == wanted).collect();
+            if found.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "`{wanted}` is not a saga type (one of {})",
+                    SAGA_TYPES.map(|(t, _)| t).join(", ")
+                )));
+            }
+            found
+        }
+        None => SAGA_TYPES.to_vec(),
+    };
+    // Each type's first (offset + limit) sagas hold the page; merge them and cut it out.
+    let mut paged = StateQuery::default();
+    let (page, page_size) = page.apply(&mut paged, 50, 500);
+    query.limit = Some(paged.offset + page_size);
+    let mut sagas = Vec::new();
+    for (saga_type, aggregate_type) in types {
+        for state in orchestrator.deps.store.query_states(aggregate_type, &query).await? {
+            sagas.push(saga_view(saga_type, &state));
+        }
+    }
+    sagas.sort_by(|a, b| b["created_at"].as_str().cmp(&a["created_at"].as_str()));
+    let sagas: Vec<Value> = sagas
+        .into_iter()
+        .skip(paged.offset as usize)
+        .take(page_size as usize)
         .collect();
     Ok(Json(json!({"sagas": sagas, "page": page, "page_size": page_size})))
 }

@@ -7,6 +7,7 @@ use rstest::rstest;
 use uuid::Uuid;
 
 use super::*;
+use crate::saga::Reaction;
 use crate::messages::{
     DeclineReason, EscrowOperationFailed, FundsHeld, FundsRefunded, OrderCancelled, OrderCreated, OrderCreationFailed,
     OrderStatusUpdated, PaymentAuthorized, PaymentFailed, PaymentInfoFailed, PaymentInfoRetrieved,
@@ -124,7 +125,7 @@ fn saga_after(events: Vec<CreateOrderSagaEvent>) -> CreateOrderSaga {
     saga
 }
 
-fn command_types(reaction: &Reaction) -> Vec<&'static str> {
+fn command_types(reaction: &Reaction<CreateOrderSagaEvent>) -> Vec<&'static str> {
     reaction.commands.iter().map(Message::message_type).collect()
 }
 
@@ -186,21 +187,92 @@ fn an_authorized_payment_holds_the_total_in_escrow() {
     );
 }
 
+fn funds_held() -> CreateOrderSagaEvent {
+    CreateOrderSagaEvent::FundsHeld {
+        escrow_id: EscrowId::for_order(order_id()),
+        at: at(),
+    }
+}
+
+fn funds_held_message() -> Message {
+    Message::FundsHeld(FundsHeld {
+        escrow_id: EscrowId::for_order(order_id()),
+        order_id: order_id(),
+        customer_id: customer(),
+        amount_cents: Cents(1499),
+        food_fee_cents: Cents(1299),
+        delivery_fee_cents: Cents(200),
+        currency: "SGD".into(),
+        held_at: at(),
+    })
+}
+
+fn marked_created() -> CreateOrderSagaEvent {
+    CreateOrderSagaEvent::OrderMarkedCreated {
+        order_created_at: at(),
+        at: at(),
+    }
+}
+
+fn timer_id() -> TimerId {
+    TimerId(Uuid::from_u128(7))
+}
+
+fn timer_started() -> Vec<CreateOrderSagaEvent> {
+    vec![
+        CreateOrderSagaEvent::TimerStarted {
+            timer_id: timer_id(),
+            due_at: due(),
+            at: at(),
+        },
+        CreateOrderSagaEvent::Completed { at: at() },
+    ]
+}
+
+fn due() -> DateTime<Utc> {
+    at() + chrono::Duration::minutes(30)
+}
+
+/// Every event of a saga that placed its order and started the timer.
+fn completed() -> Vec<CreateOrderSagaEvent> {
+    let mut events = vec![
+        started(),
+        order_placed(),
+        info_retrieved(),
+        authorized(),
+        funds_held(),
+        marked_created(),
+    ];
+    events.extend(timer_started());
+    events
+}
+
+fn timer_expired_message() -> Message {
+    Message::TimerExpired(crate::messages::TimerExpired {
+        timer_id: timer_id(),
+        timer_type: ORDER_ACCEPTANCE_TIMER.into(),
+        entity_id: order_id().to_string(),
+        order_id: Some(order_id()),
+        due_at: due(),
+        fired_at: due(),
+        payload: serde_json::json!({"order_created_at": at()}),
+    })
+}
+
+fn order_cancelled_message(requested_by: CancelRequester) -> Message {
+    Message::OrderCancelled(OrderCancelled {
+        order_id: order_id(),
+        previous_status: OrderStatus::Created,
+        reason: "changed my mind".into(),
+        requested_by,
+        cancelled_at: at(),
+    })
+}
+
 #[test]
-fn held_funds_mark_the_order_created_and_then_the_saga_completes() {
+fn held_funds_mark_the_order_created_which_starts_the_acceptance_timer() {
     let mut saga = saga_after(vec![started(), order_placed(), info_retrieved(), authorized()]);
-    let reaction = saga
-        .react(observe(Message::FundsHeld(FundsHeld {
-            escrow_id: EscrowId::for_order(order_id()),
-            order_id: order_id(),
-            customer_id: customer(),
-            amount_cents: Cents(1499),
-            food_fee_cents: Cents(1299),
-            delivery_fee_cents: Cents(200),
-            currency: "SGD".into(),
-            held_at: at(),
-        })))
-        .unwrap();
+    let reaction = saga.react(observe(funds_held_message())).unwrap();
     assert_eq!(
         command_types(&reaction),
         vec!["saga.step_completed", "update_order_status"]
@@ -215,14 +287,176 @@ fn held_funds_mark_the_order_created_and_then_the_saga_completes() {
             updated_at: at(),
         })))
         .unwrap();
-    assert_eq!(
-        reaction.events,
-        vec![
-            CreateOrderSagaEvent::OrderMarkedCreated { at: at() },
-            CreateOrderSagaEvent::Completed { at: at() }
-        ]
-    );
+    assert_eq!(reaction.events, vec![marked_created()]);
+    let Some(Message::StartOrderTimer(start)) = reaction.commands.get(1) else {
+        panic!("expected start_order_timer, got {:?}", reaction.commands)
+    };
+    assert_eq!(start.order_created_at, Some(at()));
+    assert_eq!(saga.step, Some(CreateOrderStep::StartTimer));
+}
+
+#[test]
+fn the_started_timer_completes_the_saga() {
+    let mut given = completed();
+    given.truncate(given.len() - 2);
+    SagaTest::with(())
+        .given(given)
+        .when(observe(Message::TimerStarted(crate::messages::TimerStarted {
+            timer_id: timer_id(),
+            timer_type: ORDER_ACCEPTANCE_TIMER.into(),
+            entity_id: order_id().to_string(),
+            order_id: Some(order_id()),
+            due_at: due(),
+            scheduled_at: at(),
+            payload: serde_json::json!({}),
+        })))
+        .then_expect_events(timer_started());
+}
+
+#[test]
+fn an_expired_timer_asks_the_order_to_cancel_if_still_waiting_since_then() {
+    let mut saga = saga_after(completed());
+    let reaction = saga.react(observe(timer_expired_message())).unwrap();
+    assert_eq!(saga.status, Some(SagaStatus::Cancelling));
+    let Some(Message::CancelOrder(cancel)) = reaction.commands.get(1) else {
+        panic!("expected cancel_order, got {:?}", reaction.commands)
+    };
+    assert_eq!(cancel.requested_by, CancelRequester::Timeout);
+    assert_eq!(cancel.expected_created_at, Some(at()));
+}
+
+#[test]
+fn a_timeout_the_order_refuses_returns_the_saga_to_completed() {
+    let mut saga = saga_after(completed());
+    saga.react(observe(timer_expired_message())).unwrap();
+    let reaction = saga
+        .react(observe(Message::OrderCancellationFailed(
+            crate::messages::OrderCancellationFailed {
+                order_id: order_id(),
+                reason: "the order is ACCEPTED".into(),
+            },
+        )))
+        .unwrap();
+    assert_eq!(command_types(&reaction), vec!["saga.step_completed"]);
     assert_eq!(saga.status, Some(SagaStatus::Completed));
+    assert_eq!(saga.cancellation_reason, None);
+}
+
+#[test]
+fn a_cancelled_order_refunds_voids_and_stops_the_timer_then_the_saga_is_cancelled() {
+    let mut saga = saga_after(completed());
+    let reaction = saga
+        .react(observe(order_cancelled_message(CancelRequester::Customer)))
+        .unwrap();
+    assert_eq!(
+        command_types(&reaction),
+        vec!["saga.cancelling", "refund_funds", "void_payment", "stop_order_timer"]
+    );
+    saga.react(observe(Message::FundsRefunded(FundsRefunded {
+        escrow_id: EscrowId::for_order(order_id()),
+        order_id: order_id(),
+        customer_id: customer(),
+        amount_cents: Cents(1499),
+        reason: "x".into(),
+        refunded_at: at(),
+    })))
+    .unwrap();
+    saga.react(observe(Message::PaymentVoided(PaymentVoided {
+        payment_id: PaymentId::for_order(order_id()),
+        order_id: order_id(),
+        amount_cents: Cents(1499),
+        reason: "x".into(),
+        voided_at: at(),
+    })))
+    .unwrap();
+    assert_eq!(saga.status, Some(SagaStatus::Cancelling));
+    let last = saga
+        .react(observe(Message::TimerStopped(crate::messages::TimerStopped {
+            order_id: order_id(),
+            timer_type: ORDER_ACCEPTANCE_TIMER.into(),
+            timer_ids: vec![],
+            stopped_at: at(),
+        })))
+        .unwrap();
+    assert_eq!(command_types(&last), vec!["saga.step_completed", "saga.cancelled"]);
+    assert_eq!(saga.status, Some(SagaStatus::Cancelled));
+    assert_eq!(saga.cancellation_reason.as_deref(), Some("changed my mind"));
+}
+
+#[test]
+fn an_order_cancelled_while_authorizing_voids_the_authorization_once_it_arrives() {
+    let mut saga = saga_after(vec![started(), order_placed(), info_retrieved()]);
+    let reaction = saga
+        .react(observe(order_cancelled_message(CancelRequester::Customer)))
+        .unwrap();
+    assert_eq!(command_types(&reaction), vec!["saga.cancelling"]);
+    assert_eq!(saga.awaiting, Some(CreateOrderStep::AuthorizePayment));
+
+    let reaction = saga.react(observe(payment_authorized_message())).unwrap();
+    assert_eq!(command_types(&reaction), vec!["saga.step_completed", "void_payment"]);
+    saga.react(observe(Message::PaymentVoided(PaymentVoided {
+        payment_id: PaymentId::for_order(order_id()),
+        order_id: order_id(),
+        amount_cents: Cents(1499),
+        reason: "x".into(),
+        voided_at: at(),
+    })))
+    .unwrap();
+    assert_eq!(saga.status, Some(SagaStatus::Cancelled));
+}
+
+#[test]
+fn an_order_cancelled_while_authorizing_a_declined_card_needs_no_undo() {
+    let mut saga = saga_after(vec![started(), order_placed(), info_retrieved()]);
+    saga.react(observe(order_cancelled_message(CancelRequester::Customer)))
+        .unwrap();
+    saga.react(observe(Message::PaymentFailed(PaymentFailed {
+        payment_id: PaymentId::for_order(order_id()),
+        order_id: order_id(),
+        customer_id: customer(),
+        amount_cents: Cents(1499),
+        reason: DeclineReason::CardDeclined,
+        message: "declined".into(),
+        failed_at: at(),
+    })))
+    .unwrap();
+    assert_eq!(saga.status, Some(SagaStatus::Cancelled));
+}
+
+#[test]
+fn an_order_cancelled_before_payment_needs_no_undo() {
+    SagaTest::with(())
+        .given(vec![started(), order_placed()])
+        .when(observe(order_cancelled_message(CancelRequester::Customer)))
+        .then_expect_events(vec![
+            CreateOrderSagaEvent::OrderCancelled {
+                requested_by: CancelRequester::Customer,
+                reason: "changed my mind".into(),
+                compensations: vec![],
+                awaiting: None,
+                at: at(),
+            },
+            CreateOrderSagaEvent::Cancelled { at: at() },
+        ]);
+}
+
+#[test]
+fn an_expiry_delivered_twice_asks_to_cancel_once() {
+    let mut saga = saga_after(completed());
+    saga.react(observe(timer_expired_message())).unwrap();
+    let again = saga.react(observe(timer_expired_message())).unwrap();
+    assert_eq!(again, Reaction::default());
+}
+
+#[test]
+fn a_cancelled_order_reported_twice_refunds_once() {
+    let mut saga = saga_after(completed());
+    saga.react(observe(order_cancelled_message(CancelRequester::Timeout)))
+        .unwrap();
+    let again = saga
+        .react(observe(order_cancelled_message(CancelRequester::Timeout)))
+        .unwrap();
+    assert_eq!(again, Reaction::default());
 }
 
 #[rstest]
@@ -296,6 +530,7 @@ fn a_refused_escrow_hold_voids_the_payment_and_cancels_the_order() {
         order_id: order_id(),
         previous_status: OrderStatus::Pending,
         reason: "x".into(),
+        requested_by: CancelRequester::System,
         cancelled_at: at(),
     })))
     .unwrap();
