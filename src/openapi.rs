@@ -1,9 +1,10 @@
 //! The OpenAPI 3.1 document of the HTTP API, served at `GET /openapi.json`.
 //!
-//! It is written by hand: every route the API serves (health, orders, sagas,
-//! users, payments, escrow) with its parameters, request body, answers and
-//! error statuses. Nothing derives it from the handlers, so a route added to a
-//! router must be added here too; the test at the bottom lists every route.
+//! It is written by hand: every route the API serves (health, orders, runners,
+//! sagas, users, payments, escrow, timers) with its parameters, request body,
+//! answers and error statuses. Nothing derives it from the handlers, so a route
+//! added to a router must be added here too; the test at the bottom lists every
+//! route.
 //!
 //! Each `json!` call stays small (one schema, one operation) and the pieces are
 //! put together with [`Map`] inserts, so no macro hits the recursion limit.
@@ -15,6 +16,9 @@ const SAGA_ID: &str = "7d3c2b1a-5e4f-4a3b-9c8d-1e2f3a4b5c6d";
 const ORDER_ID: &str = "0f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f";
 const PAYMENT_ID: &str = "3b9f0c7e-2d1a-5e8f-9a6b-4c3d2e1f0a9b";
 const ESCROW_ID: &str = "8a7b6c5d-4e3f-5a2b-8c1d-0e9f8a7b6c5d";
+/// An accept-order saga's id (derived from the order id and the acceptance round).
+const ACCEPT_SAGA_ID: &str = "2e1d0c9b-8a7f-5e6d-9c4b-3a2f1e0d9c8b";
+const TIMER_ID: &str = "5c4b3a29-1807-4f6e-8d5c-4b3a29180716";
 
 /// The OpenAPI document of the HTTP API.
 pub fn document() -> Value {
@@ -31,12 +35,17 @@ fn info() -> Value {
     json!({
         "title": "campusg",
         "version": env!("CARGO_PKG_VERSION"),
-        "summary": "Campus food delivery: orders, sagas, users, payments and escrow.",
+        "summary": "Campus food delivery: orders, runners, sagas, users, payments, escrow and timers.",
         "description": concat!(
             "Event-sourced services that talk over a message log. Placing an order starts a ",
             "create-order saga that creates the order, looks up the customer's payment method, ",
-            "authorizes the payment, holds the total in escrow and marks the order `CREATED`; ",
-            "a failed step is undone by compensations. Writes are answered once they are ",
+            "authorizes the payment, holds the total in escrow, marks the order `CREATED` and ",
+            "starts a 30-minute acceptance timer; a failed step is undone by compensations. ",
+            "Until a runner accepts, the order can still be cancelled (by the customer, or by the ",
+            "timer expiring with no runner), even once the create-order saga has completed: the ",
+            "saga then refunds the escrow, voids the payment and ends `CANCELLED`. A runner ",
+            "accepting an order starts an accept-order saga, which stops the timer and tells the ",
+            "customer. Writes are answered once they are ",
             "recorded; follow a saga with `GET /api/sagas/{saga_id}`.\n\n",
             "Amounts in request and response bodies are decimal numbers in major units with at ",
             "most two decimals (`12.99`); fields named `*_cents` are integers in minor units. ",
@@ -51,11 +60,13 @@ fn info() -> Value {
 
 fn tags() -> Value {
     json!([
-        { "name": "orders", "description": "Place orders and read them." },
-        { "name": "sagas", "description": "The create-order sagas: their state and history." },
+        { "name": "orders", "description": "Place orders, read them and cancel them." },
+        { "name": "runners", "description": "Runners find the orders waiting for them, accept one, or give it back." },
+        { "name": "sagas", "description": "The create-order and accept-order sagas: their state and history." },
         { "name": "users", "description": "Customers and runners." },
         { "name": "payments", "description": "Card authorizations through the sandbox processor." },
         { "name": "escrow", "description": "Order totals held until delivery, then released or refunded." },
+        { "name": "timers", "description": "Durable timers: the scheduler API of the seeds." },
         { "name": "system", "description": "Health and this document." }
     ])
 }
@@ -94,6 +105,13 @@ fn request_body(description: &str, schema: Value, example: Value) -> Value {
         "required": true,
         "content": { "application/json": { "schema": schema, "example": example } }
     })
+}
+
+/// A request body that may be left out (an empty body counts as absent).
+fn optional_request_body(description: &str, schema: Value, example: Value) -> Value {
+    let mut body = request_body(description, schema, example);
+    body["required"] = json!(false);
+    body
 }
 
 /// Responses keyed by status code.
@@ -181,6 +199,15 @@ fn nullable_timestamp(description: &str) -> Value {
     json!({ "type": ["string", "null"], "format": "date-time", "description": description })
 }
 
+/// Who asked for a cancellation, or null.
+fn cancelled_by(description: &str) -> Value {
+    json!({
+        "type": ["string", "null"],
+        "enum": ["customer", "timeout", "system", null],
+        "description": description
+    })
+}
+
 fn cents(description: &str) -> Value {
     json!({ "type": "integer", "description": description })
 }
@@ -215,10 +242,18 @@ fn paths() -> Map<String, Value> {
     paths.insert("/health".into(), health_path());
     paths.insert("/openapi.json".into(), openapi_path());
     paths.insert("/api/orders".into(), orders_path());
+    paths.insert("/api/orders/available".into(), available_orders_path());
     paths.insert("/api/orders/{order_id}".into(), order_path());
+    paths.insert("/api/orders/{order_id}/accept".into(), accept_order_path());
+    paths.insert(
+        "/api/orders/{order_id}/cancel-acceptance".into(),
+        cancel_acceptance_path(),
+    );
+    paths.insert("/api/orders/{order_id}/cancel".into(), cancel_order_path());
     paths.insert("/api/sagas".into(), sagas_path());
     paths.insert("/api/sagas/{saga_id}".into(), saga_path());
     paths.insert("/api/sagas/{saga_id}/history".into(), saga_history_path());
+    paths.insert("/api/sagas/{saga_id}/cancel".into(), cancel_saga_path());
     paths.insert("/users".into(), users_path());
     paths.insert("/users/{user_id}".into(), user_path());
     paths.insert("/payments".into(), payments_path());
@@ -231,6 +266,10 @@ fn paths() -> Map<String, Value> {
     paths.insert("/escrow/release".into(), escrow_release_path());
     paths.insert("/escrow/cancel".into(), escrow_cancel_path());
     paths.insert("/escrow/{escrow_id}".into(), escrow_path());
+    paths.insert("/schedule".into(), schedule_path());
+    paths.insert("/events".into(), timers_path());
+    paths.insert("/events/{timer_id}".into(), timer_path());
+    paths.insert("/events/{timer_id}/cancel".into(), cancel_timer_path());
     paths
 }
 
@@ -290,9 +329,13 @@ fn place_order() -> Value {
         "description": concat!(
             "Checks the order against the rules, then starts a create-order saga: create the order ",
             "(`PENDING`), get the customer's payment method from the user service, authorize the ",
-            "total with the payment processor, hold it in escrow, and mark the order `CREATED` ",
-            "(available to runners). The customer must be a registered user with a `payment_method`; ",
-            "if any step fails the saga undoes the earlier ones and the order ends `CANCELLED`."
+            "total with the payment processor, hold it in escrow, mark the order `CREATED` ",
+            "(available to runners), and start the 30-minute acceptance timer; the saga is ",
+            "`COMPLETED` once the timer has started. The customer must be a registered user with a ",
+            "`payment_method`; if any step fails the saga undoes the earlier ones and the order ends ",
+            "`CANCELLED`. Until a runner accepts, the order can still be cancelled, by the customer ",
+            "(`POST /api/orders/{order_id}/cancel`) or by the timer expiring with no runner: the ",
+            "saga then refunds the escrow, voids the payment and ends `CANCELLED`."
         ),
         "requestBody": request_body("The customer and the order as they wrote it.", schema_ref("PlaceOrderRequest"), place_order_example()),
         "responses": responses
@@ -309,7 +352,7 @@ fn list_orders() -> Value {
         query_param("runner_id", "Only orders taken by this runner.", schema_ref("UserId")),
         query_param(
             "status",
-            "Only orders in this status (case-insensitive). `CREATED` lists the orders available to runners.",
+            "Only orders in this status (case-insensitive). `CREATED` lists the orders available to runners; `GET /api/orders/available` lists them longest-waiting first.",
             schema_ref("OrderStatus"),
         ),
     ];
@@ -358,8 +401,210 @@ fn order_path() -> Value {
     })
 }
 
+fn order_id_param() -> Value {
+    path_param(
+        "order_id",
+        "The order's id.",
+        json!({ "type": "string", "format": "uuid" }),
+    )
+}
+
+fn available_orders_path() -> Value {
+    let responses = store_responses(vec![
+        (
+            "200",
+            answer(
+                "A page of orders waiting for a runner, the longest-waiting first.",
+                schema_ref("OrderList"),
+            ),
+        ),
+        ("400", error("`page` or `page_size` is not an integer.")),
+    ]);
+    json!({
+        "get": {
+            "tags": ["runners"],
+            "operationId": "listAvailableOrders",
+            "summary": "List the orders waiting for a runner",
+            "description": concat!(
+                "The orders a runner can accept: `CREATED`, with no runner. The one that has waited ",
+                "longest since it became `CREATED` comes first, so no order is left behind; an order ",
+                "a runner gave back is listed again, from when it was given back."
+            ),
+            "parameters": paging(20, 200),
+            "responses": responses
+        }
+    })
+}
+
+fn runner_request_example() -> Value {
+    json!({ "runner_id": "runner_456" })
+}
+
+/// The example order once `runner_456` has accepted it.
+fn accepted_order_example() -> Value {
+    let mut order = order_example();
+    order["runner_id"] = json!("runner_456");
+    order["status"] = json!("ACCEPTED");
+    order["status_times"]["ACCEPTED"] = json!("2026-11-21T12:05:00Z");
+    order
+}
+
+fn accept_order_path() -> Value {
+    let ok = answer_with_example(
+        "The order is `ACCEPTED`, bound to the runner; `saga_id` is the accept-order saga this acceptance started. The same runner accepting again gets this answer again.",
+        schema_ref("OrderDecision"),
+        json!({ "success": true, "saga_id": ACCEPT_SAGA_ID, "order": accepted_order_example() }),
+    );
+    let responses = store_responses(vec![
+        ("200", ok),
+        (
+            "400",
+            error("`order_id` is not a UUID, or the body is not JSON (or is sent without `Content-Type: application/json`)."),
+        ),
+        ("404", error("No order has this id.")),
+        (
+            "409",
+            error("Another runner has already accepted the order, or the order is not `CREATED` (still `PENDING`, already `CANCELLED`, ...); the message says why."),
+        ),
+        (
+            "422",
+            error("`runner_id` is missing or not a valid user id, or the runner is the order's customer."),
+        ),
+    ]);
+    json!({
+        "post": {
+            "tags": ["runners"],
+            "operationId": "acceptOrder",
+            "summary": "Accept an order",
+            "description": concat!(
+                "A runner takes a `CREATED` order that has no runner. The order decides at once, under ",
+                "optimistic concurrency, so of runners racing for the same order exactly one wins and ",
+                "the others get 409. The acceptance starts an accept-order saga that stops the order's ",
+                "acceptance timer and tells the customer; follow it with `GET /api/sagas/{saga_id}`. ",
+                "The same runner accepting again gets the same answer and starts nothing new."
+            ),
+            "parameters": [order_id_param()],
+            "requestBody": request_body("The runner accepting the order.", schema_ref("RunnerRequest"), runner_request_example()),
+            "responses": responses
+        }
+    })
+}
+
+fn cancel_acceptance_path() -> Value {
+    let ok = answer_with_example(
+        "The order is `CREATED` again, with no runner; `saga_id` is the saga of the acceptance given back.",
+        schema_ref("OrderDecision"),
+        json!({ "success": true, "saga_id": ACCEPT_SAGA_ID, "order": order_example() }),
+    );
+    let responses = store_responses(vec![
+        ("200", ok),
+        (
+            "400",
+            error("`order_id` is not a UUID, or the body is not JSON (or is sent without `Content-Type: application/json`)."),
+        ),
+        ("404", error("No order has this id.")),
+        (
+            "409",
+            error("The order is assigned to another runner, or it is not in a state that can be given back (not accepted, `PURCHASED` or later, or `CANCELLED`); the message says why."),
+        ),
+        ("422", error("`runner_id` is missing or not a valid user id.")),
+    ]);
+    json!({
+        "post": {
+            "tags": ["runners"],
+            "operationId": "cancelAcceptance",
+            "summary": "Give an accepted order back",
+            "description": concat!(
+                "The assigned runner gives the order back before buying the food (while it is ",
+                "`ACCEPTED` or `ON_SITE`). The order decides at once: it is `CREATED` again with no ",
+                "runner, and listed in `GET /api/orders/available` again. The acceptance's saga then ",
+                "starts a fresh acceptance timer and ends `CANCELLED`; the next runner to accept starts ",
+                "a new accept-order saga."
+            ),
+            "parameters": [order_id_param()],
+            "requestBody": request_body("The runner giving the order back.", schema_ref("RunnerRequest"), runner_request_example()),
+            "responses": responses
+        }
+    })
+}
+
+fn cancel_order_request_example() -> Value {
+    json!({ "customer_id": "cust_123", "reason": "changed my mind" })
+}
+
+/// The answer to a customer's cancellation of the example order.
+fn cancellation_accepted_example() -> Value {
+    let mut order = order_example();
+    order["status"] = json!("CANCELLED");
+    order["cancellation_reason"] = json!("changed my mind");
+    order["cancelled_by"] = json!("customer");
+    order["status_times"]["CANCELLED"] = json!("2026-11-21T12:03:00Z");
+    json!({ "success": true, "saga_id": SAGA_ID, "status": "CANCELLING", "order": order })
+}
+
+/// What the two routes a customer cancels an order with answer.
+fn customer_cancel_responses(bad_id: &str, not_found: &str, extra_conflict: &str) -> Value {
+    let accepted = answer_with_example(
+        "The cancellation stands: the order is `CANCELLED`, and the saga that placed it is undoing the payment and the escrow hold (`CANCELLING`); follow it with `GET /api/sagas/{saga_id}`.",
+        schema_ref("CancellationAccepted"),
+        cancellation_accepted_example(),
+    );
+    store_responses(vec![
+        ("202", accepted),
+        ("400", error(&format!("{bad_id}, or the body is not JSON."))),
+        ("404", error(not_found)),
+        (
+            "409",
+            error(&format!(
+                "A runner has already accepted the order (only an operator can cancel it now), the order is already cancelled, or `customer_id` is not the order's customer{extra_conflict}; the message says why."
+            )),
+        ),
+        (
+            "422",
+            error("The body is JSON of the wrong shape (e.g. `customer_id` is not a valid user id)."),
+        ),
+    ])
+}
+
+fn customer_cancel_description() -> &'static str {
+    concat!(
+        "The customer cancels an order no runner has accepted yet (`PENDING` or `CREATED`). The ",
+        "order decides at once, under optimistic concurrency, so a cancellation racing a runner's ",
+        "acceptance gets a clear answer: one of them wins. The saga that placed the order then ",
+        "voids the payment, refunds the escrow, stops the acceptance timer and ends `CANCELLED`. ",
+        "The body may be empty; a `customer_id` in it must be the order's customer."
+    )
+}
+
+fn cancel_order_path() -> Value {
+    let responses = customer_cancel_responses("`order_id` is not a UUID", "No order has this id.", "");
+    json!({
+        "post": {
+            "tags": ["orders"],
+            "operationId": "cancelOrder",
+            "summary": "Cancel an order (customer)",
+            "description": format!(
+                "{} `saga_id` in the answer is the placing saga; null for an order placed by hand, without a saga.",
+                customer_cancel_description()
+            ),
+            "parameters": [order_id_param()],
+            "requestBody": optional_request_body(
+                "Who cancels and why; may be empty.",
+                schema_ref("CancelOrderRequest"),
+                cancel_order_request_example()
+            ),
+            "responses": responses
+        }
+    })
+}
+
 fn sagas_path() -> Value {
     let mut parameters = vec![
+        query_param(
+            "saga_type",
+            "Only sagas of this type (both types when left out).",
+            schema_ref("SagaType"),
+        ),
         query_param(
             "status",
             "Only sagas in this status (case-insensitive).",
@@ -367,23 +612,27 @@ fn sagas_path() -> Value {
         ),
         query_param(
             "order_id",
-            "Only the saga of this order.",
+            "Only the sagas of this order: its create-order saga and one accept-order saga per acceptance.",
             json!({ "type": "string", "format": "uuid" }),
         ),
     ];
     parameters.extend(paging(50, 500));
     let responses = store_responses(vec![
-        ("200", answer("A page of sagas.", schema_ref("SagaList"))),
+        (
+            "200",
+            answer("A page of sagas, the most recently started first.", schema_ref("SagaList")),
+        ),
         (
             "400",
-            error("`status` is not a saga status, or `page`/`page_size` is not an integer."),
+            error("`saga_type` is not a saga type, `status` is not a saga status, or `page`/`page_size` is not an integer."),
         ),
     ]);
     json!({
         "get": {
             "tags": ["sagas"],
             "operationId": "listSagas",
-            "summary": "List create-order sagas",
+            "summary": "List sagas",
+            "description": "Create-order and accept-order sagas by type, status and order; the filters combine. The most recently started first.",
             "parameters": parameters,
             "responses": responses
         }
@@ -393,7 +642,7 @@ fn sagas_path() -> Value {
 fn saga_id_param() -> Value {
     path_param(
         "saga_id",
-        "The saga's id, as `POST /api/orders` returned it.",
+        "The saga's id, as `POST /api/orders` (a create-order saga) or `POST /api/orders/{order_id}/accept` (an accept-order saga) returned it.",
         json!({ "type": "string", "format": "uuid" }),
     )
 }
@@ -409,7 +658,7 @@ fn saga_path() -> Value {
             "tags": ["sagas"],
             "operationId": "getSaga",
             "summary": "Get a saga",
-            "description": "The saga's status, current step, error, amounts, the payment and escrow it made, the compensations still to run, and every step it recorded.",
+            "description": "The saga's type, status, current step, error, amounts, the payment, escrow and timer it made, the runner, why and by whom it was cancelled, the compensations still to run, and every step it recorded.",
             "parameters": [saga_id_param()],
             "responses": responses
         }
@@ -431,6 +680,32 @@ fn saga_history_path() -> Value {
             "operationId": "getSagaHistory",
             "summary": "Get a saga's history",
             "parameters": [saga_id_param()],
+            "responses": responses
+        }
+    })
+}
+
+fn cancel_saga_path() -> Value {
+    let responses = customer_cancel_responses(
+        "`saga_id` is not a UUID",
+        "No create-order saga has this id. (An accept-order saga is not cancelled: the runner gives the order back with `POST /api/orders/{order_id}/cancel-acceptance`.)",
+        ", or the saga has placed no order yet",
+    );
+    json!({
+        "post": {
+            "tags": ["sagas"],
+            "operationId": "cancelSaga",
+            "summary": "Cancel the order a create-order saga placed",
+            "description": format!(
+                "The same as `POST /api/orders/{{order_id}}/cancel`, addressed by the create-order saga's id. {}",
+                customer_cancel_description()
+            ),
+            "parameters": [saga_id_param()],
+            "requestBody": optional_request_body(
+                "Who cancels and why; may be empty.",
+                schema_ref("CancelOrderRequest"),
+                cancel_order_request_example()
+            ),
             "responses": responses
         }
     })
@@ -822,6 +1097,161 @@ fn escrow_path() -> Value {
     })
 }
 
+fn timer_id_param() -> Value {
+    path_param(
+        "timer_id",
+        "The timer's id, as `POST /schedule` returned it.",
+        json!({ "type": "string", "format": "uuid" }),
+    )
+}
+
+fn schedule_example() -> Value {
+    json!({
+        "event_type": "delivery_reminder",
+        "entity_id": ORDER_ID,
+        "order_id": ORDER_ID,
+        "delay_seconds": 1800,
+        "payload": { "note": "remind the runner" },
+        "correlation_id": SAGA_ID
+    })
+}
+
+/// The timer `schedule_example()` schedules.
+fn scheduled_timer_example() -> Value {
+    let mut timer = timer_example();
+    timer["event_type"] = json!("delivery_reminder");
+    timer["payload"] = json!({ "note": "remind the runner" });
+    timer
+}
+
+fn schedule_path() -> Value {
+    let responses = store_responses(vec![
+        ("201", answer_with_example("The timer is `SCHEDULED`.", schema_ref("Timer"), scheduled_timer_example())),
+        (
+            "200",
+            answer("A timer with this `timer_id` was already scheduled: it is answered as it stands (this request's fields are ignored) and nothing is scheduled twice.", schema_ref("Timer")),
+        ),
+        ("400", error("The body is not JSON, or is sent without `Content-Type: application/json`.")),
+        ("409", error("The timer cannot be scheduled as asked; the message says why.")),
+        (
+            "422",
+            error("Both or neither of `scheduled_time` and `delay_seconds` are given, `delay_seconds` is negative, `event_type` or `entity_id` is missing or empty, or a field has the wrong type (e.g. `scheduled_time` is not RFC 3339, `timer_id` is not a UUID)."),
+        ),
+    ]);
+    json!({
+        "post": {
+            "tags": ["timers"],
+            "operationId": "scheduleTimer",
+            "summary": "Schedule a timer",
+            "description": concat!(
+                "Schedules a durable timer (the seeds' `ScheduledEvent`), due at `scheduled_time` or ",
+                "`delay_seconds` from now. It is stored as events, so it survives restarts: when due it ",
+                "fires once and publishes `timer.expired` on the `timer_events` topic with its ",
+                "`payload`, even if it fell due while the system was down (it then fires as soon as the ",
+                "system is back). Name the timer with `timer_id` to make the request safe to repeat. ",
+                "The acceptance timers the create-order saga starts are timers of this kind ",
+                "(`event_type` `order_acceptance`)."
+            ),
+            "requestBody": request_body("What to fire, about what, when, with what.", schema_ref("ScheduleRequest"), schedule_example()),
+            "responses": responses
+        }
+    })
+}
+
+fn timers_path() -> Value {
+    let mut parameters = vec![
+        query_param(
+            "event_type",
+            "Only timers of this type (`timer_type` is accepted as an alias).",
+            json!({ "type": "string" }),
+        ),
+        query_param(
+            "entity_id",
+            "Only timers about this entity.",
+            json!({ "type": "string" }),
+        ),
+        query_param(
+            "order_id",
+            "Only the timers of this order.",
+            json!({ "type": "string", "format": "uuid" }),
+        ),
+        query_param(
+            "status",
+            "Only timers in this status (case-insensitive).",
+            schema_ref("TimerStatus"),
+        ),
+    ];
+    parameters.extend(paging(20, 200));
+    let responses = store_responses(vec![
+        (
+            "200",
+            answer("A page of timers, the soonest due first.", schema_ref("TimerList")),
+        ),
+        (
+            "400",
+            error("`status` is not a timer status, or `page`/`page_size` is not an integer."),
+        ),
+    ]);
+    json!({
+        "get": {
+            "tags": ["timers"],
+            "operationId": "listTimers",
+            "summary": "List timers",
+            "description": "Timers by type, entity, order and status; the filters combine. The soonest due first.",
+            "parameters": parameters,
+            "responses": responses
+        }
+    })
+}
+
+fn timer_path() -> Value {
+    let responses = store_responses(vec![
+        ("200", answer("The timer.", schema_ref("Timer"))),
+        ("400", error("`timer_id` is not a UUID.")),
+        ("404", error("No timer has this id.")),
+    ]);
+    json!({
+        "get": {
+            "tags": ["timers"],
+            "operationId": "getTimer",
+            "summary": "Get a timer",
+            "parameters": [timer_id_param()],
+            "responses": responses
+        }
+    })
+}
+
+fn cancel_timer_path() -> Value {
+    let responses = store_responses(vec![
+        (
+            "200",
+            answer(
+                "The timer is `CANCELLED` and will not fire. Cancelling a cancelled timer again answers with it unchanged.",
+                schema_ref("Timer"),
+            ),
+        ),
+        ("400", error("`timer_id` is not a UUID, or the body is not JSON.")),
+        ("404", error("No timer has this id.")),
+        ("409", error("The timer has already fired; it can no longer be cancelled.")),
+        ("422", error("The body is JSON of the wrong shape (e.g. `reason` is not a string).")),
+    ]);
+    json!({
+        "post": {
+            "tags": ["timers"],
+            "operationId": "cancelTimer",
+            "summary": "Cancel a timer",
+            "description": "Cancels a `SCHEDULED` timer, which publishes `timer.cancelled` on the `timer_events` topic. The body may be empty.",
+            "parameters": [timer_id_param()],
+            "requestBody": optional_request_body(
+                "Why, for the record; may be empty.",
+                schema_ref("CancelTimerRequest"),
+                json!({ "reason": "no longer needed" })
+            ),
+            "responses": responses
+        }
+    })
+}
+
 // ---------------------------------------------------------------------------
 // Schemas
 // ---------------------------------------------------------------------------
@@ -842,6 +1272,11 @@ fn schemas() -> Map<String, Value> {
         ("OrderItem", order_item_schema()),
         ("Order", order_schema()),
         ("OrderList", page_of("A page of orders.", "orders", "Order")),
+        ("RunnerRequest", runner_request_schema()),
+        ("OrderDecision", order_decision_schema()),
+        ("CancelOrderRequest", cancel_order_request_schema()),
+        ("CancellationAccepted", cancellation_accepted_schema()),
+        ("SagaType", saga_type_schema()),
         ("SagaStatus", saga_status_schema()),
         ("SagaStep", saga_step_schema()),
         ("Compensation", compensation_schema()),
@@ -868,6 +1303,11 @@ fn schemas() -> Map<String, Value> {
         ("ReleaseFundsRequest", release_funds_request_schema()),
         ("CancelEscrowRequest", cancel_escrow_request_schema()),
         ("EscrowList", page_of("A page of escrows.", "escrows", "Escrow")),
+        ("TimerStatus", timer_status_schema()),
+        ("Timer", timer_schema()),
+        ("ScheduleRequest", schedule_request_schema()),
+        ("CancelTimerRequest", cancel_timer_request_schema()),
+        ("TimerList", page_of("A page of timers.", "events", "Timer")),
     ];
     for (name, schema) in entries {
         schemas.insert(name.to_string(), schema);
@@ -1047,6 +1487,7 @@ fn order_example() -> Value {
         "total_cents": 1299,
         "currency": "SGD",
         "cancellation_reason": null,
+        "cancelled_by": null,
         "status_times": { "PENDING": "2026-11-21T12:00:00Z", "CREATED": "2026-11-21T12:00:01Z" }
     })
 }
@@ -1076,6 +1517,7 @@ fn order_schema() -> Value {
             "total_cents",
             "currency",
             "cancellation_reason",
+            "cancelled_by",
             "status_times",
         ],
         vec![
@@ -1106,32 +1548,108 @@ fn order_schema() -> Value {
                 "cancellation_reason",
                 nullable_string("Why the order was cancelled, if it was."),
             ),
+            (
+                "cancelled_by",
+                cancelled_by("Who asked for the cancellation, if the order was cancelled: the customer, the acceptance timer running out (`timeout`), or an operator or a saga's compensation (`system`)."),
+            ),
             ("status_times", status_times),
         ],
     );
     with_example(schema, order_example())
 }
 
+fn runner_request_schema() -> Value {
+    object(
+        "The body of `POST /api/orders/{order_id}/accept` and `POST /api/orders/{order_id}/cancel-acceptance`.",
+        &["runner_id"],
+        vec![(
+            "runner_id",
+            described_ref(
+                "UserId",
+                "The runner accepting the order or giving it back; never the order's customer.",
+            ),
+        )],
+    )
+}
+
+fn order_decision_schema() -> Value {
+    object(
+        "The answer to a runner accepting an order or giving it back: the order as the decision left it.",
+        &["success", "saga_id", "order"],
+        vec![
+            ("success", json!({ "type": "boolean", "const": true })),
+            (
+                "saga_id",
+                uuid("The accept-order saga of this acceptance round: it stops the acceptance timer, or restarts it when the order is given back."),
+            ),
+            ("order", schema_ref("Order")),
+        ],
+    )
+}
+
+fn cancel_order_request_schema() -> Value {
+    object(
+        "The body of `POST /api/orders/{order_id}/cancel` and `POST /api/sagas/{saga_id}/cancel`. Both fields may be left out, and the body may be empty.",
+        &[],
+        vec![
+            (
+                "customer_id",
+                described_ref("UserId", "The customer cancelling; when given, it must be the order's customer."),
+            ),
+            (
+                "reason",
+                json!({ "type": "string", "default": "cancelled by the customer", "description": "Why, for the record; kept as the order's `cancellation_reason`." }),
+            ),
+        ],
+    )
+}
+
+fn cancellation_accepted_schema() -> Value {
+    object(
+        "The answer to a customer's cancellation: the order is cancelled, and its saga is undoing the payment and the escrow hold.",
+        &["success", "saga_id", "status", "order"],
+        vec![
+            ("success", json!({ "type": "boolean", "const": true })),
+            (
+                "saga_id",
+                nullable_uuid("The create-order saga that placed the order and now undoes it; null for an order placed by hand, without a saga."),
+            ),
+            (
+                "status",
+                json!({ "type": "string", "const": "CANCELLING", "description": "The saga's status: it is voiding the payment, refunding the escrow and stopping the timer." }),
+            ),
+            ("order", schema_ref("Order")),
+        ],
+    )
+}
+
 fn saga_status_schema() -> Value {
     json!({
         "type": "string",
         "enum": ["STARTED", "COMPENSATING", "COMPLETED", "COMPENSATED", "FAILED", "CANCELLING", "CANCELLED"],
-        "description": "`STARTED`: running. `COMPENSATING`: a step failed and earlier steps are being undone. `CANCELLING`: being cancelled. `COMPLETED`, `COMPENSATED`, `FAILED` and `CANCELLED` are final."
+        "description": "`STARTED`: running. `COMPENSATING`: a step failed and earlier steps are being undone. `COMPLETED`: every step done; a completed saga still moves on if its order is cancelled before a runner accepts (create-order) or given back (accept-order). `CANCELLING`: the order was cancelled or given back and the saga is undoing what it did. `COMPENSATED`, `FAILED` and `CANCELLED` are final."
     })
 }
 
 fn saga_step_schema() -> Value {
     json!({
         "type": "string",
-        "enum": ["create_order", "get_payment_info", "authorize_payment", "hold_funds", "mark_order_created", "compensate", "done"],
-        "description": "The step a create-order saga is at, in the order they run."
+        "enum": ["create_order", "get_payment_info", "authorize_payment", "hold_funds", "mark_order_created", "start_timer", "compensate", "done", "stop_timer", "restart_timer"],
+        "description": concat!(
+            "The step a saga is at. A create-order saga runs `create_order`, `get_payment_info`, ",
+            "`authorize_payment`, `hold_funds`, `mark_order_created` and `start_timer` (step 6: start ",
+            "the 30-minute acceptance timer; the saga is `COMPLETED` once the timer has started), then ",
+            "`done`; `compensate` while it undoes earlier steps. An accept-order saga runs `stop_timer` ",
+            "(stop the acceptance timer), then `done`; `restart_timer` when the runner gives the order ",
+            "back and a fresh acceptance timer starts."
+        )
     })
 }
 
 fn compensation_schema() -> Value {
     json!({
         "type": "string",
-        "enum": ["cancel_order", "void_payment", "refund_escrow"],
+        "enum": ["cancel_order", "void_payment", "refund_escrow", "stop_timer"],
         "description": "One undo action of a compensating saga."
     })
 }
@@ -1147,7 +1665,7 @@ fn saga_history_entry_schema() -> Value {
             ),
             (
                 "event",
-                json!({ "type": "string", "description": "What happened.", "examples": ["create_order_saga.started", "create_order_saga.payment_authorized", "create_order_saga.compensation_started"] }),
+                json!({ "type": "string", "description": "What happened.", "examples": ["create_order_saga.started", "create_order_saga.payment_authorized", "create_order_saga.compensation_started", "accept_order_saga.started"] }),
             ),
             ("recorded_at", timestamp("When it was recorded.")),
             (
@@ -1170,43 +1688,69 @@ fn saga_example() -> Value {
         "saga_type": "create_order",
         "order_id": ORDER_ID,
         "customer_id": "cust_123",
+        "runner_id": null,
         "status": "COMPLETED",
         "current_step": "done",
         "error": null,
+        "cancellation_reason": null,
+        "cancelled_by": null,
         "total_cents": 1299,
         "payment_id": PAYMENT_ID,
         "escrow_id": ESCROW_ID,
+        "timer_id": TIMER_ID,
+        "timer_due_at": "2026-11-21T12:30:01Z",
         "pending_compensations": [],
         "created_at": "2026-11-21T12:00:00Z",
         "updated_at": "2026-11-21T12:00:01Z"
     })
 }
 
+fn saga_type_schema() -> Value {
+    json!({
+        "type": "string",
+        "enum": ["create_order", "accept_order"],
+        "description": "`create_order`: places an order (payment, escrow, acceptance timer) and undoes it if the order is cancelled before a runner accepts. `accept_order`: follows one runner's acceptance of an order (stops the acceptance timer, or starts a fresh one if the runner gives the order back)."
+    })
+}
+
 fn saga_schema() -> Value {
     let schema = object(
-        "A create-order saga. `history` is present only in `GET /api/sagas/{saga_id}`.",
+        concat!(
+            "A create-order or accept-order saga. Fields a saga's type does not use are null (an ",
+            "accept-order saga has no customer, amounts, payment, escrow or compensations). `history` ",
+            "is present only in `GET /api/sagas/{saga_id}`."
+        ),
         &[
             "saga_id",
             "saga_type",
             "order_id",
             "customer_id",
+            "runner_id",
             "status",
             "current_step",
             "error",
+            "cancellation_reason",
+            "cancelled_by",
             "total_cents",
             "payment_id",
             "escrow_id",
+            "timer_id",
+            "timer_due_at",
             "pending_compensations",
             "created_at",
             "updated_at",
         ],
         vec![
             ("saga_id", uuid("The saga's id.")),
-            ("saga_type", json!({ "type": "string", "const": "create_order" })),
-            ("order_id", uuid("The order the saga creates.")),
+            ("saga_type", schema_ref("SagaType")),
+            ("order_id", uuid("The order the saga places (create-order) or follows (accept-order).")),
             (
                 "customer_id",
-                described_ref("UserId", "The customer who placed the order."),
+                json!({ "anyOf": [schema_ref("UserId"), { "type": "null" }], "description": "The customer who placed the order (create-order sagas)." }),
+            ),
+            (
+                "runner_id",
+                json!({ "type": ["string", "null"], "description": "The runner who accepted the order (accept-order sagas)." }),
             ),
             ("status", schema_ref("SagaStatus")),
             (
@@ -1215,8 +1759,16 @@ fn saga_schema() -> Value {
             ),
             ("error", nullable_string("Why a step failed, if one did.")),
             (
+                "cancellation_reason",
+                nullable_string("Why the order was cancelled, if it was (create-order sagas)."),
+            ),
+            (
+                "cancelled_by",
+                cancelled_by("Who asked for the cancellation: the customer, the acceptance timer running out (`timeout`), or an operator (`system`)."),
+            ),
+            (
                 "total_cents",
-                cents("The order total in cents (0 until the order is placed)."),
+                json!({ "type": ["integer", "null"], "description": "The order total in cents (0 until the order is placed; null for an accept-order saga)." }),
             ),
             (
                 "payment_id",
@@ -1227,8 +1779,16 @@ fn saga_schema() -> Value {
                 nullable_uuid("The escrow the saga holds funds in, once it does."),
             ),
             (
+                "timer_id",
+                nullable_uuid("The acceptance timer the saga started (step 6), once it has; see `GET /events/{timer_id}`."),
+            ),
+            (
+                "timer_due_at",
+                nullable_timestamp("When the acceptance timer falls due: if no runner has accepted by then, the order is cancelled."),
+            ),
+            (
                 "pending_compensations",
-                array_of("Compensation", "Undo actions still to run."),
+                json!({ "type": ["array", "null"], "items": schema_ref("Compensation"), "description": "Undo actions still to run (null for an accept-order saga)." }),
             ),
             ("created_at", nullable_timestamp("When the saga started.")),
             ("updated_at", nullable_timestamp("When the saga last changed.")),
@@ -1575,6 +2135,134 @@ fn cancel_escrow_request_schema() -> Value {
     )
 }
 
+fn timer_status_schema() -> Value {
+    json!({
+        "type": "string",
+        "enum": ["SCHEDULED", "CANCELLED", "FIRED"],
+        "description": "`SCHEDULED`: waiting to fall due. `CANCELLED`: stopped before it fell due. `FIRED`: fell due and published `timer.expired`. `CANCELLED` and `FIRED` are final."
+    })
+}
+
+fn timer_example() -> Value {
+    json!({
+        "id": TIMER_ID,
+        "timer_id": TIMER_ID,
+        "event_type": "order_acceptance",
+        "entity_id": ORDER_ID,
+        "order_id": ORDER_ID,
+        "status": "SCHEDULED",
+        "scheduled_time": "2026-11-21T12:30:01Z",
+        "payload": { "order_created_at": "2026-11-21T12:00:01Z" },
+        "correlation_id": SAGA_ID,
+        "created_at": "2026-11-21T12:00:01Z",
+        "cancelled_at": null,
+        "cancel_reason": null,
+        "fired_at": null
+    })
+}
+
+fn timer_schema() -> Value {
+    let schema = object(
+        "A durable timer, in the seeds' `ScheduledEvent` shape.",
+        &[
+            "id",
+            "timer_id",
+            "event_type",
+            "entity_id",
+            "order_id",
+            "status",
+            "scheduled_time",
+            "payload",
+            "correlation_id",
+            "created_at",
+            "cancelled_at",
+            "cancel_reason",
+            "fired_at",
+        ],
+        vec![
+            ("id", uuid("The timer's id (the same as `timer_id`).")),
+            ("timer_id", uuid("The timer's id.")),
+            ("event_type", string("What the timer is for, e.g. `order_acceptance`.")),
+            ("entity_id", string("What the timer is about (an order id, ...).")),
+            ("order_id", nullable_uuid("The order the timer belongs to, if any.")),
+            ("status", schema_ref("TimerStatus")),
+            ("scheduled_time", timestamp("When the timer falls due.")),
+            (
+                "payload",
+                json!({ "description": "Any JSON given when the timer was scheduled; handed back in `timer.expired`." }),
+            ),
+            (
+                "correlation_id",
+                string("The saga the expiry belongs to: `timer.expired` carries it as its correlation id."),
+            ),
+            ("created_at", timestamp("When the timer was scheduled.")),
+            (
+                "cancelled_at",
+                nullable_timestamp("When the timer was cancelled, if it was."),
+            ),
+            (
+                "cancel_reason",
+                nullable_string("Why the timer was cancelled, if it was."),
+            ),
+            ("fired_at", nullable_timestamp("When the timer fired, if it has.")),
+        ],
+    );
+    with_example(schema, timer_example())
+}
+
+fn schedule_request_schema() -> Value {
+    let schema = object(
+        "The body of `POST /schedule` (the seeds' `ScheduledEvent`). Give exactly one of `scheduled_time` and `delay_seconds`.",
+        &["event_type", "entity_id"],
+        vec![
+            (
+                "event_type",
+                json!({ "type": "string", "minLength": 1, "description": "What the timer is for; `timer.expired` carries it back. `timer_type` is accepted as an alias.", "examples": ["delivery_reminder"] }),
+            ),
+            (
+                "entity_id",
+                json!({ "type": "string", "minLength": 1, "description": "What the timer is about (an order id, a user id, ...)." }),
+            ),
+            (
+                "scheduled_time",
+                timestamp("When the timer falls due (RFC 3339). `due_at` is accepted as an alias. Give this or `delay_seconds`, not both."),
+            ),
+            (
+                "delay_seconds",
+                json!({ "type": "integer", "minimum": 0, "description": "Seconds from now until the timer falls due. Give this or `scheduled_time`, not both." }),
+            ),
+            (
+                "payload",
+                json!({ "description": "Any JSON, handed back in `timer.expired`; null when left out." }),
+            ),
+            (
+                "order_id",
+                uuid("The order the timer belongs to, if any: the timer's messages are keyed by it, and timers can be listed by it."),
+            ),
+            (
+                "timer_id",
+                uuid("Names the timer, so the request is safe to repeat: the same id scheduled twice is one timer (the second answer is 200). A fresh id when left out."),
+            ),
+            (
+                "correlation_id",
+                string("The saga the expiry belongs to: `timer.expired` carries it as its correlation id. A fresh id when left out."),
+            ),
+        ],
+    );
+    with_example(schema, schedule_example())
+}
+
+fn cancel_timer_request_schema() -> Value {
+    object(
+        "The body of `POST /events/{timer_id}/cancel`. It may be empty.",
+        &[],
+        vec![(
+            "reason",
+            json!({ "type": "string", "default": "cancelled through the API", "description": "Why, for the record; kept as the timer's `cancel_reason`." }),
+        )],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::document;
@@ -1587,10 +2275,15 @@ mod tests {
             "/health",
             "/openapi.json",
             "/api/orders",
+            "/api/orders/available",
             "/api/orders/{order_id}",
+            "/api/orders/{order_id}/accept",
+            "/api/orders/{order_id}/cancel-acceptance",
+            "/api/orders/{order_id}/cancel",
             "/api/sagas",
             "/api/sagas/{saga_id}",
             "/api/sagas/{saga_id}/history",
+            "/api/sagas/{saga_id}/cancel",
             "/users",
             "/users/{user_id}",
             "/payments",
@@ -1603,6 +2296,10 @@ mod tests {
             "/escrow/release",
             "/escrow/cancel",
             "/escrow/{escrow_id}",
+            "/schedule",
+            "/events",
+            "/events/{timer_id}",
+            "/events/{timer_id}/cancel",
         ] {
             assert!(paths.contains_key(route), "{route} is not documented");
         }

@@ -8,6 +8,7 @@
 //! span two services. [`Application::build`] binds the listener (port 0 works), so tests
 //! start the real system on a random port.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,36 @@ use campusg_user::UserService;
 use crate::backends::{connect_bus, open_store};
 use crate::settings::{Role, Settings};
 
+/// The services, each with an event store of its own (a SQLite file, or a
+/// PostgreSQL schema) named after it, and the role that runs it.
+const SERVICE_ROLES: [(Role, &str); 6] = [
+    (Role::Order, "order"),
+    (Role::User, "user"),
+    (Role::Payment, "payment"),
+    (Role::Escrow, "escrow"),
+    (Role::Sagas, "sagas"),
+    (Role::Timer, "timer"),
+];
+
+/// The services' names, which name their stores.
+pub const SERVICES: [&str; 6] = {
+    let mut names = [""; 6];
+    let mut i = 0;
+    while i < SERVICE_ROLES.len() {
+        names[i] = SERVICE_ROLES[i].1;
+        i += 1;
+    }
+    names
+};
+
+fn service_name(role: Role) -> &'static str {
+    SERVICE_ROLES
+        .iter()
+        .find(|(r, _)| *r == role)
+        .map(|(_, name)| *name)
+        .expect("every service role has a name")
+}
+
 /// How long shutdown waits for consumers and relays to reach a safe point.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -59,63 +90,70 @@ impl Application {
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
         let contracts = Arc::new(Contracts::builtin());
         let bus = connect_bus(&settings.backends, &contracts.topics).await?;
-        let mut deps_of = Vec::new();
-        for service in ["order", "user", "payment", "escrow", "sagas", "timer"] {
-            let store = open_store(&settings.backends, service).await?;
-            deps_of.push(ServiceDeps {
-                store,
-                contracts: contracts.clone(),
-                clock: clock.clone(),
-            });
+        let api = settings.runs(Role::Api);
+        // A process opens only the stores it uses: the API writes to every
+        // store, a service process to its own. This keeps the PostgreSQL
+        // connections of a many-process deployment in check.
+        let mut deps_of = HashMap::new();
+        for (role, service) in SERVICE_ROLES {
+            if api || settings.runs(role) {
+                let store = open_store(&settings.backends, service).await?;
+                let deps = ServiceDeps {
+                    store,
+                    contracts: contracts.clone(),
+                    clock: clock.clone(),
+                };
+                deps_of.insert(role, deps);
+            }
         }
-        let [order_deps, user_deps, payment_deps, escrow_deps, saga_deps, timer_deps]: [ServiceDeps; 6] = deps_of
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("six stores were opened"));
+        let deps = |role: Role| deps_of.get(&role).cloned();
 
         let sandbox = Arc::new(SandboxGateway::new());
-        let orders = OrderService::new(order_deps.clone(), settings.order_rules());
-        let users = UserService::new(user_deps.clone());
-        let payments = PaymentService::new(payment_deps.clone(), sandbox.clone());
-        let escrows = EscrowService::new(escrow_deps.clone(), settings.escrow_hold_limit);
-        let sagas = SagaOrchestrator::new(saga_deps.clone(), settings.order_rules());
-        let timers = TimerService::new(
-            timer_deps.clone(),
-            settings.acceptance_window(),
-            settings.timer_poll_interval(),
-        );
+        let orders = deps(Role::Order).map(|d| OrderService::new(d, settings.order_rules()));
+        let users = deps(Role::User).map(UserService::new);
+        let payments = deps(Role::Payment).map(|d| PaymentService::new(d, sandbox.clone()));
+        let escrows = deps(Role::Escrow).map(|d| EscrowService::new(d, settings.escrow_hold_limit));
+        let sagas = deps(Role::Sagas).map(|d| SagaOrchestrator::new(d, settings.order_rules()));
+        let timers = deps(Role::Timer)
+            .map(|d| TimerService::new(d, settings.acceptance_window(), settings.timer_poll_interval()));
 
         let mut consumers = Vec::new();
         let mut relays = Vec::new();
-        let api = settings.runs(Role::Api);
-        for (role, name, deps, consumer) in [
-            (Role::Order, "order", &order_deps, orders.consumer(bus.clone())),
-            (Role::User, "user", &user_deps, users.consumer(bus.clone())),
-            (Role::Payment, "payment", &payment_deps, payments.consumer(bus.clone())),
-            (Role::Escrow, "escrow", &escrow_deps, escrows.consumer(bus.clone())),
-            (Role::Sagas, "sagas", &saga_deps, sagas.consumer(bus.clone())),
-            (Role::Timer, "timer", &timer_deps, timers.consumer(bus.clone())),
+        for (role, consumer) in [
+            (Role::Order, orders.as_ref().map(|s| s.consumer(bus.clone()))),
+            (Role::User, users.as_ref().map(|s| s.consumer(bus.clone()))),
+            (Role::Payment, payments.as_ref().map(|s| s.consumer(bus.clone()))),
+            (Role::Escrow, escrows.as_ref().map(|s| s.consumer(bus.clone()))),
+            (Role::Sagas, sagas.as_ref().map(|s| s.consumer(bus.clone()))),
+            (Role::Timer, timers.as_ref().map(|s| s.consumer(bus.clone()))),
         ] {
+            let (Some(consumer), Some(deps)) = (consumer, deps(role)) else {
+                continue;
+            };
             if settings.runs(role) {
                 consumers.push(consumer);
             }
             // The API writes to every store, so it relays every outbox too.
-            if settings.runs(role) || api {
-                relays.push((name, deps.store.clone()));
-            }
+            relays.push((service_name(role), deps.store));
         }
 
-        let router = Router::new()
-            .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-            .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
-            .merge(campusg_order::router(orders.clone()))
-            .merge(campusg_user::router(users))
-            .merge(campusg_payment::router(payments))
-            .merge(campusg_escrow::router(escrows))
-            .merge(campusg_sagas::router(sagas.clone()))
-            .merge(campusg_timer::router(timers.clone()))
-            .merge(crate::gateway::router(sagas, orders))
-            .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
-            .layer(axum::middleware::from_fn(log_request));
+        let router = match (orders, users, payments, escrows, sagas.clone(), timers.clone()) {
+            (Some(orders), Some(users), Some(payments), Some(escrows), Some(sagas), Some(timers)) if api => {
+                Router::new()
+                    .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+                    .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+                    .merge(campusg_order::router(orders.clone()))
+                    .merge(campusg_user::router(users))
+                    .merge(campusg_payment::router(payments))
+                    .merge(campusg_escrow::router(escrows))
+                    .merge(campusg_sagas::router(sagas.clone()))
+                    .merge(campusg_timer::router(timers))
+                    .merge(crate::gateway::router(sagas, orders))
+                    .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
+                    .layer(axum::middleware::from_fn(log_request))
+            }
+            _ => Router::new(),
+        };
 
         let (listener, address) = if api {
             let listener = TcpListener::bind((settings.host, settings.port))
@@ -134,7 +172,7 @@ impl Application {
             contracts,
             consumers,
             relays,
-            timer_worker: settings.runs(Role::Timer).then_some(timers),
+            timer_worker: timers.filter(|_| settings.runs(Role::Timer)),
             sandbox,
         })
     }

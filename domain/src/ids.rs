@@ -92,7 +92,10 @@ impl SagaId {
 impl TimerId {
     /// The timer a command starts: the same command delivered twice names one timer.
     pub fn for_command(message_id: Uuid) -> TimerId {
-        TimerId(Uuid::new_v5(&CAMPUSG_NAMESPACE, format!("timer:{message_id}").as_bytes()))
+        TimerId(Uuid::new_v5(
+            &CAMPUSG_NAMESPACE,
+            format!("timer:{message_id}").as_bytes(),
+        ))
     }
 }
 

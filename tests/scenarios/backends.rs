@@ -6,7 +6,11 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tempfile::TempDir;
+
+use campusg_runtime::clock::OffsetClock;
 
 use campusg::settings::Backends;
 
@@ -85,6 +89,8 @@ pub struct Environment {
     /// Where the Kafka backend's broker listens (or will listen).
     pub kafka_address: Option<String>,
     pub schema_prefix: String,
+    /// The time the system sees; tests move it forward instead of waiting.
+    pub clock: Arc<OffsetClock>,
 }
 
 impl Environment {
@@ -98,6 +104,7 @@ impl Environment {
             broker,
             kafka_address,
             schema_prefix,
+            clock: Arc::new(OffsetClock::new()),
         }
     }
 
@@ -136,7 +143,7 @@ impl Drop for Environment {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                for service in ["order", "user", "payment", "escrow", "sagas"] {
+                for service in campusg::startup::SERVICES {
                     let schema = format!("{prefix}_{service}");
                     let _ = campusg_runtime::postgres_store::PostgresEventStore::drop_schema(&database_url(), &schema)
                         .await;

@@ -36,9 +36,16 @@ async fn a_paid_order_is_created_with_its_total_authorized_and_held(
             "create_order_saga.payment_authorized",
             "create_order_saga.funds_held",
             "create_order_saga.order_marked_created",
+            "create_order_saga.timer_started",
             "create_order_saga.completed",
         ]
     );
+    let (_, timers) = app
+        .get(&format!("/events?order_id={order_id}&event_type=order_acceptance"))
+        .await;
+    assert_eq!(timers["events"].as_array().unwrap().len(), 1, "{timers}");
+    assert_eq!(timers["events"][0]["status"], "SCHEDULED");
+    assert_eq!(saga["timer_id"], timers["events"][0]["id"]);
     let order = app.order(&order_id).await;
     assert_eq!(order["status"], "CREATED");
     assert_eq!(order["total_cents"], 1549);

@@ -14,7 +14,7 @@ use campusg::settings::{Role, Settings};
 use campusg::startup::Application;
 use campusg_payment::sandbox::SandboxGateway;
 use campusg_runtime::bus::{MessageBus, Record, StartFrom, Subscription};
-use campusg_runtime::clock::{Clock, SystemClock};
+use campusg_runtime::clock::Clock;
 use campusg_runtime::store::Contracts;
 
 use crate::backends::{Backend, Environment};
@@ -55,7 +55,7 @@ impl TestApp {
         let mut settings = Settings::embedded(environment.data_dir.path().to_path_buf());
         settings.backends = environment.backends();
         settings.roles = roles.to_vec();
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = environment.clock.clone();
         let app = Application::build(&settings, clock).await.expect("the system builds");
         let address = format!("http://{}", app.address());
         let (bus, contracts, sandbox) = (app.bus(), app.contracts(), app.sandbox());
@@ -84,6 +84,11 @@ impl TestApp {
                 .expect("the system stops cleanly");
         }
         self.environment.clone()
+    }
+
+    /// Moves the system's time forward, as if `by` had passed.
+    pub fn advance_clock(&self, by: chrono::Duration) {
+        self.environment.clock.advance(by);
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

@@ -14,3 +14,5 @@ mod deployment;
 mod distributed;
 mod hand_published;
 mod restart;
+mod runners;
+mod timeouts;

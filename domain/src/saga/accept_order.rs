@@ -408,11 +408,7 @@ mod tests {
         given.extend(timer_stopped());
         let mut saga = saga_after(given);
         let reaction = saga
-            .react(observe(order_moved(
-                OrderStatus::Accepted,
-                OrderStatus::Created,
-                None,
-            )))
+            .react(observe(order_moved(OrderStatus::Accepted, OrderStatus::Created, None)))
             .unwrap();
         assert_eq!(
             reaction.events,

@@ -29,8 +29,8 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EscrowId, OrderId, PaymentId, SagaId, UserId};
 use crate::ids::TimerId;
+use crate::ids::{EscrowId, OrderId, PaymentId, SagaId, UserId};
 use crate::messages::{
     AuthorizePayment, CancelOrder, CancelRequester, CreateOrder, GetPaymentInfo, HoldFunds, Message, OrderDetails,
     PaymentInfoFailure, RefundFunds, SagaUpdate, StartOrderTimer, StopOrderTimer, UpdateOrderStatus, VoidPayment,
@@ -502,14 +502,16 @@ impl CreateOrderSaga {
         reason: String,
         at: DateTime<Utc>,
     ) -> Vec<CreateOrderSagaEvent> {
-        use CreateOrderStep as Step;
         use Compensation::{RefundEscrow, StopTimer, VoidPayment};
+        use CreateOrderStep as Step;
         let (compensations, awaiting) = match self.step {
             Some(Step::CreateOrder | Step::GetPaymentInfo) | None => (vec![], None),
             Some(Step::AuthorizePayment) => (vec![], Some(Step::AuthorizePayment)),
             Some(Step::HoldFunds) => (vec![VoidPayment], Some(Step::HoldFunds)),
             Some(Step::MarkOrderCreated) => (vec![RefundEscrow, VoidPayment], None),
-            Some(Step::StartTimer | Step::Done | Step::Compensate) => (vec![RefundEscrow, VoidPayment, StopTimer], None),
+            Some(Step::StartTimer | Step::Done | Step::Compensate) => {
+                (vec![RefundEscrow, VoidPayment, StopTimer], None)
+            }
         };
         let finished = compensations.is_empty() && awaiting.is_none();
         let mut events = vec![CreateOrderSagaEvent::OrderCancelled {

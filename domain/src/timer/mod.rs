@@ -56,10 +56,18 @@ pub struct TimerSpec {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum TimerCommand {
-    Schedule { spec: TimerSpec, at: DateTime<Utc> },
-    Cancel { reason: String, at: DateTime<Utc> },
+    Schedule {
+        spec: TimerSpec,
+        at: DateTime<Utc>,
+    },
+    Cancel {
+        reason: String,
+        at: DateTime<Utc>,
+    },
     /// Fire the timer if it is due at `at`.
-    Fire { at: DateTime<Utc> },
+    Fire {
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

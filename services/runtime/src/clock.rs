@@ -18,25 +18,27 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that stands still until told to move: for tests, and for an operator
-/// who wants to run the system in simulated time.
-pub struct ManualClock {
-    now: Mutex<DateTime<Utc>>,
+/// The real time plus an offset that a test moves forward: time passes as
+/// usual, and "30 minutes later" is one call to [`OffsetClock::advance`]. Shared
+/// by a system and its restarts, so a restarted system sees the same time.
+#[derive(Default)]
+pub struct OffsetClock {
+    offset: Mutex<Duration>,
 }
 
-impl ManualClock {
-    pub fn starting_at(now: DateTime<Utc>) -> ManualClock {
-        ManualClock { now: Mutex::new(now) }
+impl OffsetClock {
+    pub fn new() -> OffsetClock {
+        OffsetClock::default()
     }
 
     pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().expect("clock lock is never poisoned");
-        *now += by;
+        let mut offset = self.offset.lock().expect("clock lock is never poisoned");
+        *offset += by;
     }
 }
 
-impl Clock for ManualClock {
+impl Clock for OffsetClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().expect("clock lock is never poisoned")
+        Utc::now() + *self.offset.lock().expect("clock lock is never poisoned")
     }
 }

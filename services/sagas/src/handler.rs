@@ -49,8 +49,7 @@ impl MessageHandler for SagaOrchestrator {
                 self.advance(&mut loaded, observe, cause).instrument(span).await
             }
             Route::AcceptOrder(mut loaded) => {
-                let span =
-                    tracing::info_span!("saga", saga_id = %correlated, order_id = ?order_id, saga_type = "accept_order");
+                let span = tracing::info_span!("saga", saga_id = %correlated, order_id = ?order_id, saga_type = "accept_order");
                 let observe = ObserveAcceptance {
                     saga_id: correlated,
                     message,
@@ -83,7 +82,10 @@ impl SagaOrchestrator {
         }
         if matches!(
             message,
-            Message::OrderStatusUpdated(_) | Message::TimerStopped(_) | Message::TimerStarted(_) | Message::TimerFailed(_)
+            Message::OrderStatusUpdated(_)
+                | Message::TimerStopped(_)
+                | Message::TimerStarted(_)
+                | Message::TimerFailed(_)
         ) {
             return Ok(Route::AcceptOrder(load(store, &correlated.to_string()).await?));
         }
@@ -113,7 +115,12 @@ impl SagaOrchestrator {
 
     /// One saga step: the saga's new events and the commands they cause, committed
     /// together. The HTTP API starts sagas through here too.
-    pub async fn advance<S>(&self, loaded: &mut Loaded<S>, command: S::Command, cause: Cause) -> Result<(), HandlerError>
+    pub async fn advance<S>(
+        &self,
+        loaded: &mut Loaded<S>,
+        command: S::Command,
+        cause: Cause,
+    ) -> Result<(), HandlerError>
     where
         S: Saga,
         S::Error: Display,
@@ -129,11 +136,7 @@ impl SagaOrchestrator {
             })?;
         }
         if !reaction.events.is_empty() {
-            let steps: Vec<String> = reaction
-                .events
-                .iter()
-                .map(cqrs_es::DomainEvent::event_type)
-                .collect();
+            let steps: Vec<String> = reaction.events.iter().map(cqrs_es::DomainEvent::event_type).collect();
             tracing::info!(steps = ?steps, sends = reaction.commands.len(), "saga advanced");
         }
         unit.append_unpublished(loaded, &reaction.events);

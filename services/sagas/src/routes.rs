@@ -108,17 +108,33 @@ fn saga_view(saga_type: &str, state: &Value) -> Value {
 }
 
 /// Which type a saga is, and its read model.
-async fn find_saga(orchestrator: &SagaOrchestrator, saga_id: SagaId) -> Result<(&'static str, &'static str, Value), ApiError> {
+async fn find_saga(
+    orchestrator: &SagaOrchestrator,
+    saga_id: SagaId,
+) -> Result<(&'static str, &'static str, Value), ApiError> {
     for (saga_type, aggregate_type) in SAGA_TYPES {
-        if let Some((_, state)) = orchestrator.deps.store.state(aggregate_type, &saga_id.to_string()).await? {
+        if let Some((_, state)) = orchestrator
+            .deps
+            .store
+            .state(aggregate_type, &saga_id.to_string())
+            .await?
+        {
             return Ok((saga_type, aggregate_type, state));
         }
     }
     Err(ApiError::not_found(format!("saga {saga_id} does not exist")))
 }
 
-async fn history(orchestrator: &SagaOrchestrator, aggregate_type: &str, saga_id: SagaId) -> Result<Vec<Value>, ApiError> {
-    let events = orchestrator.deps.store.load(aggregate_type, &saga_id.to_string()).await?;
+async fn history(
+    orchestrator: &SagaOrchestrator,
+    aggregate_type: &str,
+    saga_id: SagaId,
+) -> Result<Vec<Value>, ApiError> {
+    let events = orchestrator
+        .deps
+        .store
+        .load(aggregate_type, &saga_id.to_string())
+        .await?;
     Ok(events
         .into_iter()
         .map(|event| {

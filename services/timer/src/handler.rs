@@ -1,8 +1,8 @@
 //! How the timer service answers each command, from a topic or from HTTP.
 
 use async_trait::async_trait;
-use cqrs_es::Aggregate;
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::TimerId;
@@ -178,7 +178,11 @@ impl TimerService {
     }
 
     /// `POST /schedule`: a timer of any type.
-    pub(crate) async fn schedule(&self, spec: TimerSpec, cause: Cause) -> Result<Result<Timer, TimerError>, HandlerError> {
+    pub(crate) async fn schedule(
+        &self,
+        spec: TimerSpec,
+        cause: Cause,
+    ) -> Result<Result<Timer, TimerError>, HandlerError> {
         let mut unit = UnitOfWork::new(cause);
         let outcome = self.schedule_in(spec, &mut unit).await?;
         self.deps.store.commit(unit).await?;
@@ -194,7 +198,10 @@ impl TimerService {
     ) -> Result<Result<Timer, TimerError>, HandlerError> {
         let mut loaded = load::<Timer>(self.deps.store.as_ref(), &timer_id.to_string()).await?;
         let mut unit = UnitOfWork::new(cause);
-        let command = TimerCommand::Cancel { reason, at: unit.cause.at };
+        let command = TimerCommand::Cancel {
+            reason,
+            at: unit.cause.at,
+        };
         match execute(&mut loaded, command, &()).await {
             Ok(events) => {
                 unit.append(&self.deps.contracts, &mut loaded, &events, true)

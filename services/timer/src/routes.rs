@@ -111,7 +111,9 @@ async fn cancel(
     let now = service.deps.clock.now();
     let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, now);
     match service.cancel(timer_id, reason, cause).await? {
-        Ok(timer) => Ok(Json(timer_view(&serde_json::to_value(timer).map_err(ApiError::internal)?))),
+        Ok(timer) => Ok(Json(timer_view(
+            &serde_json::to_value(timer).map_err(ApiError::internal)?,
+        ))),
         Err(TimerError::AlreadyFired) => Err(ApiError::conflict(format!(
             "timer {timer_id} has already fired; it can no longer be cancelled"
         ))),

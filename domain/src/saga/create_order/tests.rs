@@ -7,13 +7,13 @@ use rstest::rstest;
 use uuid::Uuid;
 
 use super::*;
-use crate::saga::Reaction;
 use crate::messages::{
     DeclineReason, EscrowOperationFailed, FundsHeld, FundsRefunded, OrderCancelled, OrderCreated, OrderCreationFailed,
     OrderStatusUpdated, PaymentAuthorized, PaymentFailed, PaymentInfoFailed, PaymentInfoRetrieved,
     PaymentOperationFailed, PaymentVoided,
 };
 use crate::money::DecimalAmount;
+use crate::saga::Reaction;
 
 type SagaTest = TestFramework<CreateOrderSaga>;
 
