@@ -227,3 +227,96 @@ async fn the_customer_cannot_cancel_once_a_runner_accepted(
     );
     assert_eq!(app.order(&order_id).await["status"], "ACCEPTED");
 }
+
+#[rstest]
+#[tokio::test]
+async fn two_timer_replicas_fire_each_due_timer_once(#[values(Backend::Embedded, Backend::Kafka)] backend: Backend) {
+    let app = TestApp::spawn_on(backend).await;
+    let second_timer_service = TestApp::spawn_with(app.environment.clone(), &[campusg::settings::Role::Timer]).await;
+    app.create_user("cust_replicas", Some("pm_card_visa")).await;
+    let mut placed = Vec::new();
+    for _ in 0..6 {
+        placed.push(app.place_order("cust_replicas", 5.0, 0.5).await);
+    }
+    for (saga_id, _) in &placed {
+        assert_eq!(app.saga_when_finished(saga_id).await["status"], "COMPLETED");
+    }
+
+    app.advance_clock(window_passed());
+
+    for (saga_id, order_id) in &placed {
+        let saga = app.saga_when(saga_id, |s| s["status"] == "CANCELLED").await;
+        assert_cancelled_and_refunded(&app, &saga, order_id).await;
+    }
+    let expiries = app.records(&["timer_events"]).await;
+    for (_, order_id) in &placed {
+        let fired = expiries
+            .iter()
+            .filter(|r| r.header("type") == Some("timer.expired") && r.key.as_deref() == Some(order_id.as_str()))
+            .count();
+        assert_eq!(fired, 1, "order {order_id}");
+    }
+    second_timer_service.stop().await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_timer_scheduled_through_the_api_fires_once_and_is_then_past_cancelling(
+    #[values(Backend::Embedded)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    let (status, timer) = app
+        .post(
+            "/schedule",
+            &json!({"event_type": "delivery_reminder", "entity_id": "order-42", "delay_seconds": 600, "payload": {"note": "ring twice"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{timer}");
+    assert_eq!(timer["status"], "SCHEDULED");
+    let timer_id = timer["id"].as_str().unwrap().to_string();
+    let (status, other) = app
+        .post(
+            "/schedule",
+            &json!({"event_type": "delivery_reminder", "entity_id": "order-43", "delay_seconds": 900}),
+        )
+        .await;
+    assert_eq!(status, 201, "{other}");
+    let (status, cancelled) = app
+        .post(
+            &format!("/events/{}/cancel", other["id"].as_str().unwrap()),
+            &json!({"reason": "not needed"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "CANCELLED");
+
+    app.advance_clock(Duration::minutes(11));
+    let expired = app
+        .record_when("timer_events", |r| {
+            r.header("type") == Some("timer.expired") && r.value.contains(&timer_id)
+        })
+        .await;
+    let envelope: Value = serde_json::from_str(&expired.value).unwrap();
+    assert_eq!(envelope["payload"]["payload"]["note"], "ring twice");
+
+    let (_, fired) = app.get("/events?status=fired").await;
+    assert_eq!(fired["events"].as_array().unwrap().len(), 1, "{fired}");
+    assert_eq!(fired["events"][0]["id"], timer_id.as_str());
+    let (status, body) = app.post(&format!("/events/{timer_id}/cancel"), &json!({})).await;
+    assert_eq!(status, 409, "{body}");
+    let (_, cancelled_list) = app.get("/events?status=CANCELLED&event_type=delivery_reminder").await;
+    assert_eq!(cancelled_list["events"].as_array().unwrap().len(), 1);
+    let (status, _) = app.get("/events?status=LATE").await;
+    assert_eq!(status, 400);
+    let (status, _) = app
+        .post("/schedule", &json!({"event_type": "x", "entity_id": "y"}))
+        .await;
+    assert_eq!(status, 422, "a time is required");
+    let expiries = app
+        .records(&["timer_events"])
+        .await
+        .into_iter()
+        .filter(|r| r.header("type") == Some("timer.expired"))
+        .count();
+    assert_eq!(expiries, 1, "the cancelled timer never fires");
+}
