@@ -1,11 +1,16 @@
-//! The routes that need two services: a customer cancelling an order.
+//! The routes that need two services.
 //!
-//! The order service decides whether the cancellation stands (the customer may
-//! cancel only before a runner accepts), at once and under optimistic
-//! concurrency, so that a cancellation racing a runner's acceptance gets a clear
-//! answer. The saga that placed the order, found here, is named as the
-//! cancellation's correlation id: it hears `order.cancelled` and refunds the
-//! escrow, voids the payment and stops the timer.
+//! - A customer cancelling an order. The order service decides whether the
+//!   cancellation stands (the customer may cancel only before a runner
+//!   accepts), at once and under optimistic concurrency, so that a cancellation
+//!   racing a runner's acceptance gets a clear answer. The saga that placed the
+//!   order, found here, is named as the cancellation's correlation id: it hears
+//!   `order.cancelled` and refunds the escrow, voids the payment and stops the
+//!   timer.
+//! - Completing an order (`POST /saga/complete/completeOrder`): the order must
+//!   be `DELIVERED`; the complete-order saga is started with its runner.
+//! - Rating: after completion the customer rates the runner and the runner the
+//!   customer; the order says who is who, the user service keeps the ratings.
 
 use std::sync::Arc;
 
@@ -17,21 +22,28 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, SagaId, UserId};
+use campusg_domain::messages::{Message, OrderRole, RateUser};
+use campusg_domain::order::OrderStatus;
 use campusg_order::OrderService;
-use campusg_runtime::http::{optional_json, ApiError};
+use campusg_runtime::http::{optional_json, ApiError, JsonBody};
+use campusg_runtime::store::Cause;
 use campusg_sagas::SagaOrchestrator;
+use campusg_user::UserService;
 
 #[derive(Clone)]
 struct Gateway {
     sagas: Arc<SagaOrchestrator>,
     orders: Arc<OrderService>,
+    users: Arc<UserService>,
 }
 
-pub fn router(sagas: Arc<SagaOrchestrator>, orders: Arc<OrderService>) -> Router {
+pub fn router(sagas: Arc<SagaOrchestrator>, orders: Arc<OrderService>, users: Arc<UserService>) -> Router {
     Router::new()
         .route("/api/orders/{order_id}/cancel", post(cancel_order))
         .route("/api/sagas/{saga_id}/cancel", post(cancel_saga))
-        .with_state(Gateway { sagas, orders })
+        .route("/saga/complete/completeOrder", post(complete_order))
+        .route("/api/orders/{order_id}/rating", post(rate))
+        .with_state(Gateway { sagas, orders, users })
 }
 
 /// Both fields may be left out: the body may be empty.
@@ -93,6 +105,109 @@ async fn cancel(
             "saga_id": saga_id,
             "status": "CANCELLING",
             "order": campusg_order::order_view(&decided.order),
+        })),
+    ))
+}
+
+/// The seeds' body: `{"orderId": "..."}`.
+#[derive(Deserialize)]
+struct CompleteOrderRequest {
+    #[serde(rename = "orderId", alias = "order_id")]
+    order_id: OrderId,
+}
+
+/// Starts the complete-order saga of a delivered order; called again, answers
+/// with the same saga.
+async fn complete_order(
+    State(gateway): State<Gateway>,
+    JsonBody(request): JsonBody<CompleteOrderRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let order = gateway
+        .orders
+        .find(request.order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("order {} does not exist", request.order_id)))?;
+    let status = order.status.unwrap_or(OrderStatus::Pending);
+    let runner_id = match (status, order.runner_id.clone()) {
+        (OrderStatus::Delivered | OrderStatus::Completed, Some(runner_id)) => runner_id,
+        _ => {
+            return Err(ApiError::conflict(format!(
+                "order {} is {status}; only a DELIVERED order can be completed",
+                request.order_id
+            )))
+        }
+    };
+    let saga_id = gateway.sagas.start_completion(request.order_id, runner_id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"success": true, "saga_id": saga_id, "order_id": request.order_id})),
+    ))
+}
+
+#[derive(Deserialize)]
+struct RatingRequest {
+    /// The customer (who rates the runner) or the runner (who rates the customer).
+    rater_id: UserId,
+    score: u8,
+}
+
+/// One party of a completed order rates the other, once.
+async fn rate(
+    State(gateway): State<Gateway>,
+    Path(order_id): Path<String>,
+    JsonBody(request): JsonBody<RatingRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let order_id = campusg_order::parse_order_id(&order_id)?;
+    let order = gateway
+        .orders
+        .find(order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("order {order_id} does not exist")))?;
+    let status = order.status.unwrap_or(OrderStatus::Pending);
+    if status != OrderStatus::Completed {
+        return Err(ApiError::conflict(format!(
+            "order {order_id} is {status}; it can be rated once it is COMPLETED"
+        )));
+    }
+    let (rated, role) = if order.customer_id.as_ref() == Some(&request.rater_id) {
+        (order.runner_id.clone(), OrderRole::Runner)
+    } else if order.runner_id.as_ref() == Some(&request.rater_id) {
+        (order.customer_id.clone(), OrderRole::Customer)
+    } else {
+        return Err(ApiError::conflict(format!(
+            "{} is neither the customer nor the runner of order {order_id}",
+            request.rater_id
+        )));
+    };
+    let rated = rated.ok_or_else(|| ApiError::conflict("the order has no one to rate"))?;
+    let rating = RateUser {
+        user_id: rated.clone(),
+        order_id,
+        role,
+        score: request.score,
+        rated_by: request.rater_id,
+    };
+    let at = gateway.sagas.clock().now();
+    let cause = Cause::request(uuid::Uuid::new_v4().to_string(), campusg_user::SERVICE_NAME, at);
+    gateway.users.handle_command(Message::RateUser(rating), cause).await?;
+    let user = gateway
+        .users
+        .find(&rated)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("user {rated} does not exist")))?;
+    let (average, ratings) = match role {
+        OrderRole::Runner => (user.runner_rating, user.runner_ratings),
+        OrderRole::Customer => (user.customer_rating, user.customer_ratings),
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "success": true,
+            "user_id": rated,
+            "role": role,
+            "score": request.score,
+            "rating": average,
+            "ratings": ratings,
         })),
     ))
 }

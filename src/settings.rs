@@ -26,10 +26,12 @@ pub enum Role {
     Sagas,
     /// The timer service: consumes `timer_commands`, fires due timers.
     Timer,
+    /// The notification service: turns the event topics into notifications.
+    Notification,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Api,
         Role::Order,
         Role::User,
@@ -37,6 +39,7 @@ impl Role {
         Role::Escrow,
         Role::Sagas,
         Role::Timer,
+        Role::Notification,
     ];
 }
 

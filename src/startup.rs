@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use campusg_escrow::EscrowService;
+use campusg_notification::NotificationService;
 use campusg_order::OrderService;
 use campusg_payment::sandbox::SandboxGateway;
 use campusg_payment::PaymentService;
@@ -42,18 +43,19 @@ use crate::settings::{Role, Settings};
 
 /// The services, each with an event store of its own (a SQLite file, or a
 /// PostgreSQL schema) named after it, and the role that runs it.
-const SERVICE_ROLES: [(Role, &str); 6] = [
+const SERVICE_ROLES: [(Role, &str); 7] = [
     (Role::Order, "order"),
     (Role::User, "user"),
     (Role::Payment, "payment"),
     (Role::Escrow, "escrow"),
     (Role::Sagas, "sagas"),
     (Role::Timer, "timer"),
+    (Role::Notification, "notification"),
 ];
 
 /// The services' names, which name their stores.
-pub const SERVICES: [&str; 6] = {
-    let mut names = [""; 6];
+pub const SERVICES: [&str; 7] = {
+    let mut names = [""; 7];
     let mut i = 0;
     while i < SERVICE_ROLES.len() {
         names[i] = SERVICE_ROLES[i].1;
@@ -114,6 +116,7 @@ impl Application {
         let payments = deps(Role::Payment).map(|d| PaymentService::new(d, sandbox.clone()));
         let escrows = deps(Role::Escrow).map(|d| EscrowService::new(d, settings.escrow_hold_limit));
         let sagas = deps(Role::Sagas).map(|d| SagaOrchestrator::new(d, settings.order_rules()));
+        let notifications = deps(Role::Notification).map(NotificationService::new);
         let timers = deps(Role::Timer)
             .map(|d| TimerService::new(d, settings.acceptance_window(), settings.timer_poll_interval()));
 
@@ -126,6 +129,10 @@ impl Application {
             (Role::Escrow, escrows.as_ref().map(|s| s.consumer(bus.clone()))),
             (Role::Sagas, sagas.as_ref().map(|s| s.consumer(bus.clone()))),
             (Role::Timer, timers.as_ref().map(|s| s.consumer(bus.clone()))),
+            (
+                Role::Notification,
+                notifications.as_ref().map(|s| s.consumer(bus.clone())),
+            ),
         ] {
             let (Some(consumer), Some(deps)) = (consumer, deps(role)) else {
                 continue;
@@ -137,22 +144,19 @@ impl Application {
             relays.push((service_name(role), deps.store));
         }
 
-        let router = match (orders, users, payments, escrows, sagas.clone(), timers.clone()) {
-            (Some(orders), Some(users), Some(payments), Some(escrows), Some(sagas), Some(timers)) if api => {
-                Router::new()
-                    .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-                    .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
-                    .merge(campusg_order::router(orders.clone()))
-                    .merge(campusg_user::router(users))
-                    .merge(campusg_payment::router(payments))
-                    .merge(campusg_escrow::router(escrows))
-                    .merge(campusg_sagas::router(sagas.clone()))
-                    .merge(campusg_timer::router(timers))
-                    .merge(crate::gateway::router(sagas, orders))
-                    .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
-                    .layer(axum::middleware::from_fn(log_request))
-            }
-            _ => Router::new(),
+        let router = if api {
+            const EVERY: &str = "the API process opens every service's store";
+            api_router(ApiServices {
+                orders: orders.expect(EVERY),
+                users: users.expect(EVERY),
+                payments: payments.expect(EVERY),
+                escrows: escrows.expect(EVERY),
+                sagas: sagas.expect(EVERY),
+                timers: timers.clone().expect(EVERY),
+                notifications: notifications.expect(EVERY),
+            })
+        } else {
+            Router::new()
         };
 
         let (listener, address) = if api {
@@ -227,6 +231,43 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Every service, for the HTTP API to serve.
+struct ApiServices {
+    orders: Arc<OrderService>,
+    users: Arc<UserService>,
+    payments: Arc<PaymentService>,
+    escrows: Arc<EscrowService>,
+    sagas: Arc<SagaOrchestrator>,
+    timers: Arc<TimerService>,
+    notifications: Arc<NotificationService>,
+}
+
+/// The HTTP API: every service's routes, and the gateway's.
+fn api_router(services: ApiServices) -> Router {
+    let ApiServices {
+        orders,
+        users,
+        payments,
+        escrows,
+        sagas,
+        timers,
+        notifications,
+    } = services;
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .merge(campusg_order::router(orders.clone()))
+        .merge(campusg_user::router(users.clone()))
+        .merge(campusg_payment::router(payments))
+        .merge(campusg_escrow::router(escrows))
+        .merge(campusg_sagas::router(sagas.clone()))
+        .merge(campusg_timer::router(timers))
+        .merge(campusg_notification::router(notifications))
+        .merge(crate::gateway::router(sagas, orders, users))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
+        .layer(axum::middleware::from_fn(log_request))
 }
 
 /// Logs each request with its method, path and status.

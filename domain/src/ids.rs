@@ -78,6 +78,15 @@ impl SagaId {
         }
     }
 
+    /// The complete-order saga of an order: an order is completed once, so
+    /// every way of starting it names the same saga.
+    pub fn for_completion(order_id: OrderId) -> SagaId {
+        SagaId(Uuid::new_v5(
+            &CAMPUSG_NAMESPACE,
+            format!("complete:{order_id}").as_bytes(),
+        ))
+    }
+
     /// The accept-order saga of a runner's acceptance of an order: the first
     /// acceptance is round 1, an acceptance after a runner gave the order back is
     /// round 2, and so on. The same acceptance asked for twice names one saga.

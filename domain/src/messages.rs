@@ -56,6 +56,10 @@ pub enum Message {
     PaymentInfoRetrieved(PaymentInfoRetrieved),
     #[serde(rename = "user.payment_info_failed")]
     PaymentInfoFailed(PaymentInfoFailed),
+    #[serde(rename = "rate_user")]
+    RateUser(RateUser),
+    #[serde(rename = "user.rated")]
+    UserRated(UserRated),
 
     // Payment service.
     #[serde(rename = "authorize_payment")]
@@ -113,6 +117,10 @@ pub enum Message {
     #[serde(rename = "timer.expired")]
     TimerExpired(TimerExpired),
 
+    // Notification service.
+    #[serde(rename = "notification.created")]
+    NotificationCreated(NotificationCreated),
+
     // Sagas: their progress, published for dashboards, streams and `trace`.
     #[serde(rename = "saga.started")]
     SagaStarted(SagaUpdate),
@@ -152,6 +160,8 @@ impl Message {
             Message::UserUpdated(_) => "user.updated",
             Message::PaymentInfoRetrieved(_) => "user.payment_info_retrieved",
             Message::PaymentInfoFailed(_) => "user.payment_info_failed",
+            Message::RateUser(_) => "rate_user",
+            Message::UserRated(_) => "user.rated",
             Message::AuthorizePayment(_) => "authorize_payment",
             Message::VoidPayment(_) => "void_payment",
             Message::CapturePayment(_) => "capture_payment",
@@ -177,6 +187,7 @@ impl Message {
             Message::TimerCancelled(_) => "timer.cancelled",
             Message::TimerStopped(_) => "timer.stopped",
             Message::TimerExpired(_) => "timer.expired",
+            Message::NotificationCreated(_) => "notification.created",
             Message::SagaStarted(_) => "saga.started",
             Message::SagaStepCompleted(_) => "saga.step_completed",
             Message::SagaCompensating(_) => "saga.compensating",
@@ -206,6 +217,9 @@ impl Message {
             Message::GetPaymentInfo(m) => m.order_id,
             Message::PaymentInfoRetrieved(m) => m.order_id,
             Message::PaymentInfoFailed(m) => m.order_id,
+            Message::RateUser(m) => Some(m.order_id),
+            Message::UserRated(m) => Some(m.order_id),
+            Message::NotificationCreated(m) => m.order_id,
             Message::AuthorizePayment(m) => Some(m.order_id),
             Message::VoidPayment(m) => Some(m.order_id),
             Message::CapturePayment(m) => Some(m.order_id),
@@ -246,6 +260,7 @@ impl Message {
             Message::UpdateUser(m) => Some(&m.user_id),
             Message::UserCreated(m) => Some(&m.user_id),
             Message::UserUpdated(m) => Some(&m.user_id),
+            Message::NotificationCreated(m) => Some(&m.user_id),
             _ => None,
         }
     }
@@ -476,6 +491,38 @@ pub struct PaymentInfoFailed {
     pub message: String,
 }
 
+/// The part a user played in an order: who rates whom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderRole {
+    Customer,
+    Runner,
+}
+
+/// Rate `user_id` for the part they played in an order, 1 to 5. A user is rated
+/// at most once per order and role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RateUser {
+    pub user_id: UserId,
+    pub order_id: OrderId,
+    pub role: OrderRole,
+    pub score: u8,
+    pub rated_by: UserId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UserRated {
+    pub user_id: UserId,
+    pub order_id: OrderId,
+    pub role: OrderRole,
+    pub score: u8,
+    pub rated_by: UserId,
+    /// The user's average rating in this role, with this one.
+    pub average: f64,
+    pub ratings: u32,
+    pub rated_at: DateTime<Utc>,
+}
+
 // ---------------------------------------------------------------------------
 // Payments
 
@@ -704,6 +751,22 @@ impl TimerExpired {
             .get("order_created_at")
             .and_then(|value| serde_json::from_value(value.clone()).ok())
     }
+}
+
+// ---------------------------------------------------------------------------
+// Notifications
+
+/// A message for a person about their order, kept for them to read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationCreated {
+    pub notification_id: uuid::Uuid,
+    pub user_id: UserId,
+    pub order_id: Option<OrderId>,
+    /// What happened, e.g. `order_accepted`, `receipt`.
+    pub kind: String,
+    pub title: String,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
 }
 
 // ---------------------------------------------------------------------------

@@ -52,6 +52,7 @@ async fn two_hundred_orders_survive_a_replica_of_each_scaled_service_being_kille
         ("escrow", 1),
         ("sagas", 1),
         ("timer", 1),
+        ("notification", 1),
     ] {
         processes.push(serve(&environment, role, replica, 0));
     }

@@ -10,6 +10,7 @@ mod processes;
 mod bad_requests;
 mod cli;
 mod create_order;
+mod delivery;
 mod deployment;
 mod distributed;
 mod hand_published;

@@ -72,6 +72,12 @@ async fn an_order_no_runner_accepts_is_cancelled_and_refunded_when_the_window_ru
     let (_, timers) = app.get(&format!("/events?order_id={order_id}")).await;
     assert_eq!(timers["events"][0]["status"], "FIRED", "{timers}");
     assert_eq!(count(&app, "timer_events", "timer.expired", &order_id).await, 1);
+    let told = app
+        .record_when("notification_events", |r| {
+            r.value.contains("order_timed_out") && r.value.contains("cust_waiting")
+        })
+        .await;
+    assert!(told.value.contains("no runner accepted the order"), "{}", told.value);
 }
 
 #[rstest]

@@ -12,8 +12,11 @@
 //!   undoes all of it if the order is cancelled before a runner accepts.
 //! - [`accept_order`]: binds a runner and stops the acceptance timer; restarts the
 //!   timer if the runner gives the order back.
+//! - [`complete_order`]: once delivered, captures the payment, pays the runner
+//!   out of escrow and marks the order `COMPLETED`.
 
 pub mod accept_order;
+pub mod complete_order;
 pub mod create_order;
 
 use std::fmt;

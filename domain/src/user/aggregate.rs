@@ -5,13 +5,14 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::UserId;
-use crate::messages::{CreateUser, Message, UpdateUser, UserCreated, UserUpdated};
+use crate::ids::{OrderId, UserId};
+use crate::messages::{CreateUser, Message, OrderRole, RateUser, UpdateUser, UserCreated, UserRated, UserUpdated};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum UserCommand {
     Register { details: CreateUser, at: DateTime<Utc> },
     Update { changes: UpdateUser, at: DateTime<Utc> },
+    Rate { rating: RateUser, at: DateTime<Utc> },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,6 +22,8 @@ pub enum UserEvent {
     Registered(UserCreated),
     #[serde(rename = "user.updated")]
     Updated(UserUpdated),
+    #[serde(rename = "user.rated")]
+    Rated(UserRated),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +38,16 @@ pub enum UserError {
     InvalidEmail(String),
     #[error("the update changes nothing")]
     NothingToUpdate,
+    #[error("a rating is 1 to 5, not {0}")]
+    ScoreOutOfRange(u8),
+    #[error("user {user_id} was already rated as the {role:?} of order {order_id}")]
+    AlreadyRated {
+        user_id: UserId,
+        order_id: OrderId,
+        role: OrderRole,
+    },
+    #[error("nobody rates themselves")]
+    RatingSelf,
 }
 
 impl DomainEvent for UserEvent {
@@ -52,6 +65,7 @@ impl From<UserEvent> for Message {
         match event {
             UserEvent::Registered(e) => Message::UserCreated(e),
             UserEvent::Updated(e) => Message::UserUpdated(e),
+            UserEvent::Rated(e) => Message::UserRated(e),
         }
     }
 }
@@ -65,8 +79,22 @@ pub struct User {
     pub phone: Option<String>,
     pub payment_method: Option<String>,
     pub payout_account: Option<String>,
+    /// The average of every rating received as a customer; none before the first.
+    pub customer_rating: Option<f64>,
+    pub customer_ratings: u32,
+    pub runner_rating: Option<f64>,
+    pub runner_ratings: u32,
+    /// Each order and role the user was rated for, so that each is rated once.
+    #[serde(default)]
+    pub rated_for: Vec<RatedFor>,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RatedFor {
+    pub order_id: OrderId,
+    pub role: OrderRole,
 }
 
 impl User {
@@ -112,6 +140,44 @@ impl User {
                     return Err(UserError::NothingToUpdate);
                 }
                 Ok(vec![UserEvent::Updated(update)])
+            }
+            UserCommand::Rate { rating, at } => {
+                let Some(user_id) = self.user_id.clone() else {
+                    return Err(UserError::NotFound(rating.user_id));
+                };
+                if !(1..=5).contains(&rating.score) {
+                    return Err(UserError::ScoreOutOfRange(rating.score));
+                }
+                if rating.rated_by == user_id {
+                    return Err(UserError::RatingSelf);
+                }
+                let already = self
+                    .rated_for
+                    .iter()
+                    .any(|r| r.order_id == rating.order_id && r.role == rating.role);
+                if already {
+                    return Err(UserError::AlreadyRated {
+                        user_id,
+                        order_id: rating.order_id,
+                        role: rating.role,
+                    });
+                }
+                let (average, count) = match rating.role {
+                    OrderRole::Customer => (self.customer_rating, self.customer_ratings),
+                    OrderRole::Runner => (self.runner_rating, self.runner_ratings),
+                };
+                let total = average.unwrap_or(0.0) * f64::from(count) + f64::from(rating.score);
+                let ratings = count + 1;
+                Ok(vec![UserEvent::Rated(UserRated {
+                    user_id,
+                    order_id: rating.order_id,
+                    role: rating.role,
+                    score: rating.score,
+                    rated_by: rating.rated_by,
+                    average: (total / f64::from(ratings) * 100.0).round() / 100.0,
+                    ratings,
+                    rated_at: at,
+                })])
             }
         }
     }
@@ -189,6 +255,23 @@ impl Aggregate for User {
                     self.payout_account = optional(Some(account));
                 }
                 self.updated_at = Some(e.updated_at);
+            }
+            UserEvent::Rated(e) => {
+                match e.role {
+                    OrderRole::Customer => {
+                        self.customer_rating = Some(e.average);
+                        self.customer_ratings = e.ratings;
+                    }
+                    OrderRole::Runner => {
+                        self.runner_rating = Some(e.average);
+                        self.runner_ratings = e.ratings;
+                    }
+                }
+                self.rated_for.push(RatedFor {
+                    order_id: e.order_id,
+                    role: e.role,
+                });
+                self.updated_at = Some(e.rated_at);
             }
         }
     }
@@ -296,5 +379,67 @@ mod aggregate_tests {
             updated_at: at(),
         }));
         assert_eq!(user.payment_method, None);
+    }
+
+    fn rating(order: u128, score: u8) -> RateUser {
+        RateUser {
+            user_id: alice(),
+            order_id: OrderId(uuid::Uuid::from_u128(order)),
+            role: OrderRole::Runner,
+            score,
+            rated_by: UserId::parse("bob").unwrap(),
+        }
+    }
+
+    fn rated(order: u128, score: u8, average: f64, ratings: u32) -> UserEvent {
+        UserEvent::Rated(UserRated {
+            user_id: alice(),
+            order_id: OrderId(uuid::Uuid::from_u128(order)),
+            role: OrderRole::Runner,
+            score,
+            rated_by: UserId::parse("bob").unwrap(),
+            average,
+            ratings,
+            rated_at: at(),
+        })
+    }
+
+    #[test]
+    fn a_rating_is_averaged_with_the_ones_before() {
+        TestFramework::<User>::with(())
+            .given(vec![registered(), rated(1, 5, 5.0, 1), rated(2, 4, 4.5, 2)])
+            .when(UserCommand::Rate {
+                rating: rating(3, 2),
+                at: at(),
+            })
+            .then_expect_events(vec![rated(3, 2, 3.67, 3)]);
+    }
+
+    #[test]
+    fn a_user_is_rated_once_per_order_and_role() {
+        TestFramework::<User>::with(())
+            .given(vec![registered(), rated(1, 5, 5.0, 1)])
+            .when(UserCommand::Rate {
+                rating: rating(1, 3),
+                at: at(),
+            })
+            .then_expect_error(UserError::AlreadyRated {
+                user_id: alice(),
+                order_id: OrderId(uuid::Uuid::from_u128(1)),
+                role: OrderRole::Runner,
+            });
+    }
+
+    #[rstest::rstest]
+    #[case(0)]
+    #[case(6)]
+    fn a_score_outside_one_to_five_is_refused(#[case] score: u8) {
+        TestFramework::<User>::with(())
+            .given(vec![registered()])
+            .when(UserCommand::Rate {
+                rating: rating(1, score),
+                at: at(),
+            })
+            .then_expect_error(UserError::ScoreOutOfRange(score));
     }
 }

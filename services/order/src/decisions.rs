@@ -26,6 +26,8 @@ pub enum DecisionError {
     Refused(OrderError),
     #[error("customer {0} did not place this order")]
     NotTheCustomer(UserId),
+    #[error("{0} is not a delivery stage a runner reports (ON_SITE, PURCHASED, COLLECTED, ON_THE_WAY, DELIVERED)")]
+    NotADeliveryStage(OrderStatus),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -74,6 +76,39 @@ impl OrderService {
         .await
     }
 
+    /// The assigned runner reports the next delivery stage. `DELIVERED` is the
+    /// first step of the order's complete-order saga; the stages before it
+    /// belong to the acceptance's saga. Reporting the current stage again is
+    /// answered as the first time.
+    pub async fn advance(
+        &self,
+        order_id: OrderId,
+        runner_id: UserId,
+        status: OrderStatus,
+    ) -> Result<Decided, DecisionError> {
+        if !status.is_delivery_stage() {
+            return Err(DecisionError::NotADeliveryStage(status));
+        }
+        self.decide(order_id, |order| {
+            let saga_id = match status {
+                OrderStatus::Delivered => SagaId::for_completion(order_id),
+                _ => SagaId::for_acceptance(order_id, order.acceptances),
+            };
+            if order.status == Some(status) && order.runner_id.as_ref() == Some(&runner_id) {
+                return Ok(Plan::AlreadyDone(saga_id));
+            }
+            Ok(Plan::Run {
+                command: OrderCommand::ChangeStatus {
+                    status,
+                    runner_id: Some(runner_id.clone()),
+                    at: self.deps.clock.now(),
+                },
+                saga_id,
+            })
+        })
+        .await
+    }
+
     /// The customer cancels before a runner accepts. `saga_id` is the saga that
     /// placed the order, which then undoes the payment and the escrow hold.
     pub async fn cancel_for_customer(
@@ -100,6 +135,12 @@ impl OrderService {
             })
         })
         .await
+    }
+
+    /// An order as it stands, if it exists.
+    pub async fn find(&self, order_id: OrderId) -> Result<Option<Order>, StoreError> {
+        let loaded = load::<Order>(self.deps.store.as_ref(), &order_id.to_string()).await?;
+        Ok(loaded.aggregate.status.is_some().then_some(loaded.aggregate))
     }
 
     /// Loads the order, plans a command against it, runs and commits it; again
@@ -162,6 +203,7 @@ impl From<DecisionError> for ApiError {
             }
             DecisionError::Refused(refusal) => ApiError::conflict(refusal.to_string()),
             DecisionError::NotTheCustomer(_) => ApiError::conflict(error.to_string()),
+            DecisionError::NotADeliveryStage(_) => ApiError::unprocessable(error.to_string()),
             DecisionError::Store(store) => store.into(),
         }
     }

@@ -28,6 +28,7 @@ pub fn router(service: Arc<OrderService>) -> Router {
         .route("/api/orders/available", get(available_orders))
         .route("/api/orders/{order_id}/accept", post(accept))
         .route("/api/orders/{order_id}/cancel-acceptance", post(give_back))
+        .route("/api/orders/{order_id}/status", post(advance))
         .with_state(service)
 }
 
@@ -134,6 +135,27 @@ async fn give_back(
 ) -> Result<Json<Value>, ApiError> {
     let order_id = parse_order_id(&order_id)?;
     let decided = service.give_back(order_id, request.runner_id).await?;
+    Ok(Json(json!({
+        "success": true,
+        "saga_id": decided.saga_id,
+        "order": order_view(&decided.order),
+    })))
+}
+
+#[derive(Deserialize)]
+struct StageRequest {
+    runner_id: UserId,
+    status: OrderStatus,
+}
+
+/// The assigned runner reports a delivery stage, one at a time, in order.
+async fn advance(
+    State(service): State<Arc<OrderService>>,
+    Path(order_id): Path<String>,
+    JsonBody(request): JsonBody<StageRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let order_id = parse_order_id(&order_id)?;
+    let decided = service.advance(order_id, request.runner_id, request.status).await?;
     Ok(Json(json!({
         "success": true,
         "saga_id": decided.saga_id,

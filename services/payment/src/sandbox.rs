@@ -47,11 +47,22 @@ struct SandboxState {
     answers: HashMap<String, AuthorizationOutcome>,
     completed: HashMap<String, ()>,
     ledger: Ledger,
+    /// Captures still to fail as if the processor were down, for fault tests.
+    failing_captures: u32,
 }
 
 impl SandboxGateway {
     pub fn new() -> SandboxGateway {
         SandboxGateway::default()
+    }
+
+    /// Makes the next `count` captures fail as an unavailable processor does, so
+    /// that a test can watch the capture being retried.
+    pub fn fail_next_captures(&self, count: u32) {
+        self.state
+            .lock()
+            .expect("sandbox lock is never poisoned")
+            .failing_captures = count;
     }
 
     pub fn ledger(&self) -> Ledger {
@@ -111,6 +122,12 @@ impl PaymentGateway for SandboxGateway {
         idempotency_key: &str,
     ) -> Result<(), GatewayError> {
         let mut state = self.state.lock().expect("sandbox lock is never poisoned");
+        if state.failing_captures > 0 {
+            state.failing_captures -= 1;
+            return Err(GatewayError::Unavailable(
+                "the sandbox is failing captures on purpose".into(),
+            ));
+        }
         if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
             state.ledger.captures += 1;
             state.ledger.captured_cents += amount.0;

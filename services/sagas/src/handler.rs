@@ -1,12 +1,17 @@
 //! Feeding observed messages to the sagas they belong to.
 //!
-//! A message goes to the saga its correlation id names. Two kinds are about an
-//! order rather than a saga: an acceptance timer's expiry (the timer may have
-//! been restarted by an accept-order saga) and an order's cancellation (asked
-//! for by the customer, an operator or a timeout); both go to the saga that
-//! placed the order, which holds its money. A message whose correlation id
-//! names no saga may start one: `order.created` a create-order saga,
-//! `order.status_updated` to `ACCEPTED` an accept-order saga.
+//! A message's type says which kind of saga it can concern, and its correlation
+//! id which saga of that kind. Some messages are about an order rather than a
+//! saga, and go to the order's saga whoever caused them:
+//! - an acceptance timer's expiry (the timer may have been restarted by an
+//!   accept-order saga) and an order's cancellation (asked for by the customer,
+//!   an operator or a timeout) go to the create-order saga that placed the
+//!   order, which holds its money;
+//! - an order reaching `DELIVERED` goes to the order's one complete-order saga.
+//!
+//! A message whose correlation id names no saga may start one: `order.created`
+//! a create-order saga, `order.status_updated` to `ACCEPTED` an accept-order
+//! saga, to `DELIVERED` a complete-order saga.
 
 use std::fmt::Display;
 
@@ -15,9 +20,11 @@ use cqrs_es::Aggregate;
 use serde_json::Value;
 use tracing::Instrument;
 
-use campusg_domain::ids::{OrderId, SagaId};
+use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::messages::Message;
+use campusg_domain::order::OrderStatus;
 use campusg_domain::saga::accept_order::{AcceptOrderSaga, ObserveAcceptance};
+use campusg_domain::saga::complete_order::{CompleteOrderSaga, CompleteOrderSagaCommand};
 use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand};
 use campusg_domain::saga::Saga;
 use campusg_runtime::aggregate::{load, Loaded};
@@ -31,6 +38,7 @@ use crate::{SagaOrchestrator, CONSUMER_GROUP, SERVICE_NAME};
 enum Route {
     CreateOrder(Loaded<CreateOrderSaga>),
     AcceptOrder(Loaded<AcceptOrderSaga>),
+    CompleteOrder(Loaded<CompleteOrderSaga>),
     Nowhere,
 }
 
@@ -57,6 +65,12 @@ impl MessageHandler for SagaOrchestrator {
                 };
                 self.advance(&mut loaded, observe, cause).instrument(span).await
             }
+            Route::CompleteOrder(mut loaded) => {
+                let saga_id = SagaId::parse(&loaded.id).unwrap_or(correlated);
+                let span = tracing::info_span!("saga", %saga_id, order_id = ?order_id, saga_type = "complete_order");
+                let observe = CompleteOrderSagaCommand::Observe { saga_id, message, at };
+                self.advance(&mut loaded, observe, cause).instrument(span).await
+            }
             Route::Nowhere => Ok(()),
         }
     }
@@ -64,32 +78,99 @@ impl MessageHandler for SagaOrchestrator {
 
 impl SagaOrchestrator {
     async fn route(&self, correlated: SagaId, message: &Message) -> Result<Route, StoreError> {
+        use Message as M;
         let store = self.deps.store.as_ref();
-        let created = load::<CreateOrderSaga>(store, &correlated.to_string()).await?;
-        let about_the_order = matches!(message, Message::TimerExpired(_) | Message::OrderCancelled(_));
-        if created.aggregate.saga_id.is_some() || matches!(message, Message::OrderCreated(_)) {
-            return Ok(Route::CreateOrder(created));
+        let by_correlation = correlated.to_string();
+        Ok(match message {
+            M::TimerExpired(_) | M::OrderCancelled(_) => {
+                let created = load::<CreateOrderSaga>(store, &by_correlation).await?;
+                if created.aggregate.saga_id.is_some() {
+                    return Ok(Route::CreateOrder(created));
+                }
+                let placing = match message.order_id() {
+                    Some(order_id) => self.placing_saga_of(order_id).await?,
+                    None => None,
+                };
+                match placing {
+                    Some(saga_id) => Route::CreateOrder(load(store, &saga_id.to_string()).await?),
+                    None => Route::Nowhere,
+                }
+            }
+            M::OrderStatusUpdated(delivered) if delivered.status == OrderStatus::Delivered => {
+                let saga_id = SagaId::for_completion(delivered.order_id);
+                Route::CompleteOrder(load(store, &saga_id.to_string()).await?)
+            }
+            M::OrderStatusUpdated(u) if u.status == OrderStatus::Completed => {
+                Route::CompleteOrder(load(store, &by_correlation).await?)
+            }
+            M::OrderStatusUpdateFailed(f) if f.status == OrderStatus::Completed => {
+                Route::CompleteOrder(load(store, &by_correlation).await?)
+            }
+            M::PaymentCaptured(_) | M::PaymentCaptureFailed(_) | M::FundsReleased(_) | M::ReleaseFailed(_) => {
+                Route::CompleteOrder(load(store, &by_correlation).await?)
+            }
+            M::OrderStatusUpdated(u)
+                if u.status == OrderStatus::Created && u.previous_status == OrderStatus::Pending =>
+            {
+                Route::CreateOrder(load(store, &by_correlation).await?)
+            }
+            M::OrderStatusUpdated(_) => Route::AcceptOrder(load(store, &by_correlation).await?),
+            // A timer's start or stop answers whichever saga asked: the placing
+            // saga (its first timer, or stopping it on cancellation) or an
+            // acceptance (stopping it, or restarting it when given back).
+            M::TimerStarted(_) | M::TimerFailed(_) | M::TimerStopped(_) => {
+                let created = load::<CreateOrderSaga>(store, &by_correlation).await?;
+                if created.aggregate.saga_id.is_some() {
+                    Route::CreateOrder(created)
+                } else {
+                    Route::AcceptOrder(load(store, &by_correlation).await?)
+                }
+            }
+            M::OrderCreated(_)
+            | M::OrderCreationFailed(_)
+            | M::OrderStatusUpdateFailed(_)
+            | M::OrderCancellationFailed(_)
+            | M::PaymentInfoRetrieved(_)
+            | M::PaymentInfoFailed(_)
+            | M::PaymentAuthorized(_)
+            | M::PaymentFailed(_)
+            | M::PaymentVoided(_)
+            | M::PaymentVoidFailed(_)
+            | M::FundsHeld(_)
+            | M::HoldFailed(_)
+            | M::FundsRefunded(_)
+            | M::RefundFailed(_) => Route::CreateOrder(load(store, &by_correlation).await?),
+            _ => Route::Nowhere,
+        })
+    }
+
+    /// Starts the complete-order saga of an order found `DELIVERED` by
+    /// `runner_id`; the saga's id, whether this call started it or it was
+    /// already running.
+    pub async fn start_completion(&self, order_id: OrderId, runner_id: UserId) -> Result<SagaId, HandlerError> {
+        let saga_id = SagaId::for_completion(order_id);
+        let mut loaded = load::<CompleteOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
+        if loaded.aggregate.saga_id.is_some() {
+            return Ok(saga_id);
         }
-        if about_the_order {
-            let placing = match message.order_id() {
-                Some(order_id) => self.placing_saga_of(order_id).await?,
-                None => None,
-            };
-            return Ok(match placing {
-                Some(saga_id) => Route::CreateOrder(load(store, &saga_id.to_string()).await?),
-                None => Route::Nowhere,
-            });
+        let at = self.deps.clock.now();
+        let start = CompleteOrderSagaCommand::Start {
+            saga_id,
+            order_id,
+            runner_id,
+            at,
+        };
+        let cause = Cause::request(saga_id.to_string(), SERVICE_NAME, at);
+        match self.advance(&mut loaded, start, cause).await {
+            Ok(()) => Ok(saga_id),
+            // Started meanwhile by the order's DELIVERED event: the same saga.
+            Err(HandlerError::Transient(error))
+                if matches!(error.downcast_ref::<StoreError>(), Some(StoreError::Conflict { .. })) =>
+            {
+                Ok(saga_id)
+            }
+            Err(error) => Err(error),
         }
-        if matches!(
-            message,
-            Message::OrderStatusUpdated(_)
-                | Message::TimerStopped(_)
-                | Message::TimerStarted(_)
-                | Message::TimerFailed(_)
-        ) {
-            return Ok(Route::AcceptOrder(load(store, &correlated.to_string()).await?));
-        }
-        Ok(Route::Nowhere)
     }
 
     /// The create-order saga that placed `order_id`, if this orchestrator ran it.

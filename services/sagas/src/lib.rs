@@ -1,5 +1,5 @@
-//! The saga orchestrator: runs the create-order and accept-order sagas over the
-//! event topics.
+//! The saga orchestrator: runs the create-order, accept-order and complete-order
+//! sagas over the event topics.
 //!
 //! Each saga instance is an event-sourced aggregate keyed by its saga id (the
 //! correlation id of every message it causes). The orchestrator consumes
@@ -35,6 +35,11 @@ pub struct SagaOrchestrator {
 impl SagaOrchestrator {
     pub fn new(deps: ServiceDeps, rules: OrderRules) -> Arc<SagaOrchestrator> {
         Arc::new(SagaOrchestrator { deps, rules })
+    }
+
+    /// The clock the orchestrator reads.
+    pub fn clock(&self) -> Arc<dyn campusg_runtime::clock::Clock> {
+        self.deps.clock.clone()
     }
 
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {

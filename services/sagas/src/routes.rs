@@ -1,10 +1,13 @@
 //! `POST /api/orders` starts a create-order saga; `/api/sagas` shows sagas of
 //! every type, their state and their history.
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cqrs_es::Aggregate;
@@ -15,12 +18,13 @@ use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::messages::OrderDetails;
 use campusg_domain::order::ValidatedOrder;
 use campusg_domain::saga::accept_order::{self, AcceptOrderSaga};
+use campusg_domain::saga::complete_order::{self, CompleteOrderSaga};
 use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand, SAGA_TYPE};
 use campusg_domain::saga::SagaStatus;
 use campusg_runtime::aggregate::load;
 use campusg_runtime::consumer::HandlerError;
 use campusg_runtime::http::{ApiError, JsonBody, Page};
-use campusg_runtime::store::{Cause, StateQuery};
+use campusg_runtime::store::{Cause, StateQuery, StoredEvent};
 
 use crate::{SagaOrchestrator, SERVICE_NAME};
 
@@ -30,6 +34,7 @@ pub fn router(orchestrator: Arc<SagaOrchestrator>) -> Router {
         .route("/api/sagas", get(list_sagas))
         .route("/api/sagas/{saga_id}", get(get_saga))
         .route("/api/sagas/{saga_id}/history", get(saga_history))
+        .route("/saga/complete/orderUpdateStream/{saga_id}", get(update_stream))
         .with_state(orchestrator)
 }
 
@@ -78,9 +83,10 @@ pub fn parse_saga_id(text: &str) -> Result<SagaId, ApiError> {
 }
 
 /// The saga types, each with its aggregate type.
-const SAGA_TYPES: [(&str, &str); 2] = [
+const SAGA_TYPES: [(&str, &str); 3] = [
     (SAGA_TYPE, CreateOrderSaga::TYPE),
     (accept_order::SAGA_TYPE, AcceptOrderSaga::TYPE),
+    (complete_order::SAGA_TYPE, CompleteOrderSaga::TYPE),
 ];
 
 /// A saga as the API shows it.
@@ -101,6 +107,8 @@ fn saga_view(saga_type: &str, state: &Value) -> Value {
         "escrow_id": state["escrow_id"],
         "timer_id": state["timer_id"],
         "timer_due_at": state["timer_due_at"],
+        "captured_cents": state["captured_cents"],
+        "payout_cents": state["payout_cents"],
         "pending_compensations": state["pending_compensations"],
         "created_at": state["started_at"],
         "updated_at": state["updated_at"],
@@ -231,4 +239,123 @@ async fn list_sagas(
         .take(page_size as usize)
         .collect();
     Ok(Json(json!({"sagas": sagas, "page": page, "page_size": page_size})))
+}
+
+/// How often the update stream looks at its saga.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long the update stream waits for a saga it does not know yet.
+const STREAM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Where an update stream stands: the saga events it has sent, and what is
+/// queued to send.
+struct StreamState {
+    orchestrator: Arc<SagaOrchestrator>,
+    saga_id: SagaId,
+    sent: usize,
+    queued: VecDeque<Event>,
+    ended: bool,
+}
+
+/// Server-sent events of a saga's progress: an `update` event for each step the
+/// saga records (its history, so no step is missed however fast the saga runs),
+/// with the status it left the saga in; then an `end` event once the saga
+/// reaches a final status, and the stream closes. An unknown saga is a 404.
+async fn update_stream(
+    State(orchestrator): State<Arc<SagaOrchestrator>>,
+    Path(saga_id): Path<String>,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let saga_id = parse_saga_id(&saga_id)?;
+    // A saga started a moment ago by an event (an order reported DELIVERED)
+    // may not be recorded yet: give it a little time before calling it unknown.
+    let mut patience = STREAM_PATIENCE;
+    while let Err(unknown) = find_saga(&orchestrator, saga_id).await {
+        if patience.is_zero() {
+            return Err(unknown);
+        }
+        tokio::time::sleep(STREAM_POLL).await;
+        patience = patience.saturating_sub(STREAM_POLL);
+    }
+    let start = StreamState {
+        orchestrator,
+        saga_id,
+        sent: 0,
+        queued: VecDeque::new(),
+        ended: false,
+    };
+    let stream = futures_util::stream::unfold(start, |mut stream| async move {
+        loop {
+            if let Some(event) = stream.queued.pop_front() {
+                return Some((Ok(event), stream));
+            }
+            if stream.ended {
+                return None;
+            }
+            if let Err(error) = stream.look().await {
+                stream
+                    .queued
+                    .push_back(Event::default().event("error").data(error.message));
+                stream.ended = true;
+                continue;
+            }
+            if stream.queued.is_empty() && !stream.ended {
+                tokio::time::sleep(STREAM_POLL).await;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+impl StreamState {
+    /// Queues the saga's steps not sent yet, and the end once it is final.
+    async fn look(&mut self) -> Result<(), ApiError> {
+        let (saga_type, aggregate_type, _) = find_saga(&self.orchestrator, self.saga_id).await?;
+        let events = self
+            .orchestrator
+            .deps
+            .store
+            .load(aggregate_type, &self.saga_id.to_string())
+            .await?;
+        let statuses = match aggregate_type {
+            t if t == CreateOrderSaga::TYPE => statuses_after_each::<CreateOrderSaga>(&events),
+            t if t == AcceptOrderSaga::TYPE => statuses_after_each::<AcceptOrderSaga>(&events),
+            _ => statuses_after_each::<CompleteOrderSaga>(&events),
+        };
+        for (event, status) in events.iter().zip(&statuses).skip(self.sent) {
+            let update = json!({
+                "saga_id": self.saga_id,
+                "saga_type": saga_type,
+                "sequence": event.sequence,
+                "step": event.event_type.split_once('.').map_or(event.event_type.as_str(), |(_, step)| step),
+                "status": status,
+                "at": event.recorded_at,
+            });
+            self.queued
+                .push_back(Event::default().event("update").data(update.to_string()));
+        }
+        self.sent = events.len();
+        let last = statuses.last().and_then(Value::as_str).and_then(SagaStatus::parse);
+        if last.is_some_and(SagaStatus::is_final) {
+            let end = json!({"saga_id": self.saga_id, "status": last});
+            self.queued
+                .push_back(Event::default().event("end").data(end.to_string()));
+            self.ended = true;
+        }
+        Ok(())
+    }
+}
+
+/// The saga's status after each of its events, replayed.
+fn statuses_after_each<A: Aggregate + serde::Serialize>(events: &[StoredEvent]) -> Vec<Value> {
+    let mut saga = A::default();
+    events
+        .iter()
+        .map(|stored| {
+            if let Ok(event) = serde_json::from_value::<A::Event>(stored.payload.clone()) {
+                saga.apply(event);
+            }
+            serde_json::to_value(&saga)
+                .map(|state| state["status"].clone())
+                .unwrap_or(Value::Null)
+        })
+        .collect()
 }

@@ -12,7 +12,8 @@ use cqrs_es::Aggregate;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use campusg_domain::timer::{due_key, Timer, TimerStatus};
+use campusg_domain::time::sort_key;
+use campusg_domain::timer::{Timer, TimerStatus};
 use campusg_runtime::consumer::HandlerError;
 use campusg_runtime::store::StateQuery;
 
@@ -48,7 +49,7 @@ pub async fn fire_due_timers(service: &TimerService) -> Result<usize, HandlerErr
         limit: Some(BATCH),
         ..StateQuery::default()
     };
-    let now_key = due_key(now);
+    let now_key = sort_key(now);
     let mut fired = 0;
     for state in service.deps.store.query_states(Timer::TYPE, &query).await? {
         let due = state.get("due_key").and_then(Value::as_str).unwrap_or_default();

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use campusg_domain::ids::UserId;
 use campusg_domain::messages::{GetPaymentInfo, Message, PaymentInfoFailed, PaymentInfoFailure, PaymentInfoRetrieved};
 use campusg_domain::user::{User, UserCommand, UserError};
 use campusg_runtime::aggregate::{execute, load};
@@ -46,6 +47,7 @@ impl UserService {
         let (user_id, command) = match message {
             Message::CreateUser(details) => (details.user_id.clone(), UserCommand::Register { details, at }),
             Message::UpdateUser(changes) => (changes.user_id.clone(), UserCommand::Update { changes, at }),
+            Message::RateUser(rating) => (rating.user_id.clone(), UserCommand::Rate { rating, at }),
             Message::GetPaymentInfo(request) => {
                 self.payment_info(request, &mut unit).await?;
                 self.deps.store.commit(unit).await?;
@@ -61,6 +63,12 @@ impl UserService {
             .map_err(published)?;
         self.deps.store.commit(unit).await?;
         Ok(())
+    }
+
+    /// A user as they stand, if they exist.
+    pub async fn find(&self, user_id: &UserId) -> Result<Option<User>, campusg_runtime::store::StoreError> {
+        let loaded = load::<User>(self.deps.store.as_ref(), user_id.as_str()).await?;
+        Ok(loaded.aggregate.user_id.is_some().then_some(loaded.aggregate))
     }
 
     async fn payment_info(&self, request: GetPaymentInfo, unit: &mut UnitOfWork) -> Result<(), CommandError> {

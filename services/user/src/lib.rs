@@ -13,6 +13,7 @@ use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
+pub use handler::CommandError;
 pub use routes::router;
 
 pub const SERVICE_NAME: &str = "user-service";

@@ -35,8 +35,15 @@ async fn read_user(service: &UserService, user_id: &UserId) -> Result<Value, Api
     read_model(service.deps.store.as_ref(), User::TYPE, user_id.as_str(), "user").await
 }
 
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> ApiError {
+        command_error(error)
+    }
+}
+
 fn command_error(error: CommandError) -> ApiError {
     match error {
+        CommandError::Refused(refusal @ UserError::AlreadyRated { .. }) => ApiError::conflict(refusal.to_string()),
         CommandError::Refused(UserError::AlreadyRegistered(id)) => {
             ApiError::conflict(format!("user {id} already exists"))
         }

@@ -1,0 +1,565 @@
+//! The complete-order saga (SPEC section 7).
+//!
+//! Started when the order reaches `DELIVERED` (the runner reported it), or by
+//! `POST /saga/complete/completeOrder`, which checks the order is `DELIVERED`
+//! first. An order completes once, so both name the same saga
+//! ([`SagaId::for_completion`]) and a second start finds it started.
+//!
+//! Steps: 1 capture the payment (the pivot), 2 release the escrow to the runner
+//! (the food cost they paid plus the delivery fee), 3 mark the order
+//! `COMPLETED`. Then the saga is `COMPLETED`, which the notification service
+//! turns into the customer's receipt and the runner's payout notice.
+//!
+//! A capture the processor refuses for good ends the saga `FAILED` with no
+//! money moved; a processor that is only unavailable is retried by the payment
+//! service until it answers. After the capture, a refused step is asked again,
+//! up to [`MAX_ATTEMPTS`] times, and then the saga is `FAILED` for an operator
+//! to look at; it never undoes a capture. The payment and escrow aggregates
+//! each move money once, so no redelivery or retry pays twice.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{OrderId, SagaId, UserId};
+use crate::messages::{CapturePayment, Message, ReleaseFunds, SagaUpdate, UpdateOrderStatus};
+use crate::money::Cents;
+use crate::order::OrderStatus;
+use crate::saga::{Saga, SagaStatus};
+
+pub const SAGA_TYPE: &str = "complete_order";
+
+/// How many times a step after the pivot is asked for in all.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompleteOrderStep {
+    CapturePayment,
+    ReleaseEscrow,
+    MarkOrderCompleted,
+    Done,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CompleteOrderSagaCommand {
+    /// Complete an order the caller found `DELIVERED` by `runner_id`.
+    Start {
+        saga_id: SagaId,
+        order_id: OrderId,
+        runner_id: UserId,
+        at: DateTime<Utc>,
+    },
+    Observe {
+        saga_id: SagaId,
+        message: Message,
+        at: DateTime<Utc>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload", rename_all = "snake_case")]
+pub enum CompleteOrderSagaEvent {
+    Started {
+        saga_id: SagaId,
+        order_id: OrderId,
+        runner_id: UserId,
+        at: DateTime<Utc>,
+    },
+    PaymentCaptured {
+        amount_cents: Cents,
+        at: DateTime<Utc>,
+    },
+    FundsReleased {
+        amount_cents: Cents,
+        at: DateTime<Utc>,
+    },
+    OrderCompleted {
+        at: DateTime<Utc>,
+    },
+    Completed {
+        at: DateTime<Utc>,
+    },
+    /// A step after the pivot was refused; it is asked again.
+    StepRetried {
+        step: CompleteOrderStep,
+        reason: String,
+        attempt: u32,
+        at: DateTime<Utc>,
+    },
+    Failed {
+        step: CompleteOrderStep,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+}
+
+impl CompleteOrderSagaEvent {
+    pub fn at(&self) -> DateTime<Utc> {
+        use CompleteOrderSagaEvent::*;
+        match self {
+            Started { at, .. }
+            | PaymentCaptured { at, .. }
+            | FundsReleased { at, .. }
+            | OrderCompleted { at }
+            | Completed { at }
+            | StepRetried { at, .. }
+            | Failed { at, .. } => *at,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        use CompleteOrderSagaEvent::*;
+        match self {
+            Started { .. } => "started",
+            PaymentCaptured { .. } => "payment_captured",
+            FundsReleased { .. } => "funds_released",
+            OrderCompleted { .. } => "order_completed",
+            Completed { .. } => "completed",
+            StepRetried { .. } => "step_retried",
+            Failed { .. } => "failed",
+        }
+    }
+}
+
+impl DomainEvent for CompleteOrderSagaEvent {
+    fn event_type(&self) -> String {
+        format!("complete_order_saga.{}", self.name())
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompleteOrderSagaError {
+    #[error("saga {0} has already started")]
+    AlreadyStarted(SagaId),
+}
+
+/// A complete-order saga as rebuilt from its events; also its read model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompleteOrderSaga {
+    pub saga_id: Option<SagaId>,
+    pub order_id: Option<OrderId>,
+    pub runner_id: Option<UserId>,
+    pub status: Option<SagaStatus>,
+    pub step: Option<CompleteOrderStep>,
+    pub error: Option<String>,
+    pub captured_cents: Cents,
+    pub payout_cents: Cents,
+    /// How many times the current step has been asked for.
+    pub attempts: u32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl Saga for CompleteOrderSaga {
+    fn decide(&self, command: CompleteOrderSagaCommand) -> Result<Vec<CompleteOrderSagaEvent>, CompleteOrderSagaError> {
+        use CompleteOrderSagaEvent as E;
+        match command {
+            CompleteOrderSagaCommand::Start {
+                saga_id,
+                order_id,
+                runner_id,
+                at,
+            } => {
+                if self.saga_id.is_some() {
+                    return Err(CompleteOrderSagaError::AlreadyStarted(saga_id));
+                }
+                Ok(vec![E::Started {
+                    saga_id,
+                    order_id,
+                    runner_id,
+                    at,
+                }])
+            }
+            CompleteOrderSagaCommand::Observe { saga_id, message, at } => {
+                if self.saga_id.is_none() {
+                    return Ok(match message {
+                        Message::OrderStatusUpdated(delivered) if delivered.status == OrderStatus::Delivered => {
+                            match delivered.runner_id {
+                                Some(runner_id) => vec![E::Started {
+                                    saga_id,
+                                    order_id: delivered.order_id,
+                                    runner_id,
+                                    at,
+                                }],
+                                None => Vec::new(),
+                            }
+                        }
+                        _ => Vec::new(),
+                    });
+                }
+                if message.order_id() != self.order_id || self.status != Some(SagaStatus::Started) {
+                    return Ok(Vec::new());
+                }
+                Ok(self.observe(message, at))
+            }
+        }
+    }
+
+    fn messages_caused_by(&self, event: &CompleteOrderSagaEvent) -> Vec<Message> {
+        use CompleteOrderSagaEvent as E;
+        let progress = self.progress(event);
+        let mut messages = match event {
+            E::Started { .. } => vec![Message::SagaStarted(progress)],
+            E::Completed { .. } => vec![Message::SagaCompleted(progress)],
+            E::Failed { .. } => vec![Message::SagaFailed(progress)],
+            _ => vec![Message::SagaStepCompleted(progress)],
+        };
+        let asks_for_the_step = matches!(
+            event,
+            E::Started { .. } | E::PaymentCaptured { .. } | E::FundsReleased { .. } | E::StepRetried { .. }
+        );
+        if asks_for_the_step {
+            messages.extend(self.command_for_step());
+        }
+        messages
+    }
+}
+
+impl CompleteOrderSaga {
+    fn observe(&self, message: Message, at: DateTime<Utc>) -> Vec<CompleteOrderSagaEvent> {
+        use CompleteOrderSagaEvent as E;
+        use CompleteOrderStep as Step;
+        let Some(step) = self.step else {
+            return Vec::new();
+        };
+        match (step, message) {
+            (Step::CapturePayment, Message::PaymentCaptured(captured)) => vec![E::PaymentCaptured {
+                amount_cents: captured.amount_cents,
+                at,
+            }],
+            (Step::CapturePayment, Message::PaymentCaptureFailed(failed)) => vec![E::Failed {
+                step,
+                reason: format!("the payment could not be captured: {}", failed.reason),
+                at,
+            }],
+            (Step::ReleaseEscrow, Message::FundsReleased(released)) => vec![E::FundsReleased {
+                amount_cents: released.amount_cents,
+                at,
+            }],
+            (Step::ReleaseEscrow, Message::ReleaseFailed(failed)) => {
+                self.retry(step, format!("the escrow could not be released: {}", failed.reason), at)
+            }
+            (Step::MarkOrderCompleted, Message::OrderStatusUpdated(updated))
+                if updated.status == OrderStatus::Completed =>
+            {
+                vec![E::OrderCompleted { at }, E::Completed { at }]
+            }
+            (Step::MarkOrderCompleted, Message::OrderStatusUpdateFailed(failed))
+                if failed.status == OrderStatus::Completed =>
+            {
+                self.retry(
+                    step,
+                    format!("the order could not be marked COMPLETED: {}", failed.reason),
+                    at,
+                )
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// After the pivot a refused step is asked again, until the attempts run out.
+    fn retry(&self, step: CompleteOrderStep, reason: String, at: DateTime<Utc>) -> Vec<CompleteOrderSagaEvent> {
+        if self.attempts >= MAX_ATTEMPTS {
+            return vec![CompleteOrderSagaEvent::Failed {
+                step,
+                reason: format!("{reason} (asked {} times; the payment stays captured)", self.attempts),
+                at,
+            }];
+        }
+        vec![CompleteOrderSagaEvent::StepRetried {
+            step,
+            reason,
+            attempt: self.attempts + 1,
+            at,
+        }]
+    }
+
+    /// The command that performs the current step.
+    fn command_for_step(&self) -> Option<Message> {
+        let order_id = self.order_id?;
+        let runner_id = self.runner_id.clone()?;
+        Some(match self.step? {
+            CompleteOrderStep::CapturePayment => Message::CapturePayment(CapturePayment { order_id }),
+            CompleteOrderStep::ReleaseEscrow => Message::ReleaseFunds(ReleaseFunds { order_id, runner_id }),
+            CompleteOrderStep::MarkOrderCompleted => Message::UpdateOrderStatus(UpdateOrderStatus {
+                order_id,
+                status: OrderStatus::Completed,
+                runner_id: Some(runner_id),
+            }),
+            CompleteOrderStep::Done => return None,
+        })
+    }
+
+    fn progress(&self, event: &CompleteOrderSagaEvent) -> SagaUpdate {
+        SagaUpdate {
+            saga_id: self.saga_id.expect("a saga with events has an id"),
+            saga_type: SAGA_TYPE.to_string(),
+            order_id: self.order_id.expect("a saga with events has an order"),
+            status: self.status.map(SagaStatus::as_str).unwrap_or_default().to_string(),
+            step: event.name().to_string(),
+            error: self.error.clone(),
+            at: event.at(),
+        }
+    }
+}
+
+impl Aggregate for CompleteOrderSaga {
+    const TYPE: &'static str = "complete_order_saga";
+    type Command = CompleteOrderSagaCommand;
+    type Event = CompleteOrderSagaEvent;
+    type Error = CompleteOrderSagaError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in Saga::decide(self, command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        use CompleteOrderSagaEvent as E;
+        use CompleteOrderStep as Step;
+        self.updated_at = Some(event.at());
+        match event {
+            E::Started {
+                saga_id,
+                order_id,
+                runner_id,
+                at,
+            } => {
+                self.saga_id = Some(saga_id);
+                self.order_id = Some(order_id);
+                self.runner_id = Some(runner_id);
+                self.status = Some(SagaStatus::Started);
+                self.step = Some(Step::CapturePayment);
+                self.attempts = 1;
+                self.started_at = Some(at);
+            }
+            E::PaymentCaptured { amount_cents, .. } => {
+                self.captured_cents = amount_cents;
+                self.step = Some(Step::ReleaseEscrow);
+                self.attempts = 1;
+            }
+            E::FundsReleased { amount_cents, .. } => {
+                self.payout_cents = amount_cents;
+                self.step = Some(Step::MarkOrderCompleted);
+                self.attempts = 1;
+            }
+            E::OrderCompleted { .. } => self.step = Some(Step::Done),
+            E::Completed { .. } => self.status = Some(SagaStatus::Completed),
+            E::StepRetried { reason, attempt, .. } => {
+                self.attempts = attempt;
+                self.error = Some(reason);
+            }
+            E::Failed { reason, .. } => {
+                self.status = Some(SagaStatus::Failed);
+                self.error = Some(reason);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use cqrs_es::test::TestFramework;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::ids::{EscrowId, PaymentId};
+    use crate::messages::{
+        EscrowOperationFailed, FundsReleased, OrderStatusUpdated, PaymentCaptured, PaymentOperationFailed,
+    };
+
+    type SagaTest = TestFramework<CompleteOrderSaga>;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
+    }
+
+    fn order_id() -> OrderId {
+        OrderId(Uuid::from_u128(1))
+    }
+
+    fn saga_id() -> SagaId {
+        SagaId::for_completion(order_id())
+    }
+
+    fn runner() -> UserId {
+        UserId::parse("runner_1").unwrap()
+    }
+
+    fn observe(message: Message) -> CompleteOrderSagaCommand {
+        CompleteOrderSagaCommand::Observe {
+            saga_id: saga_id(),
+            message,
+            at: at(),
+        }
+    }
+
+    fn started() -> CompleteOrderSagaEvent {
+        CompleteOrderSagaEvent::Started {
+            saga_id: saga_id(),
+            order_id: order_id(),
+            runner_id: runner(),
+            at: at(),
+        }
+    }
+
+    fn captured() -> CompleteOrderSagaEvent {
+        CompleteOrderSagaEvent::PaymentCaptured {
+            amount_cents: Cents(1499),
+            at: at(),
+        }
+    }
+
+    fn released_message() -> Message {
+        Message::FundsReleased(FundsReleased {
+            escrow_id: EscrowId::for_order(order_id()),
+            order_id: order_id(),
+            runner_id: runner(),
+            amount_cents: Cents(1499),
+            released_at: at(),
+        })
+    }
+
+    fn release_failed() -> Message {
+        Message::ReleaseFailed(EscrowOperationFailed {
+            order_id: order_id(),
+            reason: "the escrow is busy".into(),
+        })
+    }
+
+    fn types(messages: &[Message]) -> Vec<&'static str> {
+        messages.iter().map(Message::message_type).collect()
+    }
+
+    #[test]
+    fn a_delivered_order_starts_the_saga_which_captures_the_payment() {
+        let mut saga = CompleteOrderSaga::default();
+        let reaction = saga
+            .react(observe(Message::OrderStatusUpdated(OrderStatusUpdated {
+                order_id: order_id(),
+                status: OrderStatus::Delivered,
+                previous_status: OrderStatus::OnTheWay,
+                runner_id: Some(runner()),
+                updated_at: at(),
+            })))
+            .unwrap();
+        assert_eq!(reaction.events, vec![started()]);
+        assert_eq!(types(&reaction.commands), ["saga.started", "capture_payment"]);
+    }
+
+    #[test]
+    fn the_captured_payment_releases_the_escrow_to_the_runner() {
+        let mut saga = CompleteOrderSaga::default();
+        saga.apply(started());
+        let reaction = saga
+            .react(observe(Message::PaymentCaptured(PaymentCaptured {
+                payment_id: PaymentId::for_order(order_id()),
+                order_id: order_id(),
+                amount_cents: Cents(1499),
+                captured_at: at(),
+            })))
+            .unwrap();
+        let Some(Message::ReleaseFunds(release)) = reaction.commands.get(1) else {
+            panic!("expected release_funds, got {:?}", reaction.commands)
+        };
+        assert_eq!(release.runner_id, runner());
+    }
+
+    #[test]
+    fn the_released_funds_mark_the_order_completed_and_then_the_saga_completes() {
+        let mut saga = CompleteOrderSaga::default();
+        saga.apply(started());
+        saga.apply(captured());
+        let reaction = saga.react(observe(released_message())).unwrap();
+        assert_eq!(
+            types(&reaction.commands),
+            ["saga.step_completed", "update_order_status"]
+        );
+        let reaction = saga
+            .react(observe(Message::OrderStatusUpdated(OrderStatusUpdated {
+                order_id: order_id(),
+                status: OrderStatus::Completed,
+                previous_status: OrderStatus::Delivered,
+                runner_id: Some(runner()),
+                updated_at: at(),
+            })))
+            .unwrap();
+        assert_eq!(types(&reaction.commands), ["saga.step_completed", "saga.completed"]);
+        assert_eq!(saga.status, Some(SagaStatus::Completed));
+        assert_eq!(saga.payout_cents, Cents(1499));
+    }
+
+    #[test]
+    fn a_refused_capture_fails_the_saga_with_no_money_moved() {
+        SagaTest::with(())
+            .given(vec![started()])
+            .when(observe(Message::PaymentCaptureFailed(PaymentOperationFailed {
+                order_id: order_id(),
+                reason: "authorization expired".into(),
+            })))
+            .then_expect_events(vec![CompleteOrderSagaEvent::Failed {
+                step: CompleteOrderStep::CapturePayment,
+                reason: "the payment could not be captured: authorization expired".into(),
+                at: at(),
+            }]);
+    }
+
+    #[test]
+    fn after_the_pivot_a_refused_step_is_asked_again_then_left_to_an_operator() {
+        let mut saga = CompleteOrderSaga::default();
+        saga.apply(started());
+        saga.apply(captured());
+        for attempt in 2..=MAX_ATTEMPTS {
+            let reaction = saga.react(observe(release_failed())).unwrap();
+            assert_eq!(
+                types(&reaction.commands),
+                ["saga.step_completed", "release_funds"],
+                "attempt {attempt}"
+            );
+        }
+        let reaction = saga.react(observe(release_failed())).unwrap();
+        assert_eq!(types(&reaction.commands), ["saga.failed"]);
+        assert_eq!(saga.status, Some(SagaStatus::Failed));
+    }
+
+    #[test]
+    fn a_second_start_is_refused_so_the_caller_finds_the_first() {
+        SagaTest::with(())
+            .given(vec![started()])
+            .when(CompleteOrderSagaCommand::Start {
+                saga_id: saga_id(),
+                order_id: order_id(),
+                runner_id: runner(),
+                at: at(),
+            })
+            .then_expect_error(CompleteOrderSagaError::AlreadyStarted(saga_id()));
+    }
+
+    #[test]
+    fn a_duplicate_capture_changes_nothing() {
+        SagaTest::with(())
+            .given(vec![started(), captured()])
+            .when(observe(Message::PaymentCaptured(PaymentCaptured {
+                payment_id: PaymentId::for_order(order_id()),
+                order_id: order_id(),
+                amount_cents: Cents(1499),
+                captured_at: at(),
+            })))
+            .then_expect_events(vec![]);
+    }
+}

@@ -1,0 +1,188 @@
+//! `/api/notifications`: send one, read a user's (newest first, with how many
+//! are unread) or an order's, and mark one read.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cqrs_es::Aggregate;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use campusg_domain::ids::{OrderId, UserId};
+use campusg_domain::messages::NotificationCreated;
+use campusg_domain::notification::{Notification, NotificationCommand, NotificationError, UNREAD};
+use campusg_runtime::aggregate::{execute, load};
+use campusg_runtime::http::{read_model, ApiError, JsonBody, Page};
+use campusg_runtime::store::{Cause, StateQuery, UnitOfWork};
+
+use crate::{NotificationService, SERVICE_NAME};
+
+pub fn router(service: Arc<NotificationService>) -> Router {
+    Router::new()
+        .route("/api/notifications/send", post(send))
+        .route("/api/notifications/user/{user_id}", get(of_user))
+        .route("/api/notifications/order/{order_id}", get(of_order))
+        .route("/api/notifications/{notification_id}/read", post(mark_read))
+        .with_state(service)
+}
+
+#[derive(Deserialize)]
+struct SendRequest {
+    user_id: UserId,
+    message: String,
+    title: Option<String>,
+    kind: Option<String>,
+    order_id: Option<OrderId>,
+    /// Names the notification; the same id sent twice is one notification.
+    notification_id: Option<uuid::Uuid>,
+}
+
+async fn send(
+    State(service): State<Arc<NotificationService>>,
+    JsonBody(request): JsonBody<SendRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let now = service.deps.clock.now();
+    let id = request.notification_id.unwrap_or_else(uuid::Uuid::new_v4);
+    let notification = NotificationCreated {
+        notification_id: id,
+        user_id: request.user_id,
+        order_id: request.order_id,
+        kind: request.kind.unwrap_or_else(|| "message".to_string()),
+        title: request.title.unwrap_or_else(|| "Message".to_string()),
+        message: request.message,
+        created_at: now,
+    };
+    if notification.message.trim().is_empty() {
+        return Err(ApiError::unprocessable("a notification needs a message"));
+    }
+    let mut unit = UnitOfWork::new(Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, now));
+    let created = service.create_in(notification, &mut unit).await?;
+    service.deps.store.commit(unit).await?;
+    let status = if created.is_some() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let state = read_model(
+        service.deps.store.as_ref(),
+        Notification::TYPE,
+        &id.to_string(),
+        "notification",
+    )
+    .await?;
+    Ok((status, Json(notification_view(&state))))
+}
+
+#[derive(Deserialize)]
+struct UserListParams {
+    #[serde(default)]
+    unread_only: bool,
+}
+
+/// A user's notifications, newest first, with how many are unread in all.
+async fn of_user(
+    State(service): State<Arc<NotificationService>>,
+    Path(user_id): Path<String>,
+    Query(params): Query<UserListParams>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let user_id = UserId::parse(&user_id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mine = ("user_id".to_string(), user_id.to_string());
+    let mut query = StateQuery {
+        equals: vec![mine.clone()],
+        order_by: Some("sort_key".into()),
+        descending: true,
+        ..StateQuery::default()
+    };
+    if params.unread_only {
+        query.equals.push(("status".into(), UNREAD.into()));
+    }
+    let (page, page_size) = page.apply(&mut query, 20, 200);
+    let store = service.deps.store.as_ref();
+    let notifications: Vec<Value> = store
+        .query_states(Notification::TYPE, &query)
+        .await?
+        .iter()
+        .map(notification_view)
+        .collect();
+    let unread_query = StateQuery {
+        equals: vec![mine, ("status".into(), UNREAD.into())],
+        ..StateQuery::default()
+    };
+    let unread = store.query_states(Notification::TYPE, &unread_query).await?.len();
+    Ok(Json(json!({
+        "user_id": user_id,
+        "notifications": notifications,
+        "unread": unread,
+        "page": page,
+        "page_size": page_size,
+    })))
+}
+
+/// Everything said about an order, to anyone, oldest first.
+async fn of_order(
+    State(service): State<Arc<NotificationService>>,
+    Path(order_id): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let order_id = OrderId::parse(&order_id)
+        .map_err(|_| ApiError::bad_request(format!("`{order_id}` is not an order id (a UUID)")))?;
+    let mut query = StateQuery {
+        equals: vec![("order_id".into(), order_id.to_string())],
+        order_by: Some("sort_key".into()),
+        ..StateQuery::default()
+    };
+    let (page, page_size) = page.apply(&mut query, 50, 500);
+    let notifications: Vec<Value> = service
+        .deps
+        .store
+        .query_states(Notification::TYPE, &query)
+        .await?
+        .iter()
+        .map(notification_view)
+        .collect();
+    Ok(Json(json!({
+        "order_id": order_id,
+        "notifications": notifications,
+        "page": page,
+        "page_size": page_size,
+    })))
+}
+
+async fn mark_read(
+    State(service): State<Arc<NotificationService>>,
+    Path(notification_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = uuid::Uuid::parse_str(&notification_id)
+        .map_err(|_| ApiError::bad_request(format!("`{notification_id}` is not a notification id (a UUID)")))?;
+    let mut loaded = load::<Notification>(service.deps.store.as_ref(), &id.to_string()).await?;
+    let now = service.deps.clock.now();
+    let events = execute(&mut loaded, NotificationCommand::MarkRead { at: now }, &())
+        .await
+        .map_err(|error| match error {
+            NotificationError::NotFound => ApiError::not_found(format!("notification {id} does not exist")),
+            other => ApiError::unprocessable(other.to_string()),
+        })?;
+    let mut unit = UnitOfWork::new(Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, now));
+    unit.append_unpublished(&mut loaded, &events);
+    service.deps.store.commit(unit).await?;
+    let state = serde_json::to_value(&loaded.aggregate).map_err(ApiError::internal)?;
+    Ok(Json(notification_view(&state)))
+}
+
+fn notification_view(state: &Value) -> Value {
+    json!({
+        "notification_id": state["notification_id"],
+        "user_id": state["user_id"],
+        "order_id": state["order_id"],
+        "kind": state["kind"],
+        "title": state["title"],
+        "message": state["message"],
+        "created_at": state["created_at"],
+        "read": state["read"],
+        "read_at": state["read_at"],
+    })
+}
