@@ -128,8 +128,14 @@ async fn complete_order(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("order {} does not exist", request.order_id)))?;
     let status = order.status.unwrap_or(OrderStatus::Pending);
-    let runner_id = match (status, order.runner_id.clone()) {
-        (OrderStatus::Delivered | OrderStatus::Completed, Some(runner_id)) => runner_id,
+    let saga_id = match (status, order.runner_id.clone()) {
+        (OrderStatus::Delivered, Some(runner_id)) => {
+            gateway.sagas.start_completion(request.order_id, runner_id).await?
+        }
+        // Completed already: by its saga, which is the answer.
+        (OrderStatus::Completed, _) if gateway.sagas.completion_of(request.order_id).await?.is_some() => {
+            SagaId::for_completion(request.order_id)
+        }
         _ => {
             return Err(ApiError::conflict(format!(
                 "order {} is {status}; only a DELIVERED order can be completed",
@@ -137,7 +143,6 @@ async fn complete_order(
             )))
         }
     };
-    let saga_id = gateway.sagas.start_completion(request.order_id, runner_id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"success": true, "saga_id": saga_id, "order_id": request.order_id})),

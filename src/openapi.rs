@@ -1,10 +1,10 @@
 //! The OpenAPI 3.1 document of the HTTP API, served at `GET /openapi.json`.
 //!
 //! It is written by hand: every route the API serves (health, orders, runners,
-//! sagas, users, payments, escrow, timers) with its parameters, request body,
-//! answers and error statuses. Nothing derives it from the handlers, so a route
-//! added to a router must be added here too; the test at the bottom lists every
-//! route.
+//! sagas, users, ratings, notifications, payments, escrow, timers) with its
+//! parameters, request body, answers and error statuses. Nothing derives it
+//! from the handlers, so a route added to a router must be added here too; the
+//! test at the bottom lists every route.
 //!
 //! Each `json!` call stays small (one schema, one operation) and the pieces are
 //! put together with [`Map`] inserts, so no macro hits the recursion limit.
@@ -19,6 +19,9 @@ const ESCROW_ID: &str = "8a7b6c5d-4e3f-5a2b-8c1d-0e9f8a7b6c5d";
 /// An accept-order saga's id (derived from the order id and the acceptance round).
 const ACCEPT_SAGA_ID: &str = "2e1d0c9b-8a7f-5e6d-9c4b-3a2f1e0d9c8b";
 const TIMER_ID: &str = "5c4b3a29-1807-4f6e-8d5c-4b3a29180716";
+/// A complete-order saga's id (derived from the order id: an order completes once).
+const COMPLETE_SAGA_ID: &str = "9e8d7c6b-5a49-5f3e-8d2c-1b0a9f8e7d6c";
+const NOTIFICATION_ID: &str = "6d5c4b3a-2918-4e7d-9c6b-5a4938271605";
 
 /// The OpenAPI document of the HTTP API.
 pub fn document() -> Value {
@@ -35,7 +38,7 @@ fn info() -> Value {
     json!({
         "title": "campusg",
         "version": env!("CARGO_PKG_VERSION"),
-        "summary": "Campus food delivery: orders, runners, sagas, users, payments, escrow and timers.",
+        "summary": "Campus food delivery: orders, runners, sagas, users, ratings, notifications, payments, escrow and timers.",
         "description": concat!(
             "Event-sourced services that talk over a message log. Placing an order starts a ",
             "create-order saga that creates the order, looks up the customer's payment method, ",
@@ -45,8 +48,14 @@ fn info() -> Value {
             "timer expiring with no runner), even once the create-order saga has completed: the ",
             "saga then refunds the escrow, voids the payment and ends `CANCELLED`. A runner ",
             "accepting an order starts an accept-order saga, which stops the timer and tells the ",
-            "customer. Writes are answered once they are ",
-            "recorded; follow a saga with `GET /api/sagas/{saga_id}`.\n\n",
+            "customer. The runner then reports each delivery stage in turn (`ON_SITE`, `PURCHASED`, ",
+            "`COLLECTED`, `ON_THE_WAY`, `DELIVERED`); `DELIVERED` starts a complete-order saga that ",
+            "captures the payment (the pivot), releases the escrow to the runner and marks the order ",
+            "`COMPLETED`, and nothing pays twice. Once it is `COMPLETED`, the customer and the runner ",
+            "rate each other. Customers and runners are told of every step through notifications, ",
+            "one per event and recipient. Writes are answered once they are recorded; follow a saga ",
+            "with `GET /api/sagas/{saga_id}`, or live with ",
+            "`GET /saga/complete/orderUpdateStream/{saga_id}`.\n\n",
             "Amounts in request and response bodies are decimal numbers in major units with at ",
             "most two decimals (`12.99`); fields named `*_cents` are integers in minor units. ",
             "The default currency is SGD.\n\n",
@@ -61,9 +70,11 @@ fn info() -> Value {
 fn tags() -> Value {
     json!([
         { "name": "orders", "description": "Place orders, read them and cancel them." },
-        { "name": "runners", "description": "Runners find the orders waiting for them, accept one, or give it back." },
-        { "name": "sagas", "description": "The create-order and accept-order sagas: their state and history." },
+        { "name": "runners", "description": "Runners find the orders waiting for them, accept one or give it back, and report each delivery stage." },
+        { "name": "sagas", "description": "The create-order, accept-order and complete-order sagas: their state, history and live updates." },
         { "name": "users", "description": "Customers and runners." },
+        { "name": "ratings", "description": "After an order is completed, its customer and runner rate each other." },
+        { "name": "notifications", "description": "What customers and runners are told at every step: created from the events, once per event and recipient." },
         { "name": "payments", "description": "Card authorizations through the sandbox processor." },
         { "name": "escrow", "description": "Order totals held until delivery, then released or refunded." },
         { "name": "timers", "description": "Durable timers: the scheduler API of the seeds." },
@@ -212,6 +223,10 @@ fn cents(description: &str) -> Value {
     json!({ "type": "integer", "description": description })
 }
 
+fn nullable_number(description: &str) -> Value {
+    json!({ "type": ["number", "null"], "description": description })
+}
+
 fn integer(description: &str) -> Value {
     json!({ "type": "integer", "description": description })
 }
@@ -250,12 +265,26 @@ fn paths() -> Map<String, Value> {
         cancel_acceptance_path(),
     );
     paths.insert("/api/orders/{order_id}/cancel".into(), cancel_order_path());
+    paths.insert("/api/orders/{order_id}/status".into(), order_stage_path());
+    paths.insert("/api/orders/{order_id}/rating".into(), rating_path());
     paths.insert("/api/sagas".into(), sagas_path());
     paths.insert("/api/sagas/{saga_id}".into(), saga_path());
     paths.insert("/api/sagas/{saga_id}/history".into(), saga_history_path());
     paths.insert("/api/sagas/{saga_id}/cancel".into(), cancel_saga_path());
+    paths.insert("/saga/complete/completeOrder".into(), complete_order_path());
+    paths.insert(
+        "/saga/complete/orderUpdateStream/{saga_id}".into(),
+        saga_update_stream_path(),
+    );
     paths.insert("/users".into(), users_path());
     paths.insert("/users/{user_id}".into(), user_path());
+    paths.insert("/api/notifications/send".into(), send_notification_path());
+    paths.insert("/api/notifications/user/{user_id}".into(), user_notifications_path());
+    paths.insert("/api/notifications/order/{order_id}".into(), order_notifications_path());
+    paths.insert(
+        "/api/notifications/{notification_id}/read".into(),
+        mark_notification_read_path(),
+    );
     paths.insert("/payments".into(), payments_path());
     paths.insert("/payments/authorize".into(), payment_authorize_path());
     paths.insert("/payments/release".into(), payment_release_path());
@@ -528,6 +557,65 @@ fn cancel_acceptance_path() -> Value {
     })
 }
 
+/// The example order once `runner_456` has reported it `DELIVERED`.
+fn delivered_order_example() -> Value {
+    let mut order = accepted_order_example();
+    order["status"] = json!("DELIVERED");
+    order["status_times"]["ON_SITE"] = json!("2026-11-21T12:12:00Z");
+    order["status_times"]["PURCHASED"] = json!("2026-11-21T12:18:00Z");
+    order["status_times"]["COLLECTED"] = json!("2026-11-21T12:20:00Z");
+    order["status_times"]["ON_THE_WAY"] = json!("2026-11-21T12:21:00Z");
+    order["status_times"]["DELIVERED"] = json!("2026-11-21T12:35:00Z");
+    order
+}
+
+fn order_stage_path() -> Value {
+    let ok = answer_with_example(
+        "The order is at the stage reported. `saga_id` is the saga of the runner's acceptance, or, for `DELIVERED`, the complete-order saga the report started. Reporting the current stage again gets this answer again.",
+        schema_ref("OrderDecision"),
+        json!({ "success": true, "saga_id": COMPLETE_SAGA_ID, "order": delivered_order_example() }),
+    );
+    let responses = store_responses(vec![
+        ("200", ok),
+        (
+            "400",
+            error("`order_id` is not a UUID, or the body is not JSON (or is sent without `Content-Type: application/json`)."),
+        ),
+        ("404", error("No order has this id.")),
+        (
+            "409",
+            error("The order is assigned to another runner (\"the order is assigned to another runner, not ...\"), or the stage skips one or goes back (\"an order cannot go from ... to ...\"); the message says why."),
+        ),
+        (
+            "422",
+            error("`runner_id` or `status` is missing, `runner_id` is not a valid user id, or `status` is not a delivery stage (e.g. `COMPLETED`, `CREATED`)."),
+        ),
+    ]);
+    json!({
+        "post": {
+            "tags": ["runners"],
+            "operationId": "reportDeliveryStage",
+            "summary": "Report a delivery stage",
+            "description": concat!(
+                "The assigned runner, and only that runner, reports the order's next delivery stage, ",
+                "one at a time and in order: `ACCEPTED` → `ON_SITE` → `PURCHASED` → `COLLECTED` → ",
+                "`ON_THE_WAY` → `DELIVERED`. The order decides at once. Reporting the stage the order ",
+                "is already at answers as the first time and changes nothing. `DELIVERED` starts the ",
+                "order's complete-order saga: capture the payment, release the escrow to the runner, ",
+                "mark the order `COMPLETED`; follow it with `GET /api/sagas/{saga_id}` or ",
+                "`GET /saga/complete/orderUpdateStream/{saga_id}`."
+            ),
+            "parameters": [order_id_param()],
+            "requestBody": request_body(
+                "The runner and the stage reached.",
+                schema_ref("DeliveryStageRequest"),
+                json!({ "runner_id": "runner_456", "status": "DELIVERED" })
+            ),
+            "responses": responses
+        }
+    })
+}
+
 fn cancel_order_request_example() -> Value {
     json!({ "customer_id": "cust_123", "reason": "changed my mind" })
 }
@@ -602,7 +690,7 @@ fn sagas_path() -> Value {
     let mut parameters = vec![
         query_param(
             "saga_type",
-            "Only sagas of this type (both types when left out).",
+            "Only sagas of this type (every type when left out).",
             schema_ref("SagaType"),
         ),
         query_param(
@@ -612,7 +700,7 @@ fn sagas_path() -> Value {
         ),
         query_param(
             "order_id",
-            "Only the sagas of this order: its create-order saga and one accept-order saga per acceptance.",
+            "Only the sagas of this order: its create-order saga, one accept-order saga per acceptance, and its complete-order saga.",
             json!({ "type": "string", "format": "uuid" }),
         ),
     ];
@@ -632,7 +720,7 @@ fn sagas_path() -> Value {
             "tags": ["sagas"],
             "operationId": "listSagas",
             "summary": "List sagas",
-            "description": "Create-order and accept-order sagas by type, status and order; the filters combine. The most recently started first.",
+            "description": "Create-order, accept-order and complete-order sagas by type, status and order; the filters combine. The most recently started first.",
             "parameters": parameters,
             "responses": responses
         }
@@ -642,7 +730,7 @@ fn sagas_path() -> Value {
 fn saga_id_param() -> Value {
     path_param(
         "saga_id",
-        "The saga's id, as `POST /api/orders` (a create-order saga) or `POST /api/orders/{order_id}/accept` (an accept-order saga) returned it.",
+        "The saga's id, as `POST /api/orders` (a create-order saga), `POST /api/orders/{order_id}/accept` (an accept-order saga), or `POST /api/orders/{order_id}/status` with `DELIVERED` or `POST /saga/complete/completeOrder` (a complete-order saga) returned it.",
         json!({ "type": "string", "format": "uuid" }),
     )
 }
@@ -658,7 +746,7 @@ fn saga_path() -> Value {
             "tags": ["sagas"],
             "operationId": "getSaga",
             "summary": "Get a saga",
-            "description": "The saga's type, status, current step, error, amounts, the payment, escrow and timer it made, the runner, why and by whom it was cancelled, the compensations still to run, and every step it recorded.",
+            "description": "The saga's type, status, current step, error, amounts (and, for a complete-order saga, what it captured and paid out), the payment, escrow and timer it made, the runner, why and by whom it was cancelled, the compensations still to run, and every step it recorded.",
             "parameters": [saga_id_param()],
             "responses": responses
         }
@@ -706,6 +794,115 @@ fn cancel_saga_path() -> Value {
                 schema_ref("CancelOrderRequest"),
                 cancel_order_request_example()
             ),
+            "responses": responses
+        }
+    })
+}
+
+fn complete_order_path() -> Value {
+    let accepted = answer_with_example(
+        "The complete-order saga is started (or was already); follow it with `GET /api/sagas/{saga_id}` or `GET /saga/complete/orderUpdateStream/{saga_id}`.",
+        schema_ref("CompleteOrderAccepted"),
+        json!({ "success": true, "saga_id": COMPLETE_SAGA_ID, "order_id": ORDER_ID }),
+    );
+    let responses = store_responses(vec![
+        ("202", accepted),
+        (
+            "400",
+            error("The body is not JSON, or is sent without `Content-Type: application/json`."),
+        ),
+        ("404", error("No order has this id.")),
+        (
+            "409",
+            error("The order is not `DELIVERED` (e.g. \"order ... is ON_THE_WAY; only a DELIVERED order can be completed\"). An order its complete-order saga has already made `COMPLETED` is answered 202 with that saga."),
+        ),
+        ("422", error("`orderId` is missing or not a UUID.")),
+    ]);
+    json!({
+        "post": {
+            "tags": ["sagas"],
+            "operationId": "completeOrder",
+            "summary": "Complete a delivered order",
+            "description": concat!(
+                "Starts the complete-order saga of a `DELIVERED` order: capture the payment (the ",
+                "pivot), release the escrow to the runner (the food cost they paid plus the delivery ",
+                "fee), mark the order `COMPLETED`. The runner reporting `DELIVERED` starts the same ",
+                "saga, so this route is needed only if that did not happen; an order completes once, ",
+                "so calling it again (or after the `DELIVERED` report) answers with the same saga and ",
+                "nothing is captured or paid twice."
+            ),
+            "requestBody": request_body(
+                "The order to complete.",
+                schema_ref("CompleteOrderRequest"),
+                json!({ "orderId": ORDER_ID })
+            ),
+            "responses": responses
+        }
+    })
+}
+
+/// What `GET /saga/complete/orderUpdateStream/{saga_id}` sends for a
+/// complete-order saga that runs to the end.
+fn saga_stream_example() -> String {
+    let steps = [
+        (1, "started", "STARTED", "2026-11-21T12:35:00Z"),
+        (2, "payment_captured", "STARTED", "2026-11-21T12:35:01Z"),
+        (3, "funds_released", "STARTED", "2026-11-21T12:35:01Z"),
+        (4, "order_completed", "STARTED", "2026-11-21T12:35:02Z"),
+        (5, "completed", "COMPLETED", "2026-11-21T12:35:02Z"),
+    ];
+    let mut text = String::new();
+    for (sequence, step, status, at) in steps {
+        text.push_str(&format!(
+            "event: update\ndata: {{\"saga_id\":\"{COMPLETE_SAGA_ID}\",\"saga_type\":\"complete_order\",\"sequence\":{sequence},\"step\":\"{step}\",\"status\":\"{status}\",\"at\":\"{at}\"}}\n\n"
+        ));
+    }
+    text.push_str(&format!(
+        "event: end\ndata: {{\"saga_id\":\"{COMPLETE_SAGA_ID}\",\"status\":\"COMPLETED\"}}\n\n"
+    ));
+    text
+}
+
+fn saga_update_stream_path() -> Value {
+    let ok = json!({
+        "description": concat!(
+            "A stream of server-sent events. An `update` event for each step the saga records, ",
+            "from its first, whose data is a `SagaUpdateEvent`; then, once the saga reaches a final ",
+            "status, an `end` event whose data is a `SagaEndEvent`, and the stream closes. Lines ",
+            "starting with `:` keep the connection alive and carry nothing. Should the saga become ",
+            "unreadable mid-stream, an `error` event carries the message and the stream closes."
+        ),
+        "content": {
+            "text/event-stream": {
+                "schema": { "type": "string", "description": "Server-sent events (`event:` and `data:` lines, a blank line after each event)." },
+                "example": saga_stream_example()
+            }
+        }
+    });
+    let responses = store_responses(vec![
+        ("200", ok),
+        ("400", error("`saga_id` is not a UUID.")),
+        (
+            "404",
+            error("No saga has this id, after waiting up to 3 seconds for a saga started a moment ago."),
+        ),
+    ]);
+    json!({
+        "get": {
+            "tags": ["sagas"],
+            "operationId": "streamSagaUpdates",
+            "summary": "Follow a saga live",
+            "description": concat!(
+                "Server-sent events of a saga's progress, for a saga of any type (create-order, ",
+                "accept-order, complete-order). Every step the saga has recorded is sent, the earlier ",
+                "ones first, so none is missed however fast the saga runs; each `update` carries the ",
+                "saga's status after that step. The stream ends with an `end` event once the saga is ",
+                "`COMPLETED`, `COMPENSATED`, `FAILED` or `CANCELLED`; a saga already final sends its ",
+                "whole history, then `end`. A saga started a moment ago (e.g. by a `DELIVERED` ",
+                "report) may not be recorded yet, so an unknown id is waited for up to 3 seconds ",
+                "before the answer is 404."
+            ),
+            "parameters": [saga_id_param()],
             "responses": responses
         }
     })
@@ -823,6 +1020,193 @@ fn user_path() -> Value {
         "get": get,
         "put": update_user("updateUser", "Update a user"),
         "patch": update_user("patchUser", "Update some of a user's details")
+    })
+}
+
+fn rating_path() -> Value {
+    let created = answer_with_example(
+        "The rating is recorded; the answer gives the rated user's new average in the role they played.",
+        schema_ref("RatingRecorded"),
+        json!({ "success": true, "user_id": "runner_456", "role": "runner", "score": 5, "rating": 4.5, "ratings": 2 }),
+    );
+    let responses = store_responses(vec![
+        ("201", created),
+        (
+            "400",
+            error("`order_id` is not a UUID, or the body is not JSON (or is sent without `Content-Type: application/json`)."),
+        ),
+        ("404", error("No order has this id, or the user to rate does not exist.")),
+        (
+            "409",
+            error("The order is not `COMPLETED`, the rater is neither its customer nor its runner, or the rater has already rated for this order; the message says why."),
+        ),
+        (
+            "422",
+            error("`rater_id` or `score` is missing, `rater_id` is not a valid user id, or `score` is not a whole number from 1 to 5."),
+        ),
+    ]);
+    json!({
+        "post": {
+            "tags": ["ratings"],
+            "operationId": "rateOrder",
+            "summary": "Rate the other party of a completed order",
+            "description": concat!(
+                "Once the order is `COMPLETED`, its customer rates the runner and its runner rates the ",
+                "customer, once each per order; the order says who is who. A user's rating in a role ",
+                "is the average of every rating received in that role, shown on the user ",
+                "(`runner_rating`, `customer_rating`)."
+            ),
+            "parameters": [order_id_param()],
+            "requestBody": request_body(
+                "Who rates, and the score.",
+                schema_ref("RatingRequest"),
+                json!({ "rater_id": "cust_123", "score": 5 })
+            ),
+            "responses": responses
+        }
+    })
+}
+
+fn notification_example() -> Value {
+    json!({
+        "notification_id": NOTIFICATION_ID,
+        "user_id": "cust_123",
+        "order_id": ORDER_ID,
+        "kind": "order_accepted",
+        "title": "Runner on the way",
+        "message": "Bob Lim accepted your order.",
+        "created_at": "2026-11-21T12:05:00Z",
+        "read": false,
+        "read_at": null
+    })
+}
+
+fn send_notification_path() -> Value {
+    let example = json!({
+        "user_id": "runner_456",
+        "title": "Gate closed",
+        "message": "The north gate is closed tonight; use the east entrance.",
+        "order_id": ORDER_ID,
+        "notification_id": "4a3b2c1d-0e9f-4a8b-9c7d-6e5f4a3b2c1d"
+    });
+    let responses = store_responses(vec![
+        ("201", answer("The notification was created.", schema_ref("Notification"))),
+        (
+            "200",
+            answer("A notification with this `notification_id` already exists: it is answered as it stands and nothing is sent twice.", schema_ref("Notification")),
+        ),
+        (
+            "400",
+            error("The body is not JSON, or is sent without `Content-Type: application/json`."),
+        ),
+        (
+            "422",
+            error("`user_id` or `message` is missing, the message is empty, or a field is invalid (e.g. `user_id` is not a valid user id, `order_id` or `notification_id` is not a UUID)."),
+        ),
+    ]);
+    json!({
+        "post": {
+            "tags": ["notifications"],
+            "operationId": "sendNotification",
+            "summary": "Send a notification",
+            "description": "Tells a user something outside the flow of an order's events. Name the notification with `notification_id` to make the request safe to repeat.",
+            "requestBody": request_body("Whom to tell, and what.", schema_ref("SendNotificationRequest"), example),
+            "responses": responses
+        }
+    })
+}
+
+fn user_notifications_path() -> Value {
+    let mut parameters = vec![
+        user_id_param(),
+        query_param(
+            "unread_only",
+            "Only the notifications not read yet.",
+            json!({ "type": "boolean", "default": false }),
+        ),
+    ];
+    parameters.extend(paging(20, 200));
+    let responses = store_responses(vec![
+        (
+            "200",
+            answer_with_example(
+                "A page of the user's notifications, newest first, and how many are unread in all.",
+                schema_ref("UserNotifications"),
+                json!({ "user_id": "cust_123", "notifications": [notification_example()], "unread": 1, "page": 1, "page_size": 20 }),
+            ),
+        ),
+        (
+            "400",
+            error("`user_id` is not a valid user id, `unread_only` is not a boolean, or `page`/`page_size` is not an integer."),
+        ),
+    ]);
+    json!({
+        "get": {
+            "tags": ["notifications"],
+            "operationId": "listUserNotifications",
+            "summary": "List a user's notifications",
+            "parameters": parameters,
+            "responses": responses
+        }
+    })
+}
+
+fn order_notifications_path() -> Value {
+    let mut parameters = vec![order_id_param()];
+    parameters.extend(paging(50, 500));
+    let responses = store_responses(vec![
+        (
+            "200",
+            answer(
+                "A page of everything told about the order, to anyone, oldest first.",
+                schema_ref("OrderNotifications"),
+            ),
+        ),
+        (
+            "400",
+            error("`order_id` is not a UUID, or `page`/`page_size` is not an integer."),
+        ),
+    ]);
+    json!({
+        "get": {
+            "tags": ["notifications"],
+            "operationId": "listOrderNotifications",
+            "summary": "List an order's notifications",
+            "description": "The notifications about an order, to its customer and its runner alike, oldest first: the order's story as they were told it.",
+            "parameters": parameters,
+            "responses": responses
+        }
+    })
+}
+
+fn mark_notification_read_path() -> Value {
+    let mut read = notification_example();
+    read["read"] = json!(true);
+    read["read_at"] = json!("2026-11-21T12:06:00Z");
+    let responses = store_responses(vec![
+        (
+            "200",
+            answer_with_example(
+                "The notification, now read. Marking a read notification again changes nothing.",
+                schema_ref("Notification"),
+                read,
+            ),
+        ),
+        ("400", error("`notification_id` is not a UUID.")),
+        ("404", error("No notification has this id.")),
+    ]);
+    json!({
+        "post": {
+            "tags": ["notifications"],
+            "operationId": "markNotificationRead",
+            "summary": "Mark a notification read",
+            "parameters": [path_param(
+                "notification_id",
+                "The notification's id.",
+                json!({ "type": "string", "format": "uuid" })
+            )],
+            "responses": responses
+        }
     })
 }
 
@@ -1274,6 +1658,8 @@ fn schemas() -> Map<String, Value> {
         ("OrderList", page_of("A page of orders.", "orders", "Order")),
         ("RunnerRequest", runner_request_schema()),
         ("OrderDecision", order_decision_schema()),
+        ("DeliveryStage", delivery_stage_schema()),
+        ("DeliveryStageRequest", delivery_stage_request_schema()),
         ("CancelOrderRequest", cancel_order_request_schema()),
         ("CancellationAccepted", cancellation_accepted_schema()),
         ("SagaType", saga_type_schema()),
@@ -1287,10 +1673,21 @@ fn schemas() -> Map<String, Value> {
             "SagaList",
             page_of("A page of sagas (without their history).", "sagas", "Saga"),
         ),
+        ("CompleteOrderRequest", complete_order_request_schema()),
+        ("CompleteOrderAccepted", complete_order_accepted_schema()),
+        ("SagaUpdateEvent", saga_update_event_schema()),
+        ("SagaEndEvent", saga_end_event_schema()),
         ("User", user_schema()),
         ("CreateUserRequest", create_user_request_schema()),
         ("UpdateUserRequest", update_user_request_schema()),
         ("UserList", page_of("A page of users.", "users", "User")),
+        ("OrderRole", order_role_schema()),
+        ("RatingRequest", rating_request_schema()),
+        ("RatingRecorded", rating_recorded_schema()),
+        ("Notification", notification_schema()),
+        ("SendNotificationRequest", send_notification_request_schema()),
+        ("UserNotifications", user_notifications_schema()),
+        ("OrderNotifications", order_notifications_schema()),
         ("PaymentStatus", payment_status_schema()),
         ("Payment", payment_schema()),
         ("AuthorizePaymentRequest", authorize_payment_request_schema()),
@@ -1574,15 +1971,43 @@ fn runner_request_schema() -> Value {
 
 fn order_decision_schema() -> Value {
     object(
-        "The answer to a runner accepting an order or giving it back: the order as the decision left it.",
+        "The answer to a runner accepting an order, giving it back, or reporting a delivery stage: the order as the decision left it.",
         &["success", "saga_id", "order"],
         vec![
             ("success", json!({ "type": "boolean", "const": true })),
             (
                 "saga_id",
-                uuid("The accept-order saga of this acceptance round: it stops the acceptance timer, or restarts it when the order is given back."),
+                uuid("The accept-order saga of this acceptance round: it stops the acceptance timer, or restarts it when the order is given back. For a `DELIVERED` report, the complete-order saga the report started."),
             ),
             ("order", schema_ref("Order")),
+        ],
+    )
+}
+
+fn delivery_stage_schema() -> Value {
+    json!({
+        "type": "string",
+        "enum": ["ON_SITE", "PURCHASED", "COLLECTED", "ON_THE_WAY", "DELIVERED"],
+        "description": "A delivery stage the runner reports, in this order after `ACCEPTED`: at the store (`ON_SITE`), food bought (`PURCHASED`), food picked up (`COLLECTED`), heading to the customer (`ON_THE_WAY`), handed over (`DELIVERED`)."
+    })
+}
+
+fn delivery_stage_request_schema() -> Value {
+    object(
+        "The body of `POST /api/orders/{order_id}/status`.",
+        &["runner_id", "status"],
+        vec![
+            (
+                "runner_id",
+                described_ref("UserId", "The runner reporting: the order's assigned runner."),
+            ),
+            (
+                "status",
+                described_ref(
+                    "DeliveryStage",
+                    "The stage reached: the one after the order's current status, or the current one again.",
+                ),
+            ),
         ],
     )
 }
@@ -1634,14 +2059,16 @@ fn saga_status_schema() -> Value {
 fn saga_step_schema() -> Value {
     json!({
         "type": "string",
-        "enum": ["create_order", "get_payment_info", "authorize_payment", "hold_funds", "mark_order_created", "start_timer", "compensate", "done", "stop_timer", "restart_timer"],
+        "enum": ["create_order", "get_payment_info", "authorize_payment", "hold_funds", "mark_order_created", "start_timer", "compensate", "done", "stop_timer", "restart_timer", "capture_payment", "release_escrow", "mark_order_completed"],
         "description": concat!(
             "The step a saga is at. A create-order saga runs `create_order`, `get_payment_info`, ",
             "`authorize_payment`, `hold_funds`, `mark_order_created` and `start_timer` (step 6: start ",
             "the 30-minute acceptance timer; the saga is `COMPLETED` once the timer has started), then ",
             "`done`; `compensate` while it undoes earlier steps. An accept-order saga runs `stop_timer` ",
             "(stop the acceptance timer), then `done`; `restart_timer` when the runner gives the order ",
-            "back and a fresh acceptance timer starts."
+            "back and a fresh acceptance timer starts. A complete-order saga runs `capture_payment` ",
+            "(the pivot), `release_escrow` (pay the runner) and `mark_order_completed`, then `done`; ",
+            "it never undoes a capture."
         )
     })
 }
@@ -1665,7 +2092,7 @@ fn saga_history_entry_schema() -> Value {
             ),
             (
                 "event",
-                json!({ "type": "string", "description": "What happened.", "examples": ["create_order_saga.started", "create_order_saga.payment_authorized", "create_order_saga.compensation_started", "accept_order_saga.started"] }),
+                json!({ "type": "string", "description": "What happened.", "examples": ["create_order_saga.started", "create_order_saga.payment_authorized", "create_order_saga.compensation_started", "accept_order_saga.started", "complete_order_saga.payment_captured"] }),
             ),
             ("recorded_at", timestamp("When it was recorded.")),
             (
@@ -1699,6 +2126,8 @@ fn saga_example() -> Value {
         "escrow_id": ESCROW_ID,
         "timer_id": TIMER_ID,
         "timer_due_at": "2026-11-21T12:30:01Z",
+        "captured_cents": null,
+        "payout_cents": null,
         "pending_compensations": [],
         "created_at": "2026-11-21T12:00:00Z",
         "updated_at": "2026-11-21T12:00:01Z"
@@ -1708,17 +2137,19 @@ fn saga_example() -> Value {
 fn saga_type_schema() -> Value {
     json!({
         "type": "string",
-        "enum": ["create_order", "accept_order"],
-        "description": "`create_order`: places an order (payment, escrow, acceptance timer) and undoes it if the order is cancelled before a runner accepts. `accept_order`: follows one runner's acceptance of an order (stops the acceptance timer, or starts a fresh one if the runner gives the order back)."
+        "enum": ["create_order", "accept_order", "complete_order"],
+        "description": "`create_order`: places an order (payment, escrow, acceptance timer) and undoes it if the order is cancelled before a runner accepts. `accept_order`: follows one runner's acceptance of an order (stops the acceptance timer, or starts a fresh one if the runner gives the order back). `complete_order`: completes a delivered order (captures the payment, releases the escrow to the runner, marks the order `COMPLETED`); an order has at most one."
     })
 }
 
 fn saga_schema() -> Value {
     let schema = object(
         concat!(
-            "A create-order or accept-order saga. Fields a saga's type does not use are null (an ",
-            "accept-order saga has no customer, amounts, payment, escrow or compensations). `history` ",
-            "is present only in `GET /api/sagas/{saga_id}`."
+            "A create-order, accept-order or complete-order saga. Fields a saga's type does not use ",
+            "are null (an accept-order saga has no customer, amounts, payment, escrow or ",
+            "compensations; a complete-order saga has no customer, total, payment, escrow, timer or ",
+            "compensations, but has `captured_cents` and `payout_cents`). `history` is present only ",
+            "in `GET /api/sagas/{saga_id}`."
         ),
         &[
             "saga_id",
@@ -1736,6 +2167,8 @@ fn saga_schema() -> Value {
             "escrow_id",
             "timer_id",
             "timer_due_at",
+            "captured_cents",
+            "payout_cents",
             "pending_compensations",
             "created_at",
             "updated_at",
@@ -1743,14 +2176,14 @@ fn saga_schema() -> Value {
         vec![
             ("saga_id", uuid("The saga's id.")),
             ("saga_type", schema_ref("SagaType")),
-            ("order_id", uuid("The order the saga places (create-order) or follows (accept-order).")),
+            ("order_id", uuid("The order the saga places (create-order), follows (accept-order) or completes (complete-order).")),
             (
                 "customer_id",
                 json!({ "anyOf": [schema_ref("UserId"), { "type": "null" }], "description": "The customer who placed the order (create-order sagas)." }),
             ),
             (
                 "runner_id",
-                json!({ "type": ["string", "null"], "description": "The runner who accepted the order (accept-order sagas)." }),
+                json!({ "type": ["string", "null"], "description": "The runner who accepted the order (accept-order sagas), or who delivered it and is paid (complete-order sagas)." }),
             ),
             ("status", schema_ref("SagaStatus")),
             (
@@ -1787,6 +2220,14 @@ fn saga_schema() -> Value {
                 nullable_timestamp("When the acceptance timer falls due: if no runner has accepted by then, the order is cancelled."),
             ),
             (
+                "captured_cents",
+                json!({ "type": ["integer", "null"], "description": "What the saga captured from the customer's card, in cents (complete-order sagas; 0 until the capture)." }),
+            ),
+            (
+                "payout_cents",
+                json!({ "type": ["integer", "null"], "description": "What the saga released from escrow to the runner, in cents (complete-order sagas; 0 until the release)." }),
+            ),
+            (
                 "pending_compensations",
                 json!({ "type": ["array", "null"], "items": schema_ref("Compensation"), "description": "Undo actions still to run (null for an accept-order saga)." }),
             ),
@@ -1815,7 +2256,78 @@ fn saga_history_schema() -> Value {
     )
 }
 
+fn complete_order_request_schema() -> Value {
+    object(
+        "The body of `POST /saga/complete/completeOrder`. `order_id` is accepted as an alias of `orderId`.",
+        &["orderId"],
+        vec![("orderId", uuid("The `DELIVERED` order to complete."))],
+    )
+}
+
+fn complete_order_accepted_schema() -> Value {
+    object(
+        "The answer to `POST /saga/complete/completeOrder`: the order's complete-order saga.",
+        &["success", "saga_id", "order_id"],
+        vec![
+            ("success", json!({ "type": "boolean", "const": true })),
+            (
+                "saga_id",
+                uuid("The complete-order saga's id; an order has one, so it is the same however often it is started."),
+            ),
+            ("order_id", uuid("The order being completed.")),
+        ],
+    )
+}
+
+fn saga_update_event_schema() -> Value {
+    object(
+        "The data of an `update` event of `GET /saga/complete/orderUpdateStream/{saga_id}`: one step the saga recorded.",
+        &["saga_id", "saga_type", "sequence", "step", "status", "at"],
+        vec![
+            ("saga_id", uuid("The saga's id.")),
+            ("saga_type", schema_ref("SagaType")),
+            (
+                "sequence",
+                integer("The step's position in the saga's history, from 1."),
+            ),
+            (
+                "step",
+                json!({ "type": "string", "description": "What the saga recorded: the history entry's event without its saga prefix.", "examples": ["started", "payment_captured", "funds_released", "order_completed", "completed"] }),
+            ),
+            (
+                "status",
+                described_ref("SagaStatus", "The saga's status after this step."),
+            ),
+            ("at", timestamp("When the step was recorded.")),
+        ],
+    )
+}
+
+fn saga_end_event_schema() -> Value {
+    object(
+        "The data of the `end` event of `GET /saga/complete/orderUpdateStream/{saga_id}`, sent once the saga reaches a final status; the stream then closes.",
+        &["saga_id", "status"],
+        vec![
+            ("saga_id", uuid("The saga's id.")),
+            (
+                "status",
+                json!({ "type": "string", "enum": ["COMPLETED", "COMPENSATED", "FAILED", "CANCELLED"], "description": "The saga's final status." }),
+            ),
+        ],
+    )
+}
+
 fn user_schema() -> Value {
+    let rated_for_entry = object(
+        "One order the user was rated for, and the part they played in it.",
+        &["order_id", "role"],
+        vec![("order_id", uuid("The order.")), ("role", schema_ref("OrderRole"))],
+    );
+    let rated_for = json!({
+        "type": "array",
+        "description": "The orders and roles the user was rated for (each is rated once).",
+        "items": rated_for_entry
+    });
     let schema = object(
         "A customer or runner.",
         &[
@@ -1825,6 +2337,11 @@ fn user_schema() -> Value {
             "phone",
             "payment_method",
             "payout_account",
+            "customer_rating",
+            "customer_ratings",
+            "runner_rating",
+            "runner_ratings",
+            "rated_for",
             "created_at",
             "updated_at",
         ],
@@ -1841,6 +2358,25 @@ fn user_schema() -> Value {
                 )),
             ),
             ("payout_account", nullable_string("Where a runner is paid.")),
+            (
+                "customer_rating",
+                nullable_number(
+                    "The average of the ratings received as a customer, from 1 to 5; null before the first.",
+                ),
+            ),
+            (
+                "customer_ratings",
+                integer("How many ratings the user received as a customer."),
+            ),
+            (
+                "runner_rating",
+                nullable_number("The average of the ratings received as a runner, from 1 to 5; null before the first."),
+            ),
+            (
+                "runner_ratings",
+                integer("How many ratings the user received as a runner."),
+            ),
+            ("rated_for", rated_for),
             ("created_at", nullable_timestamp("When the user registered.")),
             (
                 "updated_at",
@@ -1857,9 +2393,66 @@ fn user_schema() -> Value {
             "phone": "+65 8123 4567",
             "payment_method": "pm_card_visa",
             "payout_account": null,
+            "customer_rating": null,
+            "customer_ratings": 0,
+            "runner_rating": null,
+            "runner_ratings": 0,
+            "rated_for": [],
             "created_at": "2026-11-21T11:00:00Z",
             "updated_at": null
         }),
+    )
+}
+
+fn order_role_schema() -> Value {
+    json!({
+        "type": "string",
+        "enum": ["customer", "runner"],
+        "description": "The part a user played in an order: its `customer` or its `runner`."
+    })
+}
+
+fn rating_request_schema() -> Value {
+    object(
+        "The body of `POST /api/orders/{order_id}/rating`.",
+        &["rater_id", "score"],
+        vec![
+            (
+                "rater_id",
+                described_ref(
+                    "UserId",
+                    "Who rates: the order's customer (rating the runner) or its runner (rating the customer).",
+                ),
+            ),
+            (
+                "score",
+                json!({ "type": "integer", "minimum": 1, "maximum": 5, "description": "From 1 (worst) to 5 (best)." }),
+            ),
+        ],
+    )
+}
+
+fn rating_recorded_schema() -> Value {
+    object(
+        "The answer to a rating: the rated user's new average in the role they played.",
+        &["success", "user_id", "role", "score", "rating", "ratings"],
+        vec![
+            ("success", json!({ "type": "boolean", "const": true })),
+            ("user_id", described_ref("UserId", "The user rated.")),
+            (
+                "role",
+                described_ref("OrderRole", "The part the rated user played in the order."),
+            ),
+            ("score", integer("The score given.")),
+            (
+                "rating",
+                json!({ "type": "number", "description": "The rated user's new average in this role." }),
+            ),
+            (
+                "ratings",
+                integer("How many ratings the rated user has received in this role, this one included."),
+            ),
+        ],
     )
 }
 
@@ -1907,6 +2500,120 @@ fn update_user_request_schema() -> Value {
     );
     schema["minProperties"] = json!(1);
     schema
+}
+
+fn notification_schema() -> Value {
+    let kind = json!({
+        "type": "string",
+        "description": concat!(
+            "What the notification is about. The system creates `order_placed`, ",
+            "`payment_authorized`, `payment_failed`, `funds_held`, `order_listed`, ",
+            "`order_accepted`, `acceptance_cancelled`, `runner_on_site`, `food_purchased`, ",
+            "`food_collected`, `on_the_way`, `delivered`, `receipt`, `payout`, `order_completed`, ",
+            "`order_cancelled`, `order_timed_out`, `refunded` and `payment_released`; a notification ",
+            "sent through `POST /api/notifications/send` has the kind it was given (`message` by ",
+            "default)."
+        ),
+        "examples": ["order_accepted", "receipt", "message"]
+    });
+    let schema = object(
+        "Something a customer or runner is told.",
+        &[
+            "notification_id",
+            "user_id",
+            "order_id",
+            "kind",
+            "title",
+            "message",
+            "created_at",
+            "read",
+            "read_at",
+        ],
+        vec![
+            ("notification_id", uuid("The notification's id.")),
+            ("user_id", described_ref("UserId", "The user told.")),
+            ("order_id", nullable_uuid("The order it is about, if any.")),
+            ("kind", kind),
+            ("title", string("A short headline.")),
+            ("message", string("What the user is told.")),
+            (
+                "created_at",
+                timestamp("When what it tells of happened (for one sent through the API, when it was sent)."),
+            ),
+            (
+                "read",
+                json!({ "type": "boolean", "description": "Whether the user has read it." }),
+            ),
+            (
+                "read_at",
+                nullable_timestamp("When it was first marked read; null while unread."),
+            ),
+        ],
+    );
+    with_example(schema, notification_example())
+}
+
+fn send_notification_request_schema() -> Value {
+    object(
+        "The body of `POST /api/notifications/send`.",
+        &["user_id", "message"],
+        vec![
+            ("user_id", described_ref("UserId", "Whom to tell.")),
+            (
+                "message",
+                json!({ "type": "string", "minLength": 1, "description": "What to tell; not empty." }),
+            ),
+            (
+                "title",
+                json!({ "type": "string", "default": "Message", "description": "A short headline." }),
+            ),
+            (
+                "kind",
+                json!({ "type": "string", "default": "message", "description": "What the notification is about." }),
+            ),
+            ("order_id", uuid("The order it is about, if any.")),
+            (
+                "notification_id",
+                uuid("Names the notification, so the request is safe to repeat: the same id sent twice is one notification (the second answer is 200). A fresh id when left out."),
+            ),
+        ],
+    )
+}
+
+fn user_notifications_schema() -> Value {
+    object(
+        "A page of a user's notifications.",
+        &["user_id", "notifications", "unread", "page", "page_size"],
+        vec![
+            ("user_id", schema_ref("UserId")),
+            (
+                "notifications",
+                array_of("Notification", "The notifications on this page, newest first."),
+            ),
+            (
+                "unread",
+                integer("How many of the user's notifications are unread, on every page."),
+            ),
+            ("page", integer("The page returned, from 1.")),
+            ("page_size", integer("The page size used.")),
+        ],
+    )
+}
+
+fn order_notifications_schema() -> Value {
+    object(
+        "A page of the notifications about an order.",
+        &["order_id", "notifications", "page", "page_size"],
+        vec![
+            ("order_id", uuid("The order.")),
+            (
+                "notifications",
+                array_of("Notification", "The notifications on this page, oldest first."),
+            ),
+            ("page", integer("The page returned, from 1.")),
+            ("page_size", integer("The page size used.")),
+        ],
+    )
 }
 
 fn payment_status_schema() -> Value {
@@ -2280,12 +2987,20 @@ mod tests {
             "/api/orders/{order_id}/accept",
             "/api/orders/{order_id}/cancel-acceptance",
             "/api/orders/{order_id}/cancel",
+            "/api/orders/{order_id}/status",
+            "/api/orders/{order_id}/rating",
             "/api/sagas",
             "/api/sagas/{saga_id}",
             "/api/sagas/{saga_id}/history",
             "/api/sagas/{saga_id}/cancel",
+            "/saga/complete/completeOrder",
+            "/saga/complete/orderUpdateStream/{saga_id}",
             "/users",
             "/users/{user_id}",
+            "/api/notifications/send",
+            "/api/notifications/user/{user_id}",
+            "/api/notifications/order/{order_id}",
+            "/api/notifications/{notification_id}/read",
             "/payments",
             "/payments/authorize",
             "/payments/release",

@@ -12,6 +12,8 @@
 //! - [`order`], [`user`], [`payment`], [`escrow`]: the aggregates, each a cqrs-es
 //!   [`cqrs_es::Aggregate`] with its commands, events and errors.
 //! - [`timer`]: durable timers, scheduled, then cancelled or fired once.
+//! - [`notification`]: who is told what about an order, and the notifications kept.
+//! - [`time`]: times in the form the stores sort.
 //! - [`saga`]: the saga state machines, themselves event-sourced aggregates whose
 //!   input is the messages they observe and whose output is events plus commands.
 //!

@@ -144,6 +144,13 @@ impl SagaOrchestrator {
         })
     }
 
+    /// The order's complete-order saga, if it has started.
+    pub async fn completion_of(&self, order_id: OrderId) -> Result<Option<CompleteOrderSaga>, StoreError> {
+        let saga_id = SagaId::for_completion(order_id);
+        let loaded = load::<CompleteOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
+        Ok(loaded.aggregate.saga_id.is_some().then_some(loaded.aggregate))
+    }
+
     /// Starts the complete-order saga of an order found `DELIVERED` by
     /// `runner_id`; the saga's id, whether this call started it or it was
     /// already running.
