@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
-use campusg::backends::connect_bus;
+use campusg::backends::{connect_bus, open_store};
 use campusg::operate::{self, TailFormat, TailOptions};
 use campusg::settings::{Backends, Role, Settings};
 use campusg::startup::Application;
@@ -74,6 +74,16 @@ enum Command {
         #[command(flatten)]
         backends: Backends,
     },
+    /// One order's whole story across every topic and saga, in causal and time
+    /// order, from the trace index (kept by the `trace` role, part of `up`).
+    Trace {
+        /// An order id, or a saga id (its order's story).
+        id: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: TraceFormat,
+        #[command(flatten)]
+        backends: Backends,
+    },
     /// Consumer groups.
     Groups {
         #[command(subcommand)]
@@ -84,6 +94,16 @@ enum Command {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TraceFormat {
+    /// A line per message, with times since the start and since the previous one.
+    Text,
+    /// The records, with their positions, for tools.
+    Json,
+    /// A Mermaid sequence diagram of the services involved.
+    Mermaid,
 }
 
 #[derive(Subcommand)]
@@ -141,6 +161,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 eprintln!("note: `serve` on the embedded log runs one process per role; replicas need --kafka");
             }
             run_system(settings).await
+        }
+        Command::Trace { id, format, backends } => {
+            campusg_runtime::telemetry::init("warn");
+            let store = open_store(&backends, "trace").await?;
+            let records = campusg_trace::story(store.as_ref(), &id).await?;
+            anyhow::ensure!(
+                !records.is_empty(),
+                "nothing is indexed under {id}: give an order id or a saga id (the trace role indexes the log)"
+            );
+            match format {
+                TraceFormat::Text => print!("{}", campusg_trace::render::text(&id, &records)),
+                TraceFormat::Json => println!("{}", campusg_trace::render::json(&id, &records)),
+                TraceFormat::Mermaid => print!("{}", campusg_trace::render::mermaid(&records)),
+            }
+            Ok(())
         }
         Command::Publish {
             topic,

@@ -28,10 +28,12 @@ pub enum Role {
     Timer,
     /// The notification service: turns the event topics into notifications.
     Notification,
+    /// The trace index: files every record under its order and saga, for `trace`.
+    Trace,
 }
 
 impl Role {
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::Api,
         Role::Order,
         Role::User,
@@ -40,6 +42,7 @@ impl Role {
         Role::Sagas,
         Role::Timer,
         Role::Notification,
+        Role::Trace,
     ];
 }
 

@@ -36,6 +36,7 @@ use campusg_runtime::store::{Contracts, EventStore};
 use campusg_sagas::SagaOrchestrator;
 use campusg_timer::worker::run_timer_worker;
 use campusg_timer::TimerService;
+use campusg_trace::TraceIndex;
 use campusg_user::UserService;
 
 use crate::backends::{connect_bus, open_store};
@@ -43,7 +44,7 @@ use crate::settings::{Role, Settings};
 
 /// The services, each with an event store of its own (a SQLite file, or a
 /// PostgreSQL schema) named after it, and the role that runs it.
-const SERVICE_ROLES: [(Role, &str); 7] = [
+const SERVICE_ROLES: [(Role, &str); 8] = [
     (Role::Order, "order"),
     (Role::User, "user"),
     (Role::Payment, "payment"),
@@ -51,11 +52,12 @@ const SERVICE_ROLES: [(Role, &str); 7] = [
     (Role::Sagas, "sagas"),
     (Role::Timer, "timer"),
     (Role::Notification, "notification"),
+    (Role::Trace, "trace"),
 ];
 
 /// The services' names, which name their stores.
-pub const SERVICES: [&str; 7] = {
-    let mut names = [""; 7];
+pub const SERVICES: [&str; 8] = {
+    let mut names = [""; 8];
     let mut i = 0;
     while i < SERVICE_ROLES.len() {
         names[i] = SERVICE_ROLES[i].1;
@@ -117,6 +119,7 @@ impl Application {
         let escrows = deps(Role::Escrow).map(|d| EscrowService::new(d, settings.escrow_hold_limit));
         let sagas = deps(Role::Sagas).map(|d| SagaOrchestrator::new(d, settings.order_rules()));
         let notifications = deps(Role::Notification).map(NotificationService::new);
+        let trace_index = deps(Role::Trace).map(TraceIndex::new);
         let timers = deps(Role::Timer)
             .map(|d| TimerService::new(d, settings.acceptance_window(), settings.timer_poll_interval()));
 
@@ -133,6 +136,7 @@ impl Application {
                 Role::Notification,
                 notifications.as_ref().map(|s| s.consumer(bus.clone())),
             ),
+            (Role::Trace, trace_index.as_ref().map(|s| s.consumer(bus.clone()))),
         ] {
             let (Some(consumer), Some(deps)) = (consumer, deps(role)) else {
                 continue;
@@ -154,6 +158,7 @@ impl Application {
                 sagas: sagas.expect(EVERY),
                 timers: timers.clone().expect(EVERY),
                 notifications: notifications.expect(EVERY),
+                trace_index: trace_index.expect(EVERY),
             })
         } else {
             Router::new()
@@ -242,6 +247,7 @@ struct ApiServices {
     sagas: Arc<SagaOrchestrator>,
     timers: Arc<TimerService>,
     notifications: Arc<NotificationService>,
+    trace_index: Arc<TraceIndex>,
 }
 
 /// The HTTP API: every service's routes, and the gateway's.
@@ -254,6 +260,7 @@ fn api_router(services: ApiServices) -> Router {
         sagas,
         timers,
         notifications,
+        trace_index,
     } = services;
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
@@ -265,6 +272,7 @@ fn api_router(services: ApiServices) -> Router {
         .merge(campusg_sagas::router(sagas.clone()))
         .merge(campusg_timer::router(timers))
         .merge(campusg_notification::router(notifications))
+        .merge(campusg_trace::router(trace_index))
         .merge(crate::gateway::router(sagas, orders, users))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .layer(axum::middleware::from_fn(log_request))

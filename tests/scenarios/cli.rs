@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::backends::Backend;
 use crate::helpers::TestApp;
 
-fn campusg(app: &TestApp, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+pub(crate) fn campusg(app: &TestApp, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_campusg"))
         .args(args)
         .args(app.environment.flags())

@@ -53,6 +53,7 @@ async fn two_hundred_orders_survive_a_replica_of_each_scaled_service_being_kille
         ("sagas", 1),
         ("timer", 1),
         ("notification", 1),
+        ("trace", 1),
     ] {
         processes.push(serve(&environment, role, replica, 0));
     }

@@ -10,6 +10,7 @@ mod processes;
 mod bad_requests;
 mod cli;
 mod create_order;
+mod debugging;
 mod delivery;
 mod deployment;
 mod distributed;

@@ -37,6 +37,25 @@ pub trait MessageHandler: Send + Sync {
     async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError>;
 }
 
+/// A reader of raw records, valid or not: an observer such as the trace index,
+/// which must see everything and must not dead-letter what it cannot read (the
+/// services that own the topic do that).
+#[async_trait]
+pub trait RecordHandler: Send + Sync {
+    /// Handles one record. `Ok` means its effects are committed; a transient
+    /// error retries the record; a rejection is logged and the record skipped.
+    async fn handle_record(&self, record: &Record) -> Result<(), HandlerError>;
+}
+
+/// What a consumer hands its records to.
+#[derive(Clone)]
+pub enum Handler {
+    /// Validated, decoded messages; invalid records are dead-lettered.
+    Messages(Arc<dyn MessageHandler>),
+    /// Every record as it is.
+    Records(Arc<dyn RecordHandler>),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     /// The message can never be handled; it goes to the dead-letter topic.
@@ -67,7 +86,7 @@ pub struct Consumer {
     pub clock: Arc<dyn Clock>,
     /// Where this group records the messages it has handled.
     pub store: Arc<dyn EventStore>,
-    pub handler: Arc<dyn MessageHandler>,
+    pub handler: Handler,
 }
 
 impl Consumer {
@@ -90,7 +109,29 @@ impl Consumer {
             contracts: deps.contracts.clone(),
             clock: deps.clock.clone(),
             store: deps.store.clone(),
-            handler,
+            handler: Handler::Messages(handler),
+        }
+    }
+
+    /// A consumer of every record on `topics`, valid or not, as group `group`.
+    pub fn for_records(
+        group: &str,
+        topics: Vec<String>,
+        deps: &ServiceDeps,
+        bus: Arc<dyn MessageBus>,
+        handler: Arc<dyn RecordHandler>,
+    ) -> Consumer {
+        Consumer {
+            config: ConsumerConfig {
+                group: group.to_string(),
+                topics,
+                max_batch: MAX_BATCH,
+            },
+            bus,
+            contracts: deps.contracts.clone(),
+            clock: deps.clock.clone(),
+            store: deps.store.clone(),
+            handler: Handler::Records(handler),
         }
     }
 
@@ -173,6 +214,25 @@ impl Consumer {
 
     /// Handles one record, dead-lettering it if it can never be handled.
     async fn process(&self, record: &Record) -> anyhow::Result<()> {
+        let handler = match &self.handler {
+            Handler::Messages(handler) => handler.clone(),
+            Handler::Records(observer) => {
+                return match observer.handle_record(record).await {
+                    Ok(()) => Ok(()),
+                    Err(HandlerError::Rejected(reason)) => {
+                        tracing::warn!(
+                            topic = %record.topic, partition = record.partition, offset = record.offset,
+                            reason = %reason, "record skipped"
+                        );
+                        Ok(())
+                    }
+                    Err(HandlerError::Transient(error)) => match error.downcast_ref::<StoreError>() {
+                        Some(StoreError::AlreadyHandled) => Ok(()),
+                        _ => Err(error),
+                    },
+                };
+            }
+        };
         let envelope = match Envelope::parse(&record.value, &self.contracts.schemas, self.clock.now()) {
             Ok(envelope) => envelope,
             Err(invalid) => return self.dead_letter(record, None, invalid.to_string()).await,
@@ -211,7 +271,7 @@ impl Consumer {
                 tracing::debug!("already handled; skipping the duplicate");
                 return Ok(());
             }
-            match self.handler.handle(&envelope, message).await {
+            match handler.handle(&envelope, message).await {
                 Ok(()) => Ok(()),
                 Err(HandlerError::Rejected(reason)) => self.dead_letter(record, Some(&envelope), reason).await,
                 Err(HandlerError::Transient(error)) => match error.downcast_ref::<StoreError>() {

@@ -1,0 +1,30 @@
+//! `GET /api/orders/{id}/trace`: an order's story as JSON, for a UI.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::Value;
+
+use campusg_runtime::http::ApiError;
+
+use crate::{render, story, TraceIndex};
+
+pub fn router(index: Arc<TraceIndex>) -> Router {
+    Router::new()
+        .route("/api/orders/{id}/trace", get(trace))
+        .route("/api/trace/{id}", get(trace))
+        .with_state(index)
+}
+
+/// The story of an order, or of the order a saga id belongs to.
+async fn trace(State(index): State<Arc<TraceIndex>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let records = story(index.deps.store.as_ref(), &id).await?;
+    if records.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "nothing is indexed under {id}; give an order id or a saga id"
+        )));
+    }
+    Ok(Json(render::json(&id, &records)))
+}
