@@ -12,7 +12,9 @@
 #![forbid(unsafe_code)]
 
 pub mod backends;
+pub mod dead_letters;
 pub mod gateway;
+pub mod inspect;
 pub mod openapi;
 pub mod operate;
 pub mod settings;

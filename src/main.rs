@@ -13,6 +13,7 @@ use campusg::backends::{connect_bus, open_store};
 use campusg::operate::{self, TailFormat, TailOptions};
 use campusg::settings::{Backends, Role, Settings};
 use campusg::startup::Application;
+use campusg::{dead_letters, inspect};
 use campusg_runtime::bus::OffsetReset;
 use campusg_runtime::clock::{Clock, SystemClock};
 use campusg_runtime::store::Contracts;
@@ -84,6 +85,32 @@ enum Command {
         #[command(flatten)]
         backends: Backends,
     },
+    /// Sagas: list them (stuck ones too), or show one with its history.
+    Sagas {
+        #[command(subcommand)]
+        command: SagasCommand,
+    },
+    /// The dead letters: list, show, retry (after the cause is fixed), drop.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Rebuild an aggregate from its events as it was at an event number or a
+    /// time, and print the state with the events that led to it.
+    Replay {
+        /// The aggregate type: order, user, payment, escrow, timer, notification,
+        /// create_order_saga, accept_order_saga, complete_order_saga.
+        aggregate_type: String,
+        /// The aggregate's id.
+        id: String,
+        /// An event number (1 is the first), or an RFC 3339 time; the latest when left out.
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backends: Backends,
+    },
     /// Consumer groups.
     Groups {
         #[command(subcommand)]
@@ -104,6 +131,76 @@ enum TraceFormat {
     Json,
     /// A Mermaid sequence diagram of the services involved.
     Mermaid,
+}
+
+#[derive(Subcommand)]
+enum SagasCommand {
+    /// Sagas, the most recently started first.
+    List {
+        /// Only sagas in this status (STARTED, COMPLETED, CANCELLED...).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only sagas of this type (create_order, accept_order, complete_order).
+        #[arg(long = "type")]
+        saga_type: Option<String>,
+        /// Only this order's sagas.
+        #[arg(long)]
+        order: Option<String>,
+        /// Only sagas with work left that have made no progress for this long
+        /// (30s, 5m, 2h, 1d).
+        #[arg(long, value_parser = inspect::parse_duration)]
+        stuck_for: Option<chrono::Duration>,
+        /// At most this many.
+        #[arg(long, short = 'n', default_value_t = 50)]
+        max: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backends: Backends,
+    },
+    /// One saga: its state, current step and history.
+    Show {
+        saga_id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backends: Backends,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Every dead letter, oldest first, with its status (PENDING, RETRIED, DROPPED).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backends: Backends,
+    },
+    /// One dead letter, whole, with the actions taken on it.
+    Show {
+        /// Its offset on the dead-letter topic, or its id.
+        id: String,
+        #[command(flatten)]
+        backends: Backends,
+    },
+    /// Publish the original record again to its topic, under a new message id.
+    Retry {
+        id: String,
+        /// Publish it again even if it was retried or dropped before.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        backends: Backends,
+    },
+    /// Record that a dead letter is not to be retried, and why.
+    Drop {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        backends: Backends,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,6 +258,43 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 eprintln!("note: `serve` on the embedded log runs one process per role; replicas need --kafka");
             }
             run_system(settings).await
+        }
+        Command::Sagas { command } => {
+            campusg_runtime::telemetry::init("warn");
+            match command {
+                SagasCommand::List {
+                    status,
+                    saga_type,
+                    order,
+                    stuck_for,
+                    max,
+                    json,
+                    backends,
+                } => {
+                    let filter = inspect::saga_filter(status.as_deref(), saga_type.as_deref(), order, stuck_for)?;
+                    inspect::list_sagas(&backends, &filter, max, json).await
+                }
+                SagasCommand::Show {
+                    saga_id,
+                    json,
+                    backends,
+                } => inspect::show_saga(&backends, &saga_id, json).await,
+            }
+        }
+        Command::Dlq { command } => {
+            campusg_runtime::telemetry::init("warn");
+            run_dlq(command).await
+        }
+        Command::Replay {
+            aggregate_type,
+            id,
+            as_of,
+            json,
+            backends,
+        } => {
+            campusg_runtime::telemetry::init("warn");
+            let as_of = as_of.as_deref().map(inspect::parse_as_of).transpose()?;
+            inspect::replay(&backends, &aggregate_type, &id, as_of, json).await
         }
         Command::Trace { id, format, backends } => {
             campusg_runtime::telemetry::init("warn");
@@ -368,4 +502,72 @@ async fn shutdown_signal() {
         _ = interrupt => {}
         _ = terminate.recv() => {}
     }
+}
+
+async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
+    let contracts = Contracts::builtin();
+    let backends = match &command {
+        DlqCommand::List { backends, .. }
+        | DlqCommand::Show { backends, .. }
+        | DlqCommand::Retry { backends, .. }
+        | DlqCommand::Drop { backends, .. } => backends,
+    };
+    let bus = connect_bus(backends, &contracts.topics).await?;
+    let now = SystemClock.now();
+    match &command {
+        DlqCommand::List { json, .. } => {
+            let letters = dead_letters::all(bus.as_ref(), &contracts).await?;
+            if *json {
+                let views: Vec<_> = letters.iter().map(dead_letters::DeadLetter::view).collect();
+                println!("{}", serde_json::Value::Array(views));
+                return Ok(());
+            }
+            println!(
+                "{:>6}  {:<8}  {:<25}  {:<24}  {:<22}  reason",
+                "offset", "status", "failed at", "from", "type"
+            );
+            for letter in &letters {
+                let payload = &letter.envelope.payload;
+                println!(
+                    "{:>6}  {:<8}  {:<25}  {:<24}  {:<22}  {}",
+                    letter.offset,
+                    letter.status(),
+                    letter
+                        .envelope
+                        .timestamp
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    format!(
+                        "{}[{}]@{}",
+                        payload["original_topic"].as_str().unwrap_or("?"),
+                        payload["original_partition"],
+                        payload["original_offset"]
+                    ),
+                    letter.original_type(),
+                    payload["reason"].as_str().unwrap_or("")
+                );
+            }
+            println!("{} dead letter(s)", letters.len());
+        }
+        DlqCommand::Show { id, .. } => {
+            let letter = dead_letters::find(bus.as_ref(), &contracts, id).await?;
+            println!("{}", serde_json::to_string_pretty(&letter.view())?);
+        }
+        DlqCommand::Retry { id, force, .. } => {
+            let letter = dead_letters::find(bus.as_ref(), &contracts, id).await?;
+            let by = dead_letters::operator();
+            let retried_as = dead_letters::retry(bus.as_ref(), &contracts, &letter, &by, *force, now).await?;
+            println!(
+                "dead letter {} published again to {} as {retried_as}; recorded as retried by {by}",
+                letter.offset,
+                letter.envelope.payload["original_topic"].as_str().unwrap_or("?")
+            );
+        }
+        DlqCommand::Drop { id, reason, .. } => {
+            let letter = dead_letters::find(bus.as_ref(), &contracts, id).await?;
+            let by = dead_letters::operator();
+            dead_letters::drop(bus.as_ref(), &contracts, &letter, reason, &by, now).await?;
+            println!("dead letter {} dropped by {by}: {reason}", letter.offset);
+        }
+    }
+    Ok(())
 }

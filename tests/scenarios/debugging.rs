@@ -114,3 +114,172 @@ async fn trace_tells_a_timed_out_order_from_placement_to_refund(
     assert!(!ok);
     assert!(stderr.contains("nothing is indexed"), "{stderr}");
 }
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sagas_list_finds_a_saga_whose_participant_was_stopped(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    use campusg::settings::Role;
+    let without_payments = [
+        Role::Api,
+        Role::Order,
+        Role::User,
+        Role::Escrow,
+        Role::Sagas,
+        Role::Timer,
+        Role::Trace,
+    ];
+    let app = TestApp::spawn_with(
+        std::sync::Arc::new(crate::backends::Environment::new(backend)),
+        &without_payments,
+    )
+    .await;
+    app.create_user("cust_stuck", Some("pm_card_visa")).await;
+    let (stuck_saga, _) = app.place_order("cust_stuck", 7.0, 1.0).await;
+    app.saga_when(&stuck_saga, |s| s["current_step"] == "authorize_payment")
+        .await;
+
+    let (_, fresh) = app.get("/api/sagas?stuck_for=300").await;
+    assert_eq!(fresh["sagas"].as_array().unwrap().len(), 0, "not stuck yet: {fresh}");
+    app.advance_clock(chrono::Duration::minutes(6));
+    let (_, stuck) = app.get("/api/sagas?stuck_for=300").await;
+    let ids: Vec<&str> = stuck["sagas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["saga_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [stuck_saga.as_str()], "{stuck}");
+
+    let (ok, stdout, stderr) =
+        tokio::task::block_in_place(|| campusg(&app, &["sagas", "list", "--stuck-for", "0s", "--json"], None));
+    assert!(ok, "{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed[0]["saga_id"], stuck_saga.as_str(), "{listed}");
+    assert_eq!(listed[0]["current_step"], "authorize_payment");
+    let (ok, shown, stderr) = tokio::task::block_in_place(|| campusg(&app, &["sagas", "show", &stuck_saga], None));
+    assert!(ok, "{stderr}");
+    assert!(shown.contains("authorize_payment"), "{shown}");
+    assert!(shown.contains("create_order_saga.payment_info_retrieved"), "{shown}");
+}
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_retried_after_its_cause_is_fixed_is_processed_once(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    // An update for a user who does not exist yet: refused, dead-lettered.
+    let update = serde_json::json!({
+        "type": "update_user",
+        "correlation_id": "ops-fix-1",
+        "payload": {"user_id": "ghost", "name": "Casper"}
+    });
+    app.publish("user_commands", &update).await;
+    app.record_when("dead_letters", |r| r.value.contains("ghost")).await;
+
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| campusg(&app, &["dlq", "list", "--json"], None));
+    assert!(ok, "{stderr}");
+    let letters: Value = serde_json::from_str(&stdout).unwrap();
+    let letter = letters
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| {
+            l["dead_letter"]["original_value"]
+                .as_str()
+                .unwrap_or("")
+                .contains("ghost")
+        })
+        .unwrap_or_else(|| panic!("{letters}"))
+        .clone();
+    assert_eq!(letter["status"], "PENDING");
+    assert!(
+        letter["dead_letter"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{letter}"
+    );
+    let offset = letter["offset"].to_string();
+
+    // The fix: the user now exists.
+    app.create_user("ghost", None).await;
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| campusg(&app, &["dlq", "retry", &offset], None));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("published again to user_commands"), "{stdout}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, user) = app.get("/users/ghost").await;
+        if user["name"] == "Casper" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never retried: {user}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ok, _, stderr) = tokio::task::block_in_place(|| campusg(&app, &["dlq", "retry", &offset], None));
+    assert!(!ok, "a second retry needs --force");
+    assert!(stderr.contains("RETRIED already"), "{stderr}");
+    let (ok, shown, stderr) = tokio::task::block_in_place(|| campusg(&app, &["dlq", "show", &offset], None));
+    assert!(ok, "{stderr}");
+    assert!(shown.contains("dead_letter.retried"), "{shown}");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let updates = app
+        .records(&["user_events"])
+        .await
+        .iter()
+        .filter(|r| r.header("type") == Some("user.updated") && r.key.as_deref() == Some("ghost"))
+        .count();
+    assert_eq!(updates, 1, "processed once");
+}
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_as_of_each_event_gives_the_order_as_it_was(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    app.create_user("cust_replayed", Some("pm_card_visa")).await;
+    let (saga_id, order_id) = app.place_order("cust_replayed", 8.0, 2.0).await;
+    app.saga_when_finished(&saga_id).await;
+    // The order as the API showed it after each change.
+    let mut seen = vec![app.order(&order_id).await];
+    let (_, accepted) = app
+        .post(
+            &format!("/api/orders/{order_id}/accept"),
+            &serde_json::json!({"runner_id": "runner_replay"}),
+        )
+        .await;
+    seen.push(accepted["order"].clone());
+    for stage in ["ON_SITE", "PURCHASED"] {
+        let (_, moved) = app
+            .post(
+                &format!("/api/orders/{order_id}/status"),
+                &serde_json::json!({"runner_id": "runner_replay", "status": stage}),
+            )
+            .await;
+        seen.push(moved["order"].clone());
+    }
+
+    // Events 1 (PENDING) and 2 (CREATED) precede what was seen; 2 is seen[0].
+    for (index, then) in seen.iter().enumerate() {
+        let event = (index + 2).to_string();
+        let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+            campusg(&app, &["replay", "order", &order_id, "--as-of", &event, "--json"], None)
+        });
+        assert!(ok, "{stderr}");
+        let replayed: Value = serde_json::from_str(&stdout).unwrap();
+        let state = &replayed["state"];
+        for field in ["status", "runner_id", "status_times", "total_cents"] {
+            assert_eq!(state[field], then[field], "{field} as of event {event}: {replayed}");
+        }
+        assert_eq!(replayed["events"].as_array().unwrap().len(), index + 2);
+    }
+    let (ok, stdout, _) =
+        tokio::task::block_in_place(|| campusg(&app, &["replay", "order", &order_id, "--as-of", "1", "--json"], None));
+    assert!(ok);
+    let first: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(first["state"]["status"], "PENDING");
+}

@@ -13,6 +13,8 @@
 
 pub mod handler;
 mod routes;
+mod stream;
+pub mod views;
 
 use std::sync::Arc;
 

@@ -1,0 +1,143 @@
+//! `GET /saga/complete/orderUpdateStream/{saga_id}`: a saga's progress as
+//! server-sent events.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use cqrs_es::Aggregate;
+use serde_json::{json, Value};
+
+use campusg_domain::ids::SagaId;
+use campusg_domain::saga::accept_order::AcceptOrderSaga;
+use campusg_domain::saga::complete_order::CompleteOrderSaga;
+use campusg_domain::saga::create_order::CreateOrderSaga;
+use campusg_domain::saga::SagaStatus;
+use campusg_runtime::http::ApiError;
+use campusg_runtime::store::StoredEvent;
+
+use crate::routes::{parse_saga_id, unknown};
+use crate::{views, SagaOrchestrator};
+
+/// How often the update stream looks at its saga.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long the update stream waits for a saga it does not know yet.
+const STREAM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Where an update stream stands: the saga events it has sent, and what is
+/// queued to send.
+struct StreamState {
+    orchestrator: Arc<SagaOrchestrator>,
+    saga_id: SagaId,
+    sent: usize,
+    queued: VecDeque<Event>,
+    ended: bool,
+}
+
+/// Server-sent events of a saga's progress: an `update` event for each step the
+/// saga records (its history, so no step is missed however fast the saga runs),
+/// with the status it left the saga in; then an `end` event once the saga
+/// reaches a final status, and the stream closes. An unknown saga is a 404.
+pub async fn update_stream(
+    State(orchestrator): State<Arc<SagaOrchestrator>>,
+    Path(saga_id): Path<String>,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let saga_id = parse_saga_id(&saga_id)?;
+    // A saga started a moment ago by an event (an order reported DELIVERED)
+    // may not be recorded yet: give it a little time before calling it unknown.
+    let mut patience = STREAM_PATIENCE;
+    while views::find_saga(orchestrator.deps.store.as_ref(), saga_id)
+        .await?
+        .is_none()
+    {
+        if patience.is_zero() {
+            return Err(unknown(saga_id));
+        }
+        tokio::time::sleep(STREAM_POLL).await;
+        patience = patience.saturating_sub(STREAM_POLL);
+    }
+    let start = StreamState {
+        orchestrator,
+        saga_id,
+        sent: 0,
+        queued: VecDeque::new(),
+        ended: false,
+    };
+    let stream = futures_util::stream::unfold(start, |mut stream| async move {
+        loop {
+            if let Some(event) = stream.queued.pop_front() {
+                return Some((Ok(event), stream));
+            }
+            if stream.ended {
+                return None;
+            }
+            if let Err(error) = stream.look().await {
+                stream
+                    .queued
+                    .push_back(Event::default().event("error").data(error.message));
+                stream.ended = true;
+                continue;
+            }
+            if stream.queued.is_empty() && !stream.ended {
+                tokio::time::sleep(STREAM_POLL).await;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+impl StreamState {
+    /// Queues the saga's steps not sent yet, and the end once it is final.
+    async fn look(&mut self) -> Result<(), ApiError> {
+        let store = self.orchestrator.deps.store.as_ref();
+        let found = views::find_saga(store, self.saga_id)
+            .await?
+            .ok_or_else(|| unknown(self.saga_id))?;
+        let (saga_type, aggregate_type) = (found.saga_type, found.aggregate_type);
+        let events = store.load(aggregate_type, &self.saga_id.to_string()).await?;
+        let statuses = match aggregate_type {
+            t if t == CreateOrderSaga::TYPE => statuses_after_each::<CreateOrderSaga>(&events),
+            t if t == AcceptOrderSaga::TYPE => statuses_after_each::<AcceptOrderSaga>(&events),
+            _ => statuses_after_each::<CompleteOrderSaga>(&events),
+        };
+        for (event, status) in events.iter().zip(&statuses).skip(self.sent) {
+            let update = json!({
+                "saga_id": self.saga_id,
+                "saga_type": saga_type,
+                "sequence": event.sequence,
+                "step": event.event_type.split_once('.').map_or(event.event_type.as_str(), |(_, step)| step),
+                "status": status,
+                "at": event.recorded_at,
+            });
+            self.queued
+                .push_back(Event::default().event("update").data(update.to_string()));
+        }
+        self.sent = events.len();
+        let last = statuses.last().and_then(Value::as_str).and_then(SagaStatus::parse);
+        if last.is_some_and(SagaStatus::is_final) {
+            let end = json!({"saga_id": self.saga_id, "status": last});
+            self.queued
+                .push_back(Event::default().event("end").data(end.to_string()));
+            self.ended = true;
+        }
+        Ok(())
+    }
+}
+
+/// The saga's status after each of its events, replayed.
+fn statuses_after_each<A: Aggregate + serde::Serialize>(events: &[StoredEvent]) -> Vec<Value> {
+    let mut saga = A::default();
+    events
+        .iter()
+        .map(|stored| {
+            if let Ok(event) = serde_json::from_value::<A::Event>(stored.payload.clone()) {
+                saga.apply(event);
+            }
+            serde_json::to_value(&saga)
+                .map(|state| state["status"].clone())
+                .unwrap_or(Value::Null)
+        })
+        .collect()
+}

@@ -1,0 +1,229 @@
+//! The dead-letter queue, for an operator: list the dead letters, show one,
+//! publish one again after its cause is fixed, or drop it with a reason.
+//!
+//! Dead letters live on the dead-letter topic, and so do the operator's actions
+//! on them (`dead_letter.retried`, `dead_letter.dropped`): the topic is the
+//! whole record of what failed and what was done about it, on either bus.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use campusg_runtime::bus::{MessageBus, OutgoingRecord, StartFrom, Subscription};
+use campusg_runtime::envelope::Envelope;
+use campusg_runtime::store::Contracts;
+
+/// A dead letter, and what has been done about it.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    pub offset: i64,
+    pub envelope: Envelope,
+    /// `dead_letter.retried` and `dead_letter.dropped` records about it, oldest first.
+    pub actions: Vec<Envelope>,
+}
+
+impl DeadLetter {
+    /// `PENDING`, `RETRIED` or `DROPPED`: what the latest action made of it.
+    pub fn status(&self) -> &'static str {
+        match self.actions.last().map(|a| a.message_type.as_str()) {
+            Some("dead_letter.retried") => "RETRIED",
+            Some("dead_letter.dropped") => "DROPPED",
+            _ => "PENDING",
+        }
+    }
+
+    fn field(&self, name: &str) -> &Value {
+        &self.envelope.payload[name]
+    }
+
+    /// The type of the record that failed, if it was readable.
+    pub fn original_type(&self) -> String {
+        self.field("original_value")
+            .as_str()
+            .and_then(|raw| serde_json::from_str::<Value>(raw).ok())
+            .and_then(|value| value.get("type").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| "(unreadable)".to_string())
+    }
+
+    pub fn view(&self) -> Value {
+        json!({
+            "offset": self.offset,
+            "id": self.envelope.id,
+            "status": self.status(),
+            "failed_at": self.envelope.timestamp,
+            "dead_letter": self.envelope.payload,
+            "actions": self.actions.iter().map(|a| json!({"type": a.message_type, "at": a.timestamp, "details": a.payload})).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Every dead letter, oldest first, with the actions taken on each.
+pub async fn all(bus: &dyn MessageBus, contracts: &Contracts) -> anyhow::Result<Vec<DeadLetter>> {
+    let topic = contracts.topics.dead_letter_topic().name.clone();
+    let mut reader = bus
+        .subscribe(Subscription {
+            group: None,
+            topics: vec![topic],
+            start: StartFrom::Earliest,
+        })
+        .await?;
+    let mut letters: Vec<DeadLetter> = Vec::new();
+    let mut quiet = Duration::from_millis(500);
+    loop {
+        let batch = reader.poll(1000, quiet).await?;
+        if batch.is_empty() {
+            break;
+        }
+        quiet = Duration::from_millis(300);
+        for record in batch {
+            let Ok(envelope) = serde_json::from_str::<Envelope>(&record.value) else {
+                continue;
+            };
+            if envelope.message_type == "dead_letter" {
+                letters.push(DeadLetter {
+                    offset: record.offset,
+                    envelope,
+                    actions: Vec::new(),
+                });
+            } else if let Some(target) = envelope.payload["dead_letter_id"].as_str() {
+                if let Some(letter) = letters.iter_mut().find(|l| l.envelope.id.to_string() == target) {
+                    letter.actions.push(envelope);
+                }
+            }
+        }
+    }
+    Ok(letters)
+}
+
+/// The dead letter named by its offset on the topic or its id.
+pub async fn find(bus: &dyn MessageBus, contracts: &Contracts, id: &str) -> anyhow::Result<DeadLetter> {
+    let letters = all(bus, contracts).await?;
+    letters
+        .into_iter()
+        .find(|l| l.offset.to_string() == id || l.envelope.id.to_string() == id)
+        .with_context(|| format!("no dead letter {id} (give its offset or its id; see `campusg dlq list`)"))
+}
+
+/// Publishes the dead letter's original record again, to its original topic,
+/// under a new message id (the old id is marked handled: the consumer that
+/// dead-lettered it would skip it), and records the retry.
+pub async fn retry(
+    bus: &dyn MessageBus,
+    contracts: &Contracts,
+    letter: &DeadLetter,
+    by: &str,
+    force: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Uuid> {
+    if letter.status() != "PENDING" && !force {
+        bail!(
+            "dead letter {} is {} already; --force publishes it again anyway",
+            letter.offset,
+            letter.status()
+        );
+    }
+    let topic = letter
+        .field("original_topic")
+        .as_str()
+        .context("the dead letter names no topic")?;
+    let raw = letter.field("original_value").as_str().unwrap_or_default();
+    let retried_as = Uuid::new_v4();
+    let (value, headers) = match serde_json::from_str::<Value>(raw) {
+        Ok(Value::Object(mut message)) => {
+            message.insert("id".into(), json!(retried_as));
+            message.insert("causation_id".into(), json!(letter.envelope.id));
+            let header = |name: &str| {
+                message
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let headers = vec![
+                ("type".to_string(), header("type")),
+                ("id".to_string(), retried_as.to_string()),
+                ("correlation_id".to_string(), header("correlation_id")),
+            ];
+            (Value::Object(message).to_string(), headers)
+        }
+        // Not a JSON object: published as it was, for a consumer that now reads it.
+        _ => (raw.to_string(), Vec::new()),
+    };
+    bus.produce(vec![OutgoingRecord {
+        topic: topic.to_string(),
+        key: letter.field("original_key").as_str().map(str::to_string),
+        value,
+        headers,
+    }])
+    .await?;
+    record(
+        bus,
+        contracts,
+        letter,
+        "dead_letter.retried",
+        json!({"dead_letter_id": letter.envelope.id, "retried_as": retried_as, "original_topic": topic, "by": by, "at": now}),
+        now,
+    )
+    .await?;
+    Ok(retried_as)
+}
+
+/// Records that the dead letter is not to be retried, and why.
+pub async fn drop(
+    bus: &dyn MessageBus,
+    contracts: &Contracts,
+    letter: &DeadLetter,
+    reason: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if letter.status() != "PENDING" {
+        bail!("dead letter {} is {} already", letter.offset, letter.status());
+    }
+    record(
+        bus,
+        contracts,
+        letter,
+        "dead_letter.dropped",
+        json!({"dead_letter_id": letter.envelope.id, "reason": reason, "by": by, "at": now}),
+        now,
+    )
+    .await
+}
+
+/// Publishes an action on the dead-letter topic, checked against its schema.
+async fn record(
+    bus: &dyn MessageBus,
+    contracts: &Contracts,
+    letter: &DeadLetter,
+    action: &str,
+    payload: Value,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    contracts.schemas.validate_payload(action, &payload)?;
+    let envelope = Envelope {
+        id: Uuid::new_v4(),
+        message_type: action.to_string(),
+        version: 1,
+        correlation_id: letter.envelope.correlation_id.clone(),
+        causation_id: Some(letter.envelope.id.to_string()),
+        timestamp: now,
+        source: "operator".to_string(),
+        payload,
+    };
+    let topic = contracts.topics.dead_letter_topic().name.clone();
+    let mut outgoing = OutgoingRecord::from_envelope(&topic, &envelope);
+    outgoing.key = letter.field("original_key").as_str().map(str::to_string);
+    bus.produce(vec![outgoing]).await?;
+    Ok(())
+}
+
+/// Who the operator is, for the record.
+pub fn operator() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "operator".to_string())
+}

@@ -1,0 +1,287 @@
+//! What an operator asks of the stores while debugging: sagas (and the stuck
+//! ones), an aggregate replayed as it was, the dead letters. Each command opens
+//! only the store it reads, on whichever backend the flags name.
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+
+use campusg_domain::ids::SagaId;
+use campusg_domain::saga::SagaStatus;
+use campusg_sagas::views::{self, SagaFilter};
+
+use crate::backends::open_store;
+use crate::settings::Backends;
+
+/// Reads `30s`, `5m`, `2h` or `1d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30s, 5m, 2h or 1d"))?;
+    match unit {
+        "s" | "" => Ok(Duration::seconds(number)),
+        "m" => Ok(Duration::minutes(number)),
+        "h" => Ok(Duration::hours(number)),
+        "d" => Ok(Duration::days(number)),
+        _ => Err(format!("`{unit}` is not a unit: use s, m, h or d")),
+    }
+}
+
+/// The filter the `sagas list` flags describe.
+pub fn saga_filter(
+    status: Option<&str>,
+    saga_type: Option<&str>,
+    order_id: Option<String>,
+    stuck_for: Option<Duration>,
+) -> anyhow::Result<SagaFilter> {
+    let status = status
+        .map(|text| {
+            SagaStatus::parse(text).with_context(|| {
+                format!(
+                    "`{text}` is not a saga status (one of {})",
+                    SagaStatus::ALL.map(SagaStatus::as_str).join(", ")
+                )
+            })
+        })
+        .transpose()?;
+    let saga_type = saga_type
+        .map(|name| {
+            views::saga_type(name).with_context(|| {
+                format!(
+                    "`{name}` is not a saga type (one of {})",
+                    views::SAGA_TYPES.map(|(t, _)| t).join(", ")
+                )
+            })
+        })
+        .transpose()?;
+    Ok(SagaFilter {
+        status,
+        order_id,
+        saga_type,
+        stuck_for,
+        limit: None,
+    })
+}
+
+pub async fn list_sagas(backends: &Backends, filter: &SagaFilter, max: usize, json: bool) -> anyhow::Result<()> {
+    let store = open_store(backends, "sagas").await?;
+    let now = Utc::now();
+    let sagas = views::list(store.as_ref(), filter, now).await?;
+    let sagas: Vec<Value> = sagas.into_iter().take(max).collect();
+    if json {
+        println!("{}", Value::Array(sagas));
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<14}  {:<12}  {:<22}  {:<36}  last step",
+        "saga", "type", "status", "step", "order"
+    );
+    for saga in &sagas {
+        let text = |field: &str| saga[field].as_str().unwrap_or("-").to_string();
+        let last: Option<DateTime<Utc>> = serde_json::from_value(saga["updated_at"].clone()).ok();
+        let ago = last.map(|at| format!("{} ago", short(now - at))).unwrap_or_default();
+        println!(
+            "{:<36}  {:<14}  {:<12}  {:<22}  {:<36}  {ago}",
+            text("saga_id"),
+            text("saga_type"),
+            text("status"),
+            text("current_step"),
+            text("order_id"),
+        );
+    }
+    println!("{} saga(s)", sagas.len());
+    Ok(())
+}
+
+pub async fn show_saga(backends: &Backends, saga_id: &str, json: bool) -> anyhow::Result<()> {
+    let id = SagaId::parse(saga_id).with_context(|| format!("`{saga_id}` is not a saga id (a UUID)"))?;
+    let store = open_store(backends, "sagas").await?;
+    let found = views::find_saga(store.as_ref(), id)
+        .await?
+        .with_context(|| format!("saga {saga_id} does not exist"))?;
+    let mut view = views::saga_view(found.saga_type, &found.state);
+    let history = views::history(store.as_ref(), found.aggregate_type, id).await?;
+    if json {
+        view["history"] = Value::Array(history);
+        println!("{view}");
+        return Ok(());
+    }
+    for field in [
+        "saga_id",
+        "saga_type",
+        "order_id",
+        "status",
+        "current_step",
+        "error",
+        "cancellation_reason",
+    ] {
+        if let Some(value) = view[field].as_str() {
+            println!("{field:<20} {value}");
+        }
+    }
+    println!("history:");
+    for step in history {
+        println!(
+            "  {:>3}  {}  {:<45} caused by {}",
+            step["sequence"],
+            step["recorded_at"].as_str().unwrap_or(""),
+            step["event"].as_str().unwrap_or(""),
+            step["caused_by"].as_str().unwrap_or("-"),
+        );
+    }
+    Ok(())
+}
+
+/// `1h 5m`, `12s`, as people say it.
+fn short(duration: Duration) -> String {
+    let seconds = duration.num_seconds().max(0);
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// Where a replay stops: after an event number, or at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsOf {
+    Event(i64),
+    Time(DateTime<Utc>),
+}
+
+/// Reads `--as-of`: an event number, or an RFC 3339 time.
+pub fn parse_as_of(text: &str) -> anyhow::Result<AsOf> {
+    if let Ok(number) = text.parse::<i64>() {
+        anyhow::ensure!(number >= 0, "an event number is 1 or more");
+        return Ok(AsOf::Event(number));
+    }
+    let at = DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("`{text}` is neither an event number nor an RFC 3339 time"))?;
+    Ok(AsOf::Time(at.into()))
+}
+
+/// Which service's store keeps an aggregate type.
+fn store_of(aggregate_type: &str) -> Option<&'static str> {
+    use campusg_domain as d;
+    use cqrs_es::Aggregate;
+    Some(match aggregate_type {
+        t if t == d::order::Order::TYPE => "order",
+        t if t == d::user::User::TYPE => "user",
+        t if t == d::payment::Payment::TYPE => "payment",
+        t if t == d::escrow::Escrow::TYPE => "escrow",
+        t if t == d::timer::Timer::TYPE => "timer",
+        t if t == d::notification::Notification::TYPE || t == d::notification::OrderParties::TYPE => "notification",
+        t if views::SAGA_TYPES.iter().any(|(_, aggregate)| *aggregate == t) => "sagas",
+        _ => return None,
+    })
+}
+
+/// The state of an aggregate after each of `events`, replayed with its own `apply`.
+fn states_after<A>(events: &[campusg_runtime::store::StoredEvent]) -> anyhow::Result<Vec<Value>>
+where
+    A: cqrs_es::Aggregate + serde::Serialize,
+{
+    let mut aggregate = A::default();
+    let mut states = Vec::new();
+    for stored in events {
+        let event: A::Event = serde_json::from_value(stored.payload.clone())
+            .with_context(|| format!("event {} does not read as a {} event", stored.sequence, A::TYPE))?;
+        aggregate.apply(event);
+        states.push(serde_json::to_value(&aggregate)?);
+    }
+    Ok(states)
+}
+
+/// The states after each event of one aggregate, whatever its type.
+pub fn replay_states(
+    aggregate_type: &str,
+    events: &[campusg_runtime::store::StoredEvent],
+) -> anyhow::Result<Vec<Value>> {
+    use campusg_domain as d;
+    use cqrs_es::Aggregate;
+    use d::saga::{accept_order::AcceptOrderSaga, complete_order::CompleteOrderSaga, create_order::CreateOrderSaga};
+    match aggregate_type {
+        t if t == d::order::Order::TYPE => states_after::<d::order::Order>(events),
+        t if t == d::user::User::TYPE => states_after::<d::user::User>(events),
+        t if t == d::payment::Payment::TYPE => states_after::<d::payment::Payment>(events),
+        t if t == d::escrow::Escrow::TYPE => states_after::<d::escrow::Escrow>(events),
+        t if t == d::timer::Timer::TYPE => states_after::<d::timer::Timer>(events),
+        t if t == d::notification::Notification::TYPE => states_after::<d::notification::Notification>(events),
+        t if t == d::notification::OrderParties::TYPE => states_after::<d::notification::OrderParties>(events),
+        t if t == CreateOrderSaga::TYPE => states_after::<CreateOrderSaga>(events),
+        t if t == AcceptOrderSaga::TYPE => states_after::<AcceptOrderSaga>(events),
+        t if t == CompleteOrderSaga::TYPE => states_after::<CompleteOrderSaga>(events),
+        other => anyhow::bail!("`{other}` is not an aggregate type campusg knows"),
+    }
+}
+
+/// Prints an aggregate as it was `as_of` (the latest when `None`), with the
+/// events that led there.
+pub async fn replay(
+    backends: &Backends,
+    aggregate_type: &str,
+    id: &str,
+    as_of: Option<AsOf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let service = store_of(aggregate_type).with_context(|| {
+        format!(
+            "`{aggregate_type}` is not an aggregate type: order, user, payment, escrow, timer, notification, \
+             order_parties, create_order_saga, accept_order_saga, complete_order_saga"
+        )
+    })?;
+    let store = open_store(backends, service).await?;
+    let events = store.load(aggregate_type, id).await?;
+    anyhow::ensure!(!events.is_empty(), "{aggregate_type} {id} has no events");
+    let states = replay_states(aggregate_type, &events)?;
+    let upto = events
+        .iter()
+        .take_while(|event| match as_of {
+            None => true,
+            Some(AsOf::Event(number)) => event.sequence <= number,
+            Some(AsOf::Time(at)) => event.recorded_at <= at,
+        })
+        .count();
+    anyhow::ensure!(upto > 0, "{aggregate_type} {id} did not exist yet at that point");
+    let state = &states[upto - 1];
+    let led_there: Vec<Value> = events[..upto]
+        .iter()
+        .map(|event| {
+            serde_json::json!({
+                "sequence": event.sequence,
+                "type": event.event_type,
+                "recorded_at": event.recorded_at,
+                "correlation_id": event.correlation_id,
+                "caused_by": event.causation_id,
+                "event": event.payload,
+            })
+        })
+        .collect();
+    if json {
+        let replayed = serde_json::json!({
+            "aggregate_type": aggregate_type,
+            "id": id,
+            "version": upto,
+            "of": events.len(),
+            "state": state,
+            "events": led_there,
+        });
+        println!("{replayed}");
+        return Ok(());
+    }
+    println!("{aggregate_type} {id} as of event {upto} of {}:", events.len());
+    println!("{}", serde_json::to_string_pretty(state)?);
+    println!("events:");
+    for event in &led_there {
+        println!(
+            "  {:>3}  {}  {}",
+            event["sequence"],
+            event["recorded_at"].as_str().unwrap_or(""),
+            event["type"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
