@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use campusg_domain::ids::SagaId;
 use campusg_domain::saga::SagaStatus;
+use campusg_runtime::store::{AggregateChange, Cause, UnitOfWork};
 use campusg_sagas::views::{self, SagaFilter};
 
 use crate::backends::open_store;
@@ -284,4 +285,35 @@ pub async fn replay(
         );
     }
     Ok(())
+}
+
+/// Rebuilds the read model of every aggregate of a type from its events, and
+/// returns how many. Each read model is written at the version of the events it
+/// was folded from, and a store never lets a read model go back to an older
+/// version: a rebuild racing the running system cannot undo a newer write, and
+/// running it again changes nothing.
+pub async fn rebuild(backends: &Backends, aggregate_type: &str) -> anyhow::Result<usize> {
+    let service = store_of(aggregate_type).with_context(|| format!("`{aggregate_type}` is not an aggregate type"))?;
+    let store = open_store(backends, service).await?;
+    let ids = store.aggregate_ids(aggregate_type).await?;
+    for id in &ids {
+        let events = store.load(aggregate_type, id).await?;
+        let Some(state) = replay_states(aggregate_type, &events)?.pop() else {
+            continue;
+        };
+        let mut unit = UnitOfWork::new(Cause::request(
+            format!("rebuild:{aggregate_type}"),
+            "operator",
+            Utc::now(),
+        ));
+        unit.changes.push(AggregateChange {
+            aggregate_type: aggregate_type.to_string(),
+            aggregate_id: id.clone(),
+            expected_version: events.last().map_or(0, |event| event.sequence),
+            events: Vec::new(),
+            state,
+        });
+        store.commit(unit).await?;
+    }
+    Ok(ids.len())
 }

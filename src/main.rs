@@ -97,12 +97,20 @@ enum Command {
     },
     /// Rebuild an aggregate from its events as it was at an event number or a
     /// time, and print the state with the events that led to it.
+    ///
+    /// `--rebuild <type>` instead rebuilds the read model of every aggregate of
+    /// a type from its events; safe while the system runs, and to repeat.
     Replay {
         /// The aggregate type: order, user, payment, escrow, timer, notification,
-        /// create_order_saga, accept_order_saga, complete_order_saga.
-        aggregate_type: String,
+        /// order_parties, create_order_saga, accept_order_saga, complete_order_saga.
+        #[arg(required_unless_present = "rebuild")]
+        aggregate_type: Option<String>,
         /// The aggregate's id.
-        id: String,
+        #[arg(required_unless_present = "rebuild")]
+        id: Option<String>,
+        /// Rebuild the read models of this aggregate type.
+        #[arg(long, value_name = "TYPE", conflicts_with_all = ["aggregate_type", "id", "as_of"])]
+        rebuild: Option<String>,
         /// An event number (1 is the first), or an RFC 3339 time; the latest when left out.
         #[arg(long)]
         as_of: Option<String>,
@@ -288,11 +296,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Replay {
             aggregate_type,
             id,
+            rebuild,
             as_of,
             json,
             backends,
         } => {
             campusg_runtime::telemetry::init("warn");
+            if let Some(aggregate_type) = rebuild {
+                let rebuilt = inspect::rebuild(&backends, &aggregate_type).await?;
+                println!("rebuilt the read models of {rebuilt} {aggregate_type} aggregate(s) from their events");
+                return Ok(());
+            }
+            let (Some(aggregate_type), Some(id)) = (aggregate_type, id) else {
+                anyhow::bail!("give an aggregate type and an id, or --rebuild <type>");
+            };
             let as_of = as_of.as_deref().map(inspect::parse_as_of).transpose()?;
             inspect::replay(&backends, &aggregate_type, &id, as_of, json).await
         }

@@ -185,11 +185,16 @@ async fn an_acceptance_racing_the_end_of_the_window_either_wins_or_is_refused_ne
 
     for ((saga_id, order_id), (status, body)) in orders.iter().zip(acceptances) {
         // The timer either fired or was stopped by the acceptance first.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         let timer = loop {
             let timers = timers_of(&app, order_id).await;
             if timers[0]["status"] != "SCHEDULED" {
                 break timers[0].clone();
             }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the timer neither fired nor stopped: {timers:?}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         };
         // A fired timer makes the saga ask to cancel; the order refuses if it

@@ -115,8 +115,13 @@ impl PostgresEventStore {
         let options = PgConnectOptions::from_str(database_url)
             .map_err(storage_error)?
             .application_name(&application_name(schema));
+        // Small pools that give idle connections back: a deployment runs many
+        // processes, each with a pool per store it uses, against one server's
+        // connection limit (100 by default).
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(4)
+            .min_connections(0)
+            .idle_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |connection, _| {
                 let search_path = search_path.clone();
@@ -162,6 +167,15 @@ impl PostgresEventStore {
             .connect(database_url)
             .await
             .map_err(storage_error)?;
+        // A process that stopped mid-transaction (a runtime dropped with a commit
+        // in flight) can leave its session holding locks; end the schema's
+        // sessions first, or the drop would wait for them forever.
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()")
+            .bind(application_name(schema))
+            .execute(&pool)
+            .await
+            .map_err(storage_error)?;
+        pool.execute("SET lock_timeout = '30s'").await.map_err(storage_error)?;
         pool.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
             .await
             .map_err(storage_error)?;
@@ -251,7 +265,8 @@ impl EventStore for PostgresEventStore {
                 "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (aggregate_type, aggregate_id)
-                 DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at",
+                 DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
+                 WHERE aggregate_states.version <= excluded.version",
             )
             .bind(&change.aggregate_type)
             .bind(&change.aggregate_id)
@@ -298,6 +313,16 @@ impl EventStore for PostgresEventStore {
                 .await
                 .map_err(storage_error)?;
         Ok(row.map(|row| (row.get(0), row.get(1))))
+    }
+
+    async fn aggregate_ids(&self, aggregate_type: &str) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = $1 ORDER BY aggregate_id")
+                .bind(aggregate_type)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(storage_error)?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {

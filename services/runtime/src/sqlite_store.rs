@@ -170,7 +170,8 @@ impl EventStore for SqliteEventStore {
                 "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
                  VALUES (?, ?, ?, ?, ?)
                  ON CONFLICT (aggregate_type, aggregate_id)
-                 DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at",
+                 DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
+                 WHERE aggregate_states.version <= excluded.version",
             )
             .bind(&change.aggregate_type)
             .bind(&change.aggregate_id)
@@ -224,6 +225,16 @@ impl EventStore for SqliteEventStore {
             ))
         })
         .transpose()
+    }
+
+    async fn aggregate_ids(&self, aggregate_type: &str) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = ? ORDER BY aggregate_id")
+                .bind(aggregate_type)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(storage_error)?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {
