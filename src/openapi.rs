@@ -1,8 +1,8 @@
 //! The OpenAPI 3.1 document of the HTTP API, served at `GET /openapi.json`.
 //!
 //! It is written by hand: every route the API serves (health, orders, runners,
-//! sagas, users, ratings, notifications, payments, escrow, timers) with its
-//! parameters, request body, answers and error statuses. Nothing derives it
+//! sagas, users, ratings, notifications, payments, escrow, timers, traces) with
+//! its parameters, request body, answers and error statuses. Nothing derives it
 //! from the handlers, so a route added to a router must be added here too; the
 //! test at the bottom lists every route.
 //!
@@ -55,7 +55,11 @@ fn info() -> Value {
             "rate each other. Customers and runners are told of every step through notifications, ",
             "one per event and recipient. Writes are answered once they are recorded; follow a saga ",
             "with `GET /api/sagas/{saga_id}`, or live with ",
-            "`GET /saga/complete/orderUpdateStream/{saga_id}`.\n\n",
+            "`GET /saga/complete/orderUpdateStream/{saga_id}`. To debug, read an order's whole story ",
+            "by order or saga id with `GET /api/orders/{id}/trace`, find the sagas that stopped ",
+            "moving with `campusg sagas list --stuck-for`, see an aggregate as it was at an event or a ",
+            "time with `campusg replay --as-of`, and list, retry or drop dead letters with ",
+            "`campusg dlq`.\n\n",
             "Amounts in request and response bodies are decimal numbers in major units with at ",
             "most two decimals (`12.99`); fields named `*_cents` are integers in minor units. ",
             "The default currency is SGD.\n\n",
@@ -78,6 +82,7 @@ fn tags() -> Value {
         { "name": "payments", "description": "Card authorizations through the sandbox processor." },
         { "name": "escrow", "description": "Order totals held until delivery, then released or refunded." },
         { "name": "timers", "description": "Durable timers: the scheduler API of the seeds." },
+        { "name": "debugging", "description": "An order's whole story from the trace index, for a UI; the `campusg trace`, `sagas`, `replay` and `dlq` commands do the same from a terminal." },
         { "name": "system", "description": "Health and this document." }
     ])
 }
@@ -267,6 +272,8 @@ fn paths() -> Map<String, Value> {
     paths.insert("/api/orders/{order_id}/cancel".into(), cancel_order_path());
     paths.insert("/api/orders/{order_id}/status".into(), order_stage_path());
     paths.insert("/api/orders/{order_id}/rating".into(), rating_path());
+    paths.insert("/api/orders/{id}/trace".into(), order_trace_path());
+    paths.insert("/api/trace/{id}".into(), trace_path());
     paths.insert("/api/sagas".into(), sagas_path());
     paths.insert("/api/sagas/{saga_id}".into(), saga_path());
     paths.insert("/api/sagas/{saga_id}/history".into(), saga_history_path());
@@ -703,6 +710,11 @@ fn sagas_path() -> Value {
             "Only the sagas of this order: its create-order saga, one accept-order saga per acceptance, and its complete-order saga.",
             json!({ "type": "string", "format": "uuid" }),
         ),
+        query_param(
+            "stuck_for",
+            "Where is this saga stuck? Only sagas that are not final (`STARTED`, `COMPENSATING`, `CANCELLING`) and whose last step is at least this many seconds old.",
+            json!({ "type": "integer", "minimum": 0 }),
+        ),
     ];
     parameters.extend(paging(50, 500));
     let responses = store_responses(vec![
@@ -712,7 +724,7 @@ fn sagas_path() -> Value {
         ),
         (
             "400",
-            error("`saga_type` is not a saga type, `status` is not a saga status, or `page`/`page_size` is not an integer."),
+            error("`saga_type` is not a saga type, `status` is not a saga status, `stuck_for` is not a whole number of seconds, or `page`/`page_size` is not an integer."),
         ),
     ]);
     json!({
@@ -720,7 +732,7 @@ fn sagas_path() -> Value {
             "tags": ["sagas"],
             "operationId": "listSagas",
             "summary": "List sagas",
-            "description": "Create-order, accept-order and complete-order sagas by type, status and order; the filters combine. The most recently started first.",
+            "description": "Create-order, accept-order and complete-order sagas by type, status and order, or only those stuck for a while (`stuck_for`); the filters combine. The most recently started first.",
             "parameters": parameters,
             "responses": responses
         }
@@ -1065,6 +1077,111 @@ fn rating_path() -> Value {
             "responses": responses
         }
     })
+}
+
+/// The example order's story as the trace index tells it: the create-order saga's
+/// first command and the order service's answer.
+fn trace_example() -> Value {
+    let command = json!({
+        "topic": "order_commands",
+        "partition": 3,
+        "offset": 41,
+        "key": ORDER_ID,
+        "logged_at": "2026-11-21T12:00:00.012Z",
+        "id": "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f",
+        "type": "create_order",
+        "correlation_id": SAGA_ID,
+        "causation_id": null,
+        "source": "saga-orchestrator",
+        "timestamp": "2026-11-21T12:00:00.010Z",
+        "payload": { "order_id": ORDER_ID, "customer_id": "cust_123", "order_details": place_order_example()["order_details"] },
+        "since_start_ms": 0
+    });
+    let event = json!({
+        "topic": "order_events",
+        "partition": 3,
+        "offset": 57,
+        "key": ORDER_ID,
+        "logged_at": "2026-11-21T12:00:00.047Z",
+        "id": "d2e3f4a5-b6c7-4d8e-9f0a-1b2c3d4e5f6a",
+        "type": "order.created",
+        "correlation_id": SAGA_ID,
+        "causation_id": "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f",
+        "source": "order-service",
+        "timestamp": "2026-11-21T12:00:00.045Z",
+        "payload": {
+            "order_id": ORDER_ID,
+            "customer_id": "cust_123",
+            "items": [{ "name": "Burger", "price_cents": 1299, "quantity": 1 }],
+            "store_location": null,
+            "delivery_location": "North Campus",
+            "food_fee_cents": 1299,
+            "delivery_fee_cents": 0,
+            "total_cents": 1299,
+            "currency": "SGD",
+            "status": "PENDING",
+            "created_at": "2026-11-21T12:00:00.045Z"
+        },
+        "since_start_ms": 35
+    });
+    json!({ "id": ORDER_ID, "records": [command, event] })
+}
+
+fn trace_description() -> &'static str {
+    concat!(
+        "Every record on every topic about the order, commands and events alike, readable or not, ",
+        "each with where it is in the log, its envelope and its payload. The records are in causal ",
+        "and time order: sorted by when each happened, each moved after the message that caused ",
+        "it. The trace index (role `trace`) files every record under its order and its correlation ",
+        "id as the log is consumed, so a trace is one lookup, not a scan; a record appears a moment ",
+        "after it is published. Given a saga id, the answer is the story of the order(s) that saga ",
+        "touched."
+    )
+}
+
+/// `GET /api/orders/{id}/trace` and its alias `GET /api/trace/{id}`.
+fn trace(operation_id: &str, summary: &str, description: String) -> Value {
+    let ok = answer_with_example(
+        "The story: every record indexed under the id, in causal and time order.",
+        schema_ref("Trace"),
+        trace_example(),
+    );
+    let responses = store_responses(vec![
+        ("200", ok),
+        (
+            "404",
+            error("Nothing is indexed under the id (\"nothing is indexed under ...; give an order id or a saga id\"): it is neither an order id nor a saga id, or its first record is not indexed yet."),
+        ),
+    ]);
+    json!({
+        "get": {
+            "tags": ["debugging"],
+            "operationId": operation_id,
+            "summary": summary,
+            "description": description,
+            "parameters": [path_param(
+                "id",
+                "An order id, or a saga id (then the story of the order(s) that saga touched).",
+                json!({ "type": "string" })
+            )],
+            "responses": responses
+        }
+    })
+}
+
+fn order_trace_path() -> Value {
+    trace("traceOrder", "An order's whole story", trace_description().to_string())
+}
+
+fn trace_path() -> Value {
+    trace(
+        "trace",
+        "The whole story of an order or a saga",
+        format!(
+            "The same as `GET /api/orders/{{id}}/trace`, for any id. {}",
+            trace_description()
+        ),
+    )
 }
 
 fn notification_example() -> Value {
@@ -1705,6 +1822,8 @@ fn schemas() -> Map<String, Value> {
         ("ScheduleRequest", schedule_request_schema()),
         ("CancelTimerRequest", cancel_timer_request_schema()),
         ("TimerList", page_of("A page of timers.", "events", "Timer")),
+        ("TracedRecord", traced_record_schema()),
+        ("Trace", trace_schema()),
     ];
     for (name, schema) in entries {
         schemas.insert(name.to_string(), schema);
@@ -2970,6 +3089,78 @@ fn cancel_timer_request_schema() -> Value {
     )
 }
 
+fn traced_record_schema() -> Value {
+    object(
+        "One record of a story: where it is in the log, its envelope and its payload. The envelope fields are null for a record that is not a readable envelope.",
+        &[
+            "topic",
+            "partition",
+            "offset",
+            "key",
+            "logged_at",
+            "id",
+            "type",
+            "correlation_id",
+            "causation_id",
+            "source",
+            "timestamp",
+            "payload",
+            "since_start_ms",
+        ],
+        vec![
+            ("topic", string("The topic the record is on.")),
+            ("partition", integer("The partition it is on.")),
+            ("offset", integer("Its offset in the partition.")),
+            (
+                "key",
+                nullable_string("The record key: the order id, for everything about an order."),
+            ),
+            ("logged_at", timestamp("When the log took the record.")),
+            ("id", nullable_string("The message id.")),
+            (
+                "type",
+                nullable_string("The message type; null for a record that is not a readable envelope."),
+            ),
+            ("correlation_id", nullable_string("The saga id.")),
+            (
+                "causation_id",
+                nullable_string("The id of the message that caused it."),
+            ),
+            ("source", nullable_string("The service that published it.")),
+            (
+                "timestamp",
+                nullable_timestamp("When the message says it happened."),
+            ),
+            (
+                "payload",
+                json!({ "description": "The message's payload, or the raw value as a string if the record is not an envelope." }),
+            ),
+            (
+                "since_start_ms",
+                integer("Milliseconds since the story's first record."),
+            ),
+        ],
+    )
+}
+
+fn trace_schema() -> Value {
+    let schema = object(
+        "An order's whole story, from the trace index.",
+        &["id", "records"],
+        vec![
+            ("id", string("The id asked for: an order id or a saga id.")),
+            (
+                "records",
+                array_of(
+                    "TracedRecord",
+                    "Every record indexed under the id, in causal and time order: sorted by when each happened, each moved after the message that caused it.",
+                ),
+            ),
+        ],
+    );
+    with_example(schema, trace_example())
+}
+
 #[cfg(test)]
 mod tests {
     use super::document;
@@ -2989,6 +3180,8 @@ mod tests {
             "/api/orders/{order_id}/cancel",
             "/api/orders/{order_id}/status",
             "/api/orders/{order_id}/rating",
+            "/api/orders/{id}/trace",
+            "/api/trace/{id}",
             "/api/sagas",
             "/api/sagas/{saga_id}",
             "/api/sagas/{saga_id}/history",
