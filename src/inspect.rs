@@ -146,18 +146,39 @@ fn short(duration: Duration) -> String {
     }
 }
 
-/// Where a replay stops: after an event number, or at a time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a replay stops: after an event number, at a time, or once the
+/// record at a position of the log had been handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AsOf {
     Event(i64),
     Time(DateTime<Utc>),
+    /// `topic[partition]@offset`, as `trace` and `tail` print positions.
+    Position {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
 }
 
-/// Reads `--as-of`: an event number, or an RFC 3339 time.
+/// Reads `--as-of`: an event number, an RFC 3339 time, or a log position
+/// `topic[partition]@offset`.
 pub fn parse_as_of(text: &str) -> anyhow::Result<AsOf> {
     if let Ok(number) = text.parse::<i64>() {
         anyhow::ensure!(number >= 0, "an event number is 1 or more");
         return Ok(AsOf::Event(number));
+    }
+    if let Some((place, offset)) = text.split_once('@') {
+        let (topic, partition) = place
+            .strip_suffix(']')
+            .and_then(|p| p.split_once('['))
+            .with_context(|| format!("`{text}` is not a position like order_events[2]@14"))?;
+        return Ok(AsOf::Position {
+            topic: topic.to_string(),
+            partition: partition
+                .parse()
+                .with_context(|| format!("`{partition}` is not a partition"))?,
+            offset: offset.parse().with_context(|| format!("`{offset}` is not an offset"))?,
+        });
     }
     let at = DateTime::parse_from_rfc3339(text)
         .with_context(|| format!("`{text}` is neither an event number nor an RFC 3339 time"))?;
@@ -238,12 +259,21 @@ pub async fn replay(
     let events = store.load(aggregate_type, id).await?;
     anyhow::ensure!(!events.is_empty(), "{aggregate_type} {id} has no events");
     let states = replay_states(aggregate_type, &events)?;
+    let as_of = match as_of {
+        Some(AsOf::Position {
+            topic,
+            partition,
+            offset,
+        }) => Some(position_as_time(backends, id, &topic, partition, offset).await?),
+        other => other,
+    };
     let upto = events
         .iter()
-        .take_while(|event| match as_of {
+        .take_while(|event| match &as_of {
             None => true,
-            Some(AsOf::Event(number)) => event.sequence <= number,
-            Some(AsOf::Time(at)) => event.recorded_at <= at,
+            Some(AsOf::Event(number)) => event.sequence <= *number,
+            Some(AsOf::Time(at)) => event.recorded_at <= *at,
+            Some(AsOf::Position { .. }) => unreachable!("a position was turned into a time"),
         })
         .count();
     anyhow::ensure!(upto > 0, "{aggregate_type} {id} did not exist yet at that point");
@@ -285,6 +315,26 @@ pub async fn replay(
         );
     }
     Ok(())
+}
+
+/// The moment the log took the record at a position: an aggregate "as of" a
+/// position is as it was when that record was written (an event's record is
+/// written after the event is stored, a command's before it is handled). The
+/// record is found in the trace index under `id` (an order or saga id).
+async fn position_as_time(
+    backends: &Backends,
+    id: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> anyhow::Result<AsOf> {
+    let trace = open_store(backends, "trace").await?;
+    let records = campusg_trace::story(trace.as_ref(), id).await?;
+    let record = records
+        .iter()
+        .find(|r| r.topic == topic && r.partition == partition && r.offset == offset)
+        .with_context(|| format!("no record at {topic}[{partition}]@{offset} is indexed under {id}"))?;
+    Ok(AsOf::Time(record.logged_at))
 }
 
 /// Rebuilds the read model of every aggregate of a type from its events, and

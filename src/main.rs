@@ -111,7 +111,8 @@ enum Command {
         /// Rebuild the read models of this aggregate type.
         #[arg(long, value_name = "TYPE", conflicts_with_all = ["aggregate_type", "id", "as_of"])]
         rebuild: Option<String>,
-        /// An event number (1 is the first), or an RFC 3339 time; the latest when left out.
+        /// An event number (1 is the first), an RFC 3339 time, or a log position
+        /// as `trace` prints it (`order_events[2]@14`); the latest when left out.
         #[arg(long)]
         as_of: Option<String>,
         #[arg(long)]
