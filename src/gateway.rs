@@ -25,7 +25,7 @@ use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::messages::{Message, OrderRole, RateUser};
 use campusg_domain::order::OrderStatus;
 use campusg_order::OrderService;
-use campusg_runtime::http::{optional_json, ApiError, JsonBody};
+use campusg_runtime::http::{optional_json, Acting, ApiError, JsonBody, NamesActor};
 use campusg_runtime::store::Cause;
 use campusg_sagas::SagaOrchestrator;
 use campusg_user::UserService;
@@ -156,12 +156,22 @@ struct RatingRequest {
     score: u8,
 }
 
+impl NamesActor for RatingRequest {
+    fn actor(&self) -> &UserId {
+        &self.rater_id
+    }
+}
+
 /// One party of a completed order rates the other, once.
 async fn rate(
     State(gateway): State<Gateway>,
     Path(order_id): Path<String>,
-    JsonBody(request): JsonBody<RatingRequest>,
+    rater: Acting<RatingRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Acting {
+        user: rater_id,
+        request,
+    } = rater;
     let order_id = campusg_order::parse_order_id(&order_id)?;
     let order = gateway
         .orders
@@ -174,14 +184,13 @@ async fn rate(
             "order {order_id} is {status}; it can be rated once it is COMPLETED"
         )));
     }
-    let (rated, role) = if order.customer_id.as_ref() == Some(&request.rater_id) {
+    let (rated, role) = if order.customer_id.as_ref() == Some(&rater_id) {
         (order.runner_id.clone(), OrderRole::Runner)
-    } else if order.runner_id.as_ref() == Some(&request.rater_id) {
+    } else if order.runner_id.as_ref() == Some(&rater_id) {
         (order.customer_id.clone(), OrderRole::Customer)
     } else {
         return Err(ApiError::conflict(format!(
-            "{} is neither the customer nor the runner of order {order_id}",
-            request.rater_id
+            "{rater_id} is neither the customer nor the runner of order {order_id}"
         )));
     };
     let rated = rated.ok_or_else(|| ApiError::conflict("the order has no one to rate"))?;
@@ -190,7 +199,7 @@ async fn rate(
         order_id,
         role,
         score: request.score,
-        rated_by: request.rater_id,
+        rated_by: rater_id,
     };
     let at = gateway.sagas.clock().now();
     let cause = Cause::request(uuid::Uuid::new_v4().to_string(), campusg_user::SERVICE_NAME, at);

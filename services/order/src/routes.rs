@@ -16,7 +16,7 @@ use cqrs_es::Aggregate;
 use campusg_domain::ids::{OrderId, UserId};
 use campusg_domain::money::{Cents, DecimalAmount};
 use campusg_domain::order::{Order, OrderStatus};
-use campusg_runtime::http::{read_model, ApiError, JsonBody, Page};
+use campusg_runtime::http::{read_model, Acting, ApiError, NamesActor, Page};
 use campusg_runtime::store::StateQuery;
 
 use crate::OrderService;
@@ -114,13 +114,19 @@ struct RunnerRequest {
     runner_id: UserId,
 }
 
+impl NamesActor for RunnerRequest {
+    fn actor(&self) -> &UserId {
+        &self.runner_id
+    }
+}
+
 async fn accept(
     State(service): State<Arc<OrderService>>,
     Path(order_id): Path<String>,
-    JsonBody(request): JsonBody<RunnerRequest>,
+    runner: Acting<RunnerRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let order_id = parse_order_id(&order_id)?;
-    let decided = service.accept(order_id, request.runner_id).await?;
+    let decided = service.accept(order_id, runner.user).await?;
     Ok(Json(json!({
         "success": true,
         "saga_id": decided.saga_id,
@@ -131,10 +137,10 @@ async fn accept(
 async fn give_back(
     State(service): State<Arc<OrderService>>,
     Path(order_id): Path<String>,
-    JsonBody(request): JsonBody<RunnerRequest>,
+    runner: Acting<RunnerRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let order_id = parse_order_id(&order_id)?;
-    let decided = service.give_back(order_id, request.runner_id).await?;
+    let decided = service.give_back(order_id, runner.user).await?;
     Ok(Json(json!({
         "success": true,
         "saga_id": decided.saga_id,
@@ -148,14 +154,20 @@ struct StageRequest {
     status: OrderStatus,
 }
 
+impl NamesActor for StageRequest {
+    fn actor(&self) -> &UserId {
+        &self.runner_id
+    }
+}
+
 /// The assigned runner reports a delivery stage, one at a time, in order.
 async fn advance(
     State(service): State<Arc<OrderService>>,
     Path(order_id): Path<String>,
-    JsonBody(request): JsonBody<StageRequest>,
+    runner: Acting<StageRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let order_id = parse_order_id(&order_id)?;
-    let decided = service.advance(order_id, request.runner_id, request.status).await?;
+    let decided = service.advance(order_id, runner.user, runner.request.status).await?;
     Ok(Json(json!({
         "success": true,
         "saga_id": decided.saga_id,
