@@ -196,25 +196,9 @@ fn store_of(aggregate_type: &str) -> Option<&'static str> {
         t if t == d::escrow::Escrow::TYPE => "escrow",
         t if t == d::timer::Timer::TYPE => "timer",
         t if t == d::notification::Notification::TYPE || t == d::notification::OrderParties::TYPE => "notification",
-        t if views::SAGA_TYPES.iter().any(|(_, aggregate)| *aggregate == t) => "sagas",
+        t if views::saga_type_of(t).is_some() => "sagas",
         _ => return None,
     })
-}
-
-/// The state of an aggregate after each of `events`, replayed with its own `apply`.
-fn states_after<A>(events: &[campusg_runtime::store::StoredEvent]) -> anyhow::Result<Vec<Value>>
-where
-    A: cqrs_es::Aggregate + serde::Serialize,
-{
-    let mut aggregate = A::default();
-    let mut states = Vec::new();
-    for stored in events {
-        let event: A::Event = serde_json::from_value(stored.payload.clone())
-            .with_context(|| format!("event {} does not read as a {} event", stored.sequence, A::TYPE))?;
-        aggregate.apply(event);
-        states.push(serde_json::to_value(&aggregate)?);
-    }
-    Ok(states)
 }
 
 /// The states after each event of one aggregate, whatever its type.
@@ -223,21 +207,19 @@ pub fn replay_states(
     events: &[campusg_runtime::store::StoredEvent],
 ) -> anyhow::Result<Vec<Value>> {
     use campusg_domain as d;
+    use campusg_runtime::aggregate::states_after_each;
     use cqrs_es::Aggregate;
-    use d::saga::{accept_order::AcceptOrderSaga, complete_order::CompleteOrderSaga, create_order::CreateOrderSaga};
-    match aggregate_type {
-        t if t == d::order::Order::TYPE => states_after::<d::order::Order>(events),
-        t if t == d::user::User::TYPE => states_after::<d::user::User>(events),
-        t if t == d::payment::Payment::TYPE => states_after::<d::payment::Payment>(events),
-        t if t == d::escrow::Escrow::TYPE => states_after::<d::escrow::Escrow>(events),
-        t if t == d::timer::Timer::TYPE => states_after::<d::timer::Timer>(events),
-        t if t == d::notification::Notification::TYPE => states_after::<d::notification::Notification>(events),
-        t if t == d::notification::OrderParties::TYPE => states_after::<d::notification::OrderParties>(events),
-        t if t == CreateOrderSaga::TYPE => states_after::<CreateOrderSaga>(events),
-        t if t == AcceptOrderSaga::TYPE => states_after::<AcceptOrderSaga>(events),
-        t if t == CompleteOrderSaga::TYPE => states_after::<CompleteOrderSaga>(events),
+    Ok(match aggregate_type {
+        t if t == d::order::Order::TYPE => states_after_each::<d::order::Order>(events)?,
+        t if t == d::user::User::TYPE => states_after_each::<d::user::User>(events)?,
+        t if t == d::payment::Payment::TYPE => states_after_each::<d::payment::Payment>(events)?,
+        t if t == d::escrow::Escrow::TYPE => states_after_each::<d::escrow::Escrow>(events)?,
+        t if t == d::timer::Timer::TYPE => states_after_each::<d::timer::Timer>(events)?,
+        t if t == d::notification::Notification::TYPE => states_after_each::<d::notification::Notification>(events)?,
+        t if t == d::notification::OrderParties::TYPE => states_after_each::<d::notification::OrderParties>(events)?,
+        t if views::saga_type_of(t).is_some() => views::states_after_each(t, events)?,
         other => anyhow::bail!("`{other}` is not an aggregate type campusg knows"),
-    }
+    })
 }
 
 /// Prints an aggregate as it was `as_of` (the latest when `None`), with the

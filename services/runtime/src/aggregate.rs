@@ -1,6 +1,7 @@
 //! Running commands against event-sourced aggregates.
 //!
 //! [`load`] rebuilds an aggregate from its events (never from a stored state);
+//! [`states_after_each`] replays them one by one, for history;
 //! [`execute`] runs a cqrs-es command on it; [`UnitOfWork::append`] queues the
 //! new events, their messages and the aggregate's read model for one commit. A
 //! concurrent writer makes the commit fail with a conflict, and the caller
@@ -12,7 +13,9 @@ use serde_json::Value;
 
 use campusg_domain::messages::Message;
 
-use crate::store::{AggregateChange, Contracts, EventStore, NewEvent, PublishError, StoreError, UnitOfWork};
+use crate::store::{
+    AggregateChange, Contracts, EventStore, NewEvent, PublishError, StoreError, StoredEvent, UnitOfWork,
+};
 
 /// An aggregate as rebuilt, with the version its next event must follow.
 #[derive(Debug)]
@@ -26,16 +29,38 @@ pub async fn load<A: Aggregate>(store: &dyn EventStore, id: &str) -> Result<Load
     let events = store.load(A::TYPE, id).await?;
     let mut aggregate = A::default();
     let mut version = 0;
-    for stored in events {
-        let event: A::Event = serde_json::from_value(stored.payload)
-            .map_err(|e| StoreError::Other(format!("{} {id} event {} does not read: {e}", A::TYPE, stored.sequence)))?;
-        aggregate.apply(event);
+    for stored in &events {
+        aggregate.apply(decode::<A>(stored)?);
         version = stored.sequence;
     }
     Ok(Loaded {
         id: id.to_string(),
         aggregate,
         version,
+    })
+}
+
+/// The aggregate's state (as its read model shows it) after each of `events`,
+/// replayed with its own `apply`: how it looked at every point of its history.
+pub fn states_after_each<A: Aggregate + serde::Serialize>(events: &[StoredEvent]) -> Result<Vec<Value>, StoreError> {
+    let mut aggregate = A::default();
+    events
+        .iter()
+        .map(|stored| {
+            aggregate.apply(decode::<A>(stored)?);
+            serde_json::to_value(&aggregate).map_err(|e| StoreError::Other(e.to_string()))
+        })
+        .collect()
+}
+
+fn decode<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, StoreError> {
+    serde_json::from_value(stored.payload.clone()).map_err(|e| {
+        StoreError::Other(format!(
+            "{} {} event {} does not read: {e}",
+            A::TYPE,
+            stored.aggregate_id,
+            stored.sequence
+        ))
     })
 }
 

@@ -226,10 +226,7 @@ impl Consumer {
                         );
                         Ok(())
                     }
-                    Err(HandlerError::Transient(error)) => match error.downcast_ref::<StoreError>() {
-                        Some(StoreError::AlreadyHandled) => Ok(()),
-                        _ => Err(error),
-                    },
+                    Err(HandlerError::Transient(error)) => already_handled_or(error),
                 };
             }
         };
@@ -274,10 +271,7 @@ impl Consumer {
             match handler.handle(&envelope, message).await {
                 Ok(()) => Ok(()),
                 Err(HandlerError::Rejected(reason)) => self.dead_letter(record, Some(&envelope), reason).await,
-                Err(HandlerError::Transient(error)) => match error.downcast_ref::<StoreError>() {
-                    Some(StoreError::AlreadyHandled) => Ok(()),
-                    _ => Err(error),
-                },
+                Err(HandlerError::Transient(error)) => already_handled_or(error),
             }
         }
         .instrument(span)
@@ -366,5 +360,14 @@ impl Consumer {
             }
             tokio::time::sleep(backoff(attempt)).await;
         }
+    }
+}
+
+/// A commit refused because the record was handled already (a duplicate that
+/// raced its twin) is done; anything else is retried.
+fn already_handled_or(error: anyhow::Error) -> anyhow::Result<()> {
+    match error.downcast_ref::<StoreError>() {
+        Some(StoreError::AlreadyHandled) => Ok(()),
+        _ => Err(error),
     }
 }

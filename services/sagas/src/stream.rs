@@ -7,16 +7,11 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use cqrs_es::Aggregate;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::SagaId;
-use campusg_domain::saga::accept_order::AcceptOrderSaga;
-use campusg_domain::saga::complete_order::CompleteOrderSaga;
-use campusg_domain::saga::create_order::CreateOrderSaga;
 use campusg_domain::saga::SagaStatus;
 use campusg_runtime::http::ApiError;
-use campusg_runtime::store::StoredEvent;
 
 use crate::routes::{parse_saga_id, unknown};
 use crate::{views, SagaOrchestrator};
@@ -97,11 +92,10 @@ impl StreamState {
             .ok_or_else(|| unknown(self.saga_id))?;
         let (saga_type, aggregate_type) = (found.saga_type, found.aggregate_type);
         let events = store.load(aggregate_type, &self.saga_id.to_string()).await?;
-        let statuses = match aggregate_type {
-            t if t == CreateOrderSaga::TYPE => statuses_after_each::<CreateOrderSaga>(&events),
-            t if t == AcceptOrderSaga::TYPE => statuses_after_each::<AcceptOrderSaga>(&events),
-            _ => statuses_after_each::<CompleteOrderSaga>(&events),
-        };
+        let statuses: Vec<Value> = views::states_after_each(aggregate_type, &events)?
+            .into_iter()
+            .map(|state| state["status"].clone())
+            .collect();
         for (event, status) in events.iter().zip(&statuses).skip(self.sent) {
             let update = json!({
                 "saga_id": self.saga_id,
@@ -124,20 +118,4 @@ impl StreamState {
         }
         Ok(())
     }
-}
-
-/// The saga's status after each of its events, replayed.
-fn statuses_after_each<A: Aggregate + serde::Serialize>(events: &[StoredEvent]) -> Vec<Value> {
-    let mut saga = A::default();
-    events
-        .iter()
-        .map(|stored| {
-            if let Ok(event) = serde_json::from_value::<A::Event>(stored.payload.clone()) {
-                saga.apply(event);
-            }
-            serde_json::to_value(&saga)
-                .map(|state| state["status"].clone())
-                .unwrap_or(Value::Null)
-        })
-        .collect()
 }

@@ -10,7 +10,8 @@ use campusg_domain::saga::accept_order::{self, AcceptOrderSaga};
 use campusg_domain::saga::complete_order::{self, CompleteOrderSaga};
 use campusg_domain::saga::create_order::{self, CreateOrderSaga};
 use campusg_domain::saga::SagaStatus;
-use campusg_runtime::store::{EventStore, StateQuery, StoreError};
+use campusg_runtime::aggregate;
+use campusg_runtime::store::{EventStore, StateQuery, StoreError, StoredEvent};
 
 /// The saga types, each with its aggregate type.
 pub const SAGA_TYPES: [(&str, &str); 3] = [
@@ -22,6 +23,14 @@ pub const SAGA_TYPES: [(&str, &str); 3] = [
 /// The saga type named `name`, with its aggregate type.
 pub fn saga_type(name: &str) -> Option<(&'static str, &'static str)> {
     SAGA_TYPES.into_iter().find(|(t, _)| *t == name)
+}
+
+/// The saga type whose aggregate type is `aggregate_type`.
+pub fn saga_type_of(aggregate_type: &str) -> Option<&'static str> {
+    SAGA_TYPES
+        .into_iter()
+        .find(|(_, aggregate)| *aggregate == aggregate_type)
+        .map(|(name, _)| name)
 }
 
 /// A saga as the API shows it.
@@ -48,6 +57,16 @@ pub fn saga_view(saga_type: &str, state: &Value) -> Value {
         "created_at": state["started_at"],
         "updated_at": state["updated_at"],
     })
+}
+
+/// A saga's state after each of its events, whatever its type.
+pub fn states_after_each(aggregate_type: &str, events: &[StoredEvent]) -> Result<Vec<Value>, StoreError> {
+    match aggregate_type {
+        t if t == CreateOrderSaga::TYPE => aggregate::states_after_each::<CreateOrderSaga>(events),
+        t if t == AcceptOrderSaga::TYPE => aggregate::states_after_each::<AcceptOrderSaga>(events),
+        t if t == CompleteOrderSaga::TYPE => aggregate::states_after_each::<CompleteOrderSaga>(events),
+        other => Err(StoreError::Other(format!("`{other}` is not a saga type"))),
+    }
 }
 
 /// A saga found by id, whatever its type.
