@@ -9,25 +9,31 @@ use serde_json::Value;
 
 use crate::backends::Backend;
 use crate::cli::campusg;
-use crate::helpers::TestApp;
+use crate::helpers::{eventually, TestApp};
 
 /// Waits until the trace index holds a record of `message_type` for `id`.
 async fn traced(app: &TestApp, id: &str, message_type: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    traced_when(app, id, &format!("{message_type} never traced"), |r| {
+        r["type"] == message_type
+    })
+    .await
+}
+
+/// Waits until the trace index holds a record under `id` that `wanted` accepts.
+async fn traced_when(app: &TestApp, id: &str, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    let wanted = &wanted;
+    eventually(what, || async move {
         let (status, story) = app.get(&format!("/api/orders/{id}/trace")).await;
         let has = story["records"]
             .as_array()
-            .is_some_and(|records| records.iter().any(|r| r["type"] == message_type));
+            .is_some_and(|records| records.iter().any(wanted));
         if status == 200 && has {
-            return story;
+            Ok(story)
+        } else {
+            Err(story.to_string())
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{message_type} never traced: {story}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 fn types(story: &Value) -> Vec<String> {
@@ -209,15 +215,15 @@ async fn a_dead_letter_retried_after_its_cause_is_fixed_is_processed_once(
     let (ok, stdout, stderr) = tokio::task::block_in_place(|| campusg(&app, &["dlq", "retry", &offset], None));
     assert!(ok, "{stderr}");
     assert!(stdout.contains("published again to user_commands"), "{stdout}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    eventually("the dead letter was never retried", || async {
         let (_, user) = app.get("/users/ghost").await;
         if user["name"] == "Casper" {
-            break;
+            Ok(())
+        } else {
+            Err(user.to_string())
         }
-        assert!(tokio::time::Instant::now() < deadline, "never retried: {user}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     let (ok, _, stderr) = tokio::task::block_in_place(|| campusg(&app, &["dlq", "retry", &offset], None));
     assert!(!ok, "a second retry needs --force");
     assert!(stderr.contains("RETRIED already"), "{stderr}");
@@ -282,6 +288,35 @@ async fn replay_as_of_each_event_gives_the_order_as_it_was(
     assert!(ok);
     let first: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(first["state"]["status"], "PENDING");
+
+    // As of a position in the log: the order when its ACCEPTED event was logged.
+    let story = traced_when(&app, &order_id, "PURCHASED never traced", |r| {
+        r["type"] == "order.status_updated" && r["payload"]["status"] == "PURCHASED"
+    })
+    .await;
+    let accepted = story["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "order.status_updated" && r["payload"]["status"] == "ACCEPTED")
+        .unwrap();
+    let position = format!(
+        "{}[{}]@{}",
+        accepted["topic"].as_str().unwrap(),
+        accepted["partition"],
+        accepted["offset"]
+    );
+    let (ok, stdout, stderr) = tokio::task::block_in_place(|| {
+        campusg(
+            &app,
+            &["replay", "order", &order_id, "--as-of", &position, "--json"],
+            None,
+        )
+    });
+    assert!(ok, "{stderr}");
+    let then: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(then["state"]["status"], "ACCEPTED", "as of {position}: {then}");
+    assert_eq!(then["state"]["runner_id"], "runner_replay");
 }
 
 #[rstest]

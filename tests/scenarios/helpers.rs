@@ -170,18 +170,16 @@ impl TestApp {
     }
 
     pub async fn saga_when(&self, saga_id: &str, ready: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
+        let ready = &ready;
+        eventually(&format!("saga {saga_id} never got there"), || async move {
             let (status, saga) = self.get(&format!("/api/sagas/{saga_id}")).await;
             if status == 200 && ready(&saga) {
-                return saga;
+                Ok(saga)
+            } else {
+                Err(saga.to_string())
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "saga {saga_id} never got there; last seen: {saga}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 
     pub async fn order(&self, order_id: &str) -> Value {
@@ -250,13 +248,32 @@ impl TestApp {
 
     /// Waits until a record on `topic` satisfies `found`.
     pub async fn record_when(&self, topic: &str, found: impl Fn(&Record) -> bool) -> Record {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            if let Some(record) = self.records(&[topic]).await.into_iter().find(|r| found(r)) {
-                return record;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "no matching record on {topic}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let found = &found;
+        eventually(&format!("no matching record on {topic}"), || async move {
+            let records = self.records(&[topic]).await;
+            let count = records.len();
+            records
+                .into_iter()
+                .find(|r| found(r))
+                .ok_or_else(|| format!("{count} records, none matching"))
+        })
+        .await
+    }
+}
+
+/// Polls `probe` until it answers `Ok`, and fails with `what` and the last
+/// thing `probe` saw if it has not within the patience.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match probe().await {
+            Ok(found) => return found,
+            Err(last_seen) => assert!(tokio::time::Instant::now() < deadline, "{what}; last seen: {last_seen}"),
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -10,7 +10,7 @@ use rstest::rstest;
 use serde_json::{json, Value};
 
 use crate::backends::Backend;
-use crate::helpers::TestApp;
+use crate::helpers::{eventually, TestApp};
 
 /// Runs every future at once, each on its own task, and returns their outputs in order.
 async fn all_at_once<T: Send + 'static>(
@@ -185,18 +185,14 @@ async fn an_acceptance_racing_the_end_of_the_window_either_wins_or_is_refused_ne
 
     for ((saga_id, order_id), (status, body)) in orders.iter().zip(acceptances) {
         // The timer either fired or was stopped by the acceptance first.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-        let timer = loop {
+        let timer = eventually("the timer neither fired nor stopped", || async {
             let timers = timers_of(&app, order_id).await;
-            if timers[0]["status"] != "SCHEDULED" {
-                break timers[0].clone();
+            match timers.first() {
+                Some(timer) if timer["status"] != "SCHEDULED" => Ok(timer.clone()),
+                _ => Err(format!("{timers:?}")),
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the timer neither fired nor stopped: {timers:?}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        };
+        })
+        .await;
         // A fired timer makes the saga ask to cancel; the order refuses if it
         // was accepted first.
         let saga = app
