@@ -246,7 +246,7 @@ pub async fn replay(
             topic,
             partition,
             offset,
-        }) => Some(position_as_time(backends, id, &topic, partition, offset).await?),
+        }) => Some(position_in_history(backends, id, &events, &topic, partition, offset).await?),
         other => other,
     };
     let upto = events
@@ -255,7 +255,7 @@ pub async fn replay(
             None => true,
             Some(AsOf::Event(number)) => event.sequence <= *number,
             Some(AsOf::Time(at)) => event.recorded_at <= *at,
-            Some(AsOf::Position { .. }) => unreachable!("a position was turned into a time"),
+            Some(AsOf::Position { .. }) => unreachable!("a position was turned into an event or a time"),
         })
         .count();
     anyhow::ensure!(upto > 0, "{aggregate_type} {id} did not exist yet at that point");
@@ -299,13 +299,16 @@ pub async fn replay(
     Ok(())
 }
 
-/// The moment the log took the record at a position: an aggregate "as of" a
-/// position is as it was when that record was written (an event's record is
-/// written after the event is stored, a command's before it is handled). The
-/// record is found in the trace index under `id` (an order or saga id).
-async fn position_as_time(
+/// Where the record at a log position falls in an aggregate's history. A
+/// record that is one of the aggregate's own events (same type, same payload)
+/// is that event: the aggregate as of it includes it and nothing later, however
+/// late the outbox published it. Any other record (a command, another service's
+/// event) counts from when the log took it. The record is found in the trace
+/// index under `id` (an order or saga id).
+async fn position_in_history(
     backends: &Backends,
     id: &str,
+    events: &[campusg_runtime::store::StoredEvent],
     topic: &str,
     partition: i32,
     offset: i64,
@@ -316,7 +319,14 @@ async fn position_as_time(
         .iter()
         .find(|r| r.topic == topic && r.partition == partition && r.offset == offset)
         .with_context(|| format!("no record at {topic}[{partition}]@{offset} is indexed under {id}"))?;
-    Ok(AsOf::Time(record.logged_at))
+    let own_event = events.iter().find(|event| {
+        record.message_type.as_deref() == Some(event.event_type.as_str())
+            && event.payload.get("payload") == Some(&record.payload)
+    });
+    Ok(match own_event {
+        Some(event) => AsOf::Event(event.sequence),
+        None => AsOf::Time(record.logged_at),
+    })
 }
 
 /// Rebuilds the read model of every aggregate of a type from its events, and
