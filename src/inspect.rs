@@ -187,18 +187,31 @@ pub fn parse_as_of(text: &str) -> anyhow::Result<AsOf> {
 
 /// Which service's store keeps an aggregate type.
 fn store_of(aggregate_type: &str) -> Option<&'static str> {
+    aggregate_types()
+        .into_iter()
+        .find(|(t, _)| *t == aggregate_type)
+        .map(|(_, service)| service)
+}
+
+/// Every aggregate type campusg keeps, with the service whose store holds it.
+pub fn aggregate_types() -> Vec<(&'static str, &'static str)> {
     use campusg_domain as d;
     use cqrs_es::Aggregate;
-    Some(match aggregate_type {
-        t if t == d::order::Order::TYPE => "order",
-        t if t == d::user::User::TYPE => "user",
-        t if t == d::payment::Payment::TYPE => "payment",
-        t if t == d::escrow::Escrow::TYPE => "escrow",
-        t if t == d::timer::Timer::TYPE => "timer",
-        t if t == d::notification::Notification::TYPE || t == d::notification::OrderParties::TYPE => "notification",
-        t if views::saga_type_of(t).is_some() => "sagas",
-        _ => return None,
-    })
+    let mut types = vec![
+        (d::order::Order::TYPE, "order"),
+        (d::user::User::TYPE, "user"),
+        (d::payment::Payment::TYPE, "payment"),
+        (d::escrow::Escrow::TYPE, "escrow"),
+        (d::timer::Timer::TYPE, "timer"),
+        (d::notification::Notification::TYPE, "notification"),
+        (d::notification::OrderParties::TYPE, "notification"),
+    ];
+    types.extend(
+        views::SAGA_TYPES
+            .iter()
+            .map(|(_, aggregate_type)| (*aggregate_type, "sagas")),
+    );
+    types
 }
 
 /// The states after each event of one aggregate, whatever its type.
@@ -337,10 +350,10 @@ async fn position_in_history(
 pub async fn rebuild(backends: &Backends, aggregate_type: &str) -> anyhow::Result<usize> {
     let service = store_of(aggregate_type).with_context(|| format!("`{aggregate_type}` is not an aggregate type"))?;
     let store = open_store(backends, service).await?;
-    let ids = store.aggregate_ids(aggregate_type).await?;
-    for id in &ids {
-        let events = store.load(aggregate_type, id).await?;
-        let Some(state) = replay_states(aggregate_type, &events)?.pop() else {
+    let events = store.load_type(aggregate_type).await?;
+    let mut rebuilt = 0;
+    for history in events.chunk_by(|a, b| a.aggregate_id == b.aggregate_id) {
+        let Some(state) = replay_states(aggregate_type, history)?.pop() else {
             continue;
         };
         let mut unit = UnitOfWork::new(Cause::request(
@@ -350,12 +363,13 @@ pub async fn rebuild(backends: &Backends, aggregate_type: &str) -> anyhow::Resul
         ));
         unit.changes.push(AggregateChange {
             aggregate_type: aggregate_type.to_string(),
-            aggregate_id: id.clone(),
-            expected_version: events.last().map_or(0, |event| event.sequence),
+            aggregate_id: history[0].aggregate_id.clone(),
+            expected_version: history.last().map_or(0, |event| event.sequence),
             events: Vec::new(),
             state,
         });
         store.commit(unit).await?;
+        rebuilt += 1;
     }
-    Ok(ids.len())
+    Ok(rebuilt)
 }

@@ -8,10 +8,12 @@
 //! - [`operate`]: what an operator does by hand: publish a message, tail a topic,
 //!   reset a consumer group.
 //! - [`openapi`]: the OpenAPI document the API serves.
+//! - [`bench`]: `campusg bench`, the system measured from the outside.
 
 #![forbid(unsafe_code)]
 
 pub mod backends;
+pub mod bench;
 pub mod dead_letters;
 pub mod gateway;
 pub mod inspect;

@@ -130,6 +130,10 @@ enum Command {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+    /// Measure the system: saga throughput at saturation, latency at a fixed
+    /// offered rate, the full lifecycle rate, replay speed, peak memory, and the
+    /// bus's and the store's own floor (see docs/benchmarks.md).
+    Bench(campusg::bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -259,6 +263,10 @@ async fn main() -> std::process::ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Up(settings) => run_system(settings).await,
+        Command::Bench(args) => {
+            campusg_runtime::telemetry::init("warn");
+            campusg::bench::run(args).await
+        }
         Command::Serve { role, mut settings } => {
             settings.roles = vec![role];
             if settings.backends.kafka.is_none() {

@@ -8,6 +8,7 @@ mod helpers;
 mod processes;
 
 mod bad_requests;
+mod bench;
 mod cli;
 mod create_order;
 mod debugging;

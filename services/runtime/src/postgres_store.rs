@@ -184,34 +184,47 @@ impl PostgresEventStore {
     }
 }
 
+const SELECT_EVENTS: &str = "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
+     event_version, payload, correlation_id, causation_id, recorded_at FROM events";
+
+fn stored_event(row: &sqlx::postgres::PgRow) -> StoredEvent {
+    StoredEvent {
+        global_position: row.get(0),
+        aggregate_type: row.get(1),
+        aggregate_id: row.get(2),
+        sequence: row.get(3),
+        event_type: row.get(4),
+        event_version: row.get(5),
+        payload: row.get(6),
+        correlation_id: row.get(7),
+        causation_id: row.get(8),
+        recorded_at: row.get::<DateTime<Utc>, _>(9),
+    }
+}
+
 #[async_trait]
 impl EventStore for PostgresEventStore {
     async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                    payload, correlation_id, causation_id, recorded_at
-             FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
-        )
+        let rows = sqlx::query(&format!(
+            "{SELECT_EVENTS} WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
+        ))
         .bind(aggregate_type)
         .bind(aggregate_id)
         .fetch_all(&self.pool)
         .await
         .map_err(storage_error)?;
-        Ok(rows
-            .iter()
-            .map(|row| StoredEvent {
-                global_position: row.get(0),
-                aggregate_type: row.get(1),
-                aggregate_id: row.get(2),
-                sequence: row.get(3),
-                event_type: row.get(4),
-                event_version: row.get(5),
-                payload: row.get(6),
-                correlation_id: row.get(7),
-                causation_id: row.get(8),
-                recorded_at: row.get::<DateTime<Utc>, _>(9),
-            })
-            .collect())
+        Ok(rows.iter().map(stored_event).collect())
+    }
+
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_EVENTS} WHERE aggregate_type = $1 ORDER BY aggregate_id, sequence"
+        ))
+        .bind(aggregate_type)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage_error)?;
+        Ok(rows.iter().map(stored_event).collect())
     }
 
     async fn commit(&self, unit: UnitOfWork) -> Result<(), StoreError> {
@@ -313,16 +326,6 @@ impl EventStore for PostgresEventStore {
                 .await
                 .map_err(storage_error)?;
         Ok(row.map(|row| (row.get(0), row.get(1))))
-    }
-
-    async fn aggregate_ids(&self, aggregate_type: &str) -> Result<Vec<String>, StoreError> {
-        let rows =
-            sqlx::query("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = $1 ORDER BY aggregate_id")
-                .bind(aggregate_type)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(storage_error)?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {

@@ -84,39 +84,51 @@ impl SqliteEventStore {
     }
 }
 
+const SELECT_EVENTS: &str = "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
+     event_version, payload, correlation_id, causation_id, recorded_at FROM events";
+
+fn stored_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> {
+    let payload: String = row.get(6);
+    let recorded_at: String = row.get(9);
+    Ok(StoredEvent {
+        global_position: row.get(0),
+        aggregate_type: row.get(1),
+        aggregate_id: row.get(2),
+        sequence: row.get(3),
+        event_type: row.get(4),
+        event_version: row.get(5),
+        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Other(e.to_string()))?,
+        correlation_id: row.get(7),
+        causation_id: row.get(8),
+        recorded_at: DateTime::parse_from_rfc3339(&recorded_at)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| StoreError::Other(e.to_string()))?,
+    })
+}
+
 #[async_trait]
 impl EventStore for SqliteEventStore {
     async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                    payload, correlation_id, causation_id, recorded_at
-             FROM events WHERE aggregate_type = ? AND aggregate_id = ? ORDER BY sequence",
-        )
+        let rows = sqlx::query(&format!(
+            "{SELECT_EVENTS} WHERE aggregate_type = ? AND aggregate_id = ? ORDER BY sequence"
+        ))
         .bind(aggregate_type)
         .bind(aggregate_id)
         .fetch_all(&self.pool)
         .await
         .map_err(storage_error)?;
-        rows.iter()
-            .map(|row| {
-                let payload: String = row.get(6);
-                let recorded_at: String = row.get(9);
-                Ok(StoredEvent {
-                    global_position: row.get(0),
-                    aggregate_type: row.get(1),
-                    aggregate_id: row.get(2),
-                    sequence: row.get(3),
-                    event_type: row.get(4),
-                    event_version: row.get(5),
-                    payload: serde_json::from_str(&payload).map_err(|e| StoreError::Other(e.to_string()))?,
-                    correlation_id: row.get(7),
-                    causation_id: row.get(8),
-                    recorded_at: DateTime::parse_from_rfc3339(&recorded_at)
-                        .map(|t| t.with_timezone(&Utc))
-                        .map_err(|e| StoreError::Other(e.to_string()))?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_event).collect()
+    }
+
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_EVENTS} WHERE aggregate_type = ? ORDER BY aggregate_id, sequence"
+        ))
+        .bind(aggregate_type)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage_error)?;
+        rows.iter().map(stored_event).collect()
     }
 
     async fn commit(&self, unit: UnitOfWork) -> Result<(), StoreError> {
@@ -225,16 +237,6 @@ impl EventStore for SqliteEventStore {
             ))
         })
         .transpose()
-    }
-
-    async fn aggregate_ids(&self, aggregate_type: &str) -> Result<Vec<String>, StoreError> {
-        let rows =
-            sqlx::query("SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = ? ORDER BY aggregate_id")
-                .bind(aggregate_type)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(storage_error)?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {

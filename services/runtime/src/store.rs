@@ -249,8 +249,9 @@ pub trait EventStore: Send + Sync {
 
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError>;
 
-    /// The id of every aggregate of a type that has events, to rebuild their read models.
-    async fn aggregate_ids(&self, aggregate_type: &str) -> Result<Vec<String>, StoreError>;
+    /// Every event of every aggregate of a type, by aggregate then sequence: one
+    /// read to rebuild them all, instead of one per aggregate.
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// The oldest messages waiting in the outbox, with their outbox ids.
     async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError>;

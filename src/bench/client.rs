@@ -1,0 +1,122 @@
+//! The bench's HTTP client: the requests a customer's and a runner's apps make.
+//! Any answer but the expected status is an error that names the request, so
+//! a bench never counts a refused order as a placed one.
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+/// The delivery stages a runner reports, in order; the last one starts the
+/// complete-order saga.
+const STAGES: [&str; 5] = ["ON_SITE", "PURCHASED", "COLLECTED", "ON_THE_WAY", "DELIVERED"];
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+/// A customer and a runner that one bench client plays.
+#[derive(Clone)]
+pub struct Party {
+    pub customer: String,
+    pub runner: String,
+}
+
+pub struct Placed {
+    pub saga_id: String,
+    pub order_id: String,
+}
+
+impl Client {
+    pub fn new(base_url: String) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(1024)
+                .build()
+                .expect("a default HTTP client builds"),
+            base_url,
+        }
+    }
+
+    /// Signs up a customer (with a card) and a runner for each of `clients`.
+    pub async fn sign_up(&self, clients: usize) -> anyhow::Result<Vec<Party>> {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let mut parties = Vec::with_capacity(clients);
+        for i in 0..clients {
+            let party = Party {
+                customer: format!("bench_customer_{}_{i}", &run[..8]),
+                runner: format!("bench_runner_{}_{i}", &run[..8]),
+            };
+            for (user, card) in [(&party.customer, Some("pm_card_visa")), (&party.runner, None)] {
+                let mut body = json!({"user_id": user, "name": user, "email": format!("{user}@campus.edu")});
+                if let Some(card) = card {
+                    body["payment_method"] = json!(card);
+                }
+                self.post("/users", &body, 201).await?;
+            }
+            parties.push(party);
+        }
+        Ok(parties)
+    }
+
+    /// Places the seeds' order: one burger and a delivery fee.
+    pub async fn place_order(&self, customer: &str) -> anyhow::Result<Placed> {
+        let body = json!({
+            "customer_id": customer,
+            "order_details": {
+                "foodItems": [{"name": "Burger", "price": 12.99, "quantity": 1}],
+                "storeLocation": "Koufu",
+                "deliveryLocation": "North Campus",
+                "deliveryFee": 2.5
+            }
+        });
+        let answer = self.post("/api/orders", &body, 202).await?;
+        Ok(Placed {
+            saga_id: text_field(&answer, "saga_id")?,
+            order_id: text_field(&answer, "order_id")?,
+        })
+    }
+
+    pub async fn accept(&self, order_id: &str, runner: &str) -> anyhow::Result<()> {
+        let path = format!("/api/orders/{order_id}/accept");
+        self.post(&path, &json!({"runner_id": runner}), 200).await?;
+        Ok(())
+    }
+
+    /// Reports every delivery stage; returns the complete-order saga's id.
+    pub async fn deliver(&self, order_id: &str, runner: &str) -> anyhow::Result<String> {
+        let path = format!("/api/orders/{order_id}/status");
+        let mut answer = Value::Null;
+        for stage in STAGES {
+            answer = self
+                .post(&path, &json!({"runner_id": runner, "status": stage}), 200)
+                .await?;
+        }
+        text_field(&answer, "saga_id")
+    }
+
+    async fn post(&self, path: &str, body: &Value, expected: u16) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base_url);
+        let response = self
+            .http
+            .post(&url)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path} failed"))?;
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        anyhow::ensure!(
+            status == expected,
+            "POST {path} answered {status}, not {expected}: {answer}"
+        );
+        Ok(answer)
+    }
+}
+
+fn text_field(answer: &Value, field: &str) -> anyhow::Result<String> {
+    answer[field]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("the answer has no `{field}`: {answer}"))
+}

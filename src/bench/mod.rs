@@ -1,0 +1,345 @@
+//! `campusg bench`: measures the running system from the outside, through the
+//! same entry points its users have.
+//!
+//! The system under test is a `campusg up` child process ([`system`]), so that
+//! its memory is its own and the load generator's work does not hide in it.
+//! Orders go in over HTTP ([`client`]); a saga counts as finished when its
+//! `saga.*` event is on the `saga_events` topic ([`completions`]), and its time
+//! is the `at` the saga recorded, so how quickly the bench notices changes no
+//! figure. After the load the system is stopped, every aggregate is replayed
+//! from its events ([`replay`]), and the same machine's floor is measured: the
+//! bus's raw produce-and-consume rate and the event store's raw append rate
+//! ([`floor`]), so each figure can be read as a fraction of what is possible.
+
+mod client;
+mod completions;
+mod floor;
+mod progress;
+mod replay;
+mod report;
+mod system;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::Args;
+use tokio::task::JoinSet;
+
+use crate::backends::connect_bus;
+use crate::settings::Backends;
+use campusg_runtime::bus::MessageBus;
+use campusg_runtime::topics::TopicCatalog;
+
+use client::{Client, Party};
+use completions::Completions;
+use progress::Phase;
+pub use report::Report;
+use report::{Floor, Latency, Lifecycle, Saturation, ShareOfFloor};
+use system::SystemUnderTest;
+
+#[derive(Clone, Debug, Args)]
+pub struct BenchArgs {
+    /// Orders placed for the saturation run.
+    #[arg(long, default_value_t = 10_000)]
+    pub orders: usize,
+
+    /// Concurrent clients for the saturation and lifecycle runs; each sends its
+    /// next request as soon as the previous one is answered.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+
+    /// The offered rate of the latency run, in orders per second: requests are
+    /// sent on this schedule whatever the answers. Half the saturation rate when
+    /// left out.
+    #[arg(long)]
+    pub rate: Option<f64>,
+
+    /// Orders in the latency run; ten seconds at the offered rate when left out.
+    #[arg(long)]
+    pub latency_orders: Option<usize>,
+
+    /// Orders taken through the whole lifecycle (create, accept, every delivery
+    /// stage, complete); a tenth of --orders when left out.
+    #[arg(long)]
+    pub lifecycle_orders: Option<usize>,
+
+    /// Records produced and consumed, and events appended, to measure the floor.
+    #[arg(long, default_value_t = 20_000)]
+    pub floor_records: usize,
+
+    /// Run the system on Kafka (host:port); the embedded log when left out.
+    #[arg(long = "kafka", requires = "database_url")]
+    pub kafka: Option<String>,
+
+    /// PostgreSQL for the event stores when on Kafka; the bench uses schemas of
+    /// its own and drops them afterwards.
+    #[arg(long, requires = "kafka")]
+    pub database_url: Option<String>,
+
+    /// Where the system keeps its data; a temporary directory, removed
+    /// afterwards, when left out. A directory named here is never removed.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// The PostgreSQL schemas' prefix; a fresh one when left out.
+    #[arg(long)]
+    pub schema_prefix: Option<String>,
+
+    /// Keep the PostgreSQL schemas after the run, to inspect them with
+    /// `campusg sagas`, `trace` or `replay`.
+    #[arg(long)]
+    pub keep_data: bool,
+
+    /// How long without a single saga finishing before the bench gives up, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub patience_secs: u64,
+
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs every measurement and prints the report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    // Removed when dropped, and left empty when --data-dir names another.
+    let temporary = tempfile::Builder::new().prefix("campusg-bench-").tempdir()?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| temporary.path().to_path_buf());
+    let mut backends = Backends::embedded(data_dir);
+    backends.kafka = args.kafka.clone();
+    backends.database_url = args.database_url.clone();
+    backends.schema_prefix = args
+        .schema_prefix
+        .clone()
+        .unwrap_or_else(|| format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..10]));
+    let outcome = measure(&args, &backends).await;
+    if !args.keep_data {
+        system::drop_schemas(&backends).await;
+    }
+    let report = outcome?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+async fn measure(args: &BenchArgs, backends: &Backends) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        args.orders > 0 && args.clients > 0,
+        "--orders and --clients must be at least 1"
+    );
+    let patience = Duration::from_secs(args.patience_secs.max(1));
+    let mut system = SystemUnderTest::start(backends).await?;
+    let catalog = TopicCatalog::builtin();
+    let bus = connect_bus(backends, &catalog).await?;
+    let completions = Completions::follow(bus.clone()).await?;
+    let client = Client::new(system.base_url());
+    let parties = client.sign_up(args.clients).await?;
+
+    let saturation = saturation(args, &client, &parties, &completions, bus.as_ref(), patience).await?;
+    let rate = args.rate.unwrap_or(saturation.sagas_per_sec / 2.0).max(1.0);
+    let latency_orders = args.latency_orders.unwrap_or((rate * 10.0).ceil() as usize).max(1);
+    let latency = latency(rate, latency_orders, &client, &parties, &completions, patience).await?;
+    let lifecycle_orders = args.lifecycle_orders.unwrap_or(args.orders / 10).max(1);
+    let lifecycle = lifecycle(lifecycle_orders, &client, &parties, &completions, patience).await?;
+    let peak_rss_mib = system.peak_rss_mib()?;
+    completions.stop().await;
+    system.stop().await;
+
+    let replay = replay::every_aggregate(backends, (saturation.started, saturation.finished)).await?;
+    let message_bytes = floor::typical_message_bytes(bus.as_ref(), &catalog).await?;
+    let floor = Floor {
+        message_bytes,
+        bus_records_per_sec: floor::bus(bus.clone(), message_bytes, args.floor_records).await?,
+        store_appends_per_sec: floor::store(backends, args.clients, args.floor_records, replay.mean_event_bytes)
+            .await?,
+    };
+    let seconds = saturation.seconds;
+    let share = ShareOfFloor {
+        messages_per_saga: saturation.records as f64 / saturation.orders as f64,
+        bus_records_per_sec: saturation.records as f64 / seconds,
+        of_bus_floor: saturation.records as f64 / seconds / floor.bus_records_per_sec,
+        events_per_saga: replay.events_in_saturation as f64 / saturation.orders as f64,
+        store_appends_per_sec: replay.events_in_saturation as f64 / seconds,
+        of_store_floor: replay.events_in_saturation as f64 / seconds / floor.store_appends_per_sec,
+    };
+    Ok(Report {
+        backend: if backends.kafka.is_some() {
+            "kafka+postgres"
+        } else {
+            "embedded"
+        },
+        version: env!("CARGO_PKG_VERSION"),
+        measured_at: Utc::now(),
+        clients: args.clients,
+        saturation,
+        latency,
+        lifecycle,
+        replay: replay.rate,
+        peak_rss_mib,
+        floor,
+        share,
+    })
+}
+
+/// N orders from M clients as fast as they are taken; the rate is the orders
+/// over the time from the first request to the last saga's completion.
+async fn saturation(
+    args: &BenchArgs,
+    client: &Client,
+    parties: &[Party],
+    completions: &Completions,
+    bus: &dyn MessageBus,
+    patience: Duration,
+) -> anyhow::Result<Saturation> {
+    let records_before = floor::records_held(bus).await?;
+    let phase = Phase::start("saturation", args.orders);
+    let started = Utc::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut clients = JoinSet::new();
+    for party in parties.iter().cloned() {
+        let (client, next, total) = (client.clone(), next.clone(), args.orders);
+        clients.spawn(async move {
+            let mut sagas = Vec::new();
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                sagas.push(client.place_order(&party.customer).await?.saga_id);
+            }
+            anyhow::Ok(sagas)
+        });
+    }
+    let mut sagas = Vec::with_capacity(args.orders);
+    while let Some(joined) = clients.join_next().await {
+        sagas.extend(joined.context("a client panicked")??);
+    }
+    let finished = completions.wait_all(&sagas, &phase, patience).await?;
+    phase.finish();
+    let last = finished.iter().map(|f| f.at).max().unwrap_or(started);
+    let seconds = seconds_between(started, last);
+    let records = floor::records_held(bus).await? - records_before;
+    Ok(Saturation {
+        orders: sagas.len(),
+        seconds,
+        sagas_per_sec: sagas.len() as f64 / seconds,
+        records: records.max(0) as u64,
+        started,
+        finished: last,
+    })
+}
+
+/// Orders sent on a fixed schedule (open loop); each saga's latency runs from
+/// when its request was due to when the saga completed, so a request that had
+/// to wait for a slow system counts its wait.
+async fn latency(
+    rate: f64,
+    orders: usize,
+    client: &Client,
+    parties: &[Party],
+    completions: &Completions,
+    patience: Duration,
+) -> anyhow::Result<Latency> {
+    let phase = Phase::start("latency", orders);
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let origin = Instant::now();
+    let origin_wall = Utc::now();
+    let mut requests = JoinSet::new();
+    for i in 0..orders {
+        let due = origin + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let due_wall = origin_wall + chrono::Duration::from_std(due - origin)?;
+        let (client, customer) = (client.clone(), parties[i % parties.len()].customer.clone());
+        requests.spawn(async move { anyhow::Ok((due_wall, client.place_order(&customer).await?.saga_id)) });
+    }
+    let mut due = std::collections::HashMap::with_capacity(orders);
+    while let Some(joined) = requests.join_next().await {
+        let (at, saga_id) = joined.context("a request panicked")??;
+        due.insert(saga_id, at);
+    }
+    let sagas: Vec<String> = due.keys().cloned().collect();
+    let finished = completions.wait_all(&sagas, &phase, patience).await?;
+    phase.finish();
+    let mut millis: Vec<f64> = finished
+        .iter()
+        .map(|f| (f.at - due[&f.saga_id]).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0)
+        .collect();
+    millis.sort_by(f64::total_cmp);
+    Ok(Latency {
+        offered_per_sec: rate,
+        orders,
+        p50_ms: percentile(&millis, 50.0),
+        p90_ms: percentile(&millis, 90.0),
+        p99_ms: percentile(&millis, 99.0),
+        max_ms: millis.last().copied().unwrap_or(0.0),
+    })
+}
+
+/// Each client takes orders through their whole life, one after another:
+/// place, wait for the order to be listed, accept, report every delivery stage,
+/// wait for the complete-order saga.
+async fn lifecycle(
+    orders: usize,
+    client: &Client,
+    parties: &[Party],
+    completions: &Completions,
+    patience: Duration,
+) -> anyhow::Result<Lifecycle> {
+    let phase = Phase::start("lifecycle", orders);
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut clients = JoinSet::new();
+    for party in parties.iter().cloned() {
+        let (client, completions, next, bar) = (client.clone(), completions.clone(), next.clone(), phase.clone());
+        clients.spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < orders {
+                let placed = client.place_order(&party.customer).await?;
+                completions.wait_completed(&placed.saga_id, patience).await?;
+                client.accept(&placed.order_id, &party.runner).await?;
+                let saga_id = client.deliver(&placed.order_id, &party.runner).await?;
+                completions.wait_completed(&saga_id, patience).await?;
+                bar.advance(1);
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(joined) = clients.join_next().await {
+        joined.context("a client panicked")??;
+    }
+    phase.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Lifecycle {
+        orders,
+        seconds,
+        per_sec: orders as f64 / seconds,
+    })
+}
+
+/// The nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    ((to - from).num_microseconds().unwrap_or(0) as f64 / 1e6).max(1e-6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 50.0), 50.0);
+        assert_eq!(percentile(&values, 99.0), 99.0);
+        assert_eq!(percentile(&values, 100.0), 100.0);
+        assert_eq!(percentile(&[7.0], 90.0), 7.0);
+        assert_eq!(percentile(&[], 90.0), 0.0);
+    }
+}
