@@ -26,6 +26,7 @@ use campusg_notification::NotificationService;
 use campusg_order::OrderService;
 use campusg_payment::sandbox::SandboxGateway;
 use campusg_payment::PaymentService;
+use campusg_runtime::batch::BatchingStore;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::clock::Clock;
 use campusg_runtime::consumer::Consumer;
@@ -101,7 +102,7 @@ impl Application {
         let mut deps_of = HashMap::new();
         for (role, service) in SERVICE_ROLES {
             if api || settings.runs(role) {
-                let store = open_store(&settings.backends, service).await?;
+                let store = BatchingStore::wrap(open_store(&settings.backends, service).await?);
                 let deps = ServiceDeps {
                     store,
                     contracts: contracts.clone(),

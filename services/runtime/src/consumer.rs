@@ -2,7 +2,8 @@
 //!
 //! For each record: read the envelope and check it against its schemas and its
 //! topic; skip it if this group already handled its id; hand it to the service.
-//! Then commit the offsets of what was handled. Failures are sorted three ways:
+//! A poll's records are handled as one batch, committed to the store in one
+//! transaction ([`crate::batch`]). Then commit the offsets of what was handled. Failures are sorted three ways:
 //!
 //! - invalid (not JSON, wrong schema, wrong topic, refused for good): the record
 //!   goes to the dead-letter topic with the reason and its original position, and
@@ -20,6 +21,7 @@ use tracing::Instrument;
 
 use campusg_domain::messages::Message;
 
+use crate::batch::in_batch;
 use crate::bus::{backoff, BusConsumer, MessageBus, OutgoingRecord, Record, RecordPosition, StartFrom, Subscription};
 use crate::clock::Clock;
 use crate::envelope::Envelope;
@@ -177,16 +179,41 @@ impl Consumer {
                     continue;
                 }
             };
-            let mut handled: Vec<RecordPosition> = Vec::with_capacity(records.len());
-            for record in &records {
-                if !self.process_until_done(record, &shutdown).await {
-                    break;
-                }
-                handled.push(record.position());
-            }
+            let handled = self.handle_all(&records, &shutdown).await;
             self.commit(consumer.as_mut(), &handled, &shutdown).await;
         }
         consumer.close().await;
+    }
+
+    /// Handles a poll's records, and returns the positions of those handled.
+    /// They are tried as one batch first (one store transaction for all); if
+    /// the batch is refused, nothing of it was stored, and each record is
+    /// handled on its own, as the store's checks then see it.
+    async fn handle_all(&self, records: &[Record], shutdown: &CancellationToken) -> Vec<RecordPosition> {
+        if records.len() > 1 {
+            let batch = in_batch(&self.store, async {
+                for record in records {
+                    self.process(record).await?;
+                }
+                Ok(())
+            })
+            .await;
+            match batch {
+                Ok(()) => return records.iter().map(Record::position).collect(),
+                Err(error) => tracing::debug!(
+                    error = %error, records = records.len(),
+                    "the batch was refused; handling its records one at a time"
+                ),
+            }
+        }
+        let mut handled = Vec::with_capacity(records.len());
+        for record in records {
+            if !self.process_until_done(record, shutdown).await {
+                break;
+            }
+            handled.push(record.position());
+        }
+        handled
     }
 
     /// Processes one record, retrying transient failures. Returns `false` if

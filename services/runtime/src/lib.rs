@@ -17,6 +17,8 @@
 //! - [`sqlite_store`]: the event store in SQLite (embedded mode).
 //! - [`postgres_store`]: the event store in PostgreSQL, a schema per service.
 //! - [`outbox`]: the relay that publishes what the outbox holds.
+//! - [`batch`]: a consumer's whole poll committed in one transaction, without
+//!   the services knowing.
 //! - [`consumer`]: the consumer loop: validate, handle, dead-letter, commit.
 //! - [`aggregate`]: running a command against an event-sourced aggregate with
 //!   optimistic concurrency.
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod batch;
 pub mod bus;
 pub mod clock;
 pub mod consumer;

@@ -18,7 +18,7 @@ use sqlx::{Executor, Row};
 use tokio::sync::Notify;
 
 use crate::bus::OutgoingRecord;
-use crate::store::{EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+use crate::store::{conflict_among, BatchRows, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -227,81 +227,73 @@ impl EventStore for PostgresEventStore {
         Ok(rows.iter().map(stored_event).collect())
     }
 
-    async fn commit(&self, unit: UnitOfWork) -> Result<(), StoreError> {
-        let recorded_at = unit.cause.at;
+    async fn commit_batch(&self, units: Vec<UnitOfWork>) -> Result<(), StoreError> {
+        let rows = BatchRows::of(&units);
         let mut tx = self.pool.begin().await.map_err(storage_error)?;
-        if let Some(handled) = &unit.cause.handled {
+        if BatchRows::has(&rows.handled) {
             let inserted = sqlx::query(
-                "INSERT INTO handled_messages (consumer, message_id, handled_at) VALUES ($1, $2, $3)
+                "INSERT INTO handled_messages (consumer, message_id, handled_at)
+                 SELECT item ->> 'consumer', item ->> 'message_id', (item ->> 'at')::timestamptz
+                 FROM jsonb_array_elements($1) AS item
                  ON CONFLICT DO NOTHING",
             )
-            .bind(&handled.consumer)
-            .bind(&handled.message_id)
-            .bind(recorded_at)
+            .bind(&rows.handled)
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
-            if inserted.rows_affected() == 0 {
+            if inserted.rows_affected() < rows.handled_count {
                 return Err(StoreError::AlreadyHandled);
             }
         }
-        for change in &unit.changes {
-            for (index, event) in change.events.iter().enumerate() {
-                let result = sqlx::query(
-                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                                         payload, correlation_id, causation_id, recorded_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&change.aggregate_type)
-                .bind(&change.aggregate_id)
-                .bind(change.expected_version + index as i64 + 1)
-                .bind(&event.event_type)
-                .bind(&event.event_version)
-                .bind(&event.payload)
-                .bind(&unit.cause.correlation_id)
-                .bind(&unit.cause.causation_id)
-                .bind(recorded_at)
-                .execute(&mut *tx)
-                .await;
-                match result {
-                    Ok(_) => {}
-                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                        return Err(StoreError::Conflict {
-                            aggregate_type: change.aggregate_type.clone(),
-                            aggregate_id: change.aggregate_id.clone(),
-                        })
-                    }
-                    Err(other) => return Err(storage_error(other)),
+        if BatchRows::has(&rows.events) {
+            let appended = sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                     payload, correlation_id, causation_id, recorded_at)
+                 SELECT item ->> 'aggregate_type', item ->> 'aggregate_id', (item ->> 'sequence')::bigint,
+                        item ->> 'event_type', item ->> 'event_version', item -> 'payload',
+                        item ->> 'correlation_id', item ->> 'causation_id', (item ->> 'at')::timestamptz
+                 FROM jsonb_array_elements($1) WITH ORDINALITY AS rows (item, position) ORDER BY position",
+            )
+            .bind(&rows.events)
+            .execute(&mut *tx)
+            .await;
+            match appended {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    drop(tx);
+                    return Err(conflict_among(self, &units).await);
                 }
+                Err(other) => return Err(storage_error(other)),
             }
+        }
+        if BatchRows::has(&rows.states) {
             sqlx::query(
                 "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
-                 VALUES ($1, $2, $3, $4, $5)
+                 SELECT item ->> 'aggregate_type', item ->> 'aggregate_id', (item ->> 'version')::bigint,
+                        item -> 'state', (item ->> 'at')::timestamptz
+                 FROM jsonb_array_elements($1) AS item
                  ON CONFLICT (aggregate_type, aggregate_id)
                  DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
                  WHERE aggregate_states.version <= excluded.version",
             )
-            .bind(&change.aggregate_type)
-            .bind(&change.aggregate_id)
-            .bind(change.expected_version + change.events.len() as i64)
-            .bind(&change.state)
-            .bind(recorded_at)
+            .bind(&rows.states)
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
         }
-        for record in &unit.outbox {
-            sqlx::query("INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)")
-                .bind(&record.topic)
-                .bind(&record.key)
-                .bind(&record.value)
-                .bind(serde_json::to_value(&record.headers).expect("headers serialize"))
-                .execute(&mut *tx)
-                .await
-                .map_err(storage_error)?;
+        if BatchRows::has(&rows.outbox) {
+            sqlx::query(
+                "INSERT INTO outbox (topic, key, value, headers)
+                 SELECT item ->> 'topic', item ->> 'key', item ->> 'value', item -> 'headers'
+                 FROM jsonb_array_elements($1) WITH ORDINALITY AS rows (item, position) ORDER BY position",
+            )
+            .bind(&rows.outbox)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
         }
         tx.commit().await.map_err(storage_error)?;
-        if !unit.outbox.is_empty() {
+        if BatchRows::has(&rows.outbox) {
             self.outbox_signal.notify_one();
         }
         Ok(())

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 
 use crate::bus::OutgoingRecord;
 use crate::sqlite::{is_busy, open_sqlite};
-use crate::store::{EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+use crate::store::{conflict_among, BatchRows, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -131,81 +131,74 @@ impl EventStore for SqliteEventStore {
         rows.iter().map(stored_event).collect()
     }
 
-    async fn commit(&self, unit: UnitOfWork) -> Result<(), StoreError> {
-        let recorded_at = unit.cause.at.to_rfc3339();
+    async fn commit_batch(&self, units: Vec<UnitOfWork>) -> Result<(), StoreError> {
+        let rows = BatchRows::of(&units);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
-        if let Some(handled) = &unit.cause.handled {
+        // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.
+        if BatchRows::has(&rows.handled) {
             let inserted = sqlx::query(
-                "INSERT INTO handled_messages (consumer, message_id, handled_at) VALUES (?, ?, ?)
+                "INSERT INTO handled_messages (consumer, message_id, handled_at)
+                 SELECT value ->> 'consumer', value ->> 'message_id', value ->> 'at'
+                 FROM json_each(?) WHERE true
                  ON CONFLICT DO NOTHING",
             )
-            .bind(&handled.consumer)
-            .bind(&handled.message_id)
-            .bind(&recorded_at)
+            .bind(rows.handled.to_string())
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
-            if inserted.rows_affected() == 0 {
+            if inserted.rows_affected() < rows.handled_count {
                 return Err(StoreError::AlreadyHandled);
             }
         }
-        for change in &unit.changes {
-            let conflict = || StoreError::Conflict {
-                aggregate_type: change.aggregate_type.clone(),
-                aggregate_id: change.aggregate_id.clone(),
-            };
-            for (index, event) in change.events.iter().enumerate() {
-                let result = sqlx::query(
-                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                                         payload, correlation_id, causation_id, recorded_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&change.aggregate_type)
-                .bind(&change.aggregate_id)
-                .bind(change.expected_version + index as i64 + 1)
-                .bind(&event.event_type)
-                .bind(&event.event_version)
-                .bind(event.payload.to_string())
-                .bind(&unit.cause.correlation_id)
-                .bind(&unit.cause.causation_id)
-                .bind(&recorded_at)
-                .execute(&mut *tx)
-                .await;
-                match result {
-                    Ok(_) => {}
-                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Err(conflict()),
-                    Err(other) => return Err(storage_error(other)),
+        if BatchRows::has(&rows.events) {
+            let appended = sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                     payload, correlation_id, causation_id, recorded_at)
+                 SELECT value ->> 'aggregate_type', value ->> 'aggregate_id', value ->> 'sequence',
+                        value ->> 'event_type', value ->> 'event_version', value -> 'payload',
+                        value ->> 'correlation_id', value ->> 'causation_id', value ->> 'at'
+                 FROM json_each(?) ORDER BY key",
+            )
+            .bind(rows.events.to_string())
+            .execute(&mut *tx)
+            .await;
+            match appended {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    drop(tx);
+                    return Err(conflict_among(self, &units).await);
                 }
+                Err(other) => return Err(storage_error(other)),
             }
-            let new_version = change.expected_version + change.events.len() as i64;
+        }
+        if BatchRows::has(&rows.states) {
             sqlx::query(
                 "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
-                 VALUES (?, ?, ?, ?, ?)
+                 SELECT value ->> 'aggregate_type', value ->> 'aggregate_id', value ->> 'version',
+                        value -> 'state', value ->> 'at'
+                 FROM json_each(?) WHERE true
                  ON CONFLICT (aggregate_type, aggregate_id)
                  DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
                  WHERE aggregate_states.version <= excluded.version",
             )
-            .bind(&change.aggregate_type)
-            .bind(&change.aggregate_id)
-            .bind(new_version)
-            .bind(change.state.to_string())
-            .bind(&recorded_at)
+            .bind(rows.states.to_string())
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
         }
-        for record in &unit.outbox {
-            sqlx::query("INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)")
-                .bind(&record.topic)
-                .bind(&record.key)
-                .bind(&record.value)
-                .bind(serde_json::to_string(&record.headers).expect("headers serialize"))
-                .execute(&mut *tx)
-                .await
-                .map_err(storage_error)?;
+        if BatchRows::has(&rows.outbox) {
+            sqlx::query(
+                "INSERT INTO outbox (topic, key, value, headers)
+                 SELECT item.value ->> 'topic', item.value ->> 'key', item.value ->> 'value', item.value -> 'headers'
+                 FROM json_each(?) AS item ORDER BY item.key",
+            )
+            .bind(rows.outbox.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
         }
         tx.commit().await.map_err(storage_error)?;
-        if !unit.outbox.is_empty() {
+        if BatchRows::has(&rows.outbox) {
             self.outbox_signal.notify_one();
         }
         Ok(())

@@ -189,6 +189,109 @@ impl UnitOfWork {
     }
 }
 
+/// The rows a batch of units writes, table by table and in order, as JSON
+/// arrays: one statement per table inserts a whole batch (SQLite's `json_each`,
+/// PostgreSQL's `jsonb_array_elements`), however many units it holds.
+pub struct BatchRows {
+    /// `{consumer, message_id, at}`
+    pub handled: Value,
+    pub handled_count: u64,
+    /// `{aggregate_type, aggregate_id, sequence, event_type, event_version,
+    /// payload, correlation_id, causation_id, at}`
+    pub events: Value,
+    /// `{aggregate_type, aggregate_id, version, state, at}`, the last of each
+    /// aggregate only: one statement may not upsert a row twice.
+    pub states: Value,
+    /// `{topic, key, value, headers}`
+    pub outbox: Value,
+}
+
+impl BatchRows {
+    pub fn of(units: &[UnitOfWork]) -> BatchRows {
+        let (mut handled, mut events, mut outbox) = (Vec::new(), Vec::new(), Vec::new());
+        let mut states: Vec<Value> = Vec::new();
+        let mut state_index: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+        for unit in units {
+            let at = unit.cause.at.to_rfc3339();
+            if let Some(message) = &unit.cause.handled {
+                handled.push(
+                    serde_json::json!({"consumer": message.consumer, "message_id": message.message_id, "at": at}),
+                );
+            }
+            for change in &unit.changes {
+                for (index, event) in change.events.iter().enumerate() {
+                    events.push(serde_json::json!({
+                        "aggregate_type": change.aggregate_type,
+                        "aggregate_id": change.aggregate_id,
+                        "sequence": change.expected_version + index as i64 + 1,
+                        "event_type": event.event_type,
+                        "event_version": event.event_version,
+                        "payload": event.payload,
+                        "correlation_id": unit.cause.correlation_id,
+                        "causation_id": unit.cause.causation_id,
+                        "at": at,
+                    }));
+                }
+                let state = serde_json::json!({
+                    "aggregate_type": change.aggregate_type,
+                    "aggregate_id": change.aggregate_id,
+                    "version": change.expected_version + change.events.len() as i64,
+                    "state": change.state,
+                    "at": at,
+                });
+                match state_index.entry((&change.aggregate_type, &change.aggregate_id)) {
+                    std::collections::hash_map::Entry::Occupied(slot) => states[*slot.get()] = state,
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(states.len());
+                        states.push(state);
+                    }
+                }
+            }
+            for record in &unit.outbox {
+                outbox.push(serde_json::json!({
+                    "topic": record.topic,
+                    "key": record.key,
+                    "value": record.value,
+                    "headers": record.headers,
+                }));
+            }
+        }
+        BatchRows {
+            handled_count: handled.len() as u64,
+            handled: Value::Array(handled),
+            events: Value::Array(events),
+            states: Value::Array(states),
+            outbox: Value::Array(outbox),
+        }
+    }
+
+    pub fn has(rows: &Value) -> bool {
+        rows.as_array().is_some_and(|rows| !rows.is_empty())
+    }
+}
+
+/// Which aggregate of a refused batch moved past its expected version: the
+/// error a store returns when an append broke the uniqueness of a sequence.
+pub async fn conflict_among(store: &dyn EventStore, units: &[UnitOfWork]) -> StoreError {
+    let conflict = |change: &AggregateChange| StoreError::Conflict {
+        aggregate_type: change.aggregate_type.clone(),
+        aggregate_id: change.aggregate_id.clone(),
+    };
+    let changes = units.iter().flat_map(|unit| &unit.changes);
+    for change in changes.clone() {
+        match store.load(&change.aggregate_type, &change.aggregate_id).await {
+            Ok(events) if events.last().map_or(0, |e| e.sequence) == change.expected_version => continue,
+            Ok(_) => return conflict(change),
+            Err(error) => return error,
+        }
+    }
+    // Two units of the batch appended to the same aggregate at the same version.
+    changes
+        .map(conflict)
+        .next()
+        .unwrap_or_else(|| StoreError::Other("an append was refused".into()))
+}
+
 /// How to select read models.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StateQuery {
@@ -240,7 +343,14 @@ pub trait EventStore: Send + Sync {
     /// Commits a unit of work atomically. Fails with [`StoreError::AlreadyHandled`]
     /// when its cause was already handled, and [`StoreError::Conflict`] when an
     /// aggregate moved past its expected version.
-    async fn commit(&self, unit: UnitOfWork) -> Result<(), StoreError>;
+    async fn commit(&self, unit: UnitOfWork) -> Result<(), StoreError> {
+        self.commit_batch(vec![unit]).await
+    }
+
+    /// Commits several units in one transaction, all or none, failing as
+    /// [`EventStore::commit`] does if any one of them would. A consumer commits
+    /// a whole poll's work this way (see `batch`).
+    async fn commit_batch(&self, units: Vec<UnitOfWork>) -> Result<(), StoreError>;
 
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError>;
 

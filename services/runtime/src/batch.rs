@@ -1,0 +1,412 @@
+//! Batches: a consumer handles a whole poll's records, and the store commits
+//! their work in one transaction, with one statement per table.
+//!
+//! Services do not know about it. Their stores are wrapped in a
+//! [`BatchingStore`]; while a consumer runs a batch ([`in_batch`]), the wrapper
+//! holds every unit committed to it back, and reads through what it holds: a
+//! later record of the batch loads the aggregate with the earlier records'
+//! events, sees their read models and their handled messages. At the end of
+//! the batch the units are committed together, all or none. A read that the
+//! held-back units could change but the wrapper cannot answer (a query over
+//! read models) commits what is held first.
+//!
+//! If the batch's commit fails (a concurrent writer moved an aggregate, a
+//! duplicate slipped past), nothing of it is stored, and the consumer handles
+//! the same records again one at a time, as it always could. Outside a batch,
+//! in an HTTP request say, the wrapper passes everything through.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::bus::OutgoingRecord;
+use crate::store::{EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+
+tokio::task_local! {
+    static BATCH: RefCell<Batch>;
+}
+
+/// The work of one batch, held back for one store.
+struct Batch {
+    /// The address of the [`BatchingStore`] this batch is for: a handler that
+    /// writes to any other store writes through at once.
+    store: usize,
+    units: Vec<UnitOfWork>,
+    handled: HashSet<(String, String)>,
+    aggregates: HashMap<(String, String), Held>,
+}
+
+/// An aggregate as the held-back units left it.
+struct Held {
+    /// Its version in the store when the batch first changed it.
+    base_version: i64,
+    events: Vec<StoredEvent>,
+    state: Value,
+}
+
+impl Held {
+    fn version(&self) -> i64 {
+        self.base_version + self.events.len() as i64
+    }
+}
+
+/// Runs `work` as one batch for `store`: the commits it makes to `store` are
+/// held back and committed together when it returns `Ok`. Nothing is stored if
+/// `work` or the final commit fails.
+pub async fn in_batch<F, T>(store: &Arc<dyn EventStore>, work: F) -> anyhow::Result<T>
+where
+    F: Future<Output = anyhow::Result<T>>,
+{
+    let batch = Batch {
+        store: address_of(store.as_ref()),
+        units: Vec::new(),
+        handled: HashSet::new(),
+        aggregates: HashMap::new(),
+    };
+    BATCH
+        .scope(RefCell::new(batch), async {
+            let result = work.await?;
+            flush(store.as_ref()).await?;
+            Ok(result)
+        })
+        .await
+}
+
+fn address_of(store: &dyn EventStore) -> usize {
+    store as *const dyn EventStore as *const () as usize
+}
+
+/// Commits what the current batch holds for `store`, if anything.
+async fn flush(store: &dyn EventStore) -> Result<(), StoreError> {
+    let me = address_of(store);
+    let units = BATCH
+        .try_with(|batch| {
+            let mut batch = batch.borrow_mut();
+            if batch.store != me {
+                return Vec::new();
+            }
+            batch.handled.clear();
+            batch.aggregates.clear();
+            std::mem::take(&mut batch.units)
+        })
+        .unwrap_or_default();
+    if units.is_empty() {
+        return Ok(());
+    }
+    store.commit_batch(units).await
+}
+
+/// A store that takes part in batches; see the module's documentation.
+pub struct BatchingStore {
+    inner: Arc<dyn EventStore>,
+}
+
+impl BatchingStore {
+    pub fn wrap(inner: Arc<dyn EventStore>) -> Arc<dyn EventStore> {
+        Arc::new(BatchingStore { inner })
+    }
+
+    /// Runs `f` on the batch in progress for this store, if there is one.
+    fn with_batch<R>(&self, f: impl FnOnce(&mut Batch) -> R) -> Option<R> {
+        let me = address_of(self);
+        BATCH
+            .try_with(|batch| {
+                let mut batch = batch.borrow_mut();
+                (batch.store == me).then(|| f(&mut batch))
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Holds `unit` back, after the checks the store would make on commit
+    /// against what the batch already holds. The store checks the rest when
+    /// the batch commits.
+    fn hold(batch: &mut Batch, unit: UnitOfWork) -> Result<(), StoreError> {
+        if let Some(handled) = &unit.cause.handled {
+            if batch
+                .handled
+                .contains(&(handled.consumer.clone(), handled.message_id.clone()))
+            {
+                return Err(StoreError::AlreadyHandled);
+            }
+        }
+        for change in &unit.changes {
+            let key = (change.aggregate_type.clone(), change.aggregate_id.clone());
+            // Aggregates the batch has not changed yet are checked on commit.
+            let held = batch.aggregates.get(&key).map(Held::version);
+            if held.is_some_and(|version| version != change.expected_version) {
+                return Err(StoreError::Conflict {
+                    aggregate_type: change.aggregate_type.clone(),
+                    aggregate_id: change.aggregate_id.clone(),
+                });
+            }
+        }
+        if let Some(handled) = &unit.cause.handled {
+            batch
+                .handled
+                .insert((handled.consumer.clone(), handled.message_id.clone()));
+        }
+        for change in &unit.changes {
+            let key = (change.aggregate_type.clone(), change.aggregate_id.clone());
+            let held = batch.aggregates.entry(key).or_insert_with(|| Held {
+                base_version: change.expected_version,
+                events: Vec::new(),
+                state: Value::Null,
+            });
+            for event in &change.events {
+                held.events.push(StoredEvent {
+                    // Not known until the batch commits; nothing reads it before.
+                    global_position: 0,
+                    aggregate_type: change.aggregate_type.clone(),
+                    aggregate_id: change.aggregate_id.clone(),
+                    sequence: held.base_version + held.events.len() as i64 + 1,
+                    event_type: event.event_type.clone(),
+                    event_version: event.event_version.clone(),
+                    payload: event.payload.clone(),
+                    correlation_id: Some(unit.cause.correlation_id.clone()),
+                    causation_id: unit.cause.causation_id.clone(),
+                    recorded_at: unit.cause.at,
+                });
+            }
+            held.state = change.state.clone();
+        }
+        batch.units.push(unit);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventStore for BatchingStore {
+    async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let key = (aggregate_type.to_string(), aggregate_id.to_string());
+        let held = self.with_batch(|batch| {
+            batch
+                .aggregates
+                .get(&key)
+                .map(|held| (held.base_version, held.events.clone()))
+        });
+        let mut events = self.inner.load(aggregate_type, aggregate_id).await?;
+        if let Some(Some((base_version, held_events))) = held {
+            if events.last().map_or(0, |e| e.sequence) != base_version {
+                // Another writer moved it since the batch read it: the batch
+                // will be refused on commit; tell the handler now.
+                return Err(StoreError::Conflict {
+                    aggregate_type: aggregate_type.to_string(),
+                    aggregate_id: aggregate_id.to_string(),
+                });
+            }
+            events.extend(held_events);
+        }
+        Ok(events)
+    }
+
+    async fn commit(&self, unit: UnitOfWork) -> Result<(), StoreError> {
+        let mut unit = Some(unit);
+        if let Some(held) = self.with_batch(|batch| Self::hold(batch, unit.take().expect("taken once"))) {
+            return held;
+        }
+        self.inner.commit(unit.expect("not taken outside a batch")).await
+    }
+
+    async fn commit_batch(&self, units: Vec<UnitOfWork>) -> Result<(), StoreError> {
+        self.inner.commit_batch(units).await
+    }
+
+    async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
+        let key = (consumer.to_string(), message_id.to_string());
+        if self.with_batch(|batch| batch.handled.contains(&key)) == Some(true) {
+            return Ok(true);
+        }
+        self.inner.has_handled(consumer, message_id).await
+    }
+
+    async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
+        let key = (aggregate_type.to_string(), aggregate_id.to_string());
+        let held = self.with_batch(|batch| {
+            batch
+                .aggregates
+                .get(&key)
+                .map(|held| (held.version(), held.state.clone()))
+        });
+        match held {
+            Some(Some(state)) => Ok(Some(state)),
+            _ => self.inner.state(aggregate_type, aggregate_id).await,
+        }
+    }
+
+    async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {
+        if self.with_batch(|batch| !batch.units.is_empty()) == Some(true) {
+            flush(self).await?;
+        }
+        self.inner.query_states(aggregate_type, query).await
+    }
+
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        self.inner.load_type(aggregate_type).await
+    }
+
+    async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError> {
+        self.inner.outbox_batch(limit).await
+    }
+
+    async fn outbox_delete(&self, ids: &[i64]) -> Result<(), StoreError> {
+        self.inner.outbox_delete(ids).await
+    }
+
+    fn outbox_signal(&self) -> Arc<Notify> {
+        self.inner.outbox_signal()
+    }
+
+    async fn claim_outbox(&self) -> Result<bool, StoreError> {
+        self.inner.claim_outbox().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use crate::sqlite_store::SqliteEventStore;
+    use crate::store::{AggregateChange, Cause, HandledMessage, NewEvent};
+
+    async fn stores() -> (tempfile::TempDir, Arc<dyn EventStore>, Arc<dyn EventStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(&dir.path().join("store.db")).await.unwrap());
+        let batching = BatchingStore::wrap(inner.clone());
+        (dir, inner, batching)
+    }
+
+    /// A unit that appends one event to `id` after `expected_version`, caused
+    /// by `message`, and sends one record.
+    fn unit(id: &str, expected_version: i64, message: &str) -> UnitOfWork {
+        let mut unit = UnitOfWork::new(Cause {
+            correlation_id: "saga".into(),
+            causation_id: Some(message.into()),
+            source: "test",
+            at: Utc::now(),
+            handled: Some(HandledMessage {
+                consumer: "group".into(),
+                message_id: message.into(),
+            }),
+        });
+        unit.changes.push(AggregateChange {
+            aggregate_type: "thing".into(),
+            aggregate_id: id.into(),
+            expected_version,
+            events: vec![NewEvent {
+                event_type: "thing.changed".into(),
+                event_version: "1".into(),
+                payload: json!({"by": message}),
+            }],
+            state: json!({"version": expected_version + 1}),
+        });
+        unit.outbox.push(OutgoingRecord {
+            topic: "things".into(),
+            key: Some(id.into()),
+            value: json!({"by": message}).to_string(),
+            headers: vec![("type".into(), "thing.changed".into())],
+        });
+        unit
+    }
+
+    #[tokio::test]
+    async fn a_batch_reads_through_what_it_holds_and_stores_it_all_at_the_end() {
+        let (_dir, inner, batching) = stores().await;
+
+        in_batch(&batching, async {
+            batching.commit(unit("x", 0, "m1")).await?;
+            assert_eq!(batching.load("thing", "x").await?.len(), 1);
+            assert_eq!(batching.state("thing", "x").await?.unwrap().0, 1);
+            assert!(batching.has_handled("group", "m1").await?);
+            assert!(
+                inner.load("thing", "x").await?.is_empty(),
+                "nothing is stored before the end"
+            );
+            batching.commit(unit("x", 1, "m2")).await?;
+            batching.commit(unit("y", 0, "m3")).await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+        let events = inner.load("thing", "x").await.unwrap();
+        assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(events[1].payload, json!({"by": "m2"}));
+        assert_eq!(
+            inner.state("thing", "x").await.unwrap().unwrap(),
+            (2, json!({"version": 2}))
+        );
+        assert!(inner.has_handled("group", "m3").await.unwrap());
+        let outbox: Vec<String> = inner
+            .outbox_batch(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| r.value)
+            .collect();
+        assert_eq!(outbox, [r#"{"by":"m1"}"#, r#"{"by":"m2"}"#, r#"{"by":"m3"}"#]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_store_refuses_stores_nothing() {
+        let (_dir, inner, batching) = stores().await;
+        inner.commit(unit("x", 0, "elsewhere")).await.unwrap();
+
+        let refused = in_batch(&batching, async {
+            batching.commit(unit("y", 0, "m1")).await?;
+            // Stale: x is at version 1 in the store, which the batch never read.
+            batching.commit(unit("x", 0, "m2")).await?;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+
+        assert!(
+            matches!(refused.downcast_ref::<StoreError>(), Some(StoreError::Conflict { aggregate_id, .. }) if aggregate_id == "x"),
+            "{refused}"
+        );
+        assert!(inner.load("thing", "y").await.unwrap().is_empty());
+        assert!(!inner.has_handled("group", "m1").await.unwrap());
+        assert_eq!(inner.outbox_batch(10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_message_handled_twice_in_one_batch_is_recognised() {
+        let (_dir, inner, batching) = stores().await;
+
+        let second = in_batch(&batching, async {
+            batching.commit(unit("x", 0, "m1")).await?;
+            Ok(batching.commit(unit("y", 0, "m1")).await)
+        })
+        .await
+        .unwrap();
+
+        assert!(matches!(second, Err(StoreError::AlreadyHandled)));
+        assert_eq!(inner.load("thing", "x").await.unwrap().len(), 1);
+        assert!(inner.load("thing", "y").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn outside_a_batch_every_commit_is_stored_at_once() {
+        let (_dir, inner, batching) = stores().await;
+
+        batching.commit(unit("x", 0, "m1")).await.unwrap();
+
+        assert_eq!(inner.load("thing", "x").await.unwrap().len(), 1);
+        assert!(matches!(
+            batching.commit(unit("x", 0, "m2")).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        assert!(matches!(
+            batching.commit(unit("x", 1, "m1")).await,
+            Err(StoreError::AlreadyHandled)
+        ));
+    }
+}
