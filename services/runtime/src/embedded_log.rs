@@ -73,8 +73,10 @@ CREATE TABLE IF NOT EXISTS consumer_offsets (
 pub struct EmbeddedLog {
     pool: SqlitePool,
     partitions: Arc<std::sync::RwLock<HashMap<String, u32>>>,
-    /// Bumped after every produce in this process, to wake waiting consumers.
-    appended: Arc<watch::Sender<u64>>,
+    /// How many produce calls in this process appended to each topic: a
+    /// waiting consumer wakes on a change and reads only if one of its topics
+    /// moved.
+    appended: Arc<watch::Sender<Appended>>,
     /// One writer at a time in this process: SQLite allows one anyway, and a
     /// writer that waits here wakes at once instead of in SQLite's busy sleeps.
     write_lock: Arc<tokio::sync::Mutex<()>>,
@@ -94,7 +96,7 @@ impl EmbeddedLog {
     pub async fn open(path: &Path, catalog: &TopicCatalog) -> Result<EmbeddedLog, BusError> {
         let pool = open_sqlite(path).await.map_err(storage_error)?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(storage_error)?;
-        let (appended, _) = watch::channel(0);
+        let (appended, _) = watch::channel(Appended::default());
         let log = EmbeddedLog {
             pool,
             partitions: Arc::default(),
@@ -151,43 +153,74 @@ impl MessageBus for EmbeddedLog {
             partitioned.push((partition, record));
         }
         let now_ms = Utc::now().timestamp_millis();
+        let topics: Vec<String> = {
+            let mut topics: Vec<String> = partitioned.iter().map(|(_, r)| r.topic.clone()).collect();
+            topics.sort();
+            topics.dedup();
+            topics
+        };
         let _writing = self.write_lock.lock().await;
+        // Three statements however many records: read the heads, insert the
+        // records, move the heads. Another process's producer waits for the
+        // write lock this transaction takes first, so the heads stay right.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
+        let mut heads: HashMap<(String, i32), i64> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT topic, partition, next_offset FROM partition_heads WHERE topic IN (SELECT value FROM json_each(?))",
+        )
+        .bind(serde_json::to_string(&topics).expect("names serialize"))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage_error)?
+        {
+            heads.insert((row.get(0), row.get::<i64, _>(1) as i32), row.get(2));
+        }
         let mut positions = Vec::with_capacity(partitioned.len());
+        let mut rows = Vec::with_capacity(partitioned.len());
         for (partition, record) in partitioned {
-            let offset: i64 = sqlx::query(
-                "UPDATE partition_heads SET next_offset = next_offset + 1
-                 WHERE topic = ? AND partition = ? RETURNING next_offset - 1",
-            )
-            .bind(&record.topic)
-            .bind(partition)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(storage_error)?
-            .get(0);
-            let headers = serde_json::to_string(&record.headers).expect("headers serialize");
-            sqlx::query(
-                r#"INSERT INTO records (topic, partition, "offset", key, value, headers, timestamp_ms)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)"#,
-            )
-            .bind(&record.topic)
-            .bind(partition)
-            .bind(offset)
-            .bind(&record.key)
-            .bind(&record.value)
-            .bind(headers)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
+            let head = heads.entry((record.topic.clone(), partition)).or_insert(0);
+            let offset = *head;
+            *head += 1;
+            rows.push(serde_json::json!({
+                "topic": record.topic,
+                "partition": partition,
+                "offset": offset,
+                "key": record.key,
+                "value": record.value,
+                "headers": record.headers,
+            }));
             positions.push(RecordPosition {
                 topic: record.topic,
                 partition,
                 offset,
             });
         }
+        sqlx::query(
+            r#"INSERT INTO records (topic, partition, "offset", key, value, headers, timestamp_ms)
+               SELECT item.value ->> 'topic', item.value ->> 'partition', item.value ->> 'offset',
+                      item.value ->> 'key', item.value ->> 'value', item.value -> 'headers', ?
+               FROM json_each(?) AS item ORDER BY item.key"#,
+        )
+        .bind(now_ms)
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(storage_error)?;
+        let moved: Vec<serde_json::Value> = heads
+            .iter()
+            .map(|((topic, partition), next)| serde_json::json!([topic, partition, next]))
+            .collect();
+        sqlx::query(
+            "INSERT INTO partition_heads (topic, partition, next_offset)
+             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
+             ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+        )
+        .bind(serde_json::Value::Array(moved).to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(storage_error)?;
         tx.commit().await.map_err(storage_error)?;
-        self.appended.send_modify(|n| *n += 1);
+        self.appended.send_modify(|appended| appended.count(&topics));
         Ok(positions)
     }
 
@@ -349,8 +382,30 @@ struct EmbeddedConsumer {
     positions: HashMap<(String, i32), i64>,
     /// The `seq` of the last record looked at.
     cursor: i64,
-    appended: watch::Receiver<u64>,
+    appended: watch::Receiver<Appended>,
     write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Per topic, how many produce calls in this process appended to it.
+#[derive(Default)]
+struct Appended {
+    by_topic: HashMap<String, u64>,
+}
+
+impl Appended {
+    fn count(&mut self, topics: &[String]) {
+        for topic in topics {
+            *self.by_topic.entry(topic.clone()).or_default() += 1;
+        }
+    }
+
+    /// The counts of `topics`, to tell later whether any of them moved.
+    fn of(&self, topics: &[String]) -> Vec<u64> {
+        topics
+            .iter()
+            .map(|topic| self.by_topic.get(topic).copied().unwrap_or(0))
+            .collect()
+    }
 }
 
 impl EmbeddedConsumer {
@@ -403,18 +458,26 @@ impl BusConsumer for EmbeddedConsumer {
     async fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Vec<Record>, BusError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            self.appended.borrow_and_update();
+            let seen = self.appended.borrow_and_update().of(&self.topics);
             let records = self.fetch(max_records).await?;
             if !records.is_empty() {
                 return Ok(records);
             }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Ok(Vec::new());
+            loop {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    return Ok(Vec::new());
+                }
+                let wait = (deadline - now).min(CROSS_PROCESS_POLL);
+                // A timeout here is expected: it is how records from other processes are seen.
+                match tokio::time::timeout(wait, self.appended.changed()).await {
+                    Ok(Ok(())) if self.appended.borrow_and_update().of(&self.topics) == seen => continue,
+                    // The log is closed in this process: only other processes can append.
+                    Ok(Err(_)) => tokio::time::sleep(wait).await,
+                    _ => {}
+                }
+                break;
             }
-            let wait = (deadline - now).min(CROSS_PROCESS_POLL);
-            // A timeout here is expected: it is how records from other processes are seen.
-            let _ = tokio::time::timeout(wait, self.appended.changed()).await;
         }
     }
 
