@@ -36,6 +36,7 @@ pub async fn connect_bus(backends: &Backends, catalog: &TopicCatalog) -> anyhow:
                 bootstrap_servers: servers.clone(),
                 replication_factor: backends.kafka_replication_factor,
                 instance_id: backends.instance_id.clone(),
+                fetch_wait_ms: backends.kafka_fetch_wait_ms,
             })?;
             let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
             let mut attempt = 0;

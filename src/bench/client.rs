@@ -95,6 +95,30 @@ impl Client {
         text_field(&answer, "saga_id")
     }
 
+    /// Whether the observers have caught up with `order_id`: the trace index
+    /// holds its saga's completion and the customer has been told it is listed.
+    pub async fn observed(&self, order_id: &str) -> anyhow::Result<bool> {
+        let trace = self.get(&format!("/api/orders/{order_id}/trace")).await?;
+        let traced = trace["records"]
+            .as_array()
+            .is_some_and(|records| records.iter().any(|r| r["type"] == "saga.completed"));
+        let told = self.get(&format!("/api/notifications/order/{order_id}")).await?;
+        let listed = told["notifications"]
+            .as_array()
+            .is_some_and(|notes| notes.iter().any(|n| n["kind"] == "order_listed"));
+        Ok(traced && listed)
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .with_context(|| format!("GET {path} failed"))?;
+        Ok(response.json().await.unwrap_or(Value::Null))
+    }
+
     async fn post(&self, path: &str, body: &Value, expected: u16) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base_url);
         let response = self

@@ -19,6 +19,7 @@ mod replay;
 mod report;
 mod system;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,6 +75,10 @@ pub struct BenchArgs {
     #[arg(long = "kafka", requires = "database_url")]
     pub kafka: Option<String>,
 
+    /// The system's Kafka fetch wait (`up --kafka-fetch-wait-ms`), in milliseconds.
+    #[arg(long, env = "KAFKA_FETCH_WAIT_MS", default_value_t = 50)]
+    pub kafka_fetch_wait_ms: u32,
+
     /// PostgreSQL for the event stores when on Kafka; the bench uses schemas of
     /// its own and drops them afterwards.
     #[arg(long, requires = "kafka")]
@@ -109,6 +114,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(|| temporary.path().to_path_buf());
     let mut backends = Backends::embedded(data_dir);
     backends.kafka = args.kafka.clone();
+    backends.kafka_fetch_wait_ms = args.kafka_fetch_wait_ms;
     backends.database_url = args.database_url.clone();
     backends.schema_prefix = args
         .schema_prefix
@@ -140,10 +146,13 @@ async fn measure(args: &BenchArgs, backends: &Backends) -> anyhow::Result<Report
     let client = Client::new(system.base_url());
     let parties = client.sign_up(args.clients).await?;
 
-    let saturation = saturation(args, &client, &parties, &completions, bus.as_ref(), patience).await?;
+    let (mut saturation, last_order) =
+        saturation(args, &client, &parties, &completions, bus.as_ref(), patience).await?;
+    saturation.observers_behind_secs = settle(&client, &last_order, patience).await?;
     let rate = args.rate.unwrap_or(saturation.sagas_per_sec / 2.0).max(1.0);
     let latency_orders = args.latency_orders.unwrap_or((rate * 10.0).ceil() as usize).max(1);
-    let latency = latency(rate, latency_orders, &client, &parties, &completions, patience).await?;
+    let (latency, last_order) = latency(rate, latency_orders, &client, &parties, &completions, patience).await?;
+    settle(&client, &last_order, patience).await?;
     let lifecycle_orders = args.lifecycle_orders.unwrap_or(args.orders / 10).max(1);
     let lifecycle = lifecycle(lifecycle_orders, &client, &parties, &completions, patience).await?;
     let peak_rss_mib = system.peak_rss_mib()?;
@@ -195,7 +204,7 @@ async fn saturation(
     completions: &Completions,
     bus: &dyn MessageBus,
     patience: Duration,
-) -> anyhow::Result<Saturation> {
+) -> anyhow::Result<(Saturation, String)> {
     let records_before = floor::records_held(bus).await?;
     let phase = Phase::start("saturation", args.orders);
     let started = Utc::now();
@@ -204,30 +213,35 @@ async fn saturation(
     for party in parties.iter().cloned() {
         let (client, next, total) = (client.clone(), next.clone(), args.orders);
         clients.spawn(async move {
-            let mut sagas = Vec::new();
+            let mut placed = Vec::new();
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
-                sagas.push(client.place_order(&party.customer).await?.saga_id);
+                let order = client.place_order(&party.customer).await?;
+                placed.push((order.saga_id, order.order_id));
             }
-            anyhow::Ok(sagas)
+            anyhow::Ok(placed)
         });
     }
-    let mut sagas = Vec::with_capacity(args.orders);
+    let mut order_of = HashMap::with_capacity(args.orders);
     while let Some(joined) = clients.join_next().await {
-        sagas.extend(joined.context("a client panicked")??);
+        order_of.extend(joined.context("a client panicked")??);
     }
+    let sagas: Vec<String> = order_of.keys().cloned().collect();
     let finished = completions.wait_all(&sagas, &phase, patience).await?;
     phase.finish();
-    let last = finished.iter().map(|f| f.at).max().unwrap_or(started);
+    let last_finished = finished.iter().max_by_key(|f| f.at).context("no saga finished")?;
+    let last = last_finished.at;
     let seconds = seconds_between(started, last);
     let records = floor::records_held(bus).await? - records_before;
-    Ok(Saturation {
+    let saturation = Saturation {
         orders: sagas.len(),
         seconds,
         sagas_per_sec: sagas.len() as f64 / seconds,
         records: records.max(0) as u64,
         started,
         finished: last,
-    })
+        observers_behind_secs: 0.0,
+    };
+    Ok((saturation, order_of[&last_finished.saga_id].clone()))
 }
 
 /// Orders sent on a fixed schedule (open loop); each saga's latency runs from
@@ -240,7 +254,7 @@ async fn latency(
     parties: &[Party],
     completions: &Completions,
     patience: Duration,
-) -> anyhow::Result<Latency> {
+) -> anyhow::Result<(Latency, String)> {
     let phase = Phase::start("latency", orders);
     let interval = Duration::from_secs_f64(1.0 / rate);
     let origin = Instant::now();
@@ -251,12 +265,14 @@ async fn latency(
         tokio::time::sleep_until(due.into()).await;
         let due_wall = origin_wall + chrono::Duration::from_std(due - origin)?;
         let (client, customer) = (client.clone(), parties[i % parties.len()].customer.clone());
-        requests.spawn(async move { anyhow::Ok((due_wall, client.place_order(&customer).await?.saga_id)) });
+        requests.spawn(async move { anyhow::Ok((due_wall, client.place_order(&customer).await?)) });
     }
-    let mut due = std::collections::HashMap::with_capacity(orders);
+    let mut due = HashMap::with_capacity(orders);
+    let mut order_of = HashMap::with_capacity(orders);
     while let Some(joined) = requests.join_next().await {
-        let (at, saga_id) = joined.context("a request panicked")??;
-        due.insert(saga_id, at);
+        let (at, placed) = joined.context("a request panicked")??;
+        due.insert(placed.saga_id.clone(), at);
+        order_of.insert(placed.saga_id, placed.order_id);
     }
     let sagas: Vec<String> = due.keys().cloned().collect();
     let finished = completions.wait_all(&sagas, &phase, patience).await?;
@@ -266,14 +282,37 @@ async fn latency(
         .map(|f| (f.at - due[&f.saga_id]).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0)
         .collect();
     millis.sort_by(f64::total_cmp);
-    Ok(Latency {
+    let last_finished = finished.iter().max_by_key(|f| f.at).context("no saga finished")?;
+    let latency = Latency {
         offered_per_sec: rate,
         orders,
         p50_ms: percentile(&millis, 50.0),
         p90_ms: percentile(&millis, 90.0),
         p99_ms: percentile(&millis, 99.0),
         max_ms: millis.last().copied().unwrap_or(0.0),
-    })
+    };
+    Ok((latency, order_of[&last_finished.saga_id].clone()))
+}
+
+/// Waits until the observers (the trace index, the notifications) have caught
+/// up with the last order of a phase, so that the next phase does not pay for
+/// the backlog of this one. Returns how long that took.
+async fn settle(client: &Client, last_order: &str, patience: Duration) -> anyhow::Result<f64> {
+    let phase = Phase::step("settle");
+    let started = Instant::now();
+    // The observers may be far behind after a saturation run: more patience.
+    let patience = patience * 10;
+    let deadline = tokio::time::Instant::now() + patience;
+    while !client.observed(last_order).await? {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the trace index and the notifications have not caught up with order {last_order} after {}s",
+            patience.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    phase.finish();
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// Each client takes orders through their whole life, one after another:

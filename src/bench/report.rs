@@ -30,6 +30,9 @@ pub struct Saturation {
     pub records: u64,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
+    /// How long after the last saga completed the observers (trace index,
+    /// notifications), which are off the sagas' path, caught up.
+    pub observers_behind_secs: f64,
 }
 
 /// From the time a request was due to its saga's completion, at a fixed offered rate.
@@ -92,6 +95,10 @@ impl Report {
             (
                 "create-order sagas/s".into(),
                 format!("{:.1}  ({} orders in {:.2}s)", s.sagas_per_sec, s.orders, s.seconds),
+            ),
+            (
+                "observers caught up".into(),
+                format!("{:.1}s after the last saga completed", s.observers_behind_secs),
             ),
             (
                 "latency at offered rate".into(),

@@ -42,7 +42,8 @@ impl SystemUnderTest {
         if let (Some(kafka), Some(database_url)) = (&backends.kafka, &backends.database_url) {
             command
                 .args(["--kafka", kafka, "--database-url", database_url])
-                .args(["--schema-prefix", &backends.schema_prefix]);
+                .args(["--schema-prefix", &backends.schema_prefix])
+                .args(["--kafka-fetch-wait-ms", &backends.kafka_fetch_wait_ms.to_string()]);
         }
         let child = command.spawn().context("cannot start `campusg up`")?;
         let mut system = SystemUnderTest { child, port, log };

@@ -40,6 +40,10 @@ pub struct KafkaSettings {
     pub replication_factor: i32,
     /// This replica's stable name, for static group membership.
     pub instance_id: Option<String>,
+    /// How long the broker may hold a fetch that has nothing to return: each
+    /// saga step waits up to this long when the system is idle, and each
+    /// consumer sends a fetch this often.
+    pub fetch_wait_ms: u32,
 }
 
 /// Routes librdkafka's own log lines and errors into `tracing`, and logs
@@ -129,7 +133,7 @@ impl KafkaBus {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .set("fetch.wait.max.ms", "50");
+            .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string());
         config
     }
 
