@@ -39,14 +39,16 @@ pub struct Completions {
 }
 
 impl Completions {
-    /// Starts following `saga_events` from its end. Returns once the follower
-    /// has read once, so that nothing placed afterwards can be missed.
+    /// Starts following `saga_events`. From its beginning: a reader that starts
+    /// at the end may, on Kafka, learn where the end is only after the first
+    /// orders are placed, and miss them. A fresh system's topic is short; on a
+    /// broker shared with earlier runs the follower first reads their records.
     pub async fn follow(bus: Arc<dyn MessageBus>) -> anyhow::Result<Completions> {
         let mut consumer = bus
             .subscribe(Subscription {
                 group: None,
                 topics: vec!["saga_events".to_string()],
-                start: StartFrom::Latest,
+                start: StartFrom::Earliest,
             })
             .await?;
         let completions = Completions {
