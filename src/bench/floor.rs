@@ -80,7 +80,12 @@ pub async fn bus(bus: Arc<dyn MessageBus>, message_bytes: usize, count: usize) -
     // A group reads from where it stands when it gets its partitions; a marker
     // sent until one arrives shows that it has them.
     let marker = format!("{run}-ready");
+    let deadline = Instant::now() + Duration::from_secs(60);
     'ready: loop {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the bus floor's consumer group got no partitions within 60s"
+        );
         bus.produce(vec![record(&marker, 0, message_bytes)]).await?;
         for _ in 0..10 {
             let polled = consumer.poll(100, Duration::from_millis(100)).await?;

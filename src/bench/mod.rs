@@ -31,7 +31,6 @@ use tokio::task::JoinSet;
 
 use crate::backends::connect_bus;
 use crate::settings::Backends;
-use campusg_runtime::bus::MessageBus;
 use campusg_runtime::topics::TopicCatalog;
 
 use client::{Client, Party};
@@ -146,9 +145,12 @@ async fn measure(args: &BenchArgs, backends: &Backends) -> anyhow::Result<Report
     let client = Client::new(system.base_url());
     let parties = client.sign_up(args.clients).await?;
 
-    let (mut saturation, last_order) =
-        saturation(args, &client, &parties, &completions, bus.as_ref(), patience).await?;
+    let records_before = floor::records_held(bus.as_ref()).await?;
+    let (mut saturation, last_order) = saturation(args, &client, &parties, &completions, patience).await?;
     saturation.observers_behind_secs = settle(&client, &last_order, patience).await?;
+    // What the run caused is counted until the observers are done with it too.
+    let caught_up = Utc::now();
+    saturation.records = (floor::records_held(bus.as_ref()).await? - records_before).max(0) as u64;
     let rate = args.rate.unwrap_or(saturation.sagas_per_sec / 2.0).max(1.0);
     let latency_orders = args.latency_orders.unwrap_or((rate * 10.0).ceil() as usize).max(1);
     let (latency, last_order) = latency(rate, latency_orders, &client, &parties, &completions, patience).await?;
@@ -159,7 +161,7 @@ async fn measure(args: &BenchArgs, backends: &Backends) -> anyhow::Result<Report
     completions.stop().await;
     system.stop().await;
 
-    let replay = replay::every_aggregate(backends, (saturation.started, saturation.finished)).await?;
+    let replay = replay::every_aggregate(backends, (saturation.started, caught_up)).await?;
     let message_bytes = floor::typical_message_bytes(bus.as_ref(), &catalog).await?;
     let floor = Floor {
         message_bytes,
@@ -167,7 +169,7 @@ async fn measure(args: &BenchArgs, backends: &Backends) -> anyhow::Result<Report
         store_appends_per_sec: floor::store(backends, args.clients, args.floor_records, replay.mean_event_bytes)
             .await?,
     };
-    let seconds = saturation.seconds;
+    let seconds = seconds_between(saturation.started, caught_up);
     let share = ShareOfFloor {
         messages_per_saga: saturation.records as f64 / saturation.orders as f64,
         bus_records_per_sec: saturation.records as f64 / seconds,
@@ -202,10 +204,8 @@ async fn saturation(
     client: &Client,
     parties: &[Party],
     completions: &Completions,
-    bus: &dyn MessageBus,
     patience: Duration,
 ) -> anyhow::Result<(Saturation, String)> {
-    let records_before = floor::records_held(bus).await?;
     let phase = Phase::start("saturation", args.orders);
     let started = Utc::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -231,12 +231,11 @@ async fn saturation(
     let last_finished = finished.iter().max_by_key(|f| f.at).context("no saga finished")?;
     let last = last_finished.at;
     let seconds = seconds_between(started, last);
-    let records = floor::records_held(bus).await? - records_before;
     let saturation = Saturation {
         orders: sagas.len(),
         seconds,
         sagas_per_sec: sagas.len() as f64 / seconds,
-        records: records.max(0) as u64,
+        records: 0,
         started,
         finished: last,
         observers_behind_secs: 0.0,

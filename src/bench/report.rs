@@ -26,7 +26,8 @@ pub struct Saturation {
     pub orders: usize,
     pub seconds: f64,
     pub sagas_per_sec: f64,
-    /// Records the system produced on every topic during the run.
+    /// Records the system produced on every topic for the run's orders, until
+    /// the observers caught up.
     pub records: u64,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
@@ -71,7 +72,9 @@ pub struct Floor {
     pub store_appends_per_sec: f64,
 }
 
-/// The saturation run's use of the bus and the stores, against the floor.
+/// The saturation run's use of the bus and the stores, against the floor:
+/// everything its orders caused, over the time from the first order until the
+/// observers caught up.
 #[derive(Debug, Serialize)]
 pub struct ShareOfFloor {
     pub messages_per_saga: f64,

@@ -40,6 +40,9 @@ struct Batch {
     units: Vec<UnitOfWork>,
     handled: HashSet<(String, String)>,
     aggregates: HashMap<(String, String), Held>,
+    /// Why a commit in the middle of the batch failed: its units are gone, so
+    /// the batch must fail whatever the handler made of the error.
+    refused: Option<String>,
 }
 
 /// An aggregate as the held-back units left it.
@@ -68,10 +71,14 @@ where
         units: Vec::new(),
         handled: HashSet::new(),
         aggregates: HashMap::new(),
+        refused: None,
     };
     BATCH
         .scope(RefCell::new(batch), async {
             let result = work.await?;
+            if let Some(reason) = BATCH.with(|batch| batch.borrow().refused.clone()) {
+                anyhow::bail!("a commit within the batch was refused: {reason}");
+            }
             flush(store.as_ref()).await?;
             Ok(result)
         })
@@ -247,7 +254,15 @@ impl EventStore for BatchingStore {
 
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {
         if self.with_batch(|batch| !batch.units.is_empty()) == Some(true) {
-            flush(self).await?;
+            if let Err(error) = flush(self).await {
+                // The held units are lost with the failed commit: the batch
+                // fails, and the handler must not read this as its own outcome
+                // (an `AlreadyHandled` would tell it its message was done).
+                self.with_batch(|batch| batch.refused = Some(error.to_string()));
+                return Err(StoreError::Unavailable(format!(
+                    "the batch could not be committed ({error}); it is handled again record by record"
+                )));
+            }
         }
         self.inner.query_states(aggregate_type, query).await
     }
@@ -420,6 +435,26 @@ mod tests {
         assert!(inner.load("thing", "y").await.unwrap().is_empty());
         assert!(inner.load("thing", "z").await.unwrap().is_empty());
         assert!(inner.has_handled("group", "m1").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_commit_refused_in_the_middle_fails_the_whole_batch() {
+        let (_dir, inner, batching) = stores().await;
+        inner.commit(unit("x", 0, "m1")).await.unwrap();
+
+        let refused = in_batch(&batching, async {
+            batching.commit(unit("y", 0, "m1")).await?; // a duplicate of m1
+            let asked = batching.query_states("thing", &StateQuery::default()).await;
+            assert!(matches!(asked, Err(StoreError::Unavailable(_))), "{asked:?}");
+            // A handler that shrugs the error off does not save the batch.
+            batching.commit(unit("z", 0, "m2")).await?;
+            Ok(())
+        })
+        .await;
+
+        assert!(refused.is_err());
+        assert!(inner.load("thing", "z").await.unwrap().is_empty());
+        assert!(!inner.has_handled("group", "m2").await.unwrap());
     }
 
     #[tokio::test]

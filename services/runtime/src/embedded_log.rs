@@ -463,12 +463,19 @@ impl BusConsumer for EmbeddedConsumer {
             if !records.is_empty() {
                 return Ok(records);
             }
+            // Records from other processes are looked for every
+            // CROSS_PROCESS_POLL, however often this process wakes us for
+            // topics we do not read.
+            let look_again = (tokio::time::Instant::now() + CROSS_PROCESS_POLL).min(deadline);
             loop {
                 let now = tokio::time::Instant::now();
                 if now >= deadline {
                     return Ok(Vec::new());
                 }
-                let wait = (deadline - now).min(CROSS_PROCESS_POLL);
+                if now >= look_again {
+                    break;
+                }
+                let wait = look_again - now;
                 // A timeout here is expected: it is how records from other processes are seen.
                 match tokio::time::timeout(wait, self.appended.changed()).await {
                     Ok(Ok(())) if self.appended.borrow_and_update().of(&self.topics) == seen => continue,
