@@ -245,10 +245,8 @@ pub async fn replay(
     json: bool,
 ) -> anyhow::Result<()> {
     let service = store_of(aggregate_type).with_context(|| {
-        format!(
-            "`{aggregate_type}` is not an aggregate type: order, user, payment, escrow, timer, notification, \
-             order_parties, create_order_saga, accept_order_saga, complete_order_saga"
-        )
+        let known: Vec<&str> = aggregate_types().into_iter().map(|(t, _)| t).collect();
+        format!("`{aggregate_type}` is not an aggregate type: {}", known.join(", "))
     })?;
     let store = open_store(backends, service).await?;
     let events = store.load(aggregate_type, id).await?;

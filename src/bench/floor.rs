@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 use serde_json::json;
-use tokio::task::JoinSet;
 
 use campusg_runtime::bus::{MessageBus, OutgoingRecord, StartFrom, Subscription};
 use campusg_runtime::store::{AggregateChange, Cause, NewEvent, UnitOfWork};
 use campusg_runtime::topics::TopicCatalog;
 
+use super::closed_loop;
 use super::progress::Phase;
 use crate::backends::open_store;
 use crate::settings::Backends;
@@ -158,13 +158,12 @@ pub async fn store(backends: &Backends, writers: usize, count: usize, event_byte
     let phase = Phase::start("store floor", count);
     let store = open_store(backends, FLOOR_SERVICE).await?;
     let pad = "x".repeat(event_bytes.saturating_sub(40));
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
-    let mut tasks = JoinSet::new();
-    for _ in 0..writers.max(1) {
-        let (store, next, pad, phase) = (store.clone(), next.clone(), pad.clone(), phase.clone());
-        tasks.spawn(async move {
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+    closed_loop(&vec![(); writers.max(1)], count, {
+        let phase = phase.clone();
+        move |()| {
+            let (store, pad, phase) = (store.clone(), pad.clone(), phase.clone());
+            async move {
                 let id = uuid::Uuid::new_v4().to_string();
                 let mut unit = UnitOfWork::new(Cause::request(id.clone(), "bench", Utc::now()));
                 unit.changes.push(AggregateChange {
@@ -180,13 +179,11 @@ pub async fn store(backends: &Backends, writers: usize, count: usize, event_byte
                 });
                 store.commit(unit).await?;
                 phase.advance(1);
+                Ok(())
             }
-            anyhow::Ok(())
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        joined.context("a writer panicked")??;
-    }
+        }
+    })
+    .await?;
     phase.finish();
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }

@@ -20,7 +20,9 @@ mod report;
 mod system;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -208,23 +210,18 @@ async fn saturation(
 ) -> anyhow::Result<(Saturation, String)> {
     let phase = Phase::start("saturation", args.orders);
     let started = Utc::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut clients = JoinSet::new();
-    for party in parties.iter().cloned() {
-        let (client, next, total) = (client.clone(), next.clone(), args.orders);
-        clients.spawn(async move {
-            let mut placed = Vec::new();
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+    let placed = closed_loop(parties, args.orders, {
+        let client = client.clone();
+        move |party: Party| {
+            let client = client.clone();
+            async move {
                 let order = client.place_order(&party.customer).await?;
-                placed.push((order.saga_id, order.order_id));
+                Ok((order.saga_id, order.order_id))
             }
-            anyhow::Ok(placed)
-        });
-    }
-    let mut order_of = HashMap::with_capacity(args.orders);
-    while let Some(joined) = clients.join_next().await {
-        order_of.extend(joined.context("a client panicked")??);
-    }
+        }
+    })
+    .await?;
+    let order_of: HashMap<String, String> = placed.into_iter().collect();
     let sagas: Vec<String> = order_of.keys().cloned().collect();
     let finished = completions.wait_all(&sagas, &phase, patience).await?;
     phase.finish();
@@ -326,25 +323,22 @@ async fn lifecycle(
 ) -> anyhow::Result<Lifecycle> {
     let phase = Phase::start("lifecycle", orders);
     let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut clients = JoinSet::new();
-    for party in parties.iter().cloned() {
-        let (client, completions, next, bar) = (client.clone(), completions.clone(), next.clone(), phase.clone());
-        clients.spawn(async move {
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < orders {
+    closed_loop(parties, orders, {
+        let (client, completions, bar) = (client.clone(), completions.clone(), phase.clone());
+        move |party: Party| {
+            let (client, completions, bar) = (client.clone(), completions.clone(), bar.clone());
+            async move {
                 let placed = client.place_order(&party.customer).await?;
                 completions.wait_completed(&placed.saga_id, patience).await?;
                 client.accept(&placed.order_id, &party.runner).await?;
                 let saga_id = client.deliver(&placed.order_id, &party.runner).await?;
                 completions.wait_completed(&saga_id, patience).await?;
                 bar.advance(1);
+                Ok(())
             }
-            anyhow::Ok(())
-        });
-    }
-    while let Some(joined) = clients.join_next().await {
-        joined.context("a client panicked")??;
-    }
+        }
+    })
+    .await?;
     phase.finish();
     let seconds = started.elapsed().as_secs_f64();
     Ok(Lifecycle {
@@ -352,6 +346,35 @@ async fn lifecycle(
         seconds,
         per_sec: orders as f64 / seconds,
     })
+}
+
+/// Does `total` items of `work` with one worker per entry of `workers`, each
+/// starting its next item as soon as its last is done (a closed loop), and
+/// returns every item's result. The first error stops the run.
+async fn closed_loop<P, T, F, Fut>(workers: &[P], total: usize, work: F) -> anyhow::Result<Vec<T>>
+where
+    P: Clone + Send + 'static,
+    T: Send + 'static,
+    F: Fn(P) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<T>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = JoinSet::new();
+    for worker in workers {
+        let (worker, next, work) = (worker.clone(), next.clone(), work.clone());
+        tasks.spawn(async move {
+            let mut done = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                done.push(work(worker.clone()).await?);
+            }
+            anyhow::Ok(done)
+        });
+    }
+    let mut results = Vec::with_capacity(total);
+    while let Some(joined) = tasks.join_next().await {
+        results.extend(joined.context("a worker panicked")??);
+    }
+    Ok(results)
 }
 
 /// The nearest-rank percentile of sorted values.

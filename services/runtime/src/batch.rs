@@ -6,10 +6,10 @@
 //! holds every unit committed to it back, and reads through what it holds: a
 //! later record of the batch loads the aggregate with the earlier records'
 //! events, sees their read models and their handled messages (only those: see
-//! [`BatchingStore::has_handled`]). At the end of
-//! the batch the units are committed together, all or none. A read that the
-//! held-back units could change but the wrapper cannot answer (a query over
-//! read models) commits what is held first.
+//! [`BatchingStore::has_handled`]). At the end of the batch the units are
+//! committed together, all or none. A read that the held-back units could
+//! change but the wrapper cannot answer (a query over read models) commits
+//! what is held first.
 //!
 //! If the batch's commit fails (a concurrent writer moved an aggregate, a
 //! duplicate slipped past), nothing of it is stored, and the consumer handles
@@ -76,7 +76,7 @@ where
     BATCH
         .scope(RefCell::new(batch), async {
             let result = work.await?;
-            if let Some(reason) = BATCH.with(|batch| batch.borrow().refused.clone()) {
+            if let Some(reason) = with_batch_of(store.as_ref(), |batch| batch.refused.clone()).flatten() {
                 anyhow::bail!("a commit within the batch was refused: {reason}");
             }
             flush(store.as_ref()).await?;
@@ -89,20 +89,26 @@ fn address_of(store: &dyn EventStore) -> usize {
     store as *const dyn EventStore as *const () as usize
 }
 
-/// Commits what the current batch holds for `store`, if anything.
-async fn flush(store: &dyn EventStore) -> Result<(), StoreError> {
+/// Runs `f` on the batch in progress for `store`, if there is one.
+fn with_batch_of<R>(store: &dyn EventStore, f: impl FnOnce(&mut Batch) -> R) -> Option<R> {
     let me = address_of(store);
-    let units = BATCH
+    BATCH
         .try_with(|batch| {
             let mut batch = batch.borrow_mut();
-            if batch.store != me {
-                return Vec::new();
-            }
-            batch.handled.clear();
-            batch.aggregates.clear();
-            std::mem::take(&mut batch.units)
+            (batch.store == me).then(|| f(&mut batch))
         })
-        .unwrap_or_default();
+        .ok()
+        .flatten()
+}
+
+/// Commits what the current batch holds for `store`, if anything.
+async fn flush(store: &dyn EventStore) -> Result<(), StoreError> {
+    let units = with_batch_of(store, |batch| {
+        batch.handled.clear();
+        batch.aggregates.clear();
+        std::mem::take(&mut batch.units)
+    })
+    .unwrap_or_default();
     if units.is_empty() {
         return Ok(());
     }
@@ -119,16 +125,8 @@ impl BatchingStore {
         Arc::new(BatchingStore { inner })
     }
 
-    /// Runs `f` on the batch in progress for this store, if there is one.
     fn with_batch<R>(&self, f: impl FnOnce(&mut Batch) -> R) -> Option<R> {
-        let me = address_of(self);
-        BATCH
-            .try_with(|batch| {
-                let mut batch = batch.borrow_mut();
-                (batch.store == me).then(|| f(&mut batch))
-            })
-            .ok()
-            .flatten()
+        with_batch_of(self, f)
     }
 
     /// Holds `unit` back, after the checks the store would make on commit

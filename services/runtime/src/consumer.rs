@@ -3,7 +3,8 @@
 //! For each record: read the envelope and check it against its schemas and its
 //! topic; skip it if this group already handled its id; hand it to the service.
 //! A poll's records are handled as one batch, committed to the store in one
-//! transaction ([`crate::batch`]). Then commit the offsets of what was handled. Failures are sorted three ways:
+//! transaction ([`crate::batch`]). Then commit the offsets of what was handled.
+//! Failures are sorted three ways:
 //!
 //! - invalid (not JSON, wrong schema, wrong topic, refused for good): the record
 //!   goes to the dead-letter topic with the reason and its original position, and

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::types::Json;
 use sqlx::{Executor, Row};
 use tokio::sync::Notify;
 
@@ -230,22 +231,22 @@ impl EventStore for PostgresEventStore {
     async fn commit_batch(&self, units: Vec<UnitOfWork>) -> Result<(), StoreError> {
         let rows = BatchRows::of(&units);
         let mut tx = self.pool.begin().await.map_err(storage_error)?;
-        if BatchRows::has(&rows.handled) {
+        if !rows.handled.is_empty() {
             let inserted = sqlx::query(
                 "INSERT INTO handled_messages (consumer, message_id, handled_at)
                  SELECT item ->> 'consumer', item ->> 'message_id', (item ->> 'at')::timestamptz
                  FROM jsonb_array_elements($1) AS item
                  ON CONFLICT DO NOTHING",
             )
-            .bind(&rows.handled)
+            .bind(Json(&rows.handled))
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
-            if inserted.rows_affected() < rows.handled_count {
+            if inserted.rows_affected() < rows.handled.len() as u64 {
                 return Err(StoreError::AlreadyHandled);
             }
         }
-        if BatchRows::has(&rows.events) {
+        if !rows.events.is_empty() {
             let appended = sqlx::query(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                                      payload, correlation_id, causation_id, recorded_at)
@@ -254,7 +255,7 @@ impl EventStore for PostgresEventStore {
                         item ->> 'correlation_id', item ->> 'causation_id', (item ->> 'at')::timestamptz
                  FROM jsonb_array_elements($1) WITH ORDINALITY AS rows (item, position) ORDER BY position",
             )
-            .bind(&rows.events)
+            .bind(Json(&rows.events))
             .execute(&mut *tx)
             .await;
             match appended {
@@ -266,7 +267,7 @@ impl EventStore for PostgresEventStore {
                 Err(other) => return Err(storage_error(other)),
             }
         }
-        if BatchRows::has(&rows.states) {
+        if !rows.states.is_empty() {
             sqlx::query(
                 "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
                  SELECT item ->> 'aggregate_type', item ->> 'aggregate_id', (item ->> 'version')::bigint,
@@ -276,24 +277,24 @@ impl EventStore for PostgresEventStore {
                  DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
                  WHERE aggregate_states.version <= excluded.version",
             )
-            .bind(&rows.states)
+            .bind(Json(&rows.states))
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
         }
-        if BatchRows::has(&rows.outbox) {
+        if !rows.outbox.is_empty() {
             sqlx::query(
                 "INSERT INTO outbox (topic, key, value, headers)
                  SELECT item ->> 'topic', item ->> 'key', item ->> 'value', item -> 'headers'
                  FROM jsonb_array_elements($1) WITH ORDINALITY AS rows (item, position) ORDER BY position",
             )
-            .bind(&rows.outbox)
+            .bind(Json(&rows.outbox))
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
         }
         tx.commit().await.map_err(storage_error)?;
-        if BatchRows::has(&rows.outbox) {
+        if !rows.outbox.is_empty() {
             self.outbox_signal.notify_one();
         }
         Ok(())

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::{Row, SqlitePool};
 use tokio::sync::Notify;
 
@@ -135,22 +136,22 @@ impl EventStore for SqliteEventStore {
         let rows = BatchRows::of(&units);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
         // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.
-        if BatchRows::has(&rows.handled) {
+        if !rows.handled.is_empty() {
             let inserted = sqlx::query(
                 "INSERT INTO handled_messages (consumer, message_id, handled_at)
                  SELECT value ->> 'consumer', value ->> 'message_id', value ->> 'at'
                  FROM json_each(?) WHERE true
                  ON CONFLICT DO NOTHING",
             )
-            .bind(rows.handled.to_string())
+            .bind(Json(&rows.handled))
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
-            if inserted.rows_affected() < rows.handled_count {
+            if inserted.rows_affected() < rows.handled.len() as u64 {
                 return Err(StoreError::AlreadyHandled);
             }
         }
-        if BatchRows::has(&rows.events) {
+        if !rows.events.is_empty() {
             let appended = sqlx::query(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                                      payload, correlation_id, causation_id, recorded_at)
@@ -159,7 +160,7 @@ impl EventStore for SqliteEventStore {
                         value ->> 'correlation_id', value ->> 'causation_id', value ->> 'at'
                  FROM json_each(?) ORDER BY key",
             )
-            .bind(rows.events.to_string())
+            .bind(Json(&rows.events))
             .execute(&mut *tx)
             .await;
             match appended {
@@ -171,7 +172,7 @@ impl EventStore for SqliteEventStore {
                 Err(other) => return Err(storage_error(other)),
             }
         }
-        if BatchRows::has(&rows.states) {
+        if !rows.states.is_empty() {
             sqlx::query(
                 "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
                  SELECT value ->> 'aggregate_type', value ->> 'aggregate_id', value ->> 'version',
@@ -181,24 +182,24 @@ impl EventStore for SqliteEventStore {
                  DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
                  WHERE aggregate_states.version <= excluded.version",
             )
-            .bind(rows.states.to_string())
+            .bind(Json(&rows.states))
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
         }
-        if BatchRows::has(&rows.outbox) {
+        if !rows.outbox.is_empty() {
             sqlx::query(
                 "INSERT INTO outbox (topic, key, value, headers)
                  SELECT item.value ->> 'topic', item.value ->> 'key', item.value ->> 'value', item.value -> 'headers'
                  FROM json_each(?) AS item ORDER BY item.key",
             )
-            .bind(rows.outbox.to_string())
+            .bind(Json(&rows.outbox))
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;
         }
         tx.commit().await.map_err(storage_error)?;
-        if BatchRows::has(&rows.outbox) {
+        if !rows.outbox.is_empty() {
             self.outbox_signal.notify_one();
         }
         Ok(())

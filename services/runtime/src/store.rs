@@ -194,16 +194,15 @@ impl UnitOfWork {
 /// PostgreSQL's `jsonb_array_elements`), however many units it holds.
 pub struct BatchRows {
     /// `{consumer, message_id, at}`
-    pub handled: Value,
-    pub handled_count: u64,
+    pub handled: Vec<Value>,
     /// `{aggregate_type, aggregate_id, sequence, event_type, event_version,
     /// payload, correlation_id, causation_id, at}`
-    pub events: Value,
+    pub events: Vec<Value>,
     /// `{aggregate_type, aggregate_id, version, state, at}`, the last of each
     /// aggregate only: one statement may not upsert a row twice.
-    pub states: Value,
+    pub states: Vec<Value>,
     /// `{topic, key, value, headers}`
-    pub outbox: Value,
+    pub outbox: Vec<Value>,
 }
 
 impl BatchRows {
@@ -257,16 +256,11 @@ impl BatchRows {
             }
         }
         BatchRows {
-            handled_count: handled.len() as u64,
-            handled: Value::Array(handled),
-            events: Value::Array(events),
-            states: Value::Array(states),
-            outbox: Value::Array(outbox),
+            handled,
+            events,
+            states,
+            outbox,
         }
-    }
-
-    pub fn has(rows: &Value) -> bool {
-        rows.as_array().is_some_and(|rows| !rows.is_empty())
     }
 }
 
