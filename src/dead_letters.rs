@@ -130,6 +130,18 @@ pub async fn retry(
         .as_str()
         .context("the dead letter names no topic")?;
     let raw = letter.field("original_value").as_str().unwrap_or_default();
+    // A dead letter of a large record quotes only its beginning (or, for a
+    // record the bus refused as too large, nothing): there is nothing whole to
+    // publish again.
+    if let Some(size) = letter.field("original_size_bytes").as_u64() {
+        if size as usize != raw.len() {
+            bail!(
+                "dead letter {} holds {} of the record's {size} bytes; it cannot be published again",
+                letter.offset,
+                raw.len()
+            );
+        }
+    }
     let retried_as = Uuid::new_v4();
     let (value, headers) = match serde_json::from_str::<Value>(raw) {
         Ok(Value::Object(mut message)) => {

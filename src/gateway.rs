@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -25,7 +25,8 @@ use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::messages::{Message, OrderRole, RateUser};
 use campusg_domain::order::OrderStatus;
 use campusg_order::OrderService;
-use campusg_runtime::http::{optional_json, Acting, ApiError, JsonBody, NamesActor};
+use campusg_domain::limits::MAX_TEXT_CHARS;
+use campusg_runtime::http::{text_within, Acting, ApiError, Body, JsonBody, NamesActor, Path, optional_json};
 use campusg_runtime::store::Cause;
 use campusg_sagas::SagaOrchestrator;
 use campusg_user::UserService;
@@ -57,7 +58,7 @@ struct CancelRequest {
 async fn cancel_order(
     State(gateway): State<Gateway>,
     Path(order_id): Path<String>,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let order_id = campusg_order::parse_order_id(&order_id)?;
     let saga_id = gateway.sagas.placing_saga_of(order_id).await?;
@@ -68,7 +69,7 @@ async fn cancel_order(
 async fn cancel_saga(
     State(gateway): State<Gateway>,
     Path(saga_id): Path<String>,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let saga_id = campusg_sagas::parse_saga_id(&saga_id)?;
     let saga = gateway.sagas.create_order_saga(saga_id).await?.ok_or_else(|| {
@@ -91,6 +92,7 @@ async fn cancel(
     let reason = request
         .reason
         .unwrap_or_else(|| "cancelled by the customer".to_string());
+    text_within("reason", &reason, MAX_TEXT_CHARS)?;
     // An order placed by hand has no saga here; its cancellation is its own.
     let correlation = saga_id.unwrap_or_else(|| SagaId(uuid::Uuid::new_v4()));
     let decided = gateway

@@ -11,6 +11,10 @@
 
 use serde_json::{json, Map, Value};
 
+use campusg_domain::limits::{
+    MAX_AMOUNT_CHARS, MAX_BODY_BYTES, MAX_ITEMS_PER_ORDER, MAX_ITEM_QUANTITY, MAX_NAME_CHARS, MAX_PAGE, MAX_QUERY_DURATION_SECONDS,
+};
+
 /// An example saga id, order id and so on, used across the document.
 const SAGA_ID: &str = "7d3c2b1a-5e4f-4a3b-9c8d-1e2f3a4b5c6d";
 const ORDER_ID: &str = "0f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f";
@@ -29,7 +33,9 @@ pub fn document() -> Value {
     document.insert("openapi".into(), json!("3.1.0"));
     document.insert("info".into(), info());
     document.insert("tags".into(), tags());
-    document.insert("paths".into(), Value::Object(paths()));
+    let mut paths = paths();
+    add_common_answers(&mut paths);
+    document.insert("paths".into(), Value::Object(paths));
     document.insert("components".into(), json!({ "schemas": Value::Object(schemas()) }));
     Value::Object(document)
 }
@@ -166,15 +172,46 @@ fn paging(default_size: i64, max_size: i64) -> Vec<Value> {
     vec![
         query_param(
             "page",
-            "The page to return, from 1 (default 1; values below 1 count as 1).",
-            json!({ "type": "integer", "minimum": 1, "default": 1 }),
+            &format!("The page to return, from 1 to {MAX_PAGE} (default 1); anything else is a 400."),
+            json!({ "type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1 }),
         ),
         query_param(
             "page_size",
-            &format!("Items per page (default {default_size}; values outside 1 to {max_size} are clamped)."),
+            &format!("Items per page, from 1 to {max_size} (default {default_size}); anything else is a 400."),
             json!({ "type": "integer", "minimum": 1, "maximum": max_size, "default": default_size }),
         ),
     ]
+}
+
+/// Adds the answers every operation of a kind may give, so that each is
+/// declared once: 413 and 400 (malformed JSON) where there is a request body,
+/// 400 where a path or query parameter may not parse.
+fn add_common_answers(paths: &mut Map<String, Value>) {
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(Value::as_object_mut)
+    {
+        let has_body = operation.contains_key("requestBody");
+        let has_parameters = operation
+            .get("parameters")
+            .and_then(Value::as_array)
+            .is_some_and(|parameters| !parameters.is_empty());
+        let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if has_body {
+            responses
+                .entry("413")
+                .or_insert_with(|| error(&format!("The body is over {MAX_BODY_BYTES} bytes (code `payload_too_large`).")));
+        }
+        if has_body || has_parameters {
+            responses.entry("400").or_insert_with(|| {
+                error("The request is malformed: not JSON, or a path or query value that does not parse or is out of range (code `bad_request` or `malformed_json`).")
+            });
+        }
+    }
 }
 
 /// An object schema from its description, required fields and properties.
@@ -712,8 +749,8 @@ fn sagas_path() -> Value {
         ),
         query_param(
             "stuck_for",
-            "Where is this saga stuck? Only sagas that are not final (`STARTED`, `COMPENSATING`, `CANCELLING`) and whose last step is at least this many seconds old.",
-            json!({ "type": "integer", "minimum": 0 }),
+            &format!("Where is this saga stuck? Only sagas that are not final (`STARTED`, `COMPENSATING`, `CANCELLING`) and whose last step is at least this many seconds old; 0 to {MAX_QUERY_DURATION_SECONDS}."),
+            json!({ "type": "integer", "minimum": 0, "maximum": MAX_QUERY_DURATION_SECONDS }),
         ),
     ];
     parameters.extend(paging(50, 500));
@@ -724,7 +761,7 @@ fn sagas_path() -> Value {
         ),
         (
             "400",
-            error("`saga_type` is not a saga type, `status` is not a saga status, `stuck_for` is not a whole number of seconds, or `page`/`page_size` is not an integer."),
+            error("`saga_type` is not a saga type, `status` is not a saga status, `stuck_for` is not a whole number of seconds in its range, or `page`/`page_size` is out of its range."),
         ),
     ]);
     json!({
@@ -886,7 +923,17 @@ fn saga_update_stream_path() -> Value {
         ),
         "content": {
             "text/event-stream": {
-                "schema": { "type": "string", "description": "Server-sent events (`event:` and `data:` lines, a blank line after each event)." },
+                "schema": {
+                    "type": "object",
+                    "description": "One server-sent event: `event:` and `data:` lines, a blank line after each event. `update` and `end` carry the saga as JSON in `data`; `error` carries a message.",
+                    "required": ["data"],
+                    "properties": {
+                        "data": { "type": "string", "contentMediaType": "application/json" },
+                        "event": { "type": "string", "enum": ["update", "end", "error", "message"] },
+                        "id": { "type": "string" },
+                        "retry": { "type": "integer" }
+                    }
+                },
                 "example": saga_stream_example()
             }
         }
@@ -1878,8 +1925,11 @@ fn amount_schema() -> Value {
 
 fn amount_input_schema() -> Value {
     json!({
-        "description": "An amount in major units (dollars), as a JSON number or a decimal string; at most two decimals (more are refused, never rounded).",
-        "oneOf": [{ "type": "number" }, { "type": "string" }],
+        "description": "An amount in major units (dollars), as a JSON number or a decimal string; at most two decimals (more are refused, never rounded), at most 10000.00.",
+        "oneOf": [
+            { "type": "number", "minimum": 0, "maximum": 10000 },
+            { "type": "string", "maxLength": MAX_AMOUNT_CHARS, "pattern": "^[0-9]{1,5}(\\.[0-9]{1,2})?$" }
+        ],
         "examples": [12.99, "12.99"]
     })
 }
@@ -1891,12 +1941,12 @@ fn food_item_schema() -> Value {
         vec![
             (
                 "name",
-                json!({ "type": "string", "minLength": 1, "description": "What to buy." }),
+                json!({ "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "description": "What to buy." }),
             ),
             ("price", described_ref("AmountInput", "The price of one, at least 0.")),
             (
                 "quantity",
-                json!({ "type": "integer", "minimum": 1, "description": "How many." }),
+                json!({ "type": "integer", "minimum": 1, "maximum": MAX_ITEM_QUANTITY, "description": "How many." }),
             ),
         ],
     )
@@ -1909,12 +1959,15 @@ fn order_details_schema() -> Value {
         vec![
             (
                 "foodItems",
-                json!({ "type": "array", "minItems": 1, "items": schema_ref("FoodItem"), "description": "What to buy." }),
+                json!({ "type": "array", "minItems": 1, "maxItems": MAX_ITEMS_PER_ORDER, "items": schema_ref("FoodItem"), "description": "What to buy; the whole order costs at most 10000.00." }),
             ),
-            ("storeLocation", string("Where to buy it, if it matters.")),
+            (
+                "storeLocation",
+                json!({ "type": "string", "maxLength": MAX_NAME_CHARS, "description": "Where to buy it, if it matters." }),
+            ),
             (
                 "deliveryLocation",
-                json!({ "type": "string", "minLength": 1, "description": "Where to deliver." }),
+                json!({ "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "description": "Where to deliver." }),
             ),
             (
                 "deliveryFee",

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use campusg_domain::limits::MAX_TIMER_DELAY_SECONDS;
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
 use campusg_domain::order::OrderRules;
 
@@ -137,13 +138,23 @@ pub struct Settings {
     pub currency: String,
 
     /// How long runners have to accept an order before it is cancelled and
-    /// refunded, in seconds.
-    #[arg(long = "acceptance-window", env = "CAMPUSG_ACCEPTANCE_WINDOW_SECS", default_value_t = 30 * 60)]
+    /// refunded, in seconds (at most a timer's longest delay, 30 days).
+    #[arg(
+        long = "acceptance-window",
+        env = "CAMPUSG_ACCEPTANCE_WINDOW_SECS",
+        default_value_t = 30 * 60,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_TIMER_DELAY_SECONDS as u64)
+    )]
     pub acceptance_window_secs: u64,
 
     /// How often the timer worker looks for due timers, in milliseconds.
     #[arg(long = "timer-poll-ms", env = "CAMPUSG_TIMER_POLL_MS", default_value_t = 1000)]
     pub timer_poll_ms: u64,
+
+    /// How long a consumer retries a record that fails for now (the store or
+    /// the broker away) before the process exits non-zero, in seconds.
+    #[arg(long = "transient-retry-secs", env = "CAMPUSG_TRANSIENT_RETRY_SECS", default_value_t = 300)]
+    pub transient_retry_secs: u64,
 }
 
 fn parse_amount(text: &str) -> Result<Cents, String> {
@@ -167,11 +178,12 @@ impl Settings {
             currency: DEFAULT_CURRENCY.to_string(),
             acceptance_window_secs: 30 * 60,
             timer_poll_ms: 100,
+            transient_retry_secs: 300,
         }
     }
 
     pub fn acceptance_window(&self) -> chrono::Duration {
-        chrono::Duration::seconds(self.acceptance_window_secs.min(i64::MAX as u64) as i64)
+        chrono::Duration::seconds(self.acceptance_window_secs.min(MAX_TIMER_DELAY_SECONDS as u64) as i64)
     }
 
     pub fn timer_poll_interval(&self) -> std::time::Duration {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -30,6 +31,7 @@ use campusg_runtime::batch::BatchingStore;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::clock::Clock;
 use campusg_runtime::consumer::Consumer;
+use campusg_runtime::health::HealthBoard;
 use campusg_runtime::http::ApiError;
 use campusg_runtime::outbox::run_outbox_relay;
 use campusg_runtime::service::ServiceDeps;
@@ -89,6 +91,7 @@ pub struct Application {
     /// The timer worker, when this process runs the timer service.
     timer_worker: Option<Arc<TimerService>>,
     sandbox: Arc<SandboxGateway>,
+    health: HealthBoard,
 }
 
 impl Application {
@@ -143,15 +146,20 @@ impl Application {
                 continue;
             };
             if settings.runs(role) {
+                let mut consumer = consumer;
+                consumer.config.transient_retry_limit = Duration::from_secs(settings.transient_retry_secs);
                 consumers.push(consumer);
             }
             // The API writes to every store, so it relays every outbox too.
             relays.push((service_name(role), deps.store));
         }
 
+        let health = HealthBoard::new();
         let router = if api {
             const EVERY: &str = "the API process opens every service's store";
             api_router(ApiServices {
+                health: health.clone(),
+                clock: clock.clone(),
                 orders: orders.expect(EVERY),
                 users: users.expect(EVERY),
                 payments: payments.expect(EVERY),
@@ -184,6 +192,7 @@ impl Application {
             relays,
             timer_worker: timers.filter(|_| settings.runs(Role::Timer)),
             sandbox,
+            health,
         })
     }
 
@@ -206,14 +215,31 @@ impl Application {
     }
 
     /// Runs every part until `shutdown` is cancelled, then waits for each to stop
-    /// at a safe point.
+    /// at a safe point. A consumer that cannot go on (a fatal error) stops the
+    /// whole process, which then returns that error, so that `campusg` exits
+    /// non-zero and its supervisor restarts it.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let tracker = TaskTracker::new();
+        let (fatal_sender, mut fatal_receiver) = tokio::sync::mpsc::unbounded_channel();
         for consumer in self.consumers {
-            tracker.spawn(consumer.run(shutdown.clone()));
+            let (shutdown, health, fatal_sender) = (shutdown.clone(), self.health.clone(), fatal_sender.clone());
+            tracker.spawn(async move {
+                if let Err(fatal) = consumer.run(shutdown.clone(), health).await {
+                    let _ = fatal_sender.send(fatal);
+                    shutdown.cancel();
+                }
+            });
         }
+        drop(fatal_sender);
+        let dead_letter_topic = self.contracts.topics.dead_letter_topic().name.clone();
         for (name, store) in self.relays {
-            tracker.spawn(run_outbox_relay(name, store, self.bus.clone(), shutdown.clone()));
+            tracker.spawn(run_outbox_relay(
+                name,
+                store,
+                self.bus.clone(),
+                dead_letter_topic.clone(),
+                shutdown.clone(),
+            ));
         }
         if let Some(timers) = self.timer_worker {
             tracker.spawn(run_timer_worker(timers, shutdown.clone()));
@@ -235,12 +261,17 @@ impl Application {
         if tokio::time::timeout(SHUTDOWN_DEADLINE, tracker.wait()).await.is_err() {
             anyhow::bail!("some tasks did not stop within {SHUTDOWN_DEADLINE:?}");
         }
-        Ok(())
+        match fatal_receiver.try_recv() {
+            Ok(fatal) => Err(fatal.into()),
+            Err(_) => Ok(()),
+        }
     }
 }
 
 /// Every service, for the HTTP API to serve.
 struct ApiServices {
+    health: HealthBoard,
+    clock: Arc<dyn Clock>,
     orders: Arc<OrderService>,
     users: Arc<UserService>,
     payments: Arc<PaymentService>,
@@ -254,6 +285,8 @@ struct ApiServices {
 /// The HTTP API: every service's routes, and the gateway's.
 fn api_router(services: ApiServices) -> Router {
     let ApiServices {
+        health,
+        clock,
         orders,
         users,
         payments,
@@ -264,7 +297,7 @@ fn api_router(services: ApiServices) -> Router {
         trace_index,
     } = services;
     Router::new()
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/health", get(move || report_health(health.clone(), clock.clone())))
         .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
         .merge(campusg_order::router(orders.clone()))
         .merge(campusg_user::router(users.clone()))
@@ -276,7 +309,18 @@ fn api_router(services: ApiServices) -> Router {
         .merge(campusg_trace::router(trace_index))
         .merge(crate::gateway::router(sagas, orders, users))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
+        .layer(campusg_runtime::http::body_limit())
         .layer(axum::middleware::from_fn(log_request))
+}
+
+/// `GET /health`: 200 while every consumer of this process runs, 503 when one
+/// has stopped or has been stuck on a record for too long; each consumer's
+/// state, records behind and last error either way.
+async fn report_health(health: HealthBoard, clock: Arc<dyn Clock>) -> (StatusCode, Json<serde_json::Value>) {
+    let (healthy, consumers) = health.report(clock.now());
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({"status": if healthy { "ok" } else { "unhealthy" }, "consumers": consumers});
+    (status, Json(body))
 }
 
 /// Logs each request with its method, path and status.

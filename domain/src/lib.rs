@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //!
+//! - [`limits`]: every bound an input must keep, declared once.
 //! - [`money`]: amounts in integer cents, parsed exactly from the decimal numbers
 //!   the HTTP API and hand-written messages carry.
 //! - [`ids`]: the identifiers, and how the ids that a hand-written message leaves
@@ -25,6 +26,7 @@
 
 pub mod escrow;
 pub mod ids;
+pub mod limits;
 pub mod messages;
 pub mod money;
 pub mod notification;

@@ -9,6 +9,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::limits;
+
 /// The currency every amount is in unless a message says otherwise.
 pub const DEFAULT_CURRENCY: &str = "SGD";
 
@@ -26,6 +28,8 @@ pub enum AmountError {
     TooManyDecimals(String),
     #[error("`{0}` is too large")]
     TooLarge(String),
+    #[error("an amount is at most {0} characters long")]
+    TooLong(usize),
 }
 
 impl Cents {
@@ -34,9 +38,16 @@ impl Cents {
     /// Parses a decimal amount in major units (`"12.99"`, `"12"`, `"-3.5"`) into
     /// cents, exactly. Scientific notation is accepted when it denotes at most two
     /// decimals (`"1.5e1"`).
+    ///
+    /// The work is bounded whatever the input: text longer than
+    /// [`limits::MAX_AMOUNT_CHARS`] is refused before it is read, and an exponent
+    /// only ever scales a non-zero amount by at most 10^18.
     pub fn parse_decimal(text: &str) -> Result<Cents, AmountError> {
         let trimmed = text.trim();
         let not_a_number = || AmountError::NotANumber(text.to_string());
+        if !limits::within(trimmed, limits::MAX_AMOUNT_CHARS) {
+            return Err(AmountError::TooLong(limits::MAX_AMOUNT_CHARS));
+        }
         let (mantissa, exponent) = match trimmed.find(['e', 'E']) {
             Some(idx) => {
                 let exponent: i32 = trimmed[idx + 1..].parse().map_err(|_| not_a_number())?;
@@ -76,8 +87,12 @@ impl Cents {
                 .and_then(|c| c.checked_add((digit - b'0') as i64))
                 .ok_or_else(too_large)?;
         }
-        for _ in 0..shift.max(0) {
-            cents = cents.checked_mul(10).ok_or_else(too_large)?;
+        if cents != 0 && shift > 0 {
+            let scale = u32::try_from(shift)
+                .ok()
+                .and_then(|shift| 10i64.checked_pow(shift))
+                .ok_or_else(too_large)?;
+            cents = cents.checked_mul(scale).ok_or_else(too_large)?;
         }
         Ok(Cents(if negative { -cents } else { cents }))
     }
@@ -192,6 +207,26 @@ mod tests {
         assert_eq!(
             Cents::parse_decimal(text),
             Err(AmountError::NotANumber(text.to_string()))
+        );
+    }
+
+    #[rstest]
+    #[case("0e2147483647", Ok(Cents(0)))]
+    #[case("0e-2147483648", Ok(Cents(0)))]
+    #[case("1e2147483647", Err(AmountError::TooLarge("1e2147483647".into())))]
+    #[case("1e17", Err(AmountError::TooLarge("1e17".into())))]
+    #[case("1e16", Ok(Cents(1_000_000_000_000_000_000)))]
+    #[case("1e-2147483648", Err(AmountError::TooManyDecimals("1e-2147483648".into())))]
+    fn a_huge_exponent_is_answered_at_once(#[case] text: &str, #[case] expected: Result<Cents, AmountError>) {
+        assert_eq!(Cents::parse_decimal(text), expected);
+    }
+
+    #[test]
+    fn text_longer_than_an_amount_can_be_is_refused_unread() {
+        let text = format!("1{}", "0".repeat(limits::MAX_AMOUNT_CHARS));
+        assert_eq!(
+            Cents::parse_decimal(&text),
+            Err(AmountError::TooLong(limits::MAX_AMOUNT_CHARS))
         );
     }
 

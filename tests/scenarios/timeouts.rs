@@ -100,6 +100,43 @@ async fn a_timer_that_fell_due_while_the_system_was_down_fires_once_on_restart(
 
 #[rstest]
 #[tokio::test]
+async fn an_order_given_back_and_never_taken_again_is_cancelled_and_refunded_when_its_new_window_runs_out(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    let (saga_id, order_id) = an_order_waiting_for_a_runner(&app, "cust_given_back_timeout").await;
+    let (status, accepted) = app
+        .post(
+            &format!("/api/orders/{order_id}/accept"),
+            &json!({"runner_id": "runner_gives_back"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{accepted}");
+    let acceptance = accepted["saga_id"].as_str().unwrap();
+    app.saga_when_finished(acceptance).await;
+    // The order is listed again a little later than it was first created.
+    app.advance_clock(Duration::minutes(5));
+    let (status, body) = app
+        .post(
+            &format!("/api/orders/{order_id}/cancel-acceptance"),
+            &json!({"runner_id": "runner_gives_back"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.saga_when(acceptance, |s| s["status"] == "CANCELLED").await;
+    let (_, timers) = app.get(&format!("/events?order_id={order_id}")).await;
+    assert_eq!(timers["events"].as_array().map(Vec::len), Some(2), "a fresh timer: {timers}");
+
+    app.advance_clock(window_passed());
+    let saga = app.saga_when(&saga_id, |s| s["status"] == "CANCELLED").await;
+
+    assert_cancelled_and_refunded(&app, &saga, &order_id).await;
+    assert_eq!(saga["cancelled_by"], "timeout");
+    assert_eq!(count(&app, "escrow_events", "escrow.refunded", &order_id).await, 1);
+}
+
+#[rstest]
+#[tokio::test]
 async fn an_expiry_delivered_twice_cancels_once_and_refunds_once(
     #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
 ) {

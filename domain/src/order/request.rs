@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{self, MAX_ITEMS_PER_ORDER, MAX_ITEM_QUANTITY, MAX_NAME_CHARS, MAX_ORDER_TOTAL};
 use crate::messages::{OrderDetails, OrderItem};
 use crate::money::{AmountError, Cents};
 
@@ -21,6 +22,14 @@ pub struct OrderRules {
 pub enum OrderRejection {
     #[error("an order needs at least one food item")]
     NoItems,
+    #[error("an order has at most {MAX_ITEMS_PER_ORDER} food items, not {0}")]
+    TooManyItems(usize),
+    #[error("food item {index}'s name is longer than {MAX_NAME_CHARS} characters")]
+    NameTooLong { index: usize },
+    #[error("food item {index} ({name}) has quantity {quantity}; at most {MAX_ITEM_QUANTITY} of an item")]
+    QuantityTooLarge { index: usize, name: String, quantity: i64 },
+    #[error("the {field} is longer than {MAX_NAME_CHARS} characters")]
+    LocationTooLong { field: &'static str },
     #[error("food item {index} has no name")]
     ItemWithoutName { index: usize },
     #[error("food item {index} ({name}) has quantity {quantity}; it must be at least 1")]
@@ -38,7 +47,7 @@ pub enum OrderRejection {
     DeliveryFeeAboveLimit { fee: Cents, limit: Cents },
     #[error("the delivery location is empty")]
     NoDeliveryLocation,
-    #[error("the order total is too large")]
+    #[error("the order total is above the limit of {MAX_ORDER_TOTAL}")]
     TotalTooLarge,
     #[error("the order costs nothing; there is nothing to pay for")]
     NothingToPay,
@@ -61,6 +70,17 @@ impl ValidatedOrder {
         if details.food_items.is_empty() {
             return Err(OrderRejection::NoItems);
         }
+        if details.food_items.len() > MAX_ITEMS_PER_ORDER {
+            return Err(OrderRejection::TooManyItems(details.food_items.len()));
+        }
+        for (field, location) in [
+            ("store location", details.store_location.as_deref()),
+            ("delivery location", Some(details.delivery_location.as_str())),
+        ] {
+            if location.is_some_and(|location| !limits::within(location, MAX_NAME_CHARS)) {
+                return Err(OrderRejection::LocationTooLong { field });
+            }
+        }
         let mut items = Vec::with_capacity(details.food_items.len());
         let mut food_fee = Cents::ZERO;
         for (index, item) in details.food_items.iter().enumerate() {
@@ -68,8 +88,18 @@ impl ValidatedOrder {
             if name.is_empty() {
                 return Err(OrderRejection::ItemWithoutName { index });
             }
+            if !limits::within(name, MAX_NAME_CHARS) {
+                return Err(OrderRejection::NameTooLong { index });
+            }
             if item.quantity < 1 {
                 return Err(OrderRejection::QuantityNotPositive {
+                    index,
+                    name: name.to_string(),
+                    quantity: item.quantity,
+                });
+            }
+            if item.quantity > MAX_ITEM_QUANTITY {
+                return Err(OrderRejection::QuantityTooLarge {
                     index,
                     name: name.to_string(),
                     quantity: item.quantity,
@@ -122,6 +152,7 @@ impl ValidatedOrder {
         }
         let total = food_fee
             .checked_add(delivery_fee)
+            .filter(|total| *total <= MAX_ORDER_TOTAL)
             .ok_or(OrderRejection::TotalTooLarge)?;
         if total == Cents::ZERO {
             return Err(OrderRejection::NothingToPay);
@@ -208,5 +239,33 @@ mod tests {
     ) {
         let error = ValidatedOrder::parse(&details(value), &rules()).unwrap_err();
         assert!(error.to_string().contains(expected), "{error}");
+    }
+
+    fn item(name: &str, price: &str, quantity: i64) -> serde_json::Value {
+        json!({"name": name, "price": price, "quantity": quantity})
+    }
+
+    #[rstest]
+    #[case(json!({"foodItems": vec![item("B", "1", 1); MAX_ITEMS_PER_ORDER + 1], "deliveryLocation": "A"}), "at most 50 food items")]
+    #[case(json!({"foodItems": [item(&"n".repeat(MAX_NAME_CHARS + 1), "1", 1)], "deliveryLocation": "A"}), "name is longer than")]
+    #[case(json!({"foodItems": [item("B", "1", MAX_ITEM_QUANTITY + 1)], "deliveryLocation": "A"}), "at most 100 of an item")]
+    #[case(json!({"foodItems": [item("B", "1", 1)], "deliveryLocation": "d".repeat(MAX_NAME_CHARS + 1)}), "delivery location is longer")]
+    #[case(json!({"foodItems": [item("B", "1", 1)], "deliveryLocation": "A", "storeLocation": "s".repeat(MAX_NAME_CHARS + 1)}), "store location is longer")]
+    #[case(json!({"foodItems": [item("B", "10000.01", 1)], "deliveryLocation": "A"}), "above the limit of 10000.00")]
+    #[case(json!({"foodItems": [item("B", "0e2147483647", 1)], "deliveryLocation": "A"}), "costs nothing")]
+    fn an_order_past_a_limit_is_rejected_with_the_limit(#[case] value: serde_json::Value, #[case] expected: &str) {
+        let error = ValidatedOrder::parse(&details(value), &rules()).unwrap_err();
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+
+    #[test]
+    fn an_order_at_every_limit_is_taken() {
+        let name = "n".repeat(MAX_NAME_CHARS);
+        let value = json!({
+            "foodItems": vec![item(&name, "1", MAX_ITEM_QUANTITY); MAX_ITEMS_PER_ORDER],
+            "deliveryLocation": "d".repeat(MAX_NAME_CHARS),
+        });
+        let order = ValidatedOrder::parse(&details(value), &rules()).unwrap();
+        assert_eq!(order.total, Cents(100 * 100 * 50));
     }
 }

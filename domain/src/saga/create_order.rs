@@ -170,10 +170,16 @@ pub enum CreateOrderSagaEvent {
         reason: String,
         at: DateTime<Utc>,
     },
-    /// The acceptance timer expired: the saga asks the order service to cancel.
+    /// The acceptance timer expired: the saga asks the order service to cancel
+    /// the order if it has been waiting since `expected_created_at`.
     CancellationRequested {
         requested_by: CancelRequester,
         reason: String,
+        /// The `CREATED` time the expiring timer was started for: the order's
+        /// first one, or a later one after a runner gave the order back. Events
+        /// stored before this field existed read as `None` (the saga's own).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_created_at: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
     },
     /// The order service kept the order (a runner accepted it first).
@@ -465,6 +471,7 @@ impl CreateOrderSaga {
                 vec![E::CancellationRequested {
                     requested_by: CancelRequester::Timeout,
                     reason: "no runner accepted the order within the acceptance window".to_string(),
+                    expected_created_at: expired.order_created_at().or(self.order_created_at),
                     at,
                 }]
             }
@@ -659,14 +666,17 @@ impl CreateOrderSaga {
                 messages.push(Message::SagaStepCompleted(self.progress(event)));
             }
             E::CancellationRequested {
-                requested_by, reason, ..
+                requested_by,
+                reason,
+                expected_created_at,
+                ..
             } => {
                 messages.push(Message::SagaCancelling(self.progress(event)));
                 messages.push(Message::CancelOrder(CancelOrder {
                     order_id,
                     reason: reason.clone(),
                     requested_by: *requested_by,
-                    expected_created_at: self.order_created_at,
+                    expected_created_at: expected_created_at.or(self.order_created_at),
                 }));
             }
             E::OrderCancelled {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::{OrderId, TimerId};
+use crate::limits::MAX_TIMER_DELAY_SECONDS;
 use crate::messages::{Message, TimerCancelled, TimerExpired, TimerStarted};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -114,6 +115,20 @@ pub enum TimerError {
     AlreadyFired,
     #[error("the timer has already been cancelled")]
     AlreadyCancelled,
+    #[error("a timer runs from 0 to {MAX_TIMER_DELAY_SECONDS} seconds, not {0}")]
+    DelayOutOfRange(i64),
+    #[error("a timer falls due at most {MAX_TIMER_DELAY_SECONDS} seconds ahead, not at {0}")]
+    DueTooLate(DateTime<Utc>),
+}
+
+/// When a timer started at `at` for `delay_seconds` falls due. The delay is
+/// checked before any date arithmetic, so no input can overflow it.
+pub fn due_after(at: DateTime<Utc>, delay_seconds: i64) -> Result<DateTime<Utc>, TimerError> {
+    if !(0..=MAX_TIMER_DELAY_SECONDS).contains(&delay_seconds) {
+        return Err(TimerError::DelayOutOfRange(delay_seconds));
+    }
+    at.checked_add_signed(chrono::Duration::seconds(delay_seconds))
+        .ok_or(TimerError::DelayOutOfRange(delay_seconds))
 }
 
 /// A timer as rebuilt from its events; also its read model.
@@ -142,6 +157,9 @@ impl Timer {
             TimerCommand::Schedule { spec, at } => {
                 if let Some(timer_id) = self.timer_id {
                     return Err(TimerError::AlreadyScheduled(timer_id));
+                }
+                if due_after(at, MAX_TIMER_DELAY_SECONDS).is_ok_and(|latest| spec.due_at > latest) {
+                    return Err(TimerError::DueTooLate(spec.due_at));
                 }
                 Ok(vec![TimerEvent::Scheduled {
                     timer: TimerStarted {
@@ -313,6 +331,36 @@ mod tests {
             reason: "accepted".into(),
             cancelled_at: at(),
         })
+    }
+
+    #[test]
+    fn a_timer_due_further_ahead_than_the_longest_delay_is_refused() {
+        let mut spec = spec();
+        spec.due_at = at() + Duration::seconds(MAX_TIMER_DELAY_SECONDS + 1);
+        TimerTestFramework::with(())
+            .given_no_previous_events()
+            .when(TimerCommand::Schedule { spec, at: at() })
+            .then_expect_error_message("a timer falls due at most 2592000 seconds ahead, not at 2026-12-22 12:00:01 UTC");
+    }
+
+    #[rstest::rstest]
+    #[case(-1)]
+    #[case(MAX_TIMER_DELAY_SECONDS + 1)]
+    #[case(9_000_000_000_000)]
+    #[case(i64::MAX)]
+    fn a_delay_out_of_range_is_refused_before_any_date_arithmetic(#[case] delay_seconds: i64) {
+        assert_eq!(
+            due_after(at(), delay_seconds),
+            Err(TimerError::DelayOutOfRange(delay_seconds))
+        );
+    }
+
+    #[test]
+    fn the_longest_delay_is_taken() {
+        assert_eq!(
+            due_after(at(), MAX_TIMER_DELAY_SECONDS),
+            Ok(at() + Duration::days(30))
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{self, MAX_NAME_CHARS};
 use crate::ids::{OrderId, UserId};
 use crate::messages::{CreateUser, Message, OrderRole, RateUser, UpdateUser, UserCreated, UserRated, UserUpdated};
 
@@ -32,6 +33,8 @@ pub enum UserError {
     AlreadyRegistered(UserId),
     #[error("user {0} does not exist")]
     NotFound(UserId),
+    #[error("{field} is longer than {MAX_NAME_CHARS} characters")]
+    TooLong { field: &'static str },
     #[error("{field} must not be empty")]
     EmptyField { field: &'static str },
     #[error("`{0}` is not an email address")]
@@ -106,6 +109,13 @@ impl User {
                 }
                 let name = required("name", &details.name)?;
                 let email = valid_email(&details.email)?;
+                for (field, value) in [
+                    ("phone", &details.phone),
+                    ("payment_method", &details.payment_method),
+                    ("payout_account", &details.payout_account),
+                ] {
+                    within_limit(field, value.as_deref().unwrap_or_default())?;
+                }
                 Ok(vec![UserEvent::Registered(UserCreated {
                     user_id: details.user_id,
                     name,
@@ -122,6 +132,13 @@ impl User {
                 }
                 let name = changes.name.as_deref().map(|n| required("name", n)).transpose()?;
                 let email = changes.email.as_deref().map(valid_email).transpose()?;
+                for (field, value) in [
+                    ("phone", &changes.phone),
+                    ("payment_method", &changes.payment_method),
+                    ("payout_account", &changes.payout_account),
+                ] {
+                    within_limit(field, value.as_deref().unwrap_or_default())?;
+                }
                 let update = UserUpdated {
                     user_id: changes.user_id,
                     name,
@@ -183,7 +200,17 @@ impl User {
     }
 }
 
+/// Every text of a user is a name-sized field: at most [`MAX_NAME_CHARS`].
+fn within_limit(field: &'static str, value: &str) -> Result<(), UserError> {
+    if limits::within(value, MAX_NAME_CHARS) {
+        Ok(())
+    } else {
+        Err(UserError::TooLong { field })
+    }
+}
+
 fn required(field: &'static str, value: &str) -> Result<String, UserError> {
+    within_limit(field, value)?;
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(UserError::EmptyField { field });
@@ -192,6 +219,7 @@ fn required(field: &'static str, value: &str) -> Result<String, UserError> {
 }
 
 fn valid_email(value: &str) -> Result<String, UserError> {
+    within_limit("email", value)?;
     let trimmed = value.trim();
     match trimmed.split_once('@') {
         Some((local, domain)) if !local.is_empty() && domain.contains('.') && !trimmed.contains(' ') => {
@@ -324,6 +352,16 @@ mod aggregate_tests {
                 at: at(),
             })
             .then_expect_events(vec![registered()]);
+    }
+
+    #[test]
+    fn a_payout_account_longer_than_a_name_is_refused() {
+        let mut details = registration();
+        details.payout_account = Some("9".repeat(MAX_NAME_CHARS + 1));
+        TestFramework::<User>::with(())
+            .given_no_previous_events()
+            .when(UserCommand::Register { details, at: at() })
+            .then_expect_error(UserError::TooLong { field: "payout_account" });
     }
 
     #[test]

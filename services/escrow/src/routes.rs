@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cqrs_es::Aggregate;
@@ -14,7 +14,7 @@ use campusg_domain::escrow::Escrow;
 use campusg_domain::ids::{EscrowId, OrderId, UserId};
 use campusg_domain::messages::{HoldFunds, Message, RefundFunds, ReleaseFunds};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
-use campusg_runtime::http::{list_read_models, read_model, ApiError, JsonBody, MoneyFilters, Page};
+use campusg_runtime::http::{ApiError, JsonBody, MoneyFilters, Page, Path, Query, list_read_models, read_model};
 use campusg_runtime::store::Cause;
 
 use crate::{EscrowService, SERVICE_NAME};

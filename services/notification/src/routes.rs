@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +15,8 @@ use campusg_domain::ids::{OrderId, UserId};
 use campusg_domain::messages::NotificationCreated;
 use campusg_domain::notification::{Notification, NotificationCommand, NotificationError, UNREAD};
 use campusg_runtime::aggregate::{execute, load};
-use campusg_runtime::http::{read_model, ApiError, JsonBody, Page};
+use campusg_domain::limits::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
+use campusg_runtime::http::{text_within, ApiError, JsonBody, Page, Path, Query, read_model};
 use campusg_runtime::store::{Cause, StateQuery, UnitOfWork};
 
 use crate::{NotificationService, SERVICE_NAME};
@@ -58,6 +59,9 @@ async fn send(
     if notification.message.trim().is_empty() {
         return Err(ApiError::unprocessable("a notification needs a message"));
     }
+    text_within("message", &notification.message, MAX_TEXT_CHARS)?;
+    text_within("title", &notification.title, MAX_NAME_CHARS)?;
+    text_within("kind", &notification.kind, MAX_NAME_CHARS)?;
     let mut unit = UnitOfWork::new(Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, now));
     let created = service.create_in(notification, &mut unit).await?;
     service.deps.store.commit(unit).await?;
@@ -100,7 +104,7 @@ async fn of_user(
     if params.unread_only {
         query.equals.push(("status".into(), UNREAD.into()));
     }
-    let (page, page_size) = page.apply(&mut query, 20, 200);
+    let (page, page_size) = page.apply(&mut query, 20, 200)?;
     let store = service.deps.store.as_ref();
     let notifications: Vec<Value> = store
         .query_states(Notification::TYPE, &query)
@@ -135,7 +139,7 @@ async fn of_order(
         order_by: Some("sort_key".into()),
         ..StateQuery::default()
     };
-    let (page, page_size) = page.apply(&mut query, 50, 500);
+    let (page, page_size) = page.apply(&mut query, 50, 500)?;
     let notifications: Vec<Value> = service
         .deps
         .store

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use cqrs_es::Aggregate;
 use campusg_domain::ids::{OrderId, UserId};
 use campusg_domain::money::{Cents, DecimalAmount};
 use campusg_domain::order::{Order, OrderStatus};
-use campusg_runtime::http::{read_model, Acting, ApiError, NamesActor, Page};
+use campusg_runtime::http::{Acting, ApiError, NamesActor, Page, Path, Query, read_model};
 use campusg_runtime::store::StateQuery;
 
 use crate::OrderService;
@@ -96,7 +96,7 @@ async fn available_orders(
         order_by: Some("status_times.CREATED".into()),
         ..StateQuery::default()
     };
-    let (page, page_size) = page.apply(&mut query, 20, 200);
+    let (page, page_size) = page.apply(&mut query, 20, 200)?;
     let orders: Vec<Value> = service
         .deps
         .store

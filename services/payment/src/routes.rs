@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,7 +15,7 @@ use campusg_domain::ids::{OrderId, PaymentId, UserId};
 use campusg_domain::messages::{AuthorizePayment, CapturePayment, Message, VoidPayment};
 use campusg_domain::money::{DecimalAmount, DEFAULT_CURRENCY};
 use campusg_domain::payment::Payment;
-use campusg_runtime::http::{list_read_models, read_model, ApiError, JsonBody, MoneyFilters, Page};
+use campusg_runtime::http::{ApiError, JsonBody, MoneyFilters, Page, Path, Query, list_read_models, read_model};
 use campusg_runtime::store::Cause;
 
 use crate::{PaymentService, SERVICE_NAME};

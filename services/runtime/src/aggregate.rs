@@ -55,7 +55,7 @@ pub fn states_after_each<A: Aggregate + serde::Serialize>(events: &[StoredEvent]
 
 fn decode<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, StoreError> {
     serde_json::from_value(stored.payload.clone()).map_err(|e| {
-        StoreError::Other(format!(
+        StoreError::Permanent(format!(
             "{} {} event {} does not read: {e}",
             A::TYPE,
             stored.aggregate_id,

@@ -104,6 +104,21 @@ pub struct TopicDescription {
     pub records: i64,
 }
 
+/// The largest record the system produces, value, key and headers together:
+/// under the 1 MiB that Kafka brokers take by default. The embedded log refuses
+/// larger records the same way, and an outbox relay dead-letters a message over
+/// it by reference instead of retrying it forever.
+pub const MAX_RECORD_BYTES: usize = 1_000_000;
+
+impl OutgoingRecord {
+    /// The record's size as the bus counts it against [`MAX_RECORD_BYTES`].
+    pub fn size_bytes(&self) -> usize {
+        self.value.len()
+            + self.key.as_ref().map_or(0, String::len)
+            + self.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// The broker or the log cannot be reached now; the same call may succeed later.
@@ -111,6 +126,8 @@ pub enum BusError {
     Unavailable(String),
     #[error("topic `{0}` does not exist")]
     UnknownTopic(String),
+    #[error("a record of {size} bytes is over the bus's limit of {MAX_RECORD_BYTES}")]
+    TooLarge { size: usize },
     #[error("message bus error: {0}")]
     Other(String),
 }
@@ -146,6 +163,12 @@ pub trait BusConsumer: Send {
 
     /// Marks every record up to and including these positions as handled by the group.
     async fn commit(&mut self, positions: &[RecordPosition]) -> Result<(), BusError>;
+
+    /// How many records on its topics the group has not committed yet, for the
+    /// health report; `None` when the bus cannot say cheaply.
+    async fn records_behind(&mut self) -> Option<i64> {
+        None
+    }
 
     /// Leaves the group cleanly, so its partitions move to the other members at
     /// once. Dropping a consumer without closing it is safe but slower to hand over.

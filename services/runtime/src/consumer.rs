@@ -4,33 +4,56 @@
 //! topic; skip it if this group already handled its id; hand it to the service.
 //! A poll's records are handled as one batch, committed to the store in one
 //! transaction ([`crate::batch`]). Then commit the offsets of what was handled.
-//! Failures are sorted three ways:
+//! Failures are sorted three ways (SPEC section 10):
 //!
-//! - invalid (not JSON, wrong schema, wrong topic, refused for good): the record
-//!   goes to the dead-letter topic with the reason and its original position, and
+//! - permanent (not JSON, wrong schema, wrong topic, refused for good, a value
+//!   the store can never hold, a handler that panicked): the record goes to the
+//!   dead-letter topic at once with the reason and its original position, and
 //!   the loop goes on;
 //! - transient (store or bus unavailable, a concurrent write): the same record is
-//!   retried with backoff, and nothing after it is committed;
-//! - the bus itself failing to poll or commit: retried with backoff and a log line.
+//!   retried with backoff, and nothing after it is committed, for at most
+//!   [`ConsumerConfig::transient_retry_limit`];
+//! - fatal (a transient failure past that limit, the loop itself panicking):
+//!   [`Consumer::run`] returns the error, and the process exits non-zero so that
+//!   its supervisor restarts it.
+//!
+//! The bus failing to poll or commit is transient too. Each consumer reports
+//! where it stands on the process's [`HealthBoard`].
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use campusg_domain::limits::{shortened, MAX_TEXT_CHARS};
 use campusg_domain::messages::Message;
 
 use crate::batch::in_batch;
 use crate::bus::{backoff, BusConsumer, MessageBus, OutgoingRecord, Record, RecordPosition, StartFrom, Subscription};
 use crate::clock::Clock;
 use crate::envelope::Envelope;
+use crate::health::HealthBoard;
 use crate::service::ServiceDeps;
 use crate::store::{Cause, Contracts, EventStore, HandledMessage, StoreError, UnitOfWork};
 
 /// How many records one poll hands to the loop at most.
 const MAX_BATCH: usize = 200;
+
+/// How long a transient failure is retried before the consumer gives up and
+/// the process exits (fatal): long enough to ride out a broker or database
+/// restart, short enough that a supervisor sees a process that cannot go on.
+pub const TRANSIENT_RETRY_LIMIT: Duration = Duration::from_secs(300);
+
+/// How often a consumer asks the bus how far behind its group is.
+const LAG_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The most of a record's value a dead letter quotes; the rest is referred to
+/// by its size, so that a dead letter always fits on the bus.
+const DEAD_LETTER_QUOTE_BYTES: usize = 64 * 1024;
 
 /// A service's reaction to the messages of its topics.
 #[async_trait]
@@ -71,7 +94,10 @@ pub enum HandlerError {
 
 impl From<StoreError> for HandlerError {
     fn from(error: StoreError) -> HandlerError {
-        HandlerError::Transient(error.into())
+        match error {
+            StoreError::Permanent(reason) => HandlerError::Rejected(format!("the event store refuses it: {reason}")),
+            other => HandlerError::Transient(other.into()),
+        }
     }
 }
 
@@ -80,6 +106,17 @@ pub struct ConsumerConfig {
     pub group: String,
     pub topics: Vec<String>,
     pub max_batch: usize,
+    /// How long one record's transient failures are retried before the
+    /// consumer stops with a fatal error.
+    pub transient_retry_limit: Duration,
+}
+
+/// Why a consumer stopped before shutdown: the process cannot go on.
+#[derive(Debug, thiserror::Error)]
+#[error("consumer group `{group}` cannot go on: {reason}")]
+pub struct FatalConsumerError {
+    pub group: String,
+    pub reason: String,
 }
 
 pub struct Consumer {
@@ -107,6 +144,7 @@ impl Consumer {
                 group: group.to_string(),
                 topics: deps.contracts.topics_carrying(message_types),
                 max_batch: MAX_BATCH,
+                transient_retry_limit: TRANSIENT_RETRY_LIMIT,
             },
             bus,
             contracts: deps.contracts.clone(),
@@ -129,6 +167,7 @@ impl Consumer {
                 group: group.to_string(),
                 topics,
                 max_batch: MAX_BATCH,
+                transient_retry_limit: TRANSIENT_RETRY_LIMIT,
             },
             bus,
             contracts: deps.contracts.clone(),
@@ -138,13 +177,32 @@ impl Consumer {
         }
     }
 
-    /// Runs until `shutdown`; stops only between records.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let span = tracing::info_span!("consumer", group = %self.config.group);
-        self.run_loop(shutdown).instrument(span).await
+    /// Runs until `shutdown`; stops only between records. An error is fatal:
+    /// the consumer has stopped, and the process must exit non-zero. A panic
+    /// in the loop itself (outside a handler) is caught and made fatal too.
+    pub async fn run(self, shutdown: CancellationToken, health: HealthBoard) -> Result<(), FatalConsumerError> {
+        let group = self.config.group.clone();
+        let span = tracing::info_span!("consumer", group = %group);
+        let outcome = AssertUnwindSafe(self.run_loop(shutdown, health.clone()).instrument(span))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                Err(FatalConsumerError {
+                    group: group.clone(),
+                    reason: format!("the consumer loop panicked: {}", panic_message(&*panic)),
+                })
+            });
+        let stopped_because = match &outcome {
+            Ok(()) => "shut down".to_string(),
+            Err(fatal) => fatal.reason.clone(),
+        };
+        health.update(&group, |status| status.stopped_because = Some(stopped_because));
+        outcome
     }
 
-    async fn run_loop(self, shutdown: CancellationToken) {
+    async fn run_loop(self, shutdown: CancellationToken, health: HealthBoard) -> Result<(), FatalConsumerError> {
+        let group = self.config.group.clone();
+        health.update(&group, |_| {});
         let mut consumer = loop {
             let subscription = Subscription {
                 group: Some(self.config.group.clone()),
@@ -157,12 +215,15 @@ impl Consumer {
                     tracing::warn!(error = %error, "cannot subscribe; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => return Ok(()),
                     }
                 }
             }
         };
         let mut poll_failures = 0;
+        let mut failing_since: Option<Instant> = None;
+        let mut lag_checked: Option<Instant> = None;
+        let mut outcome = Ok(());
         while !shutdown.is_cancelled() {
             let records = tokio::select! {
                 polled = consumer.poll(self.config.max_batch, Duration::from_millis(500)) => polled,
@@ -171,26 +232,66 @@ impl Consumer {
             let records = match records {
                 Ok(records) => {
                     poll_failures = 0;
+                    failing_since = None;
+                    // How far behind the group is costs a read of the bus:
+                    // asked at most once a second, not on every poll.
+                    let records_behind = if lag_checked.is_none_or(|at| at.elapsed() >= LAG_CHECK_INTERVAL) {
+                        lag_checked = Some(Instant::now());
+                        Some(consumer.records_behind().await)
+                    } else {
+                        None
+                    };
+                    let now = self.clock.now();
+                    health.update(&group, |status| {
+                        status.last_poll_at = Some(now);
+                        if let Some(records_behind) = records_behind {
+                            status.records_behind = records_behind;
+                        }
+                    });
                     records
                 }
                 Err(error) => {
                     poll_failures += 1;
                     tracing::warn!(error = %error, attempt = poll_failures, "cannot poll; retrying");
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > self.config.transient_retry_limit {
+                        outcome = Err(self.fatal(format!("cannot poll the bus: {error}")));
+                        break;
+                    }
                     tokio::time::sleep(backoff(poll_failures)).await;
                     continue;
                 }
             };
-            let handled = self.handle_all(&records, &shutdown).await;
+            let (handled, gave_up) = self.handle_all(&records, &shutdown, &health).await;
             self.commit(consumer.as_mut(), &handled, &shutdown).await;
+            if let Some(fatal) = gave_up {
+                outcome = Err(fatal);
+                break;
+            }
         }
         consumer.close().await;
+        outcome
     }
 
-    /// Handles a poll's records, and returns the positions of those handled.
-    /// They are tried as one batch first (one store transaction for all); if
-    /// the batch is refused, nothing of it was stored, and each record is
-    /// handled on its own, as the store's checks then see it.
-    async fn handle_all(&self, records: &[Record], shutdown: &CancellationToken) -> Vec<RecordPosition> {
+    fn fatal(&self, reason: String) -> FatalConsumerError {
+        tracing::error!(reason = %reason, "the consumer cannot go on");
+        FatalConsumerError {
+            group: self.config.group.clone(),
+            reason,
+        }
+    }
+
+    /// Handles a poll's records, and returns the positions of those handled,
+    /// and the fatal error if one record's transient failures outlasted the
+    /// retry limit. They are tried as one batch first (one store transaction
+    /// for all); if the batch is refused, nothing of it was stored, and each
+    /// record is handled on its own, as the store's checks then see it.
+    async fn handle_all(
+        &self,
+        records: &[Record],
+        shutdown: &CancellationToken,
+        health: &HealthBoard,
+    ) -> (Vec<RecordPosition>, Option<FatalConsumerError>) {
         if records.len() > 1 {
             let batch = in_batch(&self.store, async {
                 for record in records {
@@ -200,7 +301,7 @@ impl Consumer {
             })
             .await;
             match batch {
-                Ok(()) => return records.iter().map(Record::position).collect(),
+                Ok(()) => return (records.iter().map(Record::position).collect(), None),
                 Err(error) => tracing::debug!(
                     error = %error, records = records.len(),
                     "the batch was refused; handling its records one at a time"
@@ -209,31 +310,73 @@ impl Consumer {
         }
         let mut handled = Vec::with_capacity(records.len());
         for record in records {
-            if !self.process_until_done(record, shutdown).await {
-                break;
+            match self.process_until_done(record, shutdown, health).await {
+                Retried::Done => handled.push(record.position()),
+                Retried::ShutDown => break,
+                Retried::GaveUp(fatal) => return (handled, Some(fatal)),
             }
-            handled.push(record.position());
         }
-        handled
+        (handled, None)
     }
 
-    /// Processes one record, retrying transient failures. Returns `false` if
-    /// shutdown came first and the record is left for the next run.
-    async fn process_until_done(&self, record: &Record, shutdown: &CancellationToken) -> bool {
+    /// Processes one record, retrying transient failures for at most the
+    /// retry limit, and reporting on `health` while it retries.
+    async fn process_until_done(&self, record: &Record, shutdown: &CancellationToken, health: &HealthBoard) -> Retried {
+        let group = &self.config.group;
+        let started = Instant::now();
         let mut attempt = 0;
         loop {
-            match self.process(record).await {
-                Ok(()) => return true,
-                Err(error) => {
-                    attempt += 1;
-                    tracing::warn!(
-                        error = %error, attempt,
-                        topic = %record.topic, partition = record.partition, offset = record.offset,
-                        "handling failed for now; retrying"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff(attempt)) => {}
-                        _ = shutdown.cancelled() => return false,
+            let error = match self.process(record).await {
+                Ok(()) => {
+                    if attempt > 0 {
+                        health.update(group, |status| {
+                            status.failing_since = None;
+                            status.last_error = None;
+                        });
+                    }
+                    return Retried::Done;
+                }
+                Err(error) => error,
+            };
+            attempt += 1;
+            tracing::warn!(
+                error = %error, attempt,
+                topic = %record.topic, partition = record.partition, offset = record.offset,
+                "handling failed for now; retrying"
+            );
+            if attempt == 1 {
+                let now = self.clock.now();
+                health.update(group, |status| status.failing_since = Some(now));
+            }
+            health.update(group, |status| status.last_error = Some(error.to_string()));
+            if started.elapsed() > self.config.transient_retry_limit {
+                return Retried::GaveUp(self.fatal(format!(
+                    "{}/{}/{} still fails after {:?}: {error}",
+                    record.topic, record.partition, record.offset, self.config.transient_retry_limit
+                )));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff(attempt)) => {}
+                _ = shutdown.cancelled() => return Retried::ShutDown,
+            }
+        }
+    }
+
+    /// Handles one record; a panic while doing so makes it a dead letter (or,
+    /// for an observer, a skipped record) with the panic's message.
+    async fn process(&self, record: &Record) -> anyhow::Result<()> {
+        match AssertUnwindSafe(self.process_unguarded(record)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let reason = format!("handling the record panicked: {}", panic_message(&*panic));
+                match &self.handler {
+                    Handler::Messages(_) => self.dead_letter(record, None, reason).await,
+                    Handler::Records(_) => {
+                        tracing::error!(
+                            topic = %record.topic, partition = record.partition, offset = record.offset,
+                            reason = %reason, "record skipped"
+                        );
+                        Ok(())
                     }
                 }
             }
@@ -241,7 +384,7 @@ impl Consumer {
     }
 
     /// Handles one record, dead-lettering it if it can never be handled.
-    async fn process(&self, record: &Record) -> anyhow::Result<()> {
+    async fn process_unguarded(&self, record: &Record) -> anyhow::Result<()> {
         let handler = match &self.handler {
             Handler::Messages(handler) => handler.clone(),
             Handler::Records(observer) => {
@@ -299,7 +442,15 @@ impl Consumer {
             match handler.handle(&envelope, message).await {
                 Ok(()) => Ok(()),
                 Err(HandlerError::Rejected(reason)) => self.dead_letter(record, Some(&envelope), reason).await,
-                Err(HandlerError::Transient(error)) => already_handled_or(error),
+                Err(HandlerError::Transient(error)) => match error.downcast::<StoreError>() {
+                    Ok(StoreError::AlreadyHandled) => Ok(()),
+                    Ok(StoreError::Permanent(reason)) => {
+                        let reason = format!("the event store refuses it: {reason}");
+                        self.dead_letter(record, Some(&envelope), reason).await
+                    }
+                    Ok(other) => Err(other.into()),
+                    Err(error) => Err(error),
+                },
             }
         }
         .instrument(span)
@@ -319,13 +470,15 @@ impl Consumer {
                 value.get("correlation_id")?.as_str().map(str::to_string)
             })
             .unwrap_or_else(|| "unknown".to_string());
+        let original_value = quote(&record.value, DEAD_LETTER_QUOTE_BYTES);
         let payload = serde_json::json!({
-            "reason": reason,
+            "reason": shortened(&reason, MAX_TEXT_CHARS),
             "original_topic": record.topic,
             "original_partition": record.partition,
             "original_offset": record.offset,
             "original_key": record.key,
-            "original_value": record.value,
+            "original_value": original_value,
+            "original_size_bytes": record.value.len(),
             "consumer_group": self.config.group,
             "failed_at": now.to_rfc3339(),
         });
@@ -391,11 +544,174 @@ impl Consumer {
     }
 }
 
+/// What became of one record's retries.
+enum Retried {
+    Done,
+    ShutDown,
+    GaveUp(FatalConsumerError),
+}
+
+/// What a caught panic said, as text.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+/// `text`, or its first `max_bytes` (cut at a character boundary) when longer.
+fn quote(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// A commit refused because the record was handled already (a duplicate that
 /// raced its twin) is done; anything else is retried.
 fn already_handled_or(error: anyhow::Error) -> anyhow::Result<()> {
     match error.downcast_ref::<StoreError>() {
         Some(StoreError::AlreadyHandled) => Ok(()),
         _ => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use campusg_domain::ids::OrderId;
+    use campusg_domain::messages::StopOrderTimer;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::embedded_log::EmbeddedLog;
+    use crate::sqlite_store::SqliteEventStore;
+
+    /// Handles `stop_order_timer`s: panics on one whose reason is `panic`,
+    /// fails for now on one whose reason is `unavailable`, and otherwise notes
+    /// the reason.
+    #[derive(Default)]
+    struct Scripted {
+        handled: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl MessageHandler for Scripted {
+        async fn handle(&self, _envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
+            let Message::StopOrderTimer(stop) = message else {
+                return Ok(());
+            };
+            match stop.reason.as_str() {
+                "panic" => panic!("the handler cannot read this"),
+                "unavailable" => Err(HandlerError::Transient(anyhow::anyhow!("the store is away"))),
+                reason => {
+                    self.handled.lock().unwrap().push(reason.to_string());
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        contracts: Arc<Contracts>,
+        handler: Arc<Scripted>,
+        consumer: Consumer,
+    }
+
+    async fn rig(reasons: &[&str]) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let contracts = Arc::new(Contracts::builtin());
+        let bus: Arc<dyn MessageBus> = Arc::new(
+            EmbeddedLog::open(&dir.path().join("log.db"), &contracts.topics)
+                .await
+                .unwrap(),
+        );
+        let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(&dir.path().join("timer.db")).await.unwrap());
+        let order_id = OrderId(uuid::Uuid::from_u128(1));
+        let records = reasons
+            .iter()
+            .map(|reason| {
+                let message = Message::StopOrderTimer(StopOrderTimer {
+                    order_id,
+                    reason: reason.to_string(),
+                });
+                let envelope = Envelope::wrap(&message, "saga-1", None, "test", chrono::Utc::now());
+                OutgoingRecord::from_envelope("timer_commands", &envelope)
+            })
+            .collect();
+        bus.produce(records).await.unwrap();
+        let handler = Arc::new(Scripted::default());
+        let deps = ServiceDeps {
+            store,
+            contracts: contracts.clone(),
+            clock: Arc::new(SystemClock),
+        };
+        let consumer = Consumer::for_service("timer-test", &["stop_order_timer"], &deps, bus.clone(), handler.clone());
+        Rig {
+            _dir: dir,
+            contracts,
+            handler,
+            consumer,
+        }
+    }
+
+    /// The dead letters waiting in the outbox (no relay runs here), as payloads.
+    async fn dead_letters(contracts: &Contracts, store: &dyn EventStore) -> Vec<serde_json::Value> {
+        let pending = store.outbox_batch(100).await.unwrap();
+        pending
+            .into_iter()
+            .filter(|(_, record)| record.topic == contracts.topics.dead_letter_topic().name)
+            .map(|(_, record)| serde_json::from_str::<serde_json::Value>(&record.value).unwrap()["payload"].clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_on_a_record_dead_letters_it_and_the_consumer_goes_on() {
+        let rig = rig(&["first", "panic", "after"]).await;
+        let store = rig.consumer.store.clone();
+        let handler = rig.handler.clone();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(rig.consumer.run(shutdown.clone(), HealthBoard::new()));
+
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while handler.handled.lock().unwrap().len() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+
+        assert_eq!(*handler.handled.lock().unwrap(), ["first", "after"]);
+        let letters = dead_letters(&rig.contracts, store.as_ref()).await;
+        assert_eq!(letters.len(), 1, "{letters:?}");
+        let reason = letters[0]["reason"].as_str().unwrap();
+        assert!(reason.contains("panicked: the handler cannot read this"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_for_now_that_outlasts_the_retry_limit_stops_the_consumer_fatally() {
+        let mut rig = rig(&["unavailable", "after"]).await;
+        rig.consumer.config.transient_retry_limit = Duration::from_millis(300);
+        let health = HealthBoard::new();
+
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(20),
+            rig.consumer.run(CancellationToken::new(), health.clone()),
+        )
+        .await
+        .expect("the consumer gives up");
+
+        let fatal = outcome.unwrap_err();
+        assert!(fatal.reason.contains("the store is away"), "{fatal}");
+        assert!(rig.handler.handled.lock().unwrap().is_empty(), "nothing after it is handled");
+        let (healthy, report) = health.report(chrono::Utc::now());
+        assert!(!healthy);
+        assert_eq!(report["timer-test"].state, "stopped");
     }
 }

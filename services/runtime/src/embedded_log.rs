@@ -27,7 +27,7 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::watch;
 
 use crate::bus::{
-    choose_partition, next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record,
+    choose_partition, next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, MAX_RECORD_BYTES,
     RecordPosition, StartFrom, Subscription, TopicDescription,
 };
 use crate::sqlite::open_sqlite;
@@ -144,6 +144,9 @@ impl MessageBus for EmbeddedLog {
     async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<Vec<RecordPosition>, BusError> {
         if records.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(size) = records.iter().map(OutgoingRecord::size_bytes).find(|size| *size > MAX_RECORD_BYTES) {
+            return Err(BusError::TooLarge { size });
         }
         let mut partitioned = Vec::with_capacity(records.len());
         for record in records {
@@ -517,6 +520,21 @@ impl BusConsumer for EmbeddedConsumer {
             .map_err(storage_error)?;
         }
         tx.commit().await.map_err(storage_error)
+    }
+
+    async fn records_behind(&mut self) -> Option<i64> {
+        let group = self.group.as_ref()?;
+        let topics = serde_json::to_string(&self.topics).ok()?;
+        sqlx::query_scalar(
+            "SELECT COALESCE(SUM(h.next_offset - COALESCE(c.next_offset, 0)), 0) FROM partition_heads h
+             LEFT JOIN consumer_offsets c ON c.group_id = ? AND c.topic = h.topic AND c.partition = h.partition
+             WHERE h.topic IN (SELECT value FROM json_each(?))",
+        )
+        .bind(group)
+        .bind(topics)
+        .fetch_one(&self.pool)
+        .await
+        .ok()
     }
 }
 

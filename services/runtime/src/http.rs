@@ -1,18 +1,20 @@
-//! The HTTP API's error shape, `{"error": {"code", "message"}}`, and a JSON body
-//! extractor that answers malformed bodies in that shape.
+//! The HTTP API's error shape, `{"error": {"code", "message"}}`, and the body,
+//! path and query extractors that answer what they refuse in that shape.
 //!
-//! 400: the request is malformed (not JSON, a bad path id). 404: an unknown id.
-//! 409: the request conflicts with the current state. 422: valid JSON that
-//! breaks a rule (a missing field, a negative quantity). 503: try again.
+//! 400: the request is malformed (not JSON, a bad path id, a query value out of
+//! range). 404: an unknown id. 409: the request conflicts with the current
+//! state. 413: the body is over [`MAX_BODY_BYTES`]. 422: valid JSON that breaks a
+//! rule (a missing field, a negative quantity). 503: try again.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::FromRequest;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::UserId;
+use campusg_domain::limits::{MAX_BODY_BYTES, MAX_PAGE};
 
 use crate::consumer::HandlerError;
 use crate::store::{EventStore, StateQuery, StoreError};
@@ -38,6 +40,14 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
             message: message.into(),
+        }
+    }
+
+    pub fn payload_too_large() -> ApiError {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "payload_too_large",
+            message: format!("the body is over the limit of {MAX_BODY_BYTES} bytes"),
         }
     }
 
@@ -69,6 +79,9 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
+        if let StoreError::Permanent(reason) = &error {
+            return ApiError::unprocessable(format!("this cannot be stored: {reason}"));
+        }
         if error.is_transient() {
             ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
@@ -99,6 +112,16 @@ impl From<HandlerError> for ApiError {
     }
 }
 
+/// A 422 naming `field` when `text` is longer than `max_chars` characters
+/// (the bounds are in `campusg_domain::limits`).
+pub fn text_within(field: &str, text: &str, max_chars: usize) -> Result<(), ApiError> {
+    if campusg_domain::limits::within(text, max_chars) {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(format!("{field} is longer than {max_chars} characters")))
+    }
+}
+
 /// One aggregate's read model, or a 404 that names what was not found.
 pub async fn read_model(store: &dyn EventStore, aggregate_type: &str, id: &str, noun: &str) -> Result<Value, ApiError> {
     let (_, state) = store
@@ -116,14 +139,23 @@ pub struct Page {
 }
 
 impl Page {
-    /// Limits `query` to the requested page (1-based; `page_size` at most `max_size`)
-    /// and returns the page and page size used.
-    pub fn apply(&self, query: &mut StateQuery, default_size: i64, max_size: i64) -> (i64, i64) {
-        let page = self.page.unwrap_or(1).max(1);
-        let page_size = self.page_size.unwrap_or(default_size).clamp(1, max_size);
+    /// Limits `query` to the requested page (1 to [`MAX_PAGE`]; `page_size` 1 to
+    /// `max_size`) and returns the page and page size used. A value out of range
+    /// is a 400 that names the range, never a clamp the caller cannot see.
+    pub fn apply(&self, query: &mut StateQuery, default_size: i64, max_size: i64) -> Result<(i64, i64), ApiError> {
+        let page = self.page.unwrap_or(1);
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(ApiError::bad_request(format!("page runs from 1 to {MAX_PAGE}, not {page}")));
+        }
+        let page_size = self.page_size.unwrap_or(default_size);
+        if !(1..=max_size).contains(&page_size) {
+            return Err(ApiError::bad_request(format!(
+                "page_size runs from 1 to {max_size}, not {page_size}"
+            )));
+        }
         query.limit = Some(page_size);
         query.offset = (page - 1) * page_size;
-        (page, page_size)
+        Ok((page, page_size))
     }
 }
 
@@ -158,7 +190,7 @@ pub async fn list_read_models(
 ) -> Result<Value, ApiError> {
     let mut query = StateQuery::default();
     filter_by(&mut query, filters);
-    let (page, page_size) = page.apply(&mut query, 20, 200);
+    let (page, page_size) = page.apply(&mut query, 20, 200)?;
     let models = store.query_states(aggregate_type, &query).await?;
     Ok(json!({plural: models, "page": page, "page_size": page_size}))
 }
@@ -246,7 +278,51 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => {
                 ApiError::bad_request("the body must be JSON, with `Content-Type: application/json`")
             }
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(),
             other => ApiError::bad_request(other.body_text()),
         }
+    }
+}
+
+/// The request body limit every route shares: [`MAX_BODY_BYTES`], answered 413
+/// by [`JsonBody`] and [`Body`] alike.
+pub fn body_limit() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(MAX_BODY_BYTES)
+}
+
+/// A raw request body within [`body_limit`], for routes whose body is optional.
+pub struct Body(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Body(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::payload_too_large()),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
+}
+
+/// Path parameters; one that does not parse is a 400 in the API's error shape.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> ApiError {
+        ApiError::bad_request(rejection.body_text())
+    }
+}
+
+/// Query parameters; one that does not parse is a 400 in the API's error shape.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::bad_request(rejection.body_text())
     }
 }

@@ -24,7 +24,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::bus::{
-    next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom,
+    next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom, MAX_RECORD_BYTES,
     Subscription, TopicDescription,
 };
 use crate::topics::TopicCatalog;
@@ -105,6 +105,9 @@ fn unavailable(error: KafkaError) -> BusError {
         Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
             BusError::UnknownTopic(error.to_string())
         }
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => BusError::Other(format!(
+            "the broker refuses the record as too large (its limit is below {MAX_RECORD_BYTES} bytes): {error}"
+        )),
         _ => BusError::Unavailable(error.to_string()),
     }
 }
@@ -117,6 +120,9 @@ impl KafkaBus {
             .set("acks", "all")
             .set("partitioner", "murmur2_random")
             .set("linger.ms", "2")
+            // Room for a record of MAX_RECORD_BYTES with librdkafka's own
+            // framing; brokers take 1 MiB by default.
+            .set("message.max.bytes", "1048576")
             .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
             .create_with_context(LoggingContext)
             .map_err(|e| BusError::Other(format!("cannot configure the Kafka producer: {e}")))?;
@@ -192,6 +198,9 @@ impl KafkaBus {
 #[async_trait]
 impl MessageBus for KafkaBus {
     async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<Vec<RecordPosition>, BusError> {
+        if let Some(size) = records.iter().map(OutgoingRecord::size_bytes).find(|size| *size > MAX_RECORD_BYTES) {
+            return Err(BusError::TooLarge { size });
+        }
         // Enqueue everything first, then wait for the deliveries: one round trip
         // for the batch, and the idempotent producer keeps each partition in order.
         let mut deliveries = Vec::with_capacity(records.len());

@@ -19,7 +19,9 @@
 //! - [`outbox`]: the relay that publishes what the outbox holds.
 //! - [`batch`]: a consumer's whole poll committed in one transaction, without
 //!   the services knowing.
-//! - [`consumer`]: the consumer loop: validate, handle, dead-letter, commit.
+//! - [`consumer`]: the consumer loop: validate, handle, dead-letter, commit;
+//!   failures classed transient, permanent or fatal.
+//! - [`health`]: where each consumer of the process stands, for `/health`.
 //! - [`aggregate`]: running a command against an event-sourced aggregate with
 //!   optimistic concurrency.
 //! - [`service`]: what every service is built from.
@@ -36,6 +38,7 @@ pub mod clock;
 pub mod consumer;
 pub mod embedded_log;
 pub mod envelope;
+pub mod health;
 pub mod http;
 pub mod kafka_bus;
 pub mod outbox;

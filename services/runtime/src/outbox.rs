@@ -1,13 +1,20 @@
 //! The outbox relay: publishes what a store's outbox holds, oldest first, and
 //! deletes it only once the bus has it. A crash between the two publishes a
 //! message twice, never zero times; consumers recognise the duplicate by its id.
+//!
+//! A message over the bus's record size ([`MAX_RECORD_BYTES`]) would be refused
+//! however often it is sent, and would hold back every message after it. It is
+//! published instead as a dead letter that refers to it (id, type, topic, key,
+//! size, reason), so the operator sees it and the outbox moves on.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{backoff, MessageBus};
+use crate::bus::{backoff, MessageBus, OutgoingRecord, MAX_RECORD_BYTES};
+use crate::envelope::Envelope;
 use crate::store::EventStore;
 
 /// How many outbox messages go to the bus in one produce call.
@@ -24,6 +31,7 @@ pub async fn run_outbox_relay(
     service: &'static str,
     store: Arc<dyn EventStore>,
     bus: Arc<dyn MessageBus>,
+    dead_letter_topic: String,
     shutdown: CancellationToken,
 ) {
     let signal = store.outbox_signal();
@@ -68,7 +76,13 @@ pub async fn run_outbox_relay(
             }
             continue;
         }
-        let (ids, records): (Vec<i64>, Vec<_>) = batch.into_iter().unzip();
+        let (ids, records): (Vec<i64>, Vec<_>) = batch
+            .into_iter()
+            .map(|(id, record)| match record.size_bytes() {
+                size if size > MAX_RECORD_BYTES => (id, by_reference(&record, size, service, &dead_letter_topic)),
+                _ => (id, record),
+            })
+            .unzip();
         if let Err(error) = bus.produce(records).await {
             failures += 1;
             tracing::warn!(error = %error, attempt = failures, "cannot publish the outbox; retrying");
@@ -82,5 +96,128 @@ pub async fn run_outbox_relay(
             tracing::warn!(error = %error, "cannot clear the published outbox rows");
         }
         failures = 0;
+    }
+}
+
+/// A dead letter in place of `record`, which is too large for the bus: it
+/// names the message and says why, without carrying it.
+fn by_reference(record: &OutgoingRecord, size: usize, service: &str, dead_letter_topic: &str) -> OutgoingRecord {
+    let header = |name: &str| {
+        record
+            .headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let reason = format!("the message is {size} bytes, over the bus's limit of {MAX_RECORD_BYTES}; it was not published");
+    tracing::error!(
+        topic = %record.topic, key = ?record.key, message_id = ?header("id"), size,
+        "a message too large for the bus goes to the dead-letter topic by reference"
+    );
+    let now = chrono::Utc::now();
+    let envelope = Envelope {
+        id: uuid::Uuid::new_v4(),
+        message_type: "dead_letter".to_string(),
+        version: 1,
+        correlation_id: header("correlation_id").unwrap_or_else(|| "unknown".to_string()),
+        causation_id: header("id"),
+        timestamp: now,
+        source: service.to_string(),
+        payload: json!({
+            "reason": reason,
+            "original_topic": record.topic,
+            "original_partition": -1,
+            "original_offset": -1,
+            "original_key": record.key,
+            "original_value": "",
+            "original_size_bytes": size,
+            "original_id": header("id"),
+            "original_type": header("type"),
+            "consumer_group": format!("{service}-outbox"),
+            "failed_at": now.to_rfc3339(),
+        }),
+    };
+    let mut dead_letter = OutgoingRecord::from_envelope(dead_letter_topic, &envelope);
+    dead_letter.key = record.key.clone();
+    dead_letter.headers.push(("original_topic".to_string(), record.topic.clone()));
+    dead_letter
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bus::{StartFrom, Subscription};
+    use crate::embedded_log::EmbeddedLog;
+    use crate::sqlite_store::SqliteEventStore;
+    use crate::store::{Cause, Contracts, UnitOfWork};
+
+    use super::*;
+
+    fn record(value: String, id: &str) -> OutgoingRecord {
+        OutgoingRecord {
+            topic: "order_events".to_string(),
+            key: Some("order-1".to_string()),
+            value,
+            headers: vec![
+                ("type".to_string(), "order.created".to_string()),
+                ("id".to_string(), id.to_string()),
+                ("correlation_id".to_string(), "saga-1".to_string()),
+            ],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_too_large_for_the_bus_is_dead_lettered_by_reference_and_the_next_one_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let contracts = Contracts::builtin();
+        let bus: Arc<dyn MessageBus> = Arc::new(
+            EmbeddedLog::open(&dir.path().join("log.db"), &contracts.topics)
+                .await
+                .unwrap(),
+        );
+        let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(&dir.path().join("order.db")).await.unwrap());
+        let mut unit = UnitOfWork::new(Cause::request("saga-1".into(), "order", chrono::Utc::now()));
+        unit.outbox.push(record("x".repeat(MAX_RECORD_BYTES + 1), "too-large"));
+        unit.outbox.push(record("{}".to_string(), "after"));
+        store.commit(unit).await.unwrap();
+        let dead_letter_topic = contracts.topics.dead_letter_topic().name.clone();
+
+        let shutdown = CancellationToken::new();
+        let relay = tokio::spawn(run_outbox_relay(
+            "order",
+            store.clone(),
+            bus.clone(),
+            dead_letter_topic.clone(),
+            shutdown.clone(),
+        ));
+        let mut reader = bus
+            .subscribe(Subscription {
+                group: None,
+                topics: vec!["order_events".into(), dead_letter_topic],
+                start: StartFrom::Earliest,
+            })
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            seen.extend(reader.poll(10, Duration::from_millis(50)).await.unwrap());
+            if seen.len() >= 2 {
+                break;
+            }
+        }
+        shutdown.cancel();
+        relay.await.unwrap();
+
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let letter: serde_json::Value = serde_json::from_str(&seen[0].value).unwrap();
+        assert_eq!(letter["type"], "dead_letter");
+        assert_eq!(letter["payload"]["original_id"], "too-large");
+        assert_eq!(letter["payload"]["original_size_bytes"], MAX_RECORD_BYTES + 1 + 55, "value, key and headers");
+        assert_eq!(letter["payload"]["original_topic"], "order_events");
+        contracts
+            .schemas
+            .validate_payload("dead_letter", &letter["payload"])
+            .unwrap();
+        assert_eq!(seen[1].header("id"), Some("after"));
+        assert!(store.outbox_batch(10).await.unwrap().is_empty());
     }
 }

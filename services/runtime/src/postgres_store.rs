@@ -76,6 +76,11 @@ fn storage_error(error: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("40") || c.starts_with("08")) => {
             StoreError::Unavailable(error.to_string())
         }
+        // Class 22, data exception: a value PostgreSQL will never store, such as
+        // `\u0000` in JSON text or a number out of range.
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("22")) => {
+            StoreError::Permanent(error.to_string())
+        }
         _ => StoreError::Other(error.to_string()),
     }
 }

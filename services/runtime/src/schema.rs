@@ -5,7 +5,14 @@ use std::collections::HashMap;
 use jsonschema::Validator;
 use serde_json::Value;
 
+use campusg_domain::limits::shortened;
+
 use crate::embedded::SCHEMA_FILES;
+
+/// How much of one schema problem's message is kept.
+const PROBLEM_CHARS: usize = 200;
+/// How many problems of one message are reported.
+const MAX_PROBLEMS: usize = 10;
 
 /// Why a message does not match its schema.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -61,13 +68,17 @@ impl SchemaRegistry {
         let problems: Vec<String> = validator
             .iter_errors(value)
             .map(|error| {
+                // A message quotes the value it refuses, which may be a whole
+                // megabyte of array: keep the beginning, enough to see it.
+                let message = shortened(&error.to_string(), PROBLEM_CHARS);
                 let path = error.instance_path().to_string();
                 if path.is_empty() {
-                    error.to_string()
+                    message
                 } else {
-                    format!("at {path}: {error}")
+                    format!("at {path}: {message}")
                 }
             })
+            .take(MAX_PROBLEMS)
             .collect();
         if problems.is_empty() {
             Ok(())
@@ -84,6 +95,11 @@ impl SchemaRegistry {
 mod tests {
     use serde_json::json;
 
+    use campusg_domain::limits::{
+        MAX_AMOUNT_CHARS, MAX_ITEMS_PER_ORDER, MAX_ITEM_QUANTITY, MAX_NAME_CHARS, MAX_ORDER_TOTAL, MAX_TEXT_CHARS,
+        MAX_TIMER_DELAY_SECONDS,
+    };
+
     use super::*;
     use crate::topics::TopicCatalog;
 
@@ -95,6 +111,35 @@ mod tests {
                 assert!(registry.knows(message_type), "no schemas/{message_type}.json");
             }
         }
+    }
+
+    /// The schemas repeat the bounds of `campusg_domain::limits` for the
+    /// operators who read them; this keeps the two the same.
+    #[rstest::rstest]
+    #[case("create_order", "/properties/order_details/properties/foodItems/maxItems", MAX_ITEMS_PER_ORDER as i64)]
+    #[case("create_order", "/properties/order_details/properties/foodItems/items/properties/name/maxLength", MAX_NAME_CHARS as i64)]
+    #[case("create_order", "/properties/order_details/properties/foodItems/items/properties/quantity/maximum", MAX_ITEM_QUANTITY)]
+    #[case("create_order", "/properties/order_details/properties/foodItems/items/properties/price/maxLength", MAX_AMOUNT_CHARS as i64)]
+    #[case("create_order", "/properties/order_details/properties/deliveryLocation/maxLength", MAX_NAME_CHARS as i64)]
+    #[case("create_order", "/properties/order_details/properties/storeLocation/maxLength", MAX_NAME_CHARS as i64)]
+    #[case("create_order", "/properties/order_details/properties/deliveryFee/maxLength", MAX_AMOUNT_CHARS as i64)]
+    #[case("order.created", "/properties/items/maxItems", MAX_ITEMS_PER_ORDER as i64)]
+    #[case("order.created", "/properties/total_cents/maximum", MAX_ORDER_TOTAL.0)]
+    #[case("authorize_payment", "/properties/amount_cents/maximum", MAX_ORDER_TOTAL.0)]
+    #[case("hold_funds", "/properties/amount_cents/maximum", MAX_ORDER_TOTAL.0)]
+    #[case("start_order_timer", "/properties/delay_seconds/maximum", MAX_TIMER_DELAY_SECONDS)]
+    #[case("cancel_order", "/properties/reason/maxLength", MAX_TEXT_CHARS as i64)]
+    #[case("create_user", "/properties/payout_account/maxLength", MAX_NAME_CHARS as i64)]
+    #[case("update_user", "/properties/name/maxLength", MAX_NAME_CHARS as i64)]
+    #[case("envelope", "/properties/correlation_id/maxLength", MAX_NAME_CHARS as i64)]
+    fn the_schemas_state_the_domains_limits(#[case] schema: &str, #[case] pointer: &str, #[case] limit: i64) {
+        let (_, text) = SCHEMA_FILES.iter().find(|(name, _)| *name == schema).unwrap();
+        let schema_value: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            schema_value.pointer(pointer).and_then(Value::as_i64),
+            Some(limit),
+            "schemas/{schema}.json at {pointer}"
+        );
     }
 
     #[test]

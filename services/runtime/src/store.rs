@@ -309,6 +309,11 @@ pub enum StoreError {
     AlreadyHandled,
     #[error("the event store is unavailable: {0}")]
     Unavailable(String),
+    /// The store will never take or read this: a value it cannot hold (such as
+    /// PostgreSQL refusing `\u0000` in JSON), or a stored event that no longer
+    /// decodes. Trying again cannot help; a consumer dead-letters the record.
+    #[error("the event store refuses it for good: {0}")]
+    Permanent(String),
     #[error("event store error: {0}")]
     Other(String),
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,7 +17,8 @@ use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand
 use campusg_domain::saga::SagaStatus;
 use campusg_runtime::aggregate::load;
 use campusg_runtime::consumer::HandlerError;
-use campusg_runtime::http::{ApiError, JsonBody, Page};
+use campusg_domain::limits::MAX_QUERY_DURATION_SECONDS;
+use campusg_runtime::http::{ApiError, JsonBody, Page, Path, Query};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::{stream, views, SagaOrchestrator, SERVICE_NAME};
@@ -113,7 +114,7 @@ struct ListParams {
     order_id: Option<String>,
     saga_type: Option<String>,
     /// Only sagas not final whose last step is at least this many seconds old.
-    stuck_for: Option<u64>,
+    stuck_for: Option<i64>,
 }
 
 /// Sagas of every type (or `saga_type`), by status and order, the most recently
@@ -142,14 +143,23 @@ async fn list_sagas(
         None => None,
     };
     let mut paged = StateQuery::default();
-    let (page, page_size) = page.apply(&mut paged, 50, 500);
+    let (page, page_size) = page.apply(&mut paged, 50, 500)?;
     let filter = views::SagaFilter {
         status,
         order_id: params.order_id,
         saga_type,
         stuck_for: params
             .stuck_for
-            .map(|secs| chrono::Duration::seconds(secs.min(i64::MAX as u64) as i64)),
+            .map(|secs| {
+                if (0..=MAX_QUERY_DURATION_SECONDS).contains(&secs) {
+                    Ok(chrono::Duration::seconds(secs))
+                } else {
+                    Err(ApiError::bad_request(format!(
+                        "stuck_for runs from 0 to {MAX_QUERY_DURATION_SECONDS} seconds, not {secs}"
+                    )))
+                }
+            })
+            .transpose()?,
         limit: Some(paged.offset + page_size),
     };
     let sagas: Vec<Value> = views::list(orchestrator.deps.store.as_ref(), &filter, orchestrator.deps.clock.now())

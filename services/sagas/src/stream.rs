@@ -5,13 +5,13 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use serde_json::{json, Value};
 
 use campusg_domain::ids::SagaId;
 use campusg_domain::saga::SagaStatus;
-use campusg_runtime::http::ApiError;
+use campusg_runtime::http::{ApiError, Path};
 
 use crate::routes::{parse_saga_id, unknown};
 use crate::{views, SagaOrchestrator};

@@ -9,7 +9,7 @@ use campusg_domain::ids::TimerId;
 use campusg_domain::messages::{
     Message, StartOrderTimer, StopOrderTimer, TimerFailed, TimerStarted, TimerStopped, ORDER_ACCEPTANCE_TIMER,
 };
-use campusg_domain::timer::{Timer, TimerCommand, TimerError, TimerSpec, TimerStatus};
+use campusg_domain::timer::{due_after, Timer, TimerCommand, TimerError, TimerSpec, TimerStatus};
 use campusg_runtime::aggregate::{execute, load, Loaded};
 use campusg_runtime::consumer::{HandlerError, MessageHandler};
 use campusg_runtime::envelope::Envelope;
@@ -42,19 +42,21 @@ impl TimerService {
         cause: Cause,
     ) -> Result<(), HandlerError> {
         let mut unit = UnitOfWork::new(cause);
-        let delay = match command.delay_seconds {
-            Some(seconds) if seconds < 0 => {
-                let failed = TimerFailed {
-                    order_id: Some(command.order_id),
-                    reason: format!("delay_seconds must not be negative, not {seconds}"),
-                };
-                unit.publish(&self.deps.contracts, &Message::TimerFailed(failed))
-                    .map_err(rejected)?;
-                self.deps.store.commit(unit).await?;
-                return Ok(());
-            }
-            Some(seconds) => chrono::Duration::seconds(seconds),
-            None => self.acceptance_window,
+        let due_at = match command.delay_seconds {
+            None => unit.cause.at + self.acceptance_window,
+            Some(seconds) => match due_after(unit.cause.at, seconds) {
+                Ok(due_at) => due_at,
+                Err(refused) => {
+                    let failed = TimerFailed {
+                        order_id: Some(command.order_id),
+                        reason: refused.to_string(),
+                    };
+                    unit.publish(&self.deps.contracts, &Message::TimerFailed(failed))
+                        .map_err(rejected)?;
+                    self.deps.store.commit(unit).await?;
+                    return Ok(());
+                }
+            },
         };
         let payload = match command.order_created_at {
             Some(created_at) => json!({"order_created_at": created_at}),
@@ -65,7 +67,7 @@ impl TimerService {
             timer_type: ORDER_ACCEPTANCE_TIMER.to_string(),
             entity_id: command.order_id.to_string(),
             order_id: Some(command.order_id),
-            due_at: unit.cause.at + delay,
+            due_at,
             payload,
             correlation_id: unit.cause.correlation_id.clone(),
         };

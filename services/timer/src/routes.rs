@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, TimerId};
-use campusg_domain::timer::{Timer, TimerError, TimerSpec, TimerStatus};
-use campusg_runtime::http::{filter_by, optional_json, read_model, ApiError, JsonBody, Page};
+use campusg_domain::timer::{due_after, Timer, TimerError, TimerSpec, TimerStatus};
+use campusg_domain::limits::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
+use campusg_runtime::http::{text_within, ApiError, Body, JsonBody, Page, Path, Query, filter_by, optional_json, read_model};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::{TimerService, SERVICE_NAME};
@@ -56,15 +57,15 @@ async fn schedule(
     if request.event_type.trim().is_empty() || request.entity_id.trim().is_empty() {
         return Err(ApiError::unprocessable("event_type and entity_id must not be empty"));
     }
+    text_within("event_type", &request.event_type, MAX_NAME_CHARS)?;
+    text_within("entity_id", &request.entity_id, MAX_NAME_CHARS)?;
+    if let Some(correlation_id) = &request.correlation_id {
+        text_within("correlation_id", correlation_id, MAX_NAME_CHARS)?;
+    }
     let now = service.deps.clock.now();
     let due_at = match (request.scheduled_time, request.delay_seconds) {
         (Some(at), None) => at,
-        (None, Some(seconds)) if seconds >= 0 => now + chrono::Duration::seconds(seconds),
-        (None, Some(seconds)) => {
-            return Err(ApiError::unprocessable(format!(
-                "delay_seconds must not be negative, not {seconds}"
-            )))
-        }
+        (None, Some(seconds)) => due_after(now, seconds).map_err(|refused| ApiError::unprocessable(refused.to_string()))?,
         _ => {
             return Err(ApiError::unprocessable(
                 "give exactly one of scheduled_time (RFC 3339) and delay_seconds",
@@ -101,13 +102,14 @@ struct CancelRequest {
 async fn cancel(
     State(service): State<Arc<TimerService>>,
     Path(timer_id): Path<String>,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     let timer_id = parse_timer_id(&timer_id)?;
     read_timer(&service, timer_id).await?;
     let reason = optional_json::<CancelRequest>(&body)?
         .reason
         .unwrap_or_else(|| "cancelled through the API".to_string());
+    text_within("reason", &reason, MAX_TEXT_CHARS)?;
     let now = service.deps.clock.now();
     let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, now);
     match service.cancel(timer_id, reason, cause).await? {
@@ -171,7 +173,7 @@ async fn list_timers(
             ("status", status),
         ],
     );
-    let (page, page_size) = page.apply(&mut query, 20, 200);
+    let (page, page_size) = page.apply(&mut query, 20, 200)?;
     let timers: Vec<Value> = service
         .deps
         .store

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 
-use campusg_runtime::http::ApiError;
+use campusg_runtime::http::{ApiError, Path};
 
 use crate::{render, story, TraceIndex};
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use campusg_domain::ids::UserId;
 use campusg_domain::messages::{CreateUser, Message, UpdateUser};
 use campusg_domain::user::{User, UserError};
 use campusg_runtime::consumer::HandlerError;
-use campusg_runtime::http::{read_model, ApiError, JsonBody};
+use campusg_runtime::http::{ApiError, JsonBody, Path, Query, read_model};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::handler::CommandError;

@@ -326,6 +326,25 @@ fn an_expired_timer_asks_the_order_to_cancel_if_still_waiting_since_then() {
 }
 
 #[test]
+fn the_expiry_of_a_timer_restarted_after_a_give_back_asks_to_cancel_the_order_as_listed_again() {
+    // A runner gave the order back: it is CREATED again since `relisted`, and the
+    // accept-order saga started a new timer for that time.
+    let relisted = at() + chrono::Duration::minutes(10);
+    let mut saga = saga_after(completed());
+    let Message::TimerExpired(mut expired) = timer_expired_message() else {
+        unreachable!()
+    };
+    expired.payload = serde_json::json!({ "order_created_at": relisted });
+
+    let reaction = saga.react(observe(Message::TimerExpired(expired))).unwrap();
+
+    let Some(Message::CancelOrder(cancel)) = reaction.commands.get(1) else {
+        panic!("expected cancel_order, got {:?}", reaction.commands)
+    };
+    assert_eq!(cancel.expected_created_at, Some(relisted));
+}
+
+#[test]
 fn a_timeout_the_order_refuses_returns_the_saga_to_completed() {
     let mut saga = saga_after(completed());
     saga.react(observe(timer_expired_message())).unwrap();
