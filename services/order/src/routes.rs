@@ -51,15 +51,12 @@ struct ListParams {
     customer_id: Option<String>,
     runner_id: Option<String>,
     status: Option<String>,
-    #[serde(default)]
-    page: Option<i64>,
-    #[serde(default)]
-    page_size: Option<i64>,
 }
 
 async fn list_orders(
     State(service): State<Arc<OrderService>>,
     Query(params): Query<ListParams>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let mut query = StateQuery::default();
     if let Some(customer) = params.customer_id {
@@ -73,10 +70,7 @@ async fn list_orders(
             .ok_or_else(|| ApiError::bad_request(format!("`{status}` is not an order status")))?;
         query.equals.push(("status".into(), status.as_str().to_string()));
     }
-    let page = params.page.unwrap_or(1).max(1);
-    let page_size = params.page_size.unwrap_or(20).clamp(1, 200);
-    query.limit = Some(page_size);
-    query.offset = (page - 1) * page_size;
+    let (page, page_size) = page.apply(&mut query, 20, 200)?;
     let states = service.deps.store.query_states(Order::TYPE, &query).await?;
     let orders: Vec<Value> = states
         .into_iter()

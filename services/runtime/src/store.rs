@@ -107,6 +107,17 @@ impl Cause {
         }
     }
 
+    /// The same cause, with what it publishes correlated with `saga`: a saga
+    /// reached by order id (an expiry from a timer another saga restarted, a
+    /// cancellation asked for elsewhere) answers under its own id, so that the
+    /// replies come back to it.
+    pub fn correlated_with(self, saga: impl std::fmt::Display) -> Cause {
+        Cause {
+            correlation_id: saga.to_string(),
+            ..self
+        }
+    }
+
     /// A change caused by an HTTP request.
     pub fn request(correlation_id: String, source: &'static str, at: DateTime<Utc>) -> Cause {
         Cause {

@@ -54,7 +54,9 @@ impl MessageHandler for SagaOrchestrator {
                 let saga_id = SagaId::parse(&loaded.id).unwrap_or(correlated);
                 let span = tracing::info_span!("saga", %saga_id, order_id = ?order_id, saga_type = "create_order");
                 let observe = CreateOrderSagaCommand::Observe { saga_id, message, at };
-                self.advance(&mut loaded, observe, cause).instrument(span).await
+                self.advance(&mut loaded, observe, cause.correlated_with(saga_id))
+                    .instrument(span)
+                    .await
             }
             Route::AcceptOrder(mut loaded) => {
                 let span = tracing::info_span!("saga", saga_id = %correlated, order_id = ?order_id, saga_type = "accept_order");
@@ -69,7 +71,9 @@ impl MessageHandler for SagaOrchestrator {
                 let saga_id = SagaId::parse(&loaded.id).unwrap_or(correlated);
                 let span = tracing::info_span!("saga", %saga_id, order_id = ?order_id, saga_type = "complete_order");
                 let observe = CompleteOrderSagaCommand::Observe { saga_id, message, at };
-                self.advance(&mut loaded, observe, cause).instrument(span).await
+                self.advance(&mut loaded, observe, cause.correlated_with(saga_id))
+                    .instrument(span)
+                    .await
             }
             Route::Nowhere => Ok(()),
         }

@@ -16,7 +16,6 @@ use campusg_domain::order::ValidatedOrder;
 use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand};
 use campusg_domain::saga::SagaStatus;
 use campusg_runtime::aggregate::load;
-use campusg_runtime::consumer::HandlerError;
 use campusg_domain::limits::MAX_QUERY_DURATION_SECONDS;
 use campusg_runtime::http::{ApiError, JsonBody, Page, Path, Query};
 use campusg_runtime::store::{Cause, StateQuery};
@@ -59,13 +58,7 @@ async fn place_order(
         at,
     };
     let cause = Cause::request(saga_id.to_string(), SERVICE_NAME, at);
-    orchestrator
-        .advance(&mut loaded, start, cause)
-        .await
-        .map_err(|error| match error {
-            HandlerError::Rejected(reason) => ApiError::internal(reason),
-            HandlerError::Transient(error) => ApiError::internal(error),
-        })?;
+    orchestrator.advance(&mut loaded, start, cause).await?;
     tracing::info!(saga_id = %saga_id, order_id = %order_id, "create-order saga started");
     Ok((
         StatusCode::ACCEPTED,

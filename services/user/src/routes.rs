@@ -14,7 +14,7 @@ use campusg_domain::ids::UserId;
 use campusg_domain::messages::{CreateUser, Message, UpdateUser};
 use campusg_domain::user::{User, UserError};
 use campusg_runtime::consumer::HandlerError;
-use campusg_runtime::http::{ApiError, JsonBody, Path, Query, read_model};
+use campusg_runtime::http::{read_model, ApiError, JsonBody, Page, Path, Query};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::handler::CommandError;
@@ -55,7 +55,7 @@ fn command_error(error: CommandError) -> ApiError {
                 Err(other) => ApiError::internal(other),
             }
         }
-        CommandError::Handler(HandlerError::Rejected(reason)) => ApiError::internal(reason),
+        CommandError::Handler(HandlerError::Rejected(reason)) => ApiError::unprocessable(reason),
     }
 }
 
@@ -114,23 +114,12 @@ async fn get_user(
     Ok(Json(read_user(&service, &user_id).await?))
 }
 
-#[derive(Deserialize)]
-struct ListParams {
-    page: Option<i64>,
-    page_size: Option<i64>,
-}
-
 async fn list_users(
     State(service): State<Arc<UserService>>,
-    Query(params): Query<ListParams>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let page = params.page.unwrap_or(1).max(1);
-    let page_size = params.page_size.unwrap_or(20).clamp(1, 200);
-    let query = StateQuery {
-        limit: Some(page_size),
-        offset: (page - 1) * page_size,
-        ..StateQuery::default()
-    };
+    let mut query = StateQuery::default();
+    let (page, page_size) = page.apply(&mut query, 20, 200)?;
     let users = service.deps.store.query_states(User::TYPE, &query).await?;
     Ok(Json(json!({"users": users, "page": page, "page_size": page_size})))
 }
