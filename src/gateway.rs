@@ -22,11 +22,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, SagaId, UserId};
+use campusg_domain::limits::MAX_TEXT_CHARS;
 use campusg_domain::messages::{Message, OrderRole, RateUser};
 use campusg_domain::order::OrderStatus;
 use campusg_order::OrderService;
-use campusg_domain::limits::MAX_TEXT_CHARS;
-use campusg_runtime::http::{text_within, Acting, ApiError, Body, JsonBody, NamesActor, Path, optional_json};
+use campusg_runtime::http::{optional_json, text_within, Acting, ApiError, Body, JsonBody, NamesActor, Path};
 use campusg_runtime::store::Cause;
 use campusg_sagas::SagaOrchestrator;
 use campusg_user::UserService;
@@ -155,7 +155,8 @@ async fn complete_order(
 struct RatingRequest {
     /// The customer (who rates the runner) or the runner (who rates the customer).
     rater_id: UserId,
-    score: u8,
+    /// A whole number; JSON's `5.0` is 5, as JSON Schema counts it.
+    score: serde_json::Number,
 }
 
 impl NamesActor for RatingRequest {
@@ -196,11 +197,25 @@ async fn rate(
         )));
     };
     let rated = rated.ok_or_else(|| ApiError::conflict("the order has no one to rate"))?;
+    let score = request
+        .score
+        .as_u64()
+        .or_else(|| {
+            request
+                .score
+                .as_f64()
+                .filter(|n| n.fract() == 0.0 && *n >= 0.0)
+                .map(|n| n as u64)
+        })
+        .and_then(|n| u8::try_from(n).ok())
+        .ok_or_else(|| {
+            ApiError::unprocessable(format!("a rating is a whole number from 1 to 5, not {}", request.score))
+        })?;
     let rating = RateUser {
         user_id: rated.clone(),
         order_id,
         role,
-        score: request.score,
+        score,
         rated_by: rater_id,
     };
     let at = gateway.sagas.clock().now();
@@ -221,7 +236,7 @@ async fn rate(
             "success": true,
             "user_id": rated,
             "role": role,
-            "score": request.score,
+            "score": score,
             "rating": average,
             "ratings": ratings,
         })),

@@ -12,7 +12,8 @@
 use serde_json::{json, Map, Value};
 
 use campusg_domain::limits::{
-    MAX_AMOUNT_CHARS, MAX_BODY_BYTES, MAX_ITEMS_PER_ORDER, MAX_ITEM_QUANTITY, MAX_NAME_CHARS, MAX_PAGE, MAX_QUERY_DURATION_SECONDS,
+    MAX_AMOUNT_CHARS, MAX_BODY_BYTES, MAX_ITEMS_PER_ORDER, MAX_ITEM_QUANTITY, MAX_NAME_CHARS, MAX_PAGE,
+    MAX_QUERY_DURATION_SECONDS,
 };
 
 /// An example saga id, order id and so on, used across the document.
@@ -35,8 +36,24 @@ pub fn document() -> Value {
     document.insert("tags".into(), tags());
     let mut paths = paths();
     add_common_answers(&mut paths);
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        if let Some(inline) = operation.pointer_mut("/requestBody/content/application~1json/schema") {
+            optional_properties_take_null(inline);
+        }
+    }
+    let mut schemas = schemas();
+    let request_schemas = schemas_referenced_by_request_bodies(&paths, &schemas);
+    for name in request_schemas {
+        if let Some(schema) = schemas.get_mut(&name) {
+            optional_properties_take_null(schema);
+        }
+    }
     document.insert("paths".into(), Value::Object(paths));
-    document.insert("components".into(), json!({ "schemas": Value::Object(schemas()) }));
+    document.insert("components".into(), json!({ "schemas": Value::Object(schemas) }));
     Value::Object(document)
 }
 
@@ -183,6 +200,97 @@ fn paging(default_size: i64, max_size: i64) -> Vec<Value> {
     ]
 }
 
+/// The component schemas a request body uses, directly or through another.
+fn schemas_referenced_by_request_bodies(paths: &Map<String, Value>, schemas: &Map<String, Value>) -> Vec<String> {
+    fn refs_in(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(name) = map
+                    .get("$ref")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                {
+                    found.push(name.to_string());
+                }
+                map.values().for_each(|v| refs_in(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs_in(v, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    for operation in paths
+        .values()
+        .filter_map(Value::as_object)
+        .flat_map(|item| item.values())
+    {
+        if let Some(body) = operation.get("requestBody") {
+            refs_in(body, &mut found);
+        }
+    }
+    let mut seen: Vec<String> = Vec::new();
+    while let Some(name) = found.pop() {
+        if seen.contains(&name) {
+            continue;
+        }
+        if let Some(schema) = schemas.get(&name) {
+            refs_in(schema, &mut found);
+        }
+        seen.push(name);
+    }
+    seen
+}
+
+/// A property a request may leave out may also be sent as `null`, which the
+/// server reads as left out (serde's `Option`). Saying so once here keeps every
+/// request schema true to the server.
+fn optional_properties_take_null(schema: &mut Value) {
+    let required: Vec<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|names| names.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (name, property) in properties.iter_mut() {
+        if required.contains(name) {
+            continue;
+        }
+        match property.get_mut("type") {
+            Some(Value::String(single)) if single != "null" => {
+                let single = single.clone();
+                property["type"] = json!([single, "null"]);
+                if let Some(Value::Array(values)) = property.get_mut("enum") {
+                    values.push(Value::Null);
+                }
+            }
+            Some(Value::Array(types)) => {
+                if !types.contains(&json!("null")) {
+                    types.push(json!("null"));
+                }
+                if let Some(Value::Array(values)) = property.get_mut("enum") {
+                    if !values.contains(&Value::Null) {
+                        values.push(Value::Null);
+                    }
+                }
+            }
+            _ => {
+                let description = property.get("description").cloned();
+                let mut shape = property.clone();
+                if let Some(shape) = shape.as_object_mut() {
+                    shape.remove("description");
+                }
+                let mut nullable = json!({ "anyOf": [shape, { "type": "null" }] });
+                if let Some(description) = description {
+                    nullable["description"] = description;
+                }
+                *property = nullable;
+            }
+        }
+    }
+}
+
 /// Adds the answers every operation of a kind may give, so that each is
 /// declared once: 413 and 400 (malformed JSON) where there is a request body,
 /// 400 where a path or query parameter may not parse.
@@ -202,9 +310,11 @@ fn add_common_answers(paths: &mut Map<String, Value>) {
             continue;
         };
         if has_body {
-            responses
-                .entry("413")
-                .or_insert_with(|| error(&format!("The body is over {MAX_BODY_BYTES} bytes (code `payload_too_large`).")));
+            responses.entry("413").or_insert_with(|| {
+                error(&format!(
+                    "The body is over {MAX_BODY_BYTES} bytes (code `payload_too_large`)."
+                ))
+            });
         }
         if has_body || has_parameters {
             responses.entry("400").or_insert_with(|| {
@@ -534,6 +644,7 @@ fn accept_order_path() -> Value {
             "400",
             error("`order_id` is not a UUID, or the body is not JSON (or is sent without `Content-Type: application/json`)."),
         ),
+        ("403", error("The runner is the order's customer: nobody delivers their own order (code `forbidden`).")),
         ("404", error("No order has this id.")),
         (
             "409",
@@ -541,7 +652,7 @@ fn accept_order_path() -> Value {
         ),
         (
             "422",
-            error("`runner_id` is missing or not a valid user id, or the runner is the order's customer."),
+            error("`runner_id` is missing or not a valid user id."),
         ),
     ]);
     json!({
@@ -1550,7 +1661,11 @@ fn escrow_hold_path() -> Value {
         ("400", error("The body is not JSON, or is sent without `Content-Type: application/json`.")),
         (
             "422",
-            error("A missing field, an invalid id, an amount with more than two decimals, a negative fee, a total that is not more than zero or is above the per-order limit (500.00 by default), or funds for this order already released or refunded."),
+            error("A missing field, an invalid id, an amount with more than two decimals, a negative fee, or a total that is not more than zero or is above the per-order limit (500.00 by default)."),
+        ),
+        (
+            "409",
+            error("Funds for this order were already held for another amount, or released, or refunded (code `conflict`)."),
         ),
     ]);
     json!({
@@ -1881,8 +1996,8 @@ fn schemas() -> Map<String, Value> {
 fn error_schema() -> Value {
     let codes = json!({
         "type": "string",
-        "enum": ["bad_request", "malformed_json", "not_found", "conflict", "rule_violation", "retry", "internal"],
-        "description": "What went wrong: `bad_request`/`malformed_json` (400), `not_found` (404), `conflict` (409), `rule_violation` (422), `retry` (503), `internal` (500)."
+        "enum": ["bad_request", "malformed_json", "forbidden", "not_found", "conflict", "payload_too_large", "rule_violation", "retry", "internal"],
+        "description": "What went wrong: `bad_request`/`malformed_json` (400), `forbidden` (403), `not_found` (404), `conflict` (409), `payload_too_large` (413), `rule_violation` (422), `retry` (503), `internal` (500)."
     });
     let detail = object(
         "The error.",
@@ -2520,7 +2635,10 @@ fn user_schema() -> Value {
         vec![
             ("user_id", schema_ref("UserId")),
             ("name", string("The user's name.")),
-            ("email", json!({ "type": "string", "format": "email" })),
+            (
+                "email",
+                json!({ "type": "string", "pattern": "^[^@ ]+@[^@ ]*\\.[^@ ]*$", "maxLength": MAX_NAME_CHARS, "description": "`local@domain`, with a dot in the domain and no space." }),
+            ),
             ("phone", nullable_string("The user's phone number.")),
             (
                 "payment_method",
@@ -2638,7 +2756,10 @@ fn create_user_request_schema() -> Value {
                 "name",
                 json!({ "type": "string", "minLength": 1, "description": "Not blank." }),
             ),
-            ("email", json!({ "type": "string", "format": "email" })),
+            (
+                "email",
+                json!({ "type": "string", "pattern": "^[^@ ]+@[^@ ]*\\.[^@ ]*$", "maxLength": MAX_NAME_CHARS, "description": "`local@domain`, with a dot in the domain and no space." }),
+            ),
             ("phone", string("The user's phone number.")),
             (
                 "payment_method",
@@ -2653,15 +2774,15 @@ fn create_user_request_schema() -> Value {
 }
 
 fn update_user_request_schema() -> Value {
-    let mut schema = object(
-        "The body of `PUT`/`PATCH /users/{user_id}`: any of the user's details. The id comes from the path.",
+    let schema = object(
+        "The body of `PUT`/`PATCH /users/{user_id}`: any of the user's details. The id comes from the path; naming none changes nothing.",
         &[],
         vec![
             (
                 "name",
                 json!({ "type": "string", "minLength": 1, "description": "Not blank." }),
             ),
-            ("email", json!({ "type": "string", "format": "email" })),
+            ("email", json!({ "type": "string", "pattern": "^[^@ ]+@[^@ ]*\\.[^@ ]*$", "maxLength": MAX_NAME_CHARS, "description": "`local@domain`, with a dot in the domain and no space." })),
             ("phone", string("The user's phone number.")),
             (
                 "payment_method",
@@ -2670,7 +2791,6 @@ fn update_user_request_schema() -> Value {
             ("payout_account", string("Where a runner is paid.")),
         ],
     );
-    schema["minProperties"] = json!(1);
     schema
 }
 

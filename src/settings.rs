@@ -153,7 +153,11 @@ pub struct Settings {
 
     /// How long a consumer retries a record that fails for now (the store or
     /// the broker away) before the process exits non-zero, in seconds.
-    #[arg(long = "transient-retry-secs", env = "CAMPUSG_TRANSIENT_RETRY_SECS", default_value_t = 300)]
+    #[arg(
+        long = "transient-retry-secs",
+        env = "CAMPUSG_TRANSIENT_RETRY_SECS",
+        default_value_t = 300
+    )]
     pub transient_retry_secs: u64,
 }
 

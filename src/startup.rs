@@ -318,7 +318,11 @@ fn api_router(services: ApiServices) -> Router {
 /// state, records behind and last error either way.
 async fn report_health(health: HealthBoard, clock: Arc<dyn Clock>) -> (StatusCode, Json<serde_json::Value>) {
     let (healthy, consumers) = health.report(clock.now());
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({"status": if healthy { "ok" } else { "unhealthy" }, "consumers": consumers});
     (status, Json(body))
 }

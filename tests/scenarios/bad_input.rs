@@ -88,7 +88,10 @@ async fn an_order_past_a_limit_is_refused_at_once_and_starts_nothing(
 
     assert_eq!(status, 422, "{answer}");
     let message = answer["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains(message_part), "`{message}` should say `{message_part}`");
+    assert!(
+        message.contains(message_part),
+        "`{message}` should say `{message_part}`"
+    );
     let (_, sagas) = app.get("/api/sagas").await;
     assert_eq!(sagas["sagas"], json!([]), "no saga may start");
 }
@@ -151,7 +154,10 @@ async fn a_timer_delay_past_its_limit_is_refused_and_every_later_order_still_get
         )
         .await;
     assert_eq!(status, 422, "{answer}");
-    assert!(answer["error"]["message"].as_str().unwrap().contains("2592000"), "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("2592000"),
+        "{answer}"
+    );
     a_normal_order_still_completes(&app, "cust_after_bad_timer").await;
 }
 
@@ -175,7 +181,11 @@ async fn an_oversized_order_published_by_hand_is_dead_lettered_and_the_orders_be
         }
     })
     .to_string();
-    assert!(value.len() > 800_000, "close to the broker's limit: {} bytes", value.len());
+    assert!(
+        value.len() > 800_000,
+        "close to the broker's limit: {} bytes",
+        value.len()
+    );
     app.produce_raw("order_commands", order_id, &value).await;
 
     let dead = dead_letter_of(&app, "0000000b16b2").await;

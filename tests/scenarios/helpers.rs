@@ -200,7 +200,9 @@ impl TestApp {
 
     /// Publishes a hand-written message the way `campusg publish` does.
     pub async fn publish(&self, topic: &str, message: &Value) {
-        self.try_publish(topic, message).await.expect("the message is published");
+        self.try_publish(topic, message)
+            .await
+            .expect("the message is published");
     }
 
     /// Publishes a hand-written message the way `campusg publish` does, which

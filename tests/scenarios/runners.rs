@@ -235,7 +235,7 @@ async fn a_runner_cannot_accept_their_own_order_or_an_unknown_one(#[values(Backe
     let orders = orders_waiting_for_runners(&app, "cust_self", 1).await;
 
     let (status, body) = accept(&app, &orders[0].1, "cust_self").await;
-    assert_eq!(status, 422, "{body}");
+    assert_eq!(status, 403, "not the customer's to do: {body}");
     let (status, body) = accept(&app, "00000000-0000-0000-0000-000000000001", "runner_x").await;
     assert_eq!(status, 404, "{body}");
     let (status, body) = app

@@ -125,7 +125,11 @@ async fn an_order_given_back_and_never_taken_again_is_cancelled_and_refunded_whe
     assert_eq!(status, 200, "{body}");
     app.saga_when(acceptance, |s| s["status"] == "CANCELLED").await;
     let (_, timers) = app.get(&format!("/events?order_id={order_id}")).await;
-    assert_eq!(timers["events"].as_array().map(Vec::len), Some(2), "a fresh timer: {timers}");
+    assert_eq!(
+        timers["events"].as_array().map(Vec::len),
+        Some(2),
+        "a fresh timer: {timers}"
+    );
 
     app.advance_clock(window_passed());
     let saga = app.saga_when(&saga_id, |s| s["status"] == "CANCELLED").await;

@@ -18,6 +18,8 @@ pub enum EscrowStatus {
 }
 
 impl EscrowStatus {
+    pub const ALL: [EscrowStatus; 3] = [EscrowStatus::Held, EscrowStatus::Released, EscrowStatus::Refunded];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EscrowStatus::Held => "HELD",

@@ -23,6 +23,14 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
+    pub const ALL: [PaymentStatus; 5] = [
+        PaymentStatus::Authorized,
+        PaymentStatus::Captured,
+        PaymentStatus::Voided,
+        PaymentStatus::Refunded,
+        PaymentStatus::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             PaymentStatus::Authorized => "AUTHORIZED",

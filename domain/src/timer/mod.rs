@@ -340,7 +340,9 @@ mod tests {
         TimerTestFramework::with(())
             .given_no_previous_events()
             .when(TimerCommand::Schedule { spec, at: at() })
-            .then_expect_error_message("a timer falls due at most 2592000 seconds ahead, not at 2026-12-22 12:00:01 UTC");
+            .then_expect_error_message(
+                "a timer falls due at most 2592000 seconds ahead, not at 2026-12-22 12:00:01 UTC",
+            );
     }
 
     #[rstest::rstest]
@@ -357,10 +359,7 @@ mod tests {
 
     #[test]
     fn the_longest_delay_is_taken() {
-        assert_eq!(
-            due_after(at(), MAX_TIMER_DELAY_SECONDS),
-            Ok(at() + Duration::days(30))
-        );
+        assert_eq!(due_after(at(), MAX_TIMER_DELAY_SECONDS), Ok(at() + Duration::days(30)));
     }
 
     #[test]

@@ -5,8 +5,8 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{self, MAX_NAME_CHARS};
 use crate::ids::{OrderId, UserId};
+use crate::limits::{self, MAX_NAME_CHARS};
 use crate::messages::{CreateUser, Message, OrderRole, RateUser, UpdateUser, UserCreated, UserRated, UserUpdated};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -218,12 +218,15 @@ fn required(field: &'static str, value: &str) -> Result<String, UserError> {
     Ok(trimmed.to_string())
 }
 
+/// `local@domain` with a dot in the domain, no space and one `@`: the pattern
+/// the API document states, `^[^@ ]+@[^@ ]*\.[^@ ]*$`.
 fn valid_email(value: &str) -> Result<String, UserError> {
     within_limit("email", value)?;
-    let trimmed = value.trim();
-    match trimmed.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && domain.contains('.') && !trimmed.contains(' ') => {
-            Ok(trimmed.to_string())
+    match value.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && domain.contains('.') && !domain.contains('@') && !value.contains(' ') =>
+        {
+            Ok(value.trim().to_string())
         }
         _ => Err(UserError::InvalidEmail(value.to_string())),
     }
@@ -361,7 +364,9 @@ mod aggregate_tests {
         TestFramework::<User>::with(())
             .given_no_previous_events()
             .when(UserCommand::Register { details, at: at() })
-            .then_expect_error(UserError::TooLong { field: "payout_account" });
+            .then_expect_error(UserError::TooLong {
+                field: "payout_account",
+            });
     }
 
     #[test]

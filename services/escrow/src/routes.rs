@@ -10,11 +10,11 @@ use cqrs_es::Aggregate;
 use serde::Deserialize;
 use serde_json::Value;
 
-use campusg_domain::escrow::Escrow;
+use campusg_domain::escrow::{Escrow, EscrowStatus};
 use campusg_domain::ids::{EscrowId, OrderId, UserId};
 use campusg_domain::messages::{HoldFunds, Message, RefundFunds, ReleaseFunds};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
-use campusg_runtime::http::{ApiError, JsonBody, MoneyFilters, Page, Path, Query, list_read_models, read_model};
+use campusg_runtime::http::{list_read_models, read_model, ApiError, JsonBody, MoneyFilters, Page, Path, Query};
 use campusg_runtime::store::Cause;
 
 use crate::{EscrowService, SERVICE_NAME};
@@ -56,7 +56,12 @@ async fn run(service: &EscrowService, message: Message) -> Result<Json<Value>, A
     let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, service.deps.clock.now());
     let answer = service.handle_command(message, cause).await?;
     match answer {
-        Some(Message::HoldFailed(failed)) => Err(ApiError::unprocessable(failed.reason)),
+        // Funds already held (or released, or refunded) for the order: the
+        // request conflicts with its state. Anything else breaks a rule.
+        Some(Message::HoldFailed(failed)) => match read_escrow(service, EscrowId::for_order(order_id)).await {
+            Ok(_) => Err(ApiError::conflict(failed.reason)),
+            Err(_) => Err(ApiError::unprocessable(failed.reason)),
+        },
         Some(Message::ReleaseFailed(failed)) | Some(Message::RefundFailed(failed)) => {
             Err(ApiError::conflict(failed.reason))
         }
@@ -152,6 +157,13 @@ async fn list_escrows(
 ) -> Result<Json<Value>, ApiError> {
     let store = service.deps.store.as_ref();
     Ok(Json(
-        list_read_models(store, Escrow::TYPE, &filters.fields(), page, "escrows").await?,
+        list_read_models(
+            store,
+            Escrow::TYPE,
+            &filters.fields(&EscrowStatus::ALL.map(EscrowStatus::as_str))?,
+            page,
+            "escrows",
+        )
+        .await?,
     ))
 }

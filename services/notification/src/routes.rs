@@ -12,11 +12,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, UserId};
+use campusg_domain::limits::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
 use campusg_domain::messages::NotificationCreated;
 use campusg_domain::notification::{Notification, NotificationCommand, NotificationError, UNREAD};
 use campusg_runtime::aggregate::{execute, load};
-use campusg_domain::limits::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
-use campusg_runtime::http::{text_within, ApiError, JsonBody, Page, Path, Query, read_model};
+use campusg_runtime::http::{read_model, text_within, ApiError, JsonBody, Page, Path, Query};
 use campusg_runtime::store::{Cause, StateQuery, UnitOfWork};
 
 use crate::{NotificationService, SERVICE_NAME};
@@ -51,8 +51,15 @@ async fn send(
         notification_id: id,
         user_id: request.user_id,
         order_id: request.order_id,
-        kind: request.kind.unwrap_or_else(|| "message".to_string()),
-        title: request.title.unwrap_or_else(|| "Message".to_string()),
+        // A blank kind or title means the default, as a missing one does.
+        kind: request
+            .kind
+            .filter(|kind| !kind.trim().is_empty())
+            .unwrap_or_else(|| "message".to_string()),
+        title: request
+            .title
+            .filter(|title| !title.trim().is_empty())
+            .unwrap_or_else(|| "Message".to_string()),
         message: request.message,
         created_at: now,
     };

@@ -192,13 +192,17 @@ enum Plan {
     AlreadyDone(SagaId),
 }
 
-/// How the HTTP API answers a decision: an unknown order is a 404, a broken
+/// How the HTTP API answers a decision: an unknown order is a 404, a customer
+/// acting as the runner of their own order a 403 (not theirs to do), a broken
 /// rule a 422, anything that conflicts with the order's state a 409 saying why.
 impl From<DecisionError> for ApiError {
     fn from(error: DecisionError) -> ApiError {
         match error {
             DecisionError::Refused(OrderError::NotFound) => ApiError::not_found("the order does not exist"),
-            DecisionError::Refused(refusal @ (OrderError::RunnerIsCustomer(_) | OrderError::RunnerRequired)) => {
+            DecisionError::Refused(refusal @ OrderError::RunnerIsCustomer(_)) => {
+                ApiError::forbidden(refusal.to_string())
+            }
+            DecisionError::Refused(refusal @ OrderError::RunnerRequired) => {
                 ApiError::unprocessable(refusal.to_string())
             }
             DecisionError::Refused(refusal) => ApiError::conflict(refusal.to_string()),

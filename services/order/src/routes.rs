@@ -16,7 +16,7 @@ use cqrs_es::Aggregate;
 use campusg_domain::ids::{OrderId, UserId};
 use campusg_domain::money::{Cents, DecimalAmount};
 use campusg_domain::order::{Order, OrderStatus};
-use campusg_runtime::http::{Acting, ApiError, NamesActor, Page, Path, Query, read_model};
+use campusg_runtime::http::{read_model, Acting, ApiError, NamesActor, Page, Path, Query};
 use campusg_runtime::store::StateQuery;
 
 use crate::OrderService;
@@ -48,8 +48,8 @@ async fn get_order(
 
 #[derive(Deserialize)]
 struct ListParams {
-    customer_id: Option<String>,
-    runner_id: Option<String>,
+    customer_id: Option<UserId>,
+    runner_id: Option<UserId>,
     status: Option<String>,
 }
 
@@ -60,10 +60,10 @@ async fn list_orders(
 ) -> Result<Json<Value>, ApiError> {
     let mut query = StateQuery::default();
     if let Some(customer) = params.customer_id {
-        query.equals.push(("customer_id".into(), customer));
+        query.equals.push(("customer_id".into(), customer.to_string()));
     }
     if let Some(runner) = params.runner_id {
-        query.equals.push(("runner_id".into(), runner));
+        query.equals.push(("runner_id".into(), runner.to_string()));
     }
     if let Some(status) = params.status {
         let status = OrderStatus::parse(&status.to_ascii_uppercase())

@@ -12,10 +12,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use campusg_domain::ids::{OrderId, PaymentId, UserId};
+use campusg_domain::limits::{MAX_NAME_CHARS, MAX_ORDER_TOTAL};
 use campusg_domain::messages::{AuthorizePayment, CapturePayment, Message, VoidPayment};
-use campusg_domain::money::{DecimalAmount, DEFAULT_CURRENCY};
-use campusg_domain::payment::Payment;
-use campusg_runtime::http::{ApiError, JsonBody, MoneyFilters, Page, Path, Query, list_read_models, read_model};
+use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
+use campusg_domain::payment::{Payment, PaymentStatus};
+use campusg_runtime::http::{
+    list_read_models, read_model, text_within, ApiError, JsonBody, MoneyFilters, Page, Path, Query,
+};
 use campusg_runtime::store::Cause;
 
 use crate::{PaymentService, SERVICE_NAME};
@@ -73,6 +76,14 @@ async fn authorize(
         .amount
         .to_cents()
         .map_err(|e| ApiError::unprocessable(format!("amount: {e}")))?;
+    // Checked before the processor is asked, which a refusal after would
+    // leave holding an authorization nothing records.
+    if amount_cents <= Cents::ZERO || amount_cents > MAX_ORDER_TOTAL {
+        return Err(ApiError::unprocessable(format!(
+            "amount: an authorization is more than 0 and at most {MAX_ORDER_TOTAL}, not {amount_cents}"
+        )));
+    }
+    text_within("payment_method", &request.payment_method, MAX_NAME_CHARS)?;
     let message = Message::AuthorizePayment(AuthorizePayment {
         order_id: request.order_id,
         customer_id: request.customer_id,
@@ -138,6 +149,13 @@ async fn list_payments(
 ) -> Result<Json<Value>, ApiError> {
     let store = service.deps.store.as_ref();
     Ok(Json(
-        list_read_models(store, Payment::TYPE, &filters.fields(), page, "payments").await?,
+        list_read_models(
+            store,
+            Payment::TYPE,
+            &filters.fields(&PaymentStatus::ALL.map(PaymentStatus::as_str))?,
+            page,
+            "payments",
+        )
+        .await?,
     ))
 }

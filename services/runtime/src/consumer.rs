@@ -709,7 +709,10 @@ mod tests {
 
         let fatal = outcome.unwrap_err();
         assert!(fatal.reason.contains("the store is away"), "{fatal}");
-        assert!(rig.handler.handled.lock().unwrap().is_empty(), "nothing after it is handled");
+        assert!(
+            rig.handler.handled.lock().unwrap().is_empty(),
+            "nothing after it is handled"
+        );
         let (healthy, report) = health.report(chrono::Utc::now());
         assert!(!healthy);
         assert_eq!(report["timer-test"].state, "stopped");

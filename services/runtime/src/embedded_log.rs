@@ -27,8 +27,8 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::watch;
 
 use crate::bus::{
-    choose_partition, next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, MAX_RECORD_BYTES,
-    RecordPosition, StartFrom, Subscription, TopicDescription,
+    choose_partition, next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record,
+    RecordPosition, StartFrom, Subscription, TopicDescription, MAX_RECORD_BYTES,
 };
 use crate::sqlite::open_sqlite;
 use crate::topics::TopicCatalog;
@@ -145,7 +145,11 @@ impl MessageBus for EmbeddedLog {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(size) = records.iter().map(OutgoingRecord::size_bytes).find(|size| *size > MAX_RECORD_BYTES) {
+        if let Some(size) = records
+            .iter()
+            .map(OutgoingRecord::size_bytes)
+            .find(|size| *size > MAX_RECORD_BYTES)
+        {
             return Err(BusError::TooLarge { size });
         }
         let mut partitioned = Vec::with_capacity(records.len());

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use campusg_domain::ids::UserId;
+use campusg_domain::ids::{OrderId, UserId};
 use campusg_domain::limits::{MAX_BODY_BYTES, MAX_PAGE};
 
 use crate::consumer::HandlerError;
@@ -39,6 +39,14 @@ impl ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
             message: message.into(),
         }
     }
@@ -118,7 +126,9 @@ pub fn text_within(field: &str, text: &str, max_chars: usize) -> Result<(), ApiE
     if campusg_domain::limits::within(text, max_chars) {
         Ok(())
     } else {
-        Err(ApiError::unprocessable(format!("{field} is longer than {max_chars} characters")))
+        Err(ApiError::unprocessable(format!(
+            "{field} is longer than {max_chars} characters"
+        )))
     }
 }
 
@@ -145,7 +155,9 @@ impl Page {
     pub fn apply(&self, query: &mut StateQuery, default_size: i64, max_size: i64) -> Result<(i64, i64), ApiError> {
         let page = self.page.unwrap_or(1);
         if !(1..=MAX_PAGE).contains(&page) {
-            return Err(ApiError::bad_request(format!("page runs from 1 to {MAX_PAGE}, not {page}")));
+            return Err(ApiError::bad_request(format!(
+                "page runs from 1 to {MAX_PAGE}, not {page}"
+            )));
         }
         let page_size = self.page_size.unwrap_or(default_size);
         if !(1..=max_size).contains(&page_size) {
@@ -160,22 +172,31 @@ impl Page {
 }
 
 /// The filters of the money lists (`/payments`, `/escrow`): by order, customer
-/// or status (any case).
+/// or status (any case). An id that does not parse is a 400, like a path id.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct MoneyFilters {
-    pub order_id: Option<String>,
-    pub customer_id: Option<String>,
+    pub order_id: Option<OrderId>,
+    pub customer_id: Option<UserId>,
     pub status: Option<String>,
 }
 
 impl MoneyFilters {
-    pub fn fields(self) -> [(&'static str, Option<String>); 3] {
-        let status = self.status.map(|s| s.to_ascii_uppercase());
-        [
-            ("order_id", self.order_id),
-            ("customer_id", self.customer_id),
+    /// The filters as read-model fields; a status not among `statuses` is a 400.
+    pub fn fields(self, statuses: &[&str]) -> Result<[(&'static str, Option<String>); 3], ApiError> {
+        let status = match self.status.map(|s| s.to_ascii_uppercase()) {
+            Some(status) if !statuses.contains(&status.as_str()) => {
+                return Err(ApiError::bad_request(format!(
+                    "`{status}` is not a status here (one of {})",
+                    statuses.join(", ")
+                )))
+            }
+            status => status,
+        };
+        Ok([
+            ("order_id", self.order_id.map(|id| id.to_string())),
+            ("customer_id", self.customer_id.map(|id| id.to_string())),
             ("status", status),
-        ]
+        ])
     }
 }
 

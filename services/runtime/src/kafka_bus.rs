@@ -24,8 +24,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::bus::{
-    next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom, MAX_RECORD_BYTES,
-    Subscription, TopicDescription,
+    next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom,
+    Subscription, TopicDescription, MAX_RECORD_BYTES,
 };
 use crate::topics::TopicCatalog;
 
@@ -198,7 +198,11 @@ impl KafkaBus {
 #[async_trait]
 impl MessageBus for KafkaBus {
     async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<Vec<RecordPosition>, BusError> {
-        if let Some(size) = records.iter().map(OutgoingRecord::size_bytes).find(|size| *size > MAX_RECORD_BYTES) {
+        if let Some(size) = records
+            .iter()
+            .map(OutgoingRecord::size_bytes)
+            .find(|size| *size > MAX_RECORD_BYTES)
+        {
             return Err(BusError::TooLarge { size });
         }
         // Enqueue everything first, then wait for the deliveries: one round trip

@@ -109,7 +109,8 @@ fn by_reference(record: &OutgoingRecord, size: usize, service: &str, dead_letter
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.clone())
     };
-    let reason = format!("the message is {size} bytes, over the bus's limit of {MAX_RECORD_BYTES}; it was not published");
+    let reason =
+        format!("the message is {size} bytes, over the bus's limit of {MAX_RECORD_BYTES}; it was not published");
     tracing::error!(
         topic = %record.topic, key = ?record.key, message_id = ?header("id"), size,
         "a message too large for the bus goes to the dead-letter topic by reference"
@@ -139,7 +140,9 @@ fn by_reference(record: &OutgoingRecord, size: usize, service: &str, dead_letter
     };
     let mut dead_letter = OutgoingRecord::from_envelope(dead_letter_topic, &envelope);
     dead_letter.key = record.key.clone();
-    dead_letter.headers.push(("original_topic".to_string(), record.topic.clone()));
+    dead_letter
+        .headers
+        .push(("original_topic".to_string(), record.topic.clone()));
     dead_letter
 }
 
@@ -211,7 +214,11 @@ mod tests {
         let letter: serde_json::Value = serde_json::from_str(&seen[0].value).unwrap();
         assert_eq!(letter["type"], "dead_letter");
         assert_eq!(letter["payload"]["original_id"], "too-large");
-        assert_eq!(letter["payload"]["original_size_bytes"], MAX_RECORD_BYTES + 1 + 55, "value, key and headers");
+        assert_eq!(
+            letter["payload"]["original_size_bytes"],
+            MAX_RECORD_BYTES + 1 + 55,
+            "value, key and headers"
+        );
         assert_eq!(letter["payload"]["original_topic"], "order_events");
         contracts
             .schemas

@@ -118,7 +118,11 @@ mod tests {
     #[rstest::rstest]
     #[case("create_order", "/properties/order_details/properties/foodItems/maxItems", MAX_ITEMS_PER_ORDER as i64)]
     #[case("create_order", "/properties/order_details/properties/foodItems/items/properties/name/maxLength", MAX_NAME_CHARS as i64)]
-    #[case("create_order", "/properties/order_details/properties/foodItems/items/properties/quantity/maximum", MAX_ITEM_QUANTITY)]
+    #[case(
+        "create_order",
+        "/properties/order_details/properties/foodItems/items/properties/quantity/maximum",
+        MAX_ITEM_QUANTITY
+    )]
     #[case("create_order", "/properties/order_details/properties/foodItems/items/properties/price/maxLength", MAX_AMOUNT_CHARS as i64)]
     #[case("create_order", "/properties/order_details/properties/deliveryLocation/maxLength", MAX_NAME_CHARS as i64)]
     #[case("create_order", "/properties/order_details/properties/storeLocation/maxLength", MAX_NAME_CHARS as i64)]

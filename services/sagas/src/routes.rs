@@ -11,12 +11,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, SagaId, UserId};
+use campusg_domain::limits::MAX_QUERY_DURATION_SECONDS;
 use campusg_domain::messages::OrderDetails;
 use campusg_domain::order::ValidatedOrder;
 use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand};
 use campusg_domain::saga::SagaStatus;
 use campusg_runtime::aggregate::load;
-use campusg_domain::limits::MAX_QUERY_DURATION_SECONDS;
 use campusg_runtime::http::{ApiError, JsonBody, Page, Path, Query};
 use campusg_runtime::store::{Cause, StateQuery};
 
@@ -104,7 +104,7 @@ pub fn unknown(saga_id: SagaId) -> ApiError {
 #[derive(Deserialize)]
 struct ListParams {
     status: Option<String>,
-    order_id: Option<String>,
+    order_id: Option<OrderId>,
     saga_type: Option<String>,
     /// Only sagas not final whose last step is at least this many seconds old.
     stuck_for: Option<i64>,
@@ -139,7 +139,7 @@ async fn list_sagas(
     let (page, page_size) = page.apply(&mut paged, 50, 500)?;
     let filter = views::SagaFilter {
         status,
-        order_id: params.order_id,
+        order_id: params.order_id.map(|id| id.to_string()),
         saga_type,
         stuck_for: params
             .stuck_for

@@ -15,9 +15,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, TimerId};
-use campusg_domain::timer::{due_after, Timer, TimerError, TimerSpec, TimerStatus};
 use campusg_domain::limits::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
-use campusg_runtime::http::{text_within, ApiError, Body, JsonBody, Page, Path, Query, filter_by, optional_json, read_model};
+use campusg_domain::timer::{due_after, Timer, TimerError, TimerSpec, TimerStatus};
+use campusg_runtime::http::{
+    filter_by, optional_json, read_model, text_within, ApiError, Body, JsonBody, Page, Path, Query,
+};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::{TimerService, SERVICE_NAME};
@@ -65,7 +67,9 @@ async fn schedule(
     let now = service.deps.clock.now();
     let due_at = match (request.scheduled_time, request.delay_seconds) {
         (Some(at), None) => at,
-        (None, Some(seconds)) => due_after(now, seconds).map_err(|refused| ApiError::unprocessable(refused.to_string()))?,
+        (None, Some(seconds)) => {
+            due_after(now, seconds).map_err(|refused| ApiError::unprocessable(refused.to_string()))?
+        }
         _ => {
             return Err(ApiError::unprocessable(
                 "give exactly one of scheduled_time (RFC 3339) and delay_seconds",
@@ -136,7 +140,7 @@ struct ListParams {
     #[serde(alias = "timer_type")]
     event_type: Option<String>,
     entity_id: Option<String>,
-    order_id: Option<String>,
+    order_id: Option<OrderId>,
     status: Option<String>,
 }
 
@@ -169,7 +173,7 @@ async fn list_timers(
         &[
             ("timer_type", params.event_type),
             ("entity_id", params.entity_id),
-            ("order_id", params.order_id),
+            ("order_id", params.order_id.map(|id| id.to_string())),
             ("status", status),
         ],
     );

@@ -99,10 +99,22 @@ async fn update_user(
         payment_method: changes.payment_method,
         payout_account: changes.payout_account,
     };
-    service
-        .handle_command(Message::UpdateUser(update), request_cause(&service))
-        .await
-        .map_err(command_error)?;
+    let names_something = [
+        &update.name,
+        &update.email,
+        &update.phone,
+        &update.payment_method,
+        &update.payout_account,
+    ]
+    .iter()
+    .any(|field| field.is_some());
+    // An update that names nothing changes nothing: the answer is the user as they are.
+    if names_something {
+        service
+            .handle_command(Message::UpdateUser(update), request_cause(&service))
+            .await
+            .map_err(command_error)?;
+    }
     Ok(Json(read_user(&service, &user_id).await?))
 }
 
