@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use campusg_domain::ids::SagaId;
+use campusg_domain::limits::MAX_QUERY_DURATION_SECONDS;
 use campusg_domain::saga::SagaStatus;
 use campusg_runtime::store::{AggregateChange, Cause, UnitOfWork};
 use campusg_sagas::views::{self, SagaFilter};
@@ -22,13 +23,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let number: i64 = number
         .parse()
         .map_err(|_| format!("`{text}` is not a duration like 30s, 5m, 2h or 1d"))?;
-    match unit {
-        "s" | "" => Ok(Duration::seconds(number)),
-        "m" => Ok(Duration::minutes(number)),
-        "h" => Ok(Duration::hours(number)),
-        "d" => Ok(Duration::days(number)),
-        _ => Err(format!("`{unit}` is not a unit: use s, m, h or d")),
-    }
+    let seconds_per_unit = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 60 * 60,
+        "d" => 24 * 60 * 60,
+        _ => return Err(format!("`{unit}` is not a unit: use s, m, h or d")),
+    };
+    number
+        .checked_mul(seconds_per_unit)
+        .filter(|seconds| *seconds <= MAX_QUERY_DURATION_SECONDS)
+        .map(Duration::seconds)
+        .ok_or_else(|| format!("`{text}` is longer than a year"))
 }
 
 /// The filter the `sagas list` flags describe.

@@ -287,3 +287,36 @@ async fn health_reports_each_consumer_and_a_stalled_one_makes_it_503(#[values(Ba
     .await;
     assert_eq!(app.saga_when_finished(&saga_id).await["status"], "COMPLETED");
 }
+
+#[rstest]
+#[tokio::test]
+async fn a_record_with_a_huge_key_and_a_nul_is_dead_lettered_within_the_bus_size_and_orders_flow(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    let key = format!("k\u{0}{}", "k".repeat(600_000));
+    let correlation_id = format!("c\u{0}{}", "c".repeat(300_000));
+    let value = json!({
+        "type": "update_user",
+        "correlation_id": correlation_id,
+        "payload": {"user_id": "nobody_huge_key", "name": "n"}
+    });
+    app.produce_raw("user_commands", &key, &value.to_string()).await;
+
+    let dead = app
+        .record_when("dead_letters", |record| {
+            record.header("original_topic") == Some("user_commands")
+        })
+        .await;
+    assert!(
+        dead.value.len() < 100_000,
+        "a dead letter is bounded: {} bytes",
+        dead.value.len()
+    );
+    let key_kept = dead.key.as_deref().unwrap_or_default();
+    assert!(
+        key_kept.chars().count() <= 201 && !key_kept.contains('\u{0}'),
+        "{key_kept:?}"
+    );
+    a_normal_order_still_completes(&app, "cust_after_huge_key").await;
+}

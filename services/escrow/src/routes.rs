@@ -12,9 +12,12 @@ use serde_json::Value;
 
 use campusg_domain::escrow::{Escrow, EscrowStatus};
 use campusg_domain::ids::{EscrowId, OrderId, UserId};
+use campusg_domain::limits::MAX_TEXT_CHARS;
 use campusg_domain::messages::{HoldFunds, Message, RefundFunds, ReleaseFunds};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
-use campusg_runtime::http::{list_read_models, read_model, ApiError, JsonBody, MoneyFilters, Page, Path, Query};
+use campusg_runtime::http::{
+    list_read_models, read_model, text_within, ApiError, JsonBody, MoneyFilters, Page, Path, Query,
+};
 use campusg_runtime::store::Cause;
 
 use crate::{EscrowService, SERVICE_NAME};
@@ -121,6 +124,7 @@ async fn cancel(
     let reason = request
         .reason
         .unwrap_or_else(|| "cancelled through the API".to_string());
+    text_within("reason", &reason, MAX_TEXT_CHARS)?;
     run(
         &service,
         Message::RefundFunds(RefundFunds {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use campusg_domain::ids::{OrderId, PaymentId, UserId};
-use campusg_domain::limits::{MAX_NAME_CHARS, MAX_ORDER_TOTAL};
+use campusg_domain::limits::{MAX_NAME_CHARS, MAX_ORDER_TOTAL, MAX_TEXT_CHARS};
 use campusg_domain::messages::{AuthorizePayment, CapturePayment, Message, VoidPayment};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
 use campusg_domain::payment::{Payment, PaymentStatus};
@@ -100,6 +100,7 @@ async fn release(
     JsonBody(request): JsonBody<OrderRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let reason = request.reason.unwrap_or_else(|| "released through the API".to_string());
+    text_within("reason", &reason, MAX_TEXT_CHARS)?;
     run(
         &service,
         Message::VoidPayment(VoidPayment {

@@ -29,7 +29,7 @@ use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use campusg_domain::limits::{shortened, MAX_TEXT_CHARS};
+use campusg_domain::limits::{shortened, MAX_NAME_CHARS, MAX_TEXT_CHARS};
 use campusg_domain::messages::Message;
 
 use crate::batch::in_batch;
@@ -370,7 +370,12 @@ impl Consumer {
             Err(panic) => {
                 let reason = format!("handling the record panicked: {}", panic_message(&*panic));
                 match &self.handler {
-                    Handler::Messages(_) => self.dead_letter(record, None, reason).await,
+                    Handler::Messages(_) => {
+                        // Filed under the message's id when it has one, so its
+                        // duplicate (an outbox may publish twice) is not a second letter.
+                        let envelope = Envelope::parse(&record.value, &self.contracts.schemas, self.clock.now()).ok();
+                        self.dead_letter(record, envelope.as_ref(), reason).await
+                    }
                     Handler::Records(_) => {
                         tracing::error!(
                             topic = %record.topic, partition = record.partition, offset = record.offset,
@@ -462,21 +467,53 @@ impl Consumer {
             topic = %record.topic, partition = record.partition, offset = record.offset, reason = %reason,
             "sending the record to the dead-letter topic"
         );
+        match self.commit_dead_letter(record, envelope, &reason, Quote::Whole).await {
+            // The store refuses something the record carries (PostgreSQL and
+            // `\u0000`): the record is referred to by its position alone.
+            Err(StoreError::Permanent(refused)) => {
+                tracing::warn!(refused = %refused, "the dead letter is stored by the record's position alone");
+                self.commit_dead_letter(record, envelope, &reason, Quote::PositionOnly)
+                    .await
+                    .map_err(Into::into)
+            }
+            outcome => outcome.map_err(Into::into),
+        }
+    }
+
+    /// Commits the dead letter of `record` through the outbox, with the record
+    /// marked handled in the same commit: a crash before the offset commit
+    /// redelivers the record, and the second attempt finds it handled instead
+    /// of dead-lettering it twice. What it copies from the record is bounded
+    /// (so the letter fits on the bus) and kept free of NUL (which PostgreSQL
+    /// cannot hold).
+    async fn commit_dead_letter(
+        &self,
+        record: &Record,
+        envelope: Option<&Envelope>,
+        reason: &str,
+        quote_as: Quote,
+    ) -> Result<(), StoreError> {
         let now = self.clock.now();
+        let copied = |text: &str, max_chars: usize| match quote_as {
+            Quote::Whole => Some(shortened(text, max_chars).replace('\0', "\u{fffd}")),
+            Quote::PositionOnly => None,
+        };
         let correlation_id = envelope
             .map(|e| e.correlation_id.clone())
             .or_else(|| {
                 let value: serde_json::Value = serde_json::from_str(&record.value).ok()?;
                 value.get("correlation_id")?.as_str().map(str::to_string)
             })
+            .and_then(|id| copied(&id, MAX_NAME_CHARS))
             .unwrap_or_else(|| "unknown".to_string());
-        let original_value = quote(&record.value, DEAD_LETTER_QUOTE_BYTES);
+        let key = record.key.as_deref().and_then(|key| copied(key, MAX_NAME_CHARS));
+        let original_value = copied(quote(&record.value, DEAD_LETTER_QUOTE_BYTES), usize::MAX).unwrap_or_default();
         let payload = serde_json::json!({
-            "reason": shortened(&reason, MAX_TEXT_CHARS),
+            "reason": shortened(reason, MAX_TEXT_CHARS).replace('\0', "\u{fffd}"),
             "original_topic": record.topic,
             "original_partition": record.partition,
             "original_offset": record.offset,
-            "original_key": record.key,
+            "original_key": key,
             "original_value": original_value,
             "original_size_bytes": record.value.len(),
             "consumer_group": self.config.group,
@@ -494,18 +531,16 @@ impl Consumer {
         };
         self.contracts
             .schemas
-            .validate_payload("dead_letter", &dead_letter.payload)?;
+            .validate_payload("dead_letter", &dead_letter.payload)
+            .map_err(|e| StoreError::Other(format!("a dead letter breaks its own schema: {e}")))?;
         let topic = self.contracts.topics.dead_letter_topic().name.clone();
         let mut outgoing = OutgoingRecord::from_envelope(&topic, &dead_letter);
-        outgoing.key = record.key.clone();
+        outgoing.key = key;
         outgoing.headers.extend([
             ("original_topic".to_string(), record.topic.clone()),
             ("original_partition".to_string(), record.partition.to_string()),
             ("original_offset".to_string(), record.offset.to_string()),
         ]);
-        // Through the outbox, with the record marked handled in the same commit:
-        // a crash before the offset commit redelivers the record, and the second
-        // attempt finds it handled instead of dead-lettering it twice.
         let handled_id = match envelope {
             Some(envelope) => envelope.id.to_string(),
             None => format!("{}/{}/{}", record.topic, record.partition, record.offset),
@@ -523,7 +558,7 @@ impl Consumer {
         unit.outbox.push(outgoing);
         match self.store.commit(unit).await {
             Ok(()) | Err(StoreError::AlreadyHandled) => Ok(()),
-            Err(error) => Err(error.into()),
+            Err(error) => Err(error),
         }
     }
 
@@ -542,6 +577,15 @@ impl Consumer {
             tokio::time::sleep(backoff(attempt)).await;
         }
     }
+}
+
+/// How much of a record its dead letter copies.
+#[derive(Clone, Copy)]
+enum Quote {
+    /// Its key, correlation id and value (the value's first 64 KiB).
+    Whole,
+    /// Its topic, partition, offset and size only.
+    PositionOnly,
 }
 
 /// What became of one record's retries.

@@ -66,7 +66,11 @@ pub async fn fire_due_timers(service: &TimerService) -> Result<usize, HandlerErr
             Err(HandlerError::Transient(error)) => {
                 tracing::debug!(timer_id, error = %error, "timer changed while firing; it is looked at again next poll");
             }
-            Err(error) => return Err(error),
+            // One timer that can never fire (its expiry breaks the schema)
+            // must not hold back the timers due after it.
+            Err(HandlerError::Rejected(reason)) => {
+                tracing::error!(timer_id, reason = %reason, "a timer cannot fire; the next ones still do");
+            }
         }
     }
     Ok(fired)
