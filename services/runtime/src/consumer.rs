@@ -21,6 +21,7 @@
 //! where it stands on the process's [`HealthBoard`].
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,8 +49,13 @@ const MAX_BATCH: usize = 200;
 /// restart, short enough that a supervisor sees a process that cannot go on.
 pub const TRANSIENT_RETRY_LIMIT: Duration = Duration::from_secs(300);
 
-/// How often a consumer asks the bus how far behind its group is.
-const LAG_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How many records in a row may make a handler panic before the consumer
+/// stops: one is a poison record, many are a broken process.
+const MAX_PANIC_STREAK: u32 = 20;
+
+/// How often a consumer asks the bus how far behind its group is: on Kafka
+/// that is a round trip to the broker per assigned partition.
+const LAG_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The most of a record's value a dead letter quotes; the rest is referred to
 /// by its size, so that a dead letter always fits on the bus.
@@ -127,6 +133,8 @@ pub struct Consumer {
     /// Where this group records the messages it has handled.
     pub store: Arc<dyn EventStore>,
     pub handler: Handler,
+    /// How many records in a row made the handler panic.
+    panic_streak: AtomicU32,
 }
 
 impl Consumer {
@@ -151,6 +159,7 @@ impl Consumer {
             clock: deps.clock.clone(),
             store: deps.store.clone(),
             handler: Handler::Messages(handler),
+            panic_streak: AtomicU32::new(0),
         }
     }
 
@@ -174,6 +183,7 @@ impl Consumer {
             clock: deps.clock.clone(),
             store: deps.store.clone(),
             handler: Handler::Records(handler),
+            panic_streak: AtomicU32::new(0),
         }
     }
 
@@ -326,7 +336,13 @@ impl Consumer {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            let error = match self.process(record).await {
+            let error = match self
+                .process(record)
+                .await
+                .map_err(anyhow::Error::downcast::<FatalConsumerError>)
+            {
+                Err(Ok(fatal)) => return Retried::GaveUp(fatal),
+                Err(Err(error)) => error,
                 Ok(()) => {
                     if attempt > 0 {
                         health.update(group, |status| {
@@ -336,7 +352,6 @@ impl Consumer {
                     }
                     return Retried::Done;
                 }
-                Err(error) => error,
             };
             attempt += 1;
             tracing::warn!(
@@ -364,11 +379,24 @@ impl Consumer {
 
     /// Handles one record; a panic while doing so makes it a dead letter (or,
     /// for an observer, a skipped record) with the panic's message.
+    /// A handler that panics on record after record (its state poisoned, say)
+    /// would dead-letter everything: past [`MAX_PANIC_STREAK`] in a row the
+    /// consumer stops instead, fatally.
     async fn process(&self, record: &Record) -> anyhow::Result<()> {
         match AssertUnwindSafe(self.process_unguarded(record)).catch_unwind().await {
-            Ok(outcome) => outcome,
+            Ok(outcome) => {
+                self.panic_streak.store(0, Ordering::Relaxed);
+                outcome
+            }
             Err(panic) => {
                 let reason = format!("handling the record panicked: {}", panic_message(&*panic));
+                if self.panic_streak.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_PANIC_STREAK {
+                    return Err(self
+                        .fatal(format!(
+                            "{MAX_PANIC_STREAK} records in a row panicked; the last: {reason}"
+                        ))
+                        .into());
+                }
                 match &self.handler {
                     Handler::Messages(_) => {
                         // Filed under the message's id when it has one, so its
@@ -633,6 +661,7 @@ mod tests {
     use campusg_domain::messages::StopOrderTimer;
 
     use super::*;
+    use crate::batch::BatchingStore;
     use crate::clock::SystemClock;
     use crate::embedded_log::EmbeddedLog;
     use crate::sqlite_store::SqliteEventStore;
@@ -677,7 +706,10 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(&dir.path().join("timer.db")).await.unwrap());
+        // Wrapped as every service's store is, so batches hold their units back.
+        let store = BatchingStore::wrap(Arc::new(
+            SqliteEventStore::open(&dir.path().join("timer.db")).await.unwrap(),
+        ));
         let order_id = OrderId(uuid::Uuid::from_u128(1));
         let records = reasons
             .iter()
@@ -736,6 +768,22 @@ mod tests {
         assert_eq!(letters.len(), 1, "{letters:?}");
         let reason = letters[0]["reason"].as_str().unwrap();
         assert!(reason.contains("panicked: the handler cannot read this"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_on_record_after_record_stops_the_consumer_fatally() {
+        let reasons = vec!["panic"; MAX_PANIC_STREAK as usize + 5];
+        let rig = rig(&reasons).await;
+
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(20),
+            rig.consumer.run(CancellationToken::new(), HealthBoard::new()),
+        )
+        .await
+        .expect("the consumer gives up");
+
+        let fatal = outcome.unwrap_err();
+        assert!(fatal.reason.contains("in a row panicked"), "{fatal}");
     }
 
     #[tokio::test]

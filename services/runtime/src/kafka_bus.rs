@@ -389,6 +389,9 @@ struct KafkaConsumer {
     commits: bool,
 }
 
+/// How long one broker query for the health report may take.
+const LAG_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long closing a consumer may take before it is left to finish on its own.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -445,6 +448,32 @@ impl BusConsumer for KafkaConsumer {
         // Asynchronous: a commit lost in a crash only means a redelivery, which
         // the handlers recognise.
         self.consumer().commit(&offsets, CommitMode::Async).map_err(unavailable)
+    }
+
+    /// The group's committed offset against each assigned partition's high
+    /// watermark. librdkafka asks the broker, blocking, so it runs on a thread
+    /// of its own and gives up after a couple of seconds.
+    async fn records_behind(&mut self) -> Option<i64> {
+        if !self.commits {
+            return None;
+        }
+        let consumer = self.consumer.clone()?;
+        let counting = tokio::task::spawn_blocking(move || {
+            let committed = consumer.committed(LAG_QUERY_TIMEOUT).ok()?;
+            let mut behind = 0;
+            for partition in committed.elements() {
+                let (low, high) = consumer
+                    .fetch_watermarks(partition.topic(), partition.partition(), LAG_QUERY_TIMEOUT)
+                    .ok()?;
+                let next = match partition.offset() {
+                    Offset::Offset(next) => next,
+                    _ => low,
+                };
+                behind += (high - next).max(0);
+            }
+            Some(behind)
+        });
+        tokio::time::timeout(2 * LAG_QUERY_TIMEOUT, counting).await.ok()?.ok()?
     }
 
     async fn close(mut self: Box<Self>) {
