@@ -100,14 +100,22 @@ pub struct KafkaBus {
     producer: FutureProducer<LoggingContext>,
 }
 
+/// Why the producer refused `record`: too large (librdkafka's own limit, or a
+/// broker's below [`MAX_RECORD_BYTES`]), or the broker is unavailable.
+fn refused_record(error: KafkaError, record: &OutgoingRecord) -> BusError {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => BusError::TooLarge {
+            size: record.size_bytes(),
+        },
+        _ => unavailable(error),
+    }
+}
+
 fn unavailable(error: KafkaError) -> BusError {
     match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
             BusError::UnknownTopic(error.to_string())
         }
-        Some(RDKafkaErrorCode::MessageSizeTooLarge) => BusError::Other(format!(
-            "the broker refuses the record as too large (its limit is below {MAX_RECORD_BYTES} bytes): {error}"
-        )),
         _ => BusError::Unavailable(error.to_string()),
     }
 }
@@ -225,7 +233,7 @@ impl MessageBus for KafkaBus {
             let delivery = self
                 .producer
                 .send_result(future_record)
-                .map_err(|(error, _)| unavailable(error))?;
+                .map_err(|(error, _)| refused_record(error, record))?;
             deliveries.push(delivery);
         }
         let mut positions = Vec::with_capacity(records.len());
@@ -233,7 +241,7 @@ impl MessageBus for KafkaBus {
             let delivery = delivery
                 .await
                 .map_err(|_| BusError::Unavailable("the Kafka producer shut down".to_string()))?
-                .map_err(|(error, _)| unavailable(error))?;
+                .map_err(|(error, _)| refused_record(error, record))?;
             positions.push(RecordPosition {
                 topic: record.topic.clone(),
                 partition: delivery.partition,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{backoff, MessageBus, OutgoingRecord, MAX_RECORD_BYTES};
+use crate::bus::{backoff, BusError, MessageBus, OutgoingRecord, MAX_RECORD_BYTES};
 use crate::envelope::Envelope;
 use crate::store::EventStore;
 
@@ -36,6 +36,7 @@ pub async fn run_outbox_relay(
 ) {
     let signal = store.outbox_signal();
     let mut failures: u32 = 0;
+    let mut one_at_a_time = false;
     loop {
         if shutdown.is_cancelled() {
             return;
@@ -83,12 +84,39 @@ pub async fn run_outbox_relay(
                 _ => (id, record),
             })
             .unzip();
-        if let Err(error) = bus.produce(records).await {
-            failures += 1;
-            tracing::warn!(error = %error, attempt = failures, "cannot publish the outbox; retrying");
-            tokio::select! {
-                _ = tokio::time::sleep(backoff(failures)) => continue,
-                _ = shutdown.cancelled() => return,
+        if one_at_a_time {
+            // A broker whose limit is below ours refused a record of this
+            // batch: find it by sending them one at a time.
+            one_at_a_time = false;
+            for (id, record) in ids.iter().zip(records) {
+                let size = record.size_bytes();
+                let published = match bus.produce(vec![record.clone()]).await {
+                    Err(BusError::TooLarge { .. }) => {
+                        bus.produce(vec![by_reference(&record, size, service, &dead_letter_topic)])
+                            .await
+                    }
+                    other => other,
+                };
+                if published.is_err() || store.outbox_delete(&[*id]).await.is_err() {
+                    break;
+                }
+            }
+            continue;
+        }
+        match bus.produce(records).await {
+            Ok(_) => {}
+            Err(BusError::TooLarge { size }) => {
+                tracing::warn!(size, "the bus refused a record as too large; publishing one at a time");
+                one_at_a_time = true;
+                continue;
+            }
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(error = %error, attempt = failures, "cannot publish the outbox; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff(failures)) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
             }
         }
         if let Err(error) = store.outbox_delete(&ids).await {
@@ -148,10 +176,13 @@ fn by_reference(record: &OutgoingRecord, size: usize, service: &str, dead_letter
 
 #[cfg(test)]
 mod tests {
-    use crate::bus::{StartFrom, Subscription};
+    use async_trait::async_trait;
+
+    use crate::bus::{BusConsumer, OffsetReset, RecordPosition, StartFrom, Subscription, TopicDescription};
     use crate::embedded_log::EmbeddedLog;
     use crate::sqlite_store::SqliteEventStore;
     use crate::store::{Cause, Contracts, UnitOfWork};
+    use crate::topics::TopicCatalog;
 
     use super::*;
 
@@ -168,22 +199,63 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_message_too_large_for_the_bus_is_dead_lettered_by_reference_and_the_next_one_published() {
-        let dir = tempfile::tempdir().unwrap();
+    /// The embedded log behind a broker whose record limit is `limit` bytes,
+    /// below the system's own.
+    struct SmallerBroker {
+        log: EmbeddedLog,
+        limit: usize,
+    }
+
+    #[async_trait]
+    impl MessageBus for SmallerBroker {
+        async fn produce(&self, records: Vec<OutgoingRecord>) -> Result<Vec<RecordPosition>, BusError> {
+            if let Some(size) = records
+                .iter()
+                .map(OutgoingRecord::size_bytes)
+                .find(|size| *size > self.limit)
+            {
+                return Err(BusError::TooLarge { size });
+            }
+            self.log.produce(records).await
+        }
+
+        async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn BusConsumer>, BusError> {
+            self.log.subscribe(subscription).await
+        }
+
+        async fn ensure_topics(&self, catalog: &TopicCatalog) -> Result<(), BusError> {
+            self.log.ensure_topics(catalog).await
+        }
+
+        async fn describe_topics(&self) -> Result<Vec<TopicDescription>, BusError> {
+            self.log.describe_topics().await
+        }
+
+        async fn reset_offsets(
+            &self,
+            group: &str,
+            topic: &str,
+            partition: Option<i32>,
+            to: OffsetReset,
+        ) -> Result<(), BusError> {
+            self.log.reset_offsets(group, topic, partition, to).await
+        }
+    }
+
+    /// Commits `records` to a fresh order store's outbox, runs the relay over
+    /// `bus` until it has published `expected` records, and returns them.
+    async fn relayed(
+        dir: &tempfile::TempDir,
+        bus: Arc<dyn MessageBus>,
+        records: Vec<OutgoingRecord>,
+        expected: usize,
+    ) -> (Vec<crate::bus::Record>, Arc<dyn EventStore>) {
         let contracts = Contracts::builtin();
-        let bus: Arc<dyn MessageBus> = Arc::new(
-            EmbeddedLog::open(&dir.path().join("log.db"), &contracts.topics)
-                .await
-                .unwrap(),
-        );
         let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(&dir.path().join("order.db")).await.unwrap());
         let mut unit = UnitOfWork::new(Cause::request("saga-1".into(), "order", chrono::Utc::now()));
-        unit.outbox.push(record("x".repeat(MAX_RECORD_BYTES + 1), "too-large"));
-        unit.outbox.push(record("{}".to_string(), "after"));
+        unit.outbox.extend(records);
         store.commit(unit).await.unwrap();
         let dead_letter_topic = contracts.topics.dead_letter_topic().name.clone();
-
         let shutdown = CancellationToken::new();
         let relay = tokio::spawn(run_outbox_relay(
             "order",
@@ -203,12 +275,58 @@ mod tests {
         let mut seen = Vec::new();
         for _ in 0..100 {
             seen.extend(reader.poll(10, Duration::from_millis(50)).await.unwrap());
-            if seen.len() >= 2 {
+            if seen.len() >= expected {
                 break;
             }
         }
         shutdown.cancel();
         relay.await.unwrap();
+        (seen, store)
+    }
+
+    #[tokio::test]
+    async fn a_record_a_smaller_broker_refuses_is_found_and_dead_lettered_by_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let contracts = Contracts::builtin();
+        let log = EmbeddedLog::open(&dir.path().join("log.db"), &contracts.topics)
+            .await
+            .unwrap();
+        let bus: Arc<dyn MessageBus> = Arc::new(SmallerBroker { log, limit: 10_000 });
+        let records = vec![
+            record("{}".to_string(), "before"),
+            record("x".repeat(20_000), "too-large-here"),
+            record("{}".to_string(), "after"),
+        ];
+
+        let (seen, store) = relayed(&dir, bus, records, 3).await;
+
+        let ids: Vec<_> = seen
+            .iter()
+            .map(|r| r.header("id").unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(seen.len(), 3, "{ids:?}");
+        assert_eq!(seen[0].header("id"), Some("before"));
+        let letter: serde_json::Value = serde_json::from_str(&seen[1].value).unwrap();
+        assert_eq!(letter["payload"]["original_id"], "too-large-here");
+        assert_eq!(seen[2].header("id"), Some("after"));
+        assert!(store.outbox_batch(10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_message_too_large_for_the_bus_is_dead_lettered_by_reference_and_the_next_one_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let contracts = Contracts::builtin();
+        let bus: Arc<dyn MessageBus> = Arc::new(
+            EmbeddedLog::open(&dir.path().join("log.db"), &contracts.topics)
+                .await
+                .unwrap(),
+        );
+        let records = vec![
+            record("x".repeat(MAX_RECORD_BYTES + 1), "too-large"),
+            record("{}".to_string(), "after"),
+        ];
+
+        let (seen, store) = relayed(&dir, bus, records, 2).await;
 
         assert_eq!(seen.len(), 2, "{seen:?}");
         let letter: serde_json::Value = serde_json::from_str(&seen[0].value).unwrap();
