@@ -11,6 +11,9 @@
 //!   be `DELIVERED`; the complete-order saga is started with its runner.
 //! - Rating: after completion the customer rates the runner and the runner the
 //!   customer; the order says who is who, the user service keeps the ratings.
+//! - An operator's escrow release (`POST /escrow/release`): money moves only to
+//!   the assigned runner of a delivered order (SPEC 11), which only the order
+//!   knows.
 
 use std::sync::Arc;
 
@@ -25,6 +28,7 @@ use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::limits::MAX_TEXT_CHARS;
 use campusg_domain::messages::{Message, OrderRole, RateUser};
 use campusg_domain::order::OrderStatus;
+use campusg_escrow::EscrowService;
 use campusg_order::OrderService;
 use campusg_runtime::http::{optional_json, text_within, Acting, ApiError, Body, JsonBody, NamesActor, Path};
 use campusg_runtime::store::Cause;
@@ -32,19 +36,21 @@ use campusg_sagas::SagaOrchestrator;
 use campusg_user::UserService;
 
 #[derive(Clone)]
-struct Gateway {
-    sagas: Arc<SagaOrchestrator>,
-    orders: Arc<OrderService>,
-    users: Arc<UserService>,
+pub struct Gateway {
+    pub sagas: Arc<SagaOrchestrator>,
+    pub orders: Arc<OrderService>,
+    pub users: Arc<UserService>,
+    pub escrows: Arc<EscrowService>,
 }
 
-pub fn router(sagas: Arc<SagaOrchestrator>, orders: Arc<OrderService>, users: Arc<UserService>) -> Router {
+pub fn router(gateway: Gateway) -> Router {
     Router::new()
+        .route("/escrow/release", post(release_escrow))
         .route("/api/orders/{order_id}/cancel", post(cancel_order))
         .route("/api/sagas/{saga_id}/cancel", post(cancel_saga))
         .route("/saga/complete/completeOrder", post(complete_order))
         .route("/api/orders/{order_id}/rating", post(rate))
-        .with_state(Gateway { sagas, orders, users })
+        .with_state(gateway)
 }
 
 /// Both fields may be left out: the body may be empty.
@@ -120,6 +126,39 @@ struct CompleteOrderRequest {
 
 /// Starts the complete-order saga of a delivered order; called again, answers
 /// with the same saga.
+#[derive(Deserialize)]
+struct ReleaseRequest {
+    order_id: OrderId,
+    runner_id: UserId,
+}
+
+/// Releases an order's escrow, only to its assigned runner and only once the
+/// order is delivered; a repeat to the same runner answers the release again.
+async fn release_escrow(
+    State(gateway): State<Gateway>,
+    JsonBody(request): JsonBody<ReleaseRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let order = gateway
+        .orders
+        .find(request.order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("order {} does not exist", request.order_id)))?;
+    let status = order.status.unwrap_or(OrderStatus::Pending);
+    if !matches!(status, OrderStatus::Delivered | OrderStatus::Completed) {
+        return Err(ApiError::conflict(format!(
+            "order {} is {status}; its escrow is released only once it is DELIVERED",
+            request.order_id
+        )));
+    }
+    if order.runner_id.as_ref() != Some(&request.runner_id) {
+        return Err(ApiError::conflict(format!(
+            "{} is not the runner of order {}; its escrow goes to its runner only",
+            request.runner_id, request.order_id
+        )));
+    }
+    campusg_escrow::release_to(&gateway.escrows, request.order_id, request.runner_id).await
+}
+
 async fn complete_order(
     State(gateway): State<Gateway>,
     JsonBody(request): JsonBody<CompleteOrderRequest>,

@@ -43,6 +43,7 @@ pub fn saga_filter(
     saga_type: Option<&str>,
     order_id: Option<String>,
     stuck_for: Option<Duration>,
+    with_anomalies: bool,
 ) -> anyhow::Result<SagaFilter> {
     let status = status
         .map(|text| {
@@ -69,6 +70,7 @@ pub fn saga_filter(
         order_id,
         saga_type,
         stuck_for,
+        with_anomalies,
         limit: None,
     })
 }

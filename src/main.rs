@@ -163,6 +163,10 @@ enum SagasCommand {
         /// (30s, 5m, 2h, 1d).
         #[arg(long, value_parser = inspect::parse_duration)]
         stuck_for: Option<chrono::Duration>,
+        /// Only sagas that recorded a reply they did not take (an amount,
+        /// customer or runner that disagreed with their own).
+        #[arg(long)]
+        anomalies: bool,
         /// At most this many.
         #[arg(long, short = 'n', default_value_t = 50)]
         max: usize,
@@ -284,11 +288,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     saga_type,
                     order,
                     stuck_for,
+                    anomalies,
                     max,
                     json,
                     backends,
                 } => {
-                    let filter = inspect::saga_filter(status.as_deref(), saga_type.as_deref(), order, stuck_for)?;
+                    let filter =
+                        inspect::saga_filter(status.as_deref(), saga_type.as_deref(), order, stuck_for, anomalies)?;
                     inspect::list_sagas(&backends, &filter, max, json).await
                 }
                 SagasCommand::Show {

@@ -863,6 +863,11 @@ fn sagas_path() -> Value {
             &format!("Where is this saga stuck? Only sagas that are not final (`STARTED`, `COMPENSATING`, `CANCELLING`) and whose last step is at least this many seconds old; 0 to {MAX_QUERY_DURATION_SECONDS}."),
             json!({ "type": "integer", "minimum": 0, "maximum": MAX_QUERY_DURATION_SECONDS }),
         ),
+        query_param(
+            "anomalies",
+            "Only sagas that recorded a reply they did not take (`true`).",
+            json!({ "type": "boolean" }),
+        ),
     ];
     parameters.extend(paging(50, 500));
     let responses = store_responses(vec![
@@ -1686,7 +1691,7 @@ fn escrow_release_path() -> Value {
         (
             "200",
             answer(
-                "The funds are `RELEASED` to the runner. Repeating the request answers the same.",
+                "The funds are `RELEASED` to the runner. Repeating the request for the same runner answers the same.",
                 schema_ref("Escrow"),
             ),
         ),
@@ -1694,9 +1699,10 @@ fn escrow_release_path() -> Value {
             "400",
             error("The body is not JSON, or is sent without `Content-Type: application/json`."),
         ),
+        ("404", error("No order has this id.")),
         (
             "409",
-            error("No funds are held for this order, or they are already refunded."),
+            error("The order is not `DELIVERED` (or `COMPLETED`), `runner_id` is not its assigned runner, no funds are held for it, or they are already refunded or released to someone else: money moves only to the order's own runner."),
         ),
         ("422", error("A missing field or an invalid id.")),
     ]);
@@ -2517,6 +2523,10 @@ fn saga_schema() -> Value {
             (
                 "pending_compensations",
                 json!({ "type": ["array", "null"], "items": schema_ref("Compensation"), "description": "Undo actions still to run (null for an accept-order saga)." }),
+            ),
+            (
+                "anomalies",
+                json!({ "type": "array", "items": { "type": "string" }, "description": "Replies the saga did not take because they disagreed with its own state (an amount, currency, customer, runner or order), each with why; an operator looks into them." }),
             ),
             ("created_at", nullable_timestamp("When the saga started.")),
             ("updated_at", nullable_timestamp("When the saga last changed.")),

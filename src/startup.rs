@@ -302,12 +302,17 @@ fn api_router(services: ApiServices) -> Router {
         .merge(campusg_order::router(orders.clone()))
         .merge(campusg_user::router(users.clone()))
         .merge(campusg_payment::router(payments))
-        .merge(campusg_escrow::router(escrows))
+        .merge(campusg_escrow::router(escrows.clone()))
         .merge(campusg_sagas::router(sagas.clone()))
         .merge(campusg_timer::router(timers))
         .merge(campusg_notification::router(notifications))
         .merge(campusg_trace::router(trace_index))
-        .merge(crate::gateway::router(sagas, orders, users))
+        .merge(crate::gateway::router(crate::gateway::Gateway {
+            sagas,
+            orders,
+            users,
+            escrows,
+        }))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .layer(campusg_runtime::http::body_limit())
         .layer(axum::middleware::from_fn(log_request))

@@ -150,3 +150,62 @@ async fn sagas_are_listed_by_status(#[values(Backend::Embedded, Backend::Kafka)]
         .collect();
     assert_eq!(ids, vec![compensated.as_str()]);
 }
+
+/// Issue 13, finding 3: an authorization for 0.01 made for the order before the
+/// saga's own was answered to the saga, which then held and later paid out the
+/// full total against it. The saga now compares the reply with its own state.
+#[rstest]
+#[tokio::test]
+async fn an_authorization_of_another_amount_is_not_taken_and_no_money_is_held(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    use std::sync::Arc;
+
+    use campusg::settings::Role;
+
+    use crate::backends::Environment;
+
+    let environment = Arc::new(Environment::new(backend));
+    let without_payments = [
+        Role::Api,
+        Role::Order,
+        Role::User,
+        Role::Escrow,
+        Role::Sagas,
+        Role::Timer,
+    ];
+    let app = TestApp::spawn_with(environment.clone(), &without_payments).await;
+    app.create_user("cust_one_cent", Some("pm_card_visa")).await;
+    let (saga_id, order_id) = app.place_order("cust_one_cent", 49.0, 1.0).await;
+    app.saga_when(&saga_id, |saga| saga["current_step"] == "authorize_payment")
+        .await;
+    let (status, body) = app
+        .post(
+            "/payments/authorize",
+            &serde_json::json!({
+                "order_id": order_id, "customer_id": "cust_one_cent",
+                "amount": 0.01, "payment_method": "pm_card_visa"
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The payment service now reads the saga's own authorization.
+    let _payments = TestApp::spawn_with(environment, &[Role::Payment]).await;
+    let saga = app
+        .saga_when(&saga_id, |saga| {
+            saga["anomalies"].as_array().is_some_and(|found| !found.is_empty())
+        })
+        .await;
+
+    let anomaly = saga["anomalies"][0].as_str().unwrap();
+    assert!(
+        anomaly.contains("it is for 0.01 SGD, not the order's 50.00 SGD"),
+        "{anomaly}"
+    );
+    assert_eq!(saga["status"], "STARTED", "{saga}");
+    assert_eq!(saga["current_step"], "authorize_payment");
+    assert!(app.escrows_of(&order_id).await.is_empty(), "nothing is held");
+    let (_, listed) = app.get("/api/sagas?anomalies=true").await;
+    assert_eq!(listed["sagas"][0]["saga_id"], saga_id.as_str(), "{listed}");
+}

@@ -371,3 +371,53 @@ async fn the_update_stream_of_a_completing_saga_yields_each_step_and_then_ends(
         .await;
     assert_eq!(status, 404);
 }
+
+/// Issue 13, finding 1: `POST /escrow/release` paid an order's escrow to whoever
+/// it named, and the complete-order saga then took that release as its own.
+#[rstest]
+#[tokio::test]
+async fn the_escrow_is_released_only_to_the_assigned_runner_of_a_delivered_order(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    let order_id = an_accepted_order(&app, "cust_release", "runner_release").await;
+
+    let (status, body) = app
+        .post(
+            "/escrow/release",
+            &json!({"order_id": order_id, "runner_id": "mallory"}),
+        )
+        .await;
+    assert_eq!(status, 409, "not a delivered order, not its runner: {body}");
+    let (status, body) = app
+        .post(
+            "/escrow/release",
+            &json!({"order_id": order_id, "runner_id": "runner_release"}),
+        )
+        .await;
+    assert_eq!(status, 409, "not delivered yet: {body}");
+    assert_eq!(app.escrows_of(&order_id).await[0]["status"], "HELD");
+
+    let saga_id = deliver(&app, &order_id, "runner_release").await;
+    let saga = app.saga_when_finished(&saga_id).await;
+    assert_eq!(saga["status"], "COMPLETED", "{saga}");
+    let escrow = &app.escrows_of(&order_id).await[0];
+    assert_eq!(escrow["status"], "RELEASED");
+    assert_eq!(escrow["runner_id"], "runner_release", "{escrow}");
+
+    let (status, body) = app
+        .post(
+            "/escrow/release",
+            &json!({"order_id": order_id, "runner_id": "mallory"}),
+        )
+        .await;
+    assert_eq!(status, 409, "never answered as done for someone else: {body}");
+    let (status, body) = app
+        .post(
+            "/escrow/release",
+            &json!({"order_id": order_id, "runner_id": "runner_release"}),
+        )
+        .await;
+    assert_eq!(status, 200, "the same release again answers the same: {body}");
+    assert_eq!(body["runner_id"], "runner_release");
+}

@@ -183,6 +183,38 @@ impl Escrow {
         }
     }
 
+    /// The answer this escrow already gave to `command`, if its last change was
+    /// the success of the same request: a hold of the same amounts for the same
+    /// customer, a release to the same runner, a refund. A repeated command is
+    /// answered with it; one that asks for something else is refused by
+    /// [`Escrow::decide`] (SPEC 11: no reply taken on trust, none given on it).
+    pub fn answer_to_repeat(&self, command: &EscrowCommand) -> Option<EscrowEvent> {
+        let last = self.last_event.as_ref()?;
+        let same = match (command, last) {
+            (
+                EscrowCommand::Hold {
+                    customer_id,
+                    food_fee,
+                    delivery_fee,
+                    currency,
+                    ..
+                },
+                EscrowEvent::Held(held),
+            ) => {
+                held.customer_id == *customer_id
+                    && held.food_fee_cents == *food_fee
+                    && held.delivery_fee_cents == *delivery_fee
+                    && held.currency == *currency
+            }
+            (EscrowCommand::Release { runner_id, .. }, EscrowEvent::Released(released)) => {
+                released.runner_id == *runner_id
+            }
+            (EscrowCommand::Refund { .. }, EscrowEvent::Refunded(_)) => true,
+            _ => false,
+        };
+        same.then(|| last.clone())
+    }
+
     fn existing(&self) -> Result<(EscrowId, OrderId, EscrowStatus), EscrowError> {
         match (self.escrow_id, self.order_id, self.status) {
             (Some(escrow_id), Some(order_id), Some(status)) => Ok((escrow_id, order_id, status)),
@@ -307,6 +339,57 @@ mod aggregate_tests {
                 amount: Cents(1499),
                 limit: Cents(1000),
             });
+    }
+
+    fn escrow_after(events: Vec<EscrowEvent>) -> Escrow {
+        let mut escrow = Escrow::default();
+        for event in events {
+            escrow.apply(event);
+        }
+        escrow
+    }
+
+    fn release_to(runner: &str) -> EscrowCommand {
+        EscrowCommand::Release {
+            runner_id: UserId::parse(runner).unwrap(),
+            at: at(),
+        }
+    }
+
+    #[test]
+    fn a_release_repeated_to_the_same_runner_is_answered_with_the_release() {
+        let escrow = escrow_after(vec![held(), released()]);
+        assert_eq!(escrow.answer_to_repeat(&release_to("runner_1")), Some(released()));
+    }
+
+    #[test]
+    fn a_release_to_someone_else_after_the_release_is_not_answered_as_done_but_refused() {
+        let escrow = escrow_after(vec![held(), released()]);
+        assert_eq!(escrow.answer_to_repeat(&release_to("mallory")), None);
+        TestFramework::<Escrow>::with(())
+            .given(vec![held(), released()])
+            .when(release_to("mallory"))
+            .then_expect_error(EscrowError::CannotRelease(EscrowStatus::Released));
+    }
+
+    #[test]
+    fn a_hold_of_another_amount_is_not_answered_with_the_first_hold() {
+        let escrow = escrow_after(vec![held()]);
+        assert_eq!(escrow.answer_to_repeat(&hold(Cents(50_000))), Some(held()));
+        let EscrowCommand::Hold { limit, .. } = hold(Cents(50_000)) else {
+            unreachable!()
+        };
+        let smaller = EscrowCommand::Hold {
+            escrow_id: EscrowId::for_order(order_id()),
+            order_id: order_id(),
+            customer_id: UserId::parse("cust_1").unwrap(),
+            food_fee: Cents(1),
+            delivery_fee: Cents(0),
+            currency: "SGD".into(),
+            limit,
+            at: at(),
+        };
+        assert_eq!(escrow.answer_to_repeat(&smaller), None);
     }
 
     #[test]

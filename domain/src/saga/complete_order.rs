@@ -93,6 +93,15 @@ pub enum CompleteOrderSagaEvent {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// A reply disagreed with the saga's own state (a payout to someone other
+    /// than the order's runner, an amount other than the one captured): it is
+    /// not taken, and the saga stays at its step for an operator (SPEC 11).
+    AnomalyRecorded {
+        step: CompleteOrderStep,
+        reply: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl CompleteOrderSagaEvent {
@@ -105,7 +114,8 @@ impl CompleteOrderSagaEvent {
             | OrderCompleted { at }
             | Completed { at }
             | StepRetried { at, .. }
-            | Failed { at, .. } => *at,
+            | Failed { at, .. }
+            | AnomalyRecorded { at, .. } => *at,
         }
     }
 
@@ -119,6 +129,7 @@ impl CompleteOrderSagaEvent {
             Completed { .. } => "completed",
             StepRetried { .. } => "step_retried",
             Failed { .. } => "failed",
+            AnomalyRecorded { .. } => "anomaly_recorded",
         }
     }
 }
@@ -150,6 +161,9 @@ pub struct CompleteOrderSaga {
     pub error: Option<String>,
     pub captured_cents: Cents,
     pub payout_cents: Cents,
+    /// Replies that disagreed with the saga's state, and why; none was taken.
+    #[serde(default)]
+    pub anomalies: Vec<String>,
     /// How many times the current step has been asked for.
     pub attempts: u32,
     pub started_at: Option<DateTime<Utc>>,
@@ -229,6 +243,14 @@ impl CompleteOrderSaga {
             return Vec::new();
         };
         match (step, message) {
+            (Step::CapturePayment, Message::PaymentCaptured(captured)) if Some(captured.order_id) != self.order_id => {
+                self.anomaly(
+                    step,
+                    "payment.captured",
+                    format!("it is about order {}", captured.order_id),
+                    at,
+                )
+            }
             (Step::CapturePayment, Message::PaymentCaptured(captured)) => vec![E::PaymentCaptured {
                 amount_cents: captured.amount_cents,
                 at,
@@ -238,10 +260,31 @@ impl CompleteOrderSaga {
                 reason: format!("the payment could not be captured: {}", failed.reason),
                 at,
             }],
-            (Step::ReleaseEscrow, Message::FundsReleased(released)) => vec![E::FundsReleased {
-                amount_cents: released.amount_cents,
-                at,
-            }],
+            (Step::ReleaseEscrow, Message::FundsReleased(released)) => {
+                let reason = if Some(released.order_id) != self.order_id {
+                    Some(format!("it is about order {}", released.order_id))
+                } else if Some(&released.runner_id) != self.runner_id.as_ref() {
+                    Some(format!(
+                        "it paid {} out, not the order's runner {}",
+                        released.runner_id,
+                        self.runner_id.as_ref().map(UserId::to_string).unwrap_or_default()
+                    ))
+                } else if released.amount_cents != self.captured_cents {
+                    Some(format!(
+                        "it paid out {}, not the {} captured",
+                        released.amount_cents, self.captured_cents
+                    ))
+                } else {
+                    None
+                };
+                match reason {
+                    Some(reason) => self.anomaly(step, "escrow.released", reason, at),
+                    None => vec![E::FundsReleased {
+                        amount_cents: released.amount_cents,
+                        at,
+                    }],
+                }
+            }
             (Step::ReleaseEscrow, Message::ReleaseFailed(failed)) => {
                 self.retry(step, format!("the escrow could not be released: {}", failed.reason), at)
             }
@@ -261,6 +304,26 @@ impl CompleteOrderSaga {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// A reply that disagrees with the saga's state, recorded once per reason.
+    fn anomaly(
+        &self,
+        step: CompleteOrderStep,
+        reply: &str,
+        reason: String,
+        at: DateTime<Utc>,
+    ) -> Vec<CompleteOrderSagaEvent> {
+        let reason = format!("`{reply}` was not taken: {reason}");
+        if self.anomalies.contains(&reason) {
+            return Vec::new();
+        }
+        vec![CompleteOrderSagaEvent::AnomalyRecorded {
+            step,
+            reply: reply.to_string(),
+            reason,
+            at,
+        }]
     }
 
     /// After the pivot a refused step is asked again, until the attempts run out.
@@ -366,6 +429,10 @@ impl Aggregate for CompleteOrderSaga {
             E::Failed { reason, .. } => {
                 self.status = Some(SagaStatus::Failed);
                 self.error = Some(reason);
+            }
+            E::AnomalyRecorded { reason, .. } => {
+                self.error = Some(reason.clone());
+                self.anomalies.push(reason);
             }
         }
     }
@@ -478,6 +545,41 @@ mod tests {
             panic!("expected release_funds, got {:?}", reaction.commands)
         };
         assert_eq!(release.runner_id, runner());
+    }
+
+    #[rstest::rstest]
+    #[case::to_someone_else("mallory", 1499, "it paid mallory out, not the order's runner runner_1")]
+    #[case::another_amount("runner_1", 1, "it paid out 0.01, not the 14.99 captured")]
+    fn a_release_that_disagrees_with_the_saga_is_not_taken_and_recorded_as_an_anomaly(
+        #[case] runner_id: &str,
+        #[case] amount_cents: i64,
+        #[case] reason: &str,
+    ) {
+        let mut saga = CompleteOrderSaga::default();
+        saga.apply(started());
+        saga.apply(captured());
+        let Message::FundsReleased(mut released) = released_message() else {
+            unreachable!()
+        };
+        released.runner_id = UserId::parse(runner_id).unwrap();
+        released.amount_cents = Cents(amount_cents);
+
+        let reaction = saga.react(observe(Message::FundsReleased(released.clone()))).unwrap();
+
+        assert_eq!(
+            reaction.events,
+            vec![CompleteOrderSagaEvent::AnomalyRecorded {
+                step: CompleteOrderStep::ReleaseEscrow,
+                reply: "escrow.released".into(),
+                reason: format!("`escrow.released` was not taken: {reason}"),
+                at: at(),
+            }]
+        );
+        assert_eq!(types(&reaction.commands), ["saga.step_completed"], "nothing moves on");
+        assert_eq!(saga.step, Some(CompleteOrderStep::ReleaseEscrow));
+        assert_eq!(saga.payout_cents, Cents::ZERO);
+        let again = saga.react(observe(Message::FundsReleased(released))).unwrap();
+        assert!(again.events.is_empty(), "one anomaly per reason");
     }
 
     #[test]

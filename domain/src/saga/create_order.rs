@@ -170,6 +170,15 @@ pub enum CreateOrderSagaEvent {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// A reply disagreed with the saga's own state (an authorization or a hold
+    /// of another amount, currency or customer): it is not taken, and the saga
+    /// stays at its step for an operator (SPEC 11).
+    AnomalyRecorded {
+        step: CreateOrderStep,
+        reply: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
     /// The acceptance timer expired: the saga asks the order service to cancel
     /// the order if it has been waiting since `expected_created_at`.
     CancellationRequested {
@@ -228,6 +237,7 @@ impl CreateOrderSagaEvent {
             | CancellationRefused { at, .. }
             | OrderCancelled { at, .. }
             | InFlightStepSettled { at, .. }
+            | AnomalyRecorded { at, .. }
             | Cancelled { at } => *at,
         }
     }
@@ -253,6 +263,7 @@ impl DomainEvent for CreateOrderSagaEvent {
             CreateOrderSagaEvent::OrderCancelled { .. } => "order_cancelled",
             CreateOrderSagaEvent::InFlightStepSettled { .. } => "in_flight_step_settled",
             CreateOrderSagaEvent::Cancelled { .. } => "cancelled",
+            CreateOrderSagaEvent::AnomalyRecorded { .. } => "anomaly_recorded",
         };
         format!("create_order_saga.{name}")
     }
@@ -293,6 +304,9 @@ pub struct CreateOrderSaga {
     pub cancellation_requested_by: Option<CancelRequester>,
     /// A step that was in flight when the order was cancelled.
     pub awaiting: Option<CreateOrderStep>,
+    /// Replies that disagreed with the saga's state, and why; none was taken.
+    #[serde(default)]
+    pub anomalies: Vec<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -411,10 +425,18 @@ impl CreateOrderSaga {
                 compensate(step, reason, vec![Compensation::CancelOrder])
             }
             (SagaStatus::Started, Step::AuthorizePayment, Message::PaymentAuthorized(authorized)) => {
-                vec![E::PaymentAuthorized {
-                    payment_id: authorized.payment_id,
-                    at,
-                }]
+                match self.disagreement(
+                    authorized.order_id,
+                    &authorized.customer_id,
+                    authorized.amount_cents,
+                    &authorized.currency,
+                ) {
+                    Some(reason) => self.anomaly(step, "payment.authorized", reason, at),
+                    None => vec![E::PaymentAuthorized {
+                        payment_id: authorized.payment_id,
+                        at,
+                    }],
+                }
             }
             (SagaStatus::Started, Step::AuthorizePayment, Message::PaymentFailed(failed)) => {
                 let code = serde_json::to_value(failed.reason).ok();
@@ -423,10 +445,13 @@ impl CreateOrderSaga {
                 compensate(step, reason, vec![Compensation::CancelOrder])
             }
             (SagaStatus::Started, Step::HoldFunds, Message::FundsHeld(held)) => {
-                vec![E::FundsHeld {
-                    escrow_id: held.escrow_id,
-                    at,
-                }]
+                match self.disagreement(held.order_id, &held.customer_id, held.amount_cents, &held.currency) {
+                    Some(reason) => self.anomaly(step, "escrow.funds_held", reason, at),
+                    None => vec![E::FundsHeld {
+                        escrow_id: held.escrow_id,
+                        at,
+                    }],
+                }
             }
             (SagaStatus::Started, Step::HoldFunds, Message::HoldFailed(failed)) => compensate(
                 step,
@@ -500,6 +525,42 @@ impl CreateOrderSaga {
             (SagaStatus::Compensating, _, message) => self.observe_compensation(message, at),
             _ => Vec::new(),
         }
+    }
+
+    /// How a reply about money differs from what this saga asked for, if it does.
+    fn disagreement(&self, order_id: OrderId, customer_id: &UserId, amount: Cents, currency: &str) -> Option<String> {
+        if Some(order_id) != self.order_id {
+            Some(format!("it is about order {order_id}"))
+        } else if Some(customer_id) != self.customer_id.as_ref() {
+            Some(format!("it is for customer {customer_id}"))
+        } else if amount != self.total_cents || currency != self.currency {
+            Some(format!(
+                "it is for {amount} {currency}, not the order's {} {}",
+                self.total_cents, self.currency
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// A reply that disagrees with the saga's state, recorded once per reason.
+    fn anomaly(
+        &self,
+        step: CreateOrderStep,
+        reply: &str,
+        reason: String,
+        at: DateTime<Utc>,
+    ) -> Vec<CreateOrderSagaEvent> {
+        let reason = format!("`{reply}` was not taken: {reason}");
+        if self.anomalies.contains(&reason) {
+            return Vec::new();
+        }
+        vec![CreateOrderSagaEvent::AnomalyRecorded {
+            step,
+            reply: reply.to_string(),
+            reason,
+            at,
+        }]
     }
 
     /// The order is cancelled: what to undo depends on how far the saga got.
@@ -700,6 +761,7 @@ impl CreateOrderSaga {
             }
             E::Cancelled { .. } => messages.push(Message::SagaCancelled(self.progress(event))),
             E::Completed { .. } => messages.push(Message::SagaCompleted(self.progress(event))),
+            E::AnomalyRecorded { .. } => messages.push(Message::SagaStepCompleted(self.progress(event))),
             E::CompensationStarted {
                 reason, compensations, ..
             } => {
@@ -863,6 +925,10 @@ impl Aggregate for CreateOrderSaga {
                 self.status = Some(SagaStatus::Cancelled);
                 self.step = Some(CreateOrderStep::Done);
                 self.cancel_stage = None;
+            }
+            E::AnomalyRecorded { reason, .. } => {
+                self.error = Some(reason.clone());
+                self.anomalies.push(reason);
             }
             E::CompensationStarted {
                 reason, compensations, ..

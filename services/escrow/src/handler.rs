@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use campusg_domain::escrow::{Escrow, EscrowCommand, EscrowError, EscrowEvent};
+use campusg_domain::escrow::{Escrow, EscrowCommand};
 use campusg_domain::ids::EscrowId;
 use campusg_domain::messages::{EscrowOperationFailed, Message};
 use campusg_runtime::aggregate::{execute, load};
@@ -66,42 +66,33 @@ impl EscrowService {
         let mut loaded = load::<Escrow>(self.deps.store.as_ref(), &escrow_id.to_string()).await?;
         let mut unit = UnitOfWork::new(cause);
         let contracts = &self.deps.contracts;
-        let answer = match execute(&mut loaded, command, &()).await {
-            Ok(events) => {
-                unit.append(contracts, &mut loaded, &events, true).map_err(published)?;
-                events.last().cloned().map(Message::from)
-            }
-            Err(refusal) => {
-                // A command repeated after it succeeded gets the same answer again.
-                let repeated = match (operation, &refusal, &loaded.aggregate.last_event) {
-                    (Operation::Hold, EscrowError::AlreadyHeld(_), Some(held @ EscrowEvent::Held(_))) => {
-                        Some(held.clone())
-                    }
-                    (Operation::Release, EscrowError::CannotRelease(_), Some(released @ EscrowEvent::Released(_))) => {
-                        Some(released.clone())
-                    }
-                    (Operation::Refund, EscrowError::CannotRefund(_), Some(refunded @ EscrowEvent::Refunded(_))) => {
-                        Some(refunded.clone())
-                    }
-                    _ => None,
-                };
-                let answer = match repeated {
-                    Some(event) => Message::from(event),
-                    None => {
-                        let failed = EscrowOperationFailed {
-                            order_id,
-                            reason: refusal.to_string(),
-                        };
-                        match operation {
-                            Operation::Hold => Message::HoldFailed(failed),
-                            Operation::Release => Message::ReleaseFailed(failed),
-                            Operation::Refund => Message::RefundFailed(failed),
-                        }
-                    }
-                };
+        let repeated = loaded.aggregate.answer_to_repeat(&command);
+        let answer = match repeated {
+            // A command repeated after it succeeded gets the same answer again.
+            Some(event) => {
+                let answer = Message::from(event);
                 unit.publish(contracts, &answer).map_err(published)?;
                 Some(answer)
             }
+            None => match execute(&mut loaded, command, &()).await {
+                Ok(events) => {
+                    unit.append(contracts, &mut loaded, &events, true).map_err(published)?;
+                    events.last().cloned().map(Message::from)
+                }
+                Err(refusal) => {
+                    let failed = EscrowOperationFailed {
+                        order_id,
+                        reason: refusal.to_string(),
+                    };
+                    let answer = match operation {
+                        Operation::Hold => Message::HoldFailed(failed),
+                        Operation::Release => Message::ReleaseFailed(failed),
+                        Operation::Refund => Message::RefundFailed(failed),
+                    };
+                    unit.publish(contracts, &answer).map_err(published)?;
+                    Some(answer)
+                }
+            },
         };
         self.deps.store.commit(unit).await?;
         Ok(answer)

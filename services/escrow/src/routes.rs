@@ -26,7 +26,6 @@ pub fn router(service: Arc<EscrowService>) -> Router {
     Router::new()
         .route("/escrow", get(list_escrows))
         .route("/escrow/hold", post(hold))
-        .route("/escrow/release", post(release))
         .route("/escrow/cancel", post(cancel))
         .route("/escrow/{escrow_id}", get(get_escrow))
         .with_state(service)
@@ -40,12 +39,6 @@ struct HoldRequest {
     #[serde(default)]
     delivery_fee: Option<DecimalAmount>,
     currency: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ReleaseRequest {
-    order_id: OrderId,
-    runner_id: UserId,
 }
 
 #[derive(Deserialize)]
@@ -102,18 +95,16 @@ async fn hold(
     run(&service, message).await
 }
 
-async fn release(
-    State(service): State<Arc<EscrowService>>,
-    JsonBody(request): JsonBody<ReleaseRequest>,
+/// Pays the escrow of `order_id` out to `runner_id`. The gateway's
+/// `POST /escrow/release` calls it once it has checked, with the order, that
+/// `runner_id` is the assigned runner of a delivered order; the escrow cannot
+/// know that itself.
+pub async fn release_to(
+    service: &EscrowService,
+    order_id: OrderId,
+    runner_id: UserId,
 ) -> Result<Json<Value>, ApiError> {
-    run(
-        &service,
-        Message::ReleaseFunds(ReleaseFunds {
-            order_id: request.order_id,
-            runner_id: request.runner_id,
-        }),
-    )
-    .await
+    run(service, Message::ReleaseFunds(ReleaseFunds { order_id, runner_id })).await
 }
 
 /// The seeds' "cancel": refund the held funds to the customer.

@@ -108,6 +108,9 @@ struct ListParams {
     saga_type: Option<String>,
     /// Only sagas not final whose last step is at least this many seconds old.
     stuck_for: Option<i64>,
+    /// Only sagas that recorded a reply they did not take.
+    #[serde(default)]
+    anomalies: bool,
 }
 
 /// Sagas of every type (or `saga_type`), by status and order, the most recently
@@ -153,6 +156,7 @@ async fn list_sagas(
                 }
             })
             .transpose()?,
+        with_anomalies: params.anomalies,
         limit: Some(paged.offset + page_size),
     };
     let sagas: Vec<Value> = views::list(orchestrator.deps.store.as_ref(), &filter, orchestrator.deps.clock.now())

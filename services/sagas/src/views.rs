@@ -54,6 +54,7 @@ pub fn saga_view(saga_type: &str, state: &Value) -> Value {
         "captured_cents": state["captured_cents"],
         "payout_cents": state["payout_cents"],
         "pending_compensations": state["pending_compensations"],
+        "anomalies": state.get("anomalies").cloned().unwrap_or_else(|| json!([])),
         "created_at": state["started_at"],
         "updated_at": state["updated_at"],
     })
@@ -115,6 +116,8 @@ pub struct SagaFilter {
     pub saga_type: Option<(&'static str, &'static str)>,
     /// Only sagas that are not final and whose last step is at least this old.
     pub stuck_for: Option<Duration>,
+    /// Only sagas that recorded a reply they did not take (SPEC 11).
+    pub with_anomalies: bool,
     /// At most this many of each type, the most recently started first.
     pub limit: Option<i64>,
 }
@@ -124,7 +127,11 @@ pub async fn list(store: &dyn EventStore, filter: &SagaFilter, now: DateTime<Utc
     let mut query = StateQuery {
         order_by: Some("started_at".into()),
         descending: true,
-        limit: if filter.stuck_for.is_some() { None } else { filter.limit },
+        limit: if filter.stuck_for.is_some() || filter.with_anomalies {
+            None
+        } else {
+            filter.limit
+        },
         ..StateQuery::default()
     };
     if let Some(status) = filter.status {
@@ -144,6 +151,10 @@ pub async fn list(store: &dyn EventStore, filter: &SagaFilter, now: DateTime<Utc
                 if !is_stuck(&state, now, stuck_for) {
                     continue;
                 }
+            }
+            let has_anomalies = state["anomalies"].as_array().is_some_and(|found| !found.is_empty());
+            if filter.with_anomalies && !has_anomalies {
+                continue;
             }
             sagas.push(saga_view(saga_type, &state));
         }

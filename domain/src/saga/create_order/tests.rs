@@ -314,6 +314,23 @@ fn the_started_timer_completes_the_saga() {
 }
 
 #[test]
+fn an_authorization_of_another_amount_is_not_taken_and_holds_no_funds() {
+    let mut saga = saga_after(vec![started(), order_placed(), info_retrieved()]);
+    let Message::PaymentAuthorized(mut authorized) = payment_authorized_message() else {
+        unreachable!()
+    };
+    authorized.amount_cents = Cents(1);
+
+    let reaction = saga.react(observe(Message::PaymentAuthorized(authorized))).unwrap();
+
+    assert_eq!(command_types(&reaction), vec!["saga.step_completed"], "no hold_funds");
+    assert_eq!(saga.step, Some(CreateOrderStep::AuthorizePayment));
+    assert_eq!(saga.payment_id, None);
+    assert_eq!(saga.anomalies.len(), 1);
+    assert!(saga.anomalies[0].contains("it is for 0.01 SGD"), "{:?}", saga.anomalies);
+}
+
+#[test]
 fn an_expired_timer_asks_the_order_to_cancel_if_still_waiting_since_then() {
     let mut saga = saga_after(completed());
     let reaction = saga.react(observe(timer_expired_message())).unwrap();
