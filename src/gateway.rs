@@ -28,8 +28,10 @@ use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::limits::MAX_TEXT_CHARS;
 use campusg_domain::messages::{Message, OrderRole, RateUser};
 use campusg_domain::order::OrderStatus;
+use campusg_domain::payment::PaymentStatus;
 use campusg_escrow::EscrowService;
 use campusg_order::OrderService;
+use campusg_payment::PaymentService;
 use campusg_runtime::http::{optional_json, text_within, Acting, ApiError, Body, JsonBody, NamesActor, Path};
 use campusg_runtime::store::Cause;
 use campusg_sagas::SagaOrchestrator;
@@ -40,6 +42,7 @@ pub struct Gateway {
     pub sagas: Arc<SagaOrchestrator>,
     pub orders: Arc<OrderService>,
     pub users: Arc<UserService>,
+    pub payments: Arc<PaymentService>,
     pub escrows: Arc<EscrowService>,
 }
 
@@ -132,8 +135,9 @@ struct ReleaseRequest {
     runner_id: UserId,
 }
 
-/// Releases an order's escrow, only to its assigned runner and only once the
-/// order is delivered; a repeat to the same runner answers the release again.
+/// Releases an order's escrow, only to its assigned runner, only once the order
+/// is delivered and its payment captured (so nobody is paid out of money the
+/// card never gave); a repeat to the same runner answers the release again.
 async fn release_escrow(
     State(gateway): State<Gateway>,
     JsonBody(request): JsonBody<ReleaseRequest>,
@@ -154,6 +158,17 @@ async fn release_escrow(
         return Err(ApiError::conflict(format!(
             "{} is not the runner of order {}; its escrow goes to its runner only",
             request.runner_id, request.order_id
+        )));
+    }
+    let payment_status = gateway
+        .payments
+        .payment_of(request.order_id)
+        .await?
+        .and_then(|p| p.status);
+    if payment_status != Some(PaymentStatus::Captured) {
+        return Err(ApiError::conflict(format!(
+            "the payment of order {} is not captured; its escrow is released only after the capture",
+            request.order_id
         )));
     }
     campusg_escrow::release_to(&gateway.escrows, request.order_id, request.runner_id).await

@@ -1702,7 +1702,7 @@ fn escrow_release_path() -> Value {
         ("404", error("No order has this id.")),
         (
             "409",
-            error("The order is not `DELIVERED` (or `COMPLETED`), `runner_id` is not its assigned runner, no funds are held for it, or they are already refunded or released to someone else: money moves only to the order's own runner."),
+            error("The order is not `DELIVERED` (or `COMPLETED`), `runner_id` is not its assigned runner, its payment is not captured, no funds are held for it, or they are already refunded or released to someone else: money moves only to the order's own runner, and only out of money captured."),
         ),
         ("422", error("A missing field or an invalid id.")),
     ]);

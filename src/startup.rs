@@ -301,7 +301,7 @@ fn api_router(services: ApiServices) -> Router {
         .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
         .merge(campusg_order::router(orders.clone()))
         .merge(campusg_user::router(users.clone()))
-        .merge(campusg_payment::router(payments))
+        .merge(campusg_payment::router(payments.clone()))
         .merge(campusg_escrow::router(escrows.clone()))
         .merge(campusg_sagas::router(sagas.clone()))
         .merge(campusg_timer::router(timers))
@@ -311,6 +311,7 @@ fn api_router(services: ApiServices) -> Router {
             sagas,
             orders,
             users,
+            payments,
             escrows,
         }))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })

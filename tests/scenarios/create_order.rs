@@ -153,7 +153,8 @@ async fn sagas_are_listed_by_status(#[values(Backend::Embedded, Backend::Kafka)]
 
 /// Issue 13, finding 3: an authorization for 0.01 made for the order before the
 /// saga's own was answered to the saga, which then held and later paid out the
-/// full total against it. The saga now compares the reply with its own state.
+/// full total against it. The saga now compares the reply with its own state,
+/// records the anomaly, voids the stray authorization and cancels the order.
 #[rstest]
 #[tokio::test]
 async fn an_authorization_of_another_amount_is_not_taken_and_no_money_is_held(
@@ -203,8 +204,14 @@ async fn an_authorization_of_another_amount_is_not_taken_and_no_money_is_held(
         anomaly.contains("it is for 0.01 SGD, not the order's 50.00 SGD"),
         "{anomaly}"
     );
-    assert_eq!(saga["status"], "STARTED", "{saga}");
-    assert_eq!(saga["current_step"], "authorize_payment");
+    let saga = app.saga_when_finished(&saga_id).await;
+    assert_eq!(saga["status"], "COMPENSATED", "{saga}");
+    assert_eq!(app.order(&order_id).await["status"], "CANCELLED");
+    let payments = app.payments_of(&order_id).await;
+    assert_eq!(
+        payments[0]["status"], "VOIDED",
+        "the stray authorization is undone: {payments:?}"
+    );
     assert!(app.escrows_of(&order_id).await.is_empty(), "nothing is held");
     let (_, listed) = app.get("/api/sagas?anomalies=true").await;
     assert_eq!(listed["sagas"][0]["saga_id"], saga_id.as_str(), "{listed}");

@@ -243,14 +243,6 @@ impl CompleteOrderSaga {
             return Vec::new();
         };
         match (step, message) {
-            (Step::CapturePayment, Message::PaymentCaptured(captured)) if Some(captured.order_id) != self.order_id => {
-                self.anomaly(
-                    step,
-                    "payment.captured",
-                    format!("it is about order {}", captured.order_id),
-                    at,
-                )
-            }
             (Step::CapturePayment, Message::PaymentCaptured(captured)) => vec![E::PaymentCaptured {
                 amount_cents: captured.amount_cents,
                 at,
@@ -261,9 +253,8 @@ impl CompleteOrderSaga {
                 at,
             }],
             (Step::ReleaseEscrow, Message::FundsReleased(released)) => {
-                let reason = if Some(released.order_id) != self.order_id {
-                    Some(format!("it is about order {}", released.order_id))
-                } else if Some(&released.runner_id) != self.runner_id.as_ref() {
+                // (A reply about another order never reaches this saga.)
+                let reason = if Some(&released.runner_id) != self.runner_id.as_ref() {
                     Some(format!(
                         "it paid {} out, not the order's runner {}",
                         released.runner_id,

@@ -425,13 +425,20 @@ impl CreateOrderSaga {
                 compensate(step, reason, vec![Compensation::CancelOrder])
             }
             (SagaStatus::Started, Step::AuthorizePayment, Message::PaymentAuthorized(authorized)) => {
-                match self.disagreement(
-                    authorized.order_id,
-                    &authorized.customer_id,
-                    authorized.amount_cents,
-                    &authorized.currency,
-                ) {
-                    Some(reason) => self.anomaly(step, "payment.authorized", reason, at),
+                let method = (Some(&authorized.payment_method) != self.payment_method.as_ref())
+                    .then(|| format!("it is on payment method {}", authorized.payment_method));
+                match method.or_else(|| {
+                    self.disagreement(&authorized.customer_id, authorized.amount_cents, &authorized.currency)
+                }) {
+                    // The order's one payment is not the one the saga asked
+                    // for: it is voided, and the order cancelled.
+                    Some(reason) => self.anomaly(
+                        step,
+                        "payment.authorized",
+                        reason,
+                        vec![Compensation::VoidPayment, Compensation::CancelOrder],
+                        at,
+                    ),
                     None => vec![E::PaymentAuthorized {
                         payment_id: authorized.payment_id,
                         at,
@@ -445,8 +452,18 @@ impl CreateOrderSaga {
                 compensate(step, reason, vec![Compensation::CancelOrder])
             }
             (SagaStatus::Started, Step::HoldFunds, Message::FundsHeld(held)) => {
-                match self.disagreement(held.order_id, &held.customer_id, held.amount_cents, &held.currency) {
-                    Some(reason) => self.anomaly(step, "escrow.funds_held", reason, at),
+                match self.disagreement(&held.customer_id, held.amount_cents, &held.currency) {
+                    Some(reason) => self.anomaly(
+                        step,
+                        "escrow.funds_held",
+                        reason,
+                        vec![
+                            Compensation::RefundEscrow,
+                            Compensation::VoidPayment,
+                            Compensation::CancelOrder,
+                        ],
+                        at,
+                    ),
                     None => vec![E::FundsHeld {
                         escrow_id: held.escrow_id,
                         at,
@@ -527,11 +544,10 @@ impl CreateOrderSaga {
         }
     }
 
-    /// How a reply about money differs from what this saga asked for, if it does.
-    fn disagreement(&self, order_id: OrderId, customer_id: &UserId, amount: Cents, currency: &str) -> Option<String> {
-        if Some(order_id) != self.order_id {
-            Some(format!("it is about order {order_id}"))
-        } else if Some(customer_id) != self.customer_id.as_ref() {
+    /// How a reply about money differs from what this saga asked for, if it
+    /// does. (A reply about another order never reaches this saga.)
+    fn disagreement(&self, customer_id: &UserId, amount: Cents, currency: &str) -> Option<String> {
+        if Some(customer_id) != self.customer_id.as_ref() {
             Some(format!("it is for customer {customer_id}"))
         } else if amount != self.total_cents || currency != self.currency {
             Some(format!(
@@ -543,24 +559,35 @@ impl CreateOrderSaga {
         }
     }
 
-    /// A reply that disagrees with the saga's state, recorded once per reason.
+    /// A reply that disagrees with the saga's state: recorded, and then undone
+    /// as a failed step would be (`compensations`), so that no money stays
+    /// held on it. Recorded once per reason.
     fn anomaly(
         &self,
         step: CreateOrderStep,
         reply: &str,
         reason: String,
+        compensations: Vec<Compensation>,
         at: DateTime<Utc>,
     ) -> Vec<CreateOrderSagaEvent> {
         let reason = format!("`{reply}` was not taken: {reason}");
         if self.anomalies.contains(&reason) {
             return Vec::new();
         }
-        vec![CreateOrderSagaEvent::AnomalyRecorded {
-            step,
-            reply: reply.to_string(),
-            reason,
-            at,
-        }]
+        vec![
+            CreateOrderSagaEvent::AnomalyRecorded {
+                step,
+                reply: reply.to_string(),
+                reason: reason.clone(),
+                at,
+            },
+            CreateOrderSagaEvent::CompensationStarted {
+                failed_step: step,
+                reason,
+                compensations,
+                at,
+            },
+        ]
     }
 
     /// The order is cancelled: what to undo depends on how far the saga got.

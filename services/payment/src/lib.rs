@@ -11,10 +11,13 @@ pub mod sandbox;
 
 use std::sync::Arc;
 
-use campusg_domain::payment::PaymentGateway;
+use campusg_domain::ids::{OrderId, PaymentId};
+use campusg_domain::payment::{Payment, PaymentGateway};
+use campusg_runtime::aggregate::load;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::store::StoreError;
 
 pub use routes::router;
 
@@ -29,6 +32,12 @@ pub struct PaymentService {
 impl PaymentService {
     pub fn new(deps: ServiceDeps, gateway: Arc<dyn PaymentGateway>) -> Arc<PaymentService> {
         Arc::new(PaymentService { deps, gateway })
+    }
+
+    /// An order's payment as it stands, if the order has one.
+    pub async fn payment_of(&self, order_id: OrderId) -> Result<Option<Payment>, StoreError> {
+        let loaded = load::<Payment>(self.deps.store.as_ref(), &PaymentId::for_order(order_id).to_string()).await?;
+        Ok(loaded.aggregate.payment_id.is_some().then_some(loaded.aggregate))
     }
 
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {

@@ -313,21 +313,43 @@ fn the_started_timer_completes_the_saga() {
         .then_expect_events(timer_started());
 }
 
-#[test]
-fn an_authorization_of_another_amount_is_not_taken_and_holds_no_funds() {
+#[rstest]
+#[case::another_amount(Cents(1), "pm_card_visa", "it is for 0.01 SGD, not the order's 14.99 SGD")]
+#[case::another_card(
+    Cents(1499),
+    "pm_card_of_someone_else",
+    "it is on payment method pm_card_of_someone_else"
+)]
+fn an_authorization_the_saga_did_not_ask_for_is_not_taken_but_voided_and_the_order_cancelled(
+    #[case] amount: Cents,
+    #[case] payment_method: &str,
+    #[case] reason: &str,
+) {
     let mut saga = saga_after(vec![started(), order_placed(), info_retrieved()]);
     let Message::PaymentAuthorized(mut authorized) = payment_authorized_message() else {
         unreachable!()
     };
-    authorized.amount_cents = Cents(1);
+    authorized.amount_cents = amount;
+    authorized.payment_method = payment_method.to_string();
 
     let reaction = saga.react(observe(Message::PaymentAuthorized(authorized))).unwrap();
 
-    assert_eq!(command_types(&reaction), vec!["saga.step_completed"], "no hold_funds");
-    assert_eq!(saga.step, Some(CreateOrderStep::AuthorizePayment));
+    assert_eq!(
+        command_types(&reaction),
+        vec![
+            "saga.step_completed",
+            "saga.compensating",
+            "void_payment",
+            "cancel_order"
+        ],
+        "no hold_funds"
+    );
     assert_eq!(saga.payment_id, None);
-    assert_eq!(saga.anomalies.len(), 1);
-    assert!(saga.anomalies[0].contains("it is for 0.01 SGD"), "{:?}", saga.anomalies);
+    assert_eq!(saga.status, Some(SagaStatus::Compensating));
+    assert_eq!(
+        saga.anomalies,
+        vec![format!("`payment.authorized` was not taken: {reason}")]
+    );
 }
 
 #[test]
