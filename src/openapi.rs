@@ -877,7 +877,7 @@ fn sagas_path() -> Value {
         ),
         (
             "400",
-            error("`saga_type` is not a saga type, `status` is not a saga status, `stuck_for` is not a whole number of seconds in its range, or `page`/`page_size` is out of its range."),
+            error("`saga_type` is not a saga type, `status` is not a saga status, `stuck_for` is not a whole number of seconds in its range, `anomalies` is not `true` or `false`, or `page`/`page_size` is out of its range."),
         ),
     ]);
     json!({
@@ -885,7 +885,7 @@ fn sagas_path() -> Value {
             "tags": ["sagas"],
             "operationId": "listSagas",
             "summary": "List sagas",
-            "description": "Create-order, accept-order and complete-order sagas by type, status and order, or only those stuck for a while (`stuck_for`); the filters combine. The most recently started first.",
+            "description": "Create-order, accept-order and complete-order sagas by type, status and order, only those stuck for a while (`stuck_for`), or only those that did not take a reply (`anomalies`); the filters combine. The most recently started first.",
             "parameters": parameters,
             "responses": responses
         }
@@ -1670,7 +1670,7 @@ fn escrow_hold_path() -> Value {
         ),
         (
             "409",
-            error("Funds for this order were already held for another amount, or released, or refunded (code `conflict`)."),
+            error("Funds for this order were already held for another amount, customer or currency, or released, or refunded (code `conflict`)."),
         ),
     ]);
     json!({
@@ -2422,6 +2422,7 @@ fn saga_example() -> Value {
         "captured_cents": null,
         "payout_cents": null,
         "pending_compensations": [],
+        "anomalies": [],
         "created_at": "2026-11-21T12:00:00Z",
         "updated_at": "2026-11-21T12:00:01Z"
     })
