@@ -1535,10 +1535,10 @@ fn payment_authorize_path() -> Value {
         "payment_method": "pm_card_visa"
     });
     let responses = store_responses(vec![
-        ("200", answer("The payment is `AUTHORIZED`. Repeating the request answers with the payment as it stands; nothing is charged twice.", schema_ref("Payment"))),
+        ("200", answer("The payment is `AUTHORIZED`. Repeating the same request answers with the payment as it stands; nothing is charged twice.", schema_ref("Payment"))),
         ("400", error("The body is not JSON, or is sent without `Content-Type: application/json`.")),
         ("402", answer("The processor declined the card: the payment is `FAILED` and `failure_reason` says why.", schema_ref("Payment"))),
-        ("409", error("The processor refused the operation for good.")),
+        ("409", error("The order's payment was already attempted for another amount, customer, currency or payment method (an order has one payment), or the processor refused the operation for good.")),
         ("422", error("A missing field, an invalid id, or an amount that is not more than zero or has more than two decimals.")),
     ]);
     json!({

@@ -316,6 +316,7 @@ fn api_router(services: ApiServices) -> Router {
         }))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .layer(campusg_runtime::http::body_limit())
+        .layer(axum::middleware::from_fn(answer_within_deadline))
         .layer(axum::middleware::from_fn(log_request))
 }
 
@@ -333,7 +334,31 @@ async fn report_health(health: HealthBoard, clock: Arc<dyn Clock>) -> (StatusCod
     (status, Json(body))
 }
 
-/// Logs each request with its method, path and status.
+/// How long a request may take before it is answered 503. A unit of work is
+/// committed whole or not at all, so a request cut off here leaves nothing
+/// half done; a server-sent-events stream counts only until its first byte.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Answers 503 (`retry`) when a request has not been answered within
+/// [`REQUEST_DEADLINE`], so that no caller waits on a stuck store forever.
+async fn answer_within_deadline(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "retry",
+            message: format!("the request was not answered within {REQUEST_DEADLINE:?}; try again"),
+        }
+        .into_response(),
+    }
+}
+
+/// Logs each request with its method, path and status. Headers are not logged:
+/// they carry credentials.
 async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();

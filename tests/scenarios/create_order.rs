@@ -190,6 +190,16 @@ async fn an_authorization_of_another_amount_is_not_taken_and_no_money_is_held(
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post(
+            "/payments/authorize",
+            &serde_json::json!({
+                "order_id": order_id, "customer_id": "cust_one_cent",
+                "amount": 50.0, "payment_method": "pm_card_visa"
+            }),
+        )
+        .await;
+    assert_eq!(status, 409, "never answered with a payment of another amount: {body}");
 
     // The payment service now reads the saga's own authorization.
     let _payments = TestApp::spawn_with(environment, &[Role::Payment]).await;

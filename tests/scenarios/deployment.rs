@@ -78,3 +78,24 @@ fn compose_runs_kafka_in_kraft_mode_provisions_topics_and_checks_health() {
         }
     }
 }
+
+/// The topics are the trust boundary behind the API (SPEC 11): Kafka and
+/// PostgreSQL publish their ports on the host's loopback only.
+#[test]
+fn compose_keeps_kafka_and_postgres_off_the_network() {
+    let compose = compose();
+    for name in ["kafka", "postgres"] {
+        let ports = compose["services"][name]["ports"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        assert!(!ports.is_empty(), "{name} publishes a port for tools on the host");
+        for port in ports {
+            let port = port.as_str().unwrap_or_default();
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name} publishes {port} beyond the host"
+            );
+        }
+    }
+}

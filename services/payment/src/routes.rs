@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use cqrs_es::Aggregate;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, PaymentId, UserId};
 use campusg_domain::limits::{MAX_NAME_CHARS, MAX_ORDER_TOTAL, MAX_TEXT_CHARS};
@@ -84,14 +84,33 @@ async fn authorize(
         )));
     }
     text_within("payment_method", &request.payment_method, MAX_NAME_CHARS)?;
-    let message = Message::AuthorizePayment(AuthorizePayment {
+    let asked = AuthorizePayment {
         order_id: request.order_id,
         customer_id: request.customer_id,
         amount_cents,
         currency: request.currency.unwrap_or_else(|| DEFAULT_CURRENCY.to_string()),
         payment_method: request.payment_method,
-    });
-    run(&service, message).await
+    };
+    let (status, Json(payment)) = run(&service, Message::AuthorizePayment(asked.clone())).await?;
+    // An order has one payment. A repeat of the same request is answered with
+    // it; a request for something else is a conflict, never its answer.
+    // (A declined payment records no currency or method.)
+    let same = payment["customer_id"] == json!(asked.customer_id)
+        && payment["amount_cents"] == json!(asked.amount_cents)
+        && (payment["status"] == "FAILED"
+            || (payment["currency"] == json!(asked.currency)
+                && payment["payment_method"] == json!(asked.payment_method)));
+    if !same {
+        return Err(ApiError::conflict(format!(
+            "order {}'s payment is already {} for {} cents by {} on {}; this request asks for something else",
+            asked.order_id,
+            payment["status"].as_str().unwrap_or("attempted"),
+            payment["amount_cents"],
+            payment["customer_id"].as_str().unwrap_or_default(),
+            payment["payment_method"].as_str().unwrap_or_default(),
+        )));
+    }
+    Ok((status, Json(payment)))
 }
 
 /// The seeds' "release": void the authorization, so no money moves.
