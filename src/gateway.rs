@@ -25,14 +25,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, SagaId, UserId};
-use campusg_domain::limits::MAX_TEXT_CHARS;
 use campusg_domain::messages::{Message, OrderRole, RateUser};
-use campusg_domain::order::OrderStatus;
+use campusg_domain::order::{Order, OrderStatus};
 use campusg_domain::payment::PaymentStatus;
 use campusg_escrow::EscrowService;
 use campusg_order::OrderService;
 use campusg_payment::PaymentService;
-use campusg_runtime::http::{optional_json, text_within, Acting, ApiError, Body, JsonBody, NamesActor, Path};
+use campusg_runtime::http::{optional_json, reason_or, Acting, ApiError, Body, JsonBody, NamesActor, Path};
 use campusg_runtime::store::Cause;
 use campusg_sagas::SagaOrchestrator;
 use campusg_user::UserService;
@@ -44,6 +43,16 @@ pub struct Gateway {
     pub users: Arc<UserService>,
     pub payments: Arc<PaymentService>,
     pub escrows: Arc<EscrowService>,
+}
+
+impl Gateway {
+    /// The order as it stands, or a 404.
+    async fn order(&self, order_id: OrderId) -> Result<Order, ApiError> {
+        self.orders
+            .find(order_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("order {order_id} does not exist")))
+    }
 }
 
 pub fn router(gateway: Gateway) -> Router {
@@ -98,10 +107,7 @@ async fn cancel(
     saga_id: Option<SagaId>,
     request: CancelRequest,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let reason = request
-        .reason
-        .unwrap_or_else(|| "cancelled by the customer".to_string());
-    text_within("reason", &reason, MAX_TEXT_CHARS)?;
+    let reason = reason_or(request.reason, "cancelled by the customer")?;
     // An order placed by hand has no saga here; its cancellation is its own.
     let correlation = saga_id.unwrap_or_else(|| SagaId(uuid::Uuid::new_v4()));
     let decided = gateway
@@ -142,11 +148,7 @@ async fn release_escrow(
     State(gateway): State<Gateway>,
     JsonBody(request): JsonBody<ReleaseRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let order = gateway
-        .orders
-        .find(request.order_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("order {} does not exist", request.order_id)))?;
+    let order = gateway.order(request.order_id).await?;
     let status = order.status.unwrap_or(OrderStatus::Pending);
     if !matches!(status, OrderStatus::Delivered | OrderStatus::Completed) {
         return Err(ApiError::conflict(format!(
@@ -178,11 +180,7 @@ async fn complete_order(
     State(gateway): State<Gateway>,
     JsonBody(request): JsonBody<CompleteOrderRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let order = gateway
-        .orders
-        .find(request.order_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("order {} does not exist", request.order_id)))?;
+    let order = gateway.order(request.order_id).await?;
     let status = order.status.unwrap_or(OrderStatus::Pending);
     let saga_id = match (status, order.runner_id.clone()) {
         (OrderStatus::Delivered, Some(runner_id)) => {
@@ -230,11 +228,7 @@ async fn rate(
         request,
     } = rater;
     let order_id = campusg_order::parse_order_id(&order_id)?;
-    let order = gateway
-        .orders
-        .find(order_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("order {order_id} does not exist")))?;
+    let order = gateway.order(order_id).await?;
     let status = order.status.unwrap_or(OrderStatus::Pending);
     if status != OrderStatus::Completed {
         return Err(ApiError::conflict(format!(

@@ -167,15 +167,7 @@ async fn an_authorization_of_another_amount_is_not_taken_and_no_money_is_held(
     use crate::backends::Environment;
 
     let environment = Arc::new(Environment::new(backend));
-    let without_payments = [
-        Role::Api,
-        Role::Order,
-        Role::User,
-        Role::Escrow,
-        Role::Sagas,
-        Role::Timer,
-    ];
-    let app = TestApp::spawn_with(environment.clone(), &without_payments).await;
+    let app = TestApp::spawn_with(environment.clone(), &crate::helpers::WITHOUT_PAYMENTS).await;
     app.create_user("cust_one_cent", Some("pm_card_visa")).await;
     let (saga_id, order_id) = app.place_order("cust_one_cent", 49.0, 1.0).await;
     app.saga_when(&saga_id, |saga| saga["current_step"] == "authorize_payment")

@@ -19,6 +19,16 @@ use campusg_runtime::store::Contracts;
 
 use crate::backends::{Backend, Environment};
 
+/// Every role but the payment service, for a test that holds payments back.
+pub const WITHOUT_PAYMENTS: [Role; 6] = [
+    Role::Api,
+    Role::Order,
+    Role::User,
+    Role::Escrow,
+    Role::Sagas,
+    Role::Timer,
+];
+
 /// How long a test waits for the system to reach a state before failing.
 const PATIENCE: Duration = Duration::from_secs(60);
 

@@ -7,8 +7,6 @@ use std::time::Duration;
 use rstest::rstest;
 use serde_json::json;
 
-use campusg::settings::Role;
-
 use crate::backends::{Backend, Environment};
 use crate::helpers::TestApp;
 use crate::processes::{free_port, get_json, wait_until_healthy, Process};
@@ -17,15 +15,7 @@ use crate::processes::{free_port, get_json, wait_until_healthy, Process};
 #[tokio::test]
 async fn a_saga_stopped_midway_finishes_after_a_restart(#[values(Backend::Embedded, Backend::Kafka)] backend: Backend) {
     let environment = Arc::new(Environment::new(backend));
-    let without_payments = [
-        Role::Api,
-        Role::Order,
-        Role::User,
-        Role::Escrow,
-        Role::Sagas,
-        Role::Timer,
-    ];
-    let app = TestApp::spawn_with(environment, &without_payments).await;
+    let app = TestApp::spawn_with(environment, &crate::helpers::WITHOUT_PAYMENTS).await;
     app.create_user("cust_restart", Some("pm_card_visa")).await;
     let (saga_id, order_id) = app.place_order("cust_restart", 12.99, 1.0).await;
     app.saga_when(&saga_id, |saga| saga["current_step"] == "authorize_payment")
@@ -46,15 +36,7 @@ async fn an_event_published_by_hand_drives_the_saga_and_the_real_duplicate_chang
     #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
 ) {
     let environment = Arc::new(Environment::new(backend));
-    let without_payments = [
-        Role::Api,
-        Role::Order,
-        Role::User,
-        Role::Escrow,
-        Role::Sagas,
-        Role::Timer,
-    ];
-    let app = TestApp::spawn_with(environment, &without_payments).await;
+    let app = TestApp::spawn_with(environment, &crate::helpers::WITHOUT_PAYMENTS).await;
     app.create_user("cust_simulated", Some("pm_card_visa")).await;
     let (saga_id, order_id) = app.place_order("cust_simulated", 12.99, 1.0).await;
     app.saga_when(&saga_id, |saga| saga["current_step"] == "authorize_payment")

@@ -12,11 +12,10 @@ use serde_json::Value;
 
 use campusg_domain::escrow::{Escrow, EscrowStatus};
 use campusg_domain::ids::{EscrowId, OrderId, UserId};
-use campusg_domain::limits::MAX_TEXT_CHARS;
 use campusg_domain::messages::{HoldFunds, Message, RefundFunds, ReleaseFunds};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
 use campusg_runtime::http::{
-    list_read_models, read_model, text_within, ApiError, JsonBody, MoneyFilters, Page, Path, Query,
+    list_read_models, read_model, reason_or, ApiError, JsonBody, MoneyFilters, Page, Path, Query,
 };
 use campusg_runtime::store::Cause;
 
@@ -112,10 +111,7 @@ async fn cancel(
     State(service): State<Arc<EscrowService>>,
     JsonBody(request): JsonBody<CancelRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let reason = request
-        .reason
-        .unwrap_or_else(|| "cancelled through the API".to_string());
-    text_within("reason", &reason, MAX_TEXT_CHARS)?;
+    let reason = reason_or(request.reason, "cancelled through the API")?;
     run(
         &service,
         Message::RefundFunds(RefundFunds {

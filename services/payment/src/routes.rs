@@ -12,12 +12,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, PaymentId, UserId};
-use campusg_domain::limits::{MAX_NAME_CHARS, MAX_ORDER_TOTAL, MAX_TEXT_CHARS};
+use campusg_domain::limits::{MAX_NAME_CHARS, MAX_ORDER_TOTAL};
 use campusg_domain::messages::{AuthorizePayment, CapturePayment, Message, VoidPayment};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
 use campusg_domain::payment::{Payment, PaymentStatus};
 use campusg_runtime::http::{
-    list_read_models, read_model, text_within, ApiError, JsonBody, MoneyFilters, Page, Path, Query,
+    list_read_models, read_model, reason_or, text_within, ApiError, JsonBody, MoneyFilters, Page, Path, Query,
 };
 use campusg_runtime::store::Cause;
 
@@ -118,8 +118,7 @@ async fn release(
     State(service): State<Arc<PaymentService>>,
     JsonBody(request): JsonBody<OrderRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let reason = request.reason.unwrap_or_else(|| "released through the API".to_string());
-    text_within("reason", &reason, MAX_TEXT_CHARS)?;
+    let reason = reason_or(request.reason, "released through the API")?;
     run(
         &service,
         Message::VoidPayment(VoidPayment {

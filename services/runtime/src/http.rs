@@ -14,7 +14,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, UserId};
-use campusg_domain::limits::{MAX_BODY_BYTES, MAX_PAGE};
+use campusg_domain::limits::{MAX_BODY_BYTES, MAX_PAGE, MAX_TEXT_CHARS};
 
 use crate::consumer::HandlerError;
 use crate::store::{EventStore, StateQuery, StoreError};
@@ -130,6 +130,16 @@ pub fn text_within(field: &str, text: &str, max_chars: usize) -> Result<(), ApiE
             "{field} is longer than {max_chars} characters"
         )))
     }
+}
+
+/// The reason a person gave, or `default` when they gave none or a blank one;
+/// a 422 past [`MAX_TEXT_CHARS`].
+pub fn reason_or(reason: Option<String>, default: &str) -> Result<String, ApiError> {
+    let reason = reason
+        .filter(|reason| !reason.trim().is_empty())
+        .unwrap_or_else(|| default.to_string());
+    text_within("reason", &reason, MAX_TEXT_CHARS)?;
+    Ok(reason)
 }
 
 /// One aggregate's read model, or a 404 that names what was not found.

@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, TimerId};
-use campusg_domain::limits::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
+use campusg_domain::limits::MAX_NAME_CHARS;
 use campusg_domain::timer::{due_after, Timer, TimerError, TimerSpec, TimerStatus};
 use campusg_runtime::http::{
-    filter_by, optional_json, read_model, text_within, ApiError, Body, JsonBody, Page, Path, Query,
+    filter_by, optional_json, read_model, reason_or, text_within, ApiError, Body, JsonBody, Page, Path, Query,
 };
 use campusg_runtime::store::{Cause, StateQuery};
 
@@ -110,10 +110,10 @@ async fn cancel(
 ) -> Result<Json<Value>, ApiError> {
     let timer_id = parse_timer_id(&timer_id)?;
     read_timer(&service, timer_id).await?;
-    let reason = optional_json::<CancelRequest>(&body)?
-        .reason
-        .unwrap_or_else(|| "cancelled through the API".to_string());
-    text_within("reason", &reason, MAX_TEXT_CHARS)?;
+    let reason = reason_or(
+        optional_json::<CancelRequest>(&body)?.reason,
+        "cancelled through the API",
+    )?;
     let now = service.deps.clock.now();
     let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, now);
     match service.cancel(timer_id, reason, cause).await? {
