@@ -243,8 +243,8 @@ impl Consumer {
                 Ok(records) => {
                     poll_failures = 0;
                     failing_since = None;
-                    // How far behind the group is costs a read of the bus:
-                    // asked at most once a second, not on every poll.
+                    // How far behind the group is costs a read of the bus (on
+                    // Kafka, a round trip): asked every LAG_CHECK_INTERVAL only.
                     let records_behind = if lag_checked.is_none_or(|at| at.elapsed() >= LAG_CHECK_INTERVAL) {
                         lag_checked = Some(Instant::now());
                         Some(consumer.records_behind().await)
