@@ -126,16 +126,11 @@ async fn trace_tells_a_timed_out_order_from_placement_to_refund(
 async fn sagas_list_finds_a_saga_whose_participant_was_stopped(
     #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
 ) {
-    use campusg::settings::Role;
     let without_payments = [
-        Role::Api,
-        Role::Order,
-        Role::User,
-        Role::Escrow,
-        Role::Sagas,
-        Role::Timer,
-        Role::Trace,
-    ];
+        crate::helpers::WITHOUT_PAYMENTS.as_slice(),
+        &[campusg::settings::Role::Trace],
+    ]
+    .concat();
     let app = TestApp::spawn_with(
         std::sync::Arc::new(crate::backends::Environment::new(backend)),
         &without_payments,
