@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use campusg_runtime::bus::{backoff, BusError, MessageBus};
 use campusg_runtime::embedded_log::EmbeddedLog;
-use campusg_runtime::kafka_bus::{KafkaBus, KafkaSettings};
+use campusg_runtime::kafka_bus::{security_settings_from, KafkaBus, KafkaSettings};
 use campusg_runtime::postgres_store::PostgresEventStore;
 use campusg_runtime::sqlite_store::SqliteEventStore;
 use campusg_runtime::store::{EventStore, StoreError};
@@ -37,6 +37,7 @@ pub async fn connect_bus(backends: &Backends, catalog: &TopicCatalog) -> anyhow:
                 replication_factor: backends.kafka_replication_factor,
                 instance_id: backends.instance_id.clone(),
                 fetch_wait_ms: backends.kafka_fetch_wait_ms,
+                security: security_settings_from(std::env::vars()),
             })?;
             let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
             let mut attempt = 0;

@@ -14,13 +14,15 @@
 //! - An operator's escrow release (`POST /escrow/release`): money moves only to
 //!   the assigned runner of a delivered order (SPEC 11), which only the order
 //!   knows.
+//!
+//! Only an order's customer cancels it, only its parties complete or rate it,
+//! only operators release escrow by hand.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -31,7 +33,8 @@ use campusg_domain::payment::PaymentStatus;
 use campusg_escrow::EscrowService;
 use campusg_order::OrderService;
 use campusg_payment::PaymentService;
-use campusg_runtime::http::{optional_json, reason_or, Acting, ApiError, Body, JsonBody, NamesActor, Path};
+use campusg_runtime::access::{Access, Caller, Routes};
+use campusg_runtime::http::{optional_json, reason_or, ApiError, Body, JsonBody, Path};
 use campusg_runtime::store::Cause;
 use campusg_sagas::SagaOrchestrator;
 use campusg_user::UserService;
@@ -55,14 +58,13 @@ impl Gateway {
     }
 }
 
-pub fn router(gateway: Gateway) -> Router {
-    Router::new()
-        .route("/escrow/release", post(release_escrow))
-        .route("/api/orders/{order_id}/cancel", post(cancel_order))
-        .route("/api/sagas/{saga_id}/cancel", post(cancel_saga))
-        .route("/saga/complete/completeOrder", post(complete_order))
-        .route("/api/orders/{order_id}/rating", post(rate))
-        .with_state(gateway)
+pub fn routes() -> Routes<Gateway> {
+    Routes::new()
+        .post("/escrow/release", Access::Operators, release_escrow)
+        .post("/api/orders/{order_id}/cancel", Access::Customers, cancel_order)
+        .post("/api/sagas/{saga_id}/cancel", Access::Customers, cancel_saga)
+        .post("/saga/complete/completeOrder", Access::Users, complete_order)
+        .post("/api/orders/{order_id}/rating", Access::Users, rate)
 }
 
 /// Both fields may be left out: the body may be empty.
@@ -75,17 +77,19 @@ struct CancelRequest {
 
 async fn cancel_order(
     State(gateway): State<Gateway>,
+    caller: Caller,
     Path(order_id): Path<String>,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let order_id = campusg_order::parse_order_id(&order_id)?;
     let saga_id = gateway.sagas.placing_saga_of(order_id).await?;
-    cancel(&gateway, order_id, saga_id, optional_json(&body)?).await
+    cancel(&gateway, &caller, order_id, saga_id, optional_json(&body)?).await
 }
 
 /// Cancels the order a create-order saga placed.
 async fn cancel_saga(
     State(gateway): State<Gateway>,
+    caller: Caller,
     Path(saga_id): Path<String>,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -98,21 +102,32 @@ async fn cancel_saga(
     let order_id = saga
         .order_id
         .ok_or_else(|| ApiError::conflict(format!("saga {saga_id} has placed no order")))?;
-    cancel(&gateway, order_id, Some(saga_id), optional_json(&body)?).await
+    cancel(&gateway, &caller, order_id, Some(saga_id), optional_json(&body)?).await
 }
 
+/// Cancels for the order's customer: the caller, unless an operator acts for
+/// them (then the body's `customer_id`, when given, is checked).
 async fn cancel(
     gateway: &Gateway,
+    caller: &Caller,
     order_id: OrderId,
     saga_id: Option<SagaId>,
     request: CancelRequest,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if let Some(named) = &request.customer_id {
+        caller.acts_for(named)?;
+    }
+    let customer = if caller.is_operator() {
+        request.customer_id
+    } else {
+        Some(caller.user.clone())
+    };
     let reason = reason_or(request.reason, "cancelled by the customer")?;
     // An order placed by hand has no saga here; its cancellation is its own.
     let correlation = saga_id.unwrap_or_else(|| SagaId(uuid::Uuid::new_v4()));
     let decided = gateway
         .orders
-        .cancel_for_customer(order_id, request.customer_id, reason, correlation)
+        .cancel_for_customer(order_id, customer, reason, correlation)
         .await?;
     tracing::info!(order_id = %order_id, saga_id = %correlation, "order cancelled by the customer");
     Ok((
@@ -178,9 +193,14 @@ async fn release_escrow(
 
 async fn complete_order(
     State(gateway): State<Gateway>,
+    caller: Caller,
     JsonBody(request): JsonBody<CompleteOrderRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let order = gateway.order(request.order_id).await?;
+    caller.is_party_to(
+        [order.customer_id.as_ref(), order.runner_id.as_ref()],
+        &format!("order {}", request.order_id),
+    )?;
     let status = order.status.unwrap_or(OrderStatus::Pending);
     let saga_id = match (status, order.runner_id.clone()) {
         (OrderStatus::Delivered, Some(runner_id)) => {
@@ -211,22 +231,15 @@ struct RatingRequest {
     score: serde_json::Number,
 }
 
-impl NamesActor for RatingRequest {
-    fn actor(&self) -> &UserId {
-        &self.rater_id
-    }
-}
-
 /// One party of a completed order rates the other, once.
 async fn rate(
     State(gateway): State<Gateway>,
+    caller: Caller,
     Path(order_id): Path<String>,
-    rater: Acting<RatingRequest>,
+    JsonBody(request): JsonBody<RatingRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Acting {
-        user: rater_id,
-        request,
-    } = rater;
+    caller.acts_for(&request.rater_id)?;
+    let rater_id = request.rater_id.clone();
     let order_id = campusg_order::parse_order_id(&order_id)?;
     let order = gateway.order(order_id).await?;
     let status = order.status.unwrap_or(OrderStatus::Pending);
@@ -240,7 +253,7 @@ async fn rate(
     } else if order.runner_id.as_ref() == Some(&rater_id) {
         (order.customer_id.clone(), OrderRole::Customer)
     } else {
-        return Err(ApiError::conflict(format!(
+        return Err(ApiError::forbidden(format!(
             "{rater_id} is neither the customer nor the runner of order {order_id}"
         )));
     };

@@ -9,6 +9,9 @@
 //!   reset a consumer group.
 //! - [`openapi`]: the OpenAPI document the API serves.
 //! - [`bench`]: `campusg bench`, the system measured from the outside.
+//! - [`identity`]: who a request comes from: bearer tokens, the local signing
+//!   key, an OIDC issuer's keys.
+//! - [`rate_limits`]: requests a minute per client address and per caller.
 
 #![forbid(unsafe_code)]
 
@@ -16,8 +19,10 @@ pub mod backends;
 pub mod bench;
 pub mod dead_letters;
 pub mod gateway;
+pub mod identity;
 pub mod inspect;
 pub mod openapi;
 pub mod operate;
+pub mod rate_limits;
 pub mod settings;
 pub mod startup;

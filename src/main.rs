@@ -130,6 +130,26 @@ enum Command {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+    /// Print a token for calling the HTTP API as a user in a role, signed with
+    /// the local key in the data directory (made on first use). A system run
+    /// with --oidc-issuer takes only its issuer's tokens instead.
+    Token {
+        /// The user the token is for (its `sub`).
+        #[arg(long)]
+        user: String,
+        /// customer, runner or operator.
+        #[arg(long, value_parser = parse_role)]
+        role: campusg_runtime::access::Role,
+        /// How long it holds: 30m, 1h, 7d (at most 30 days).
+        #[arg(long, default_value = "1h", value_parser = inspect::parse_duration)]
+        ttl: chrono::Duration,
+        /// The audience the system expects (`--jwt-audience`).
+        #[arg(long, env = "CAMPUSG_JWT_AUDIENCE", default_value = "campusg")]
+        audience: String,
+        /// Where the system keeps its data, and its signing key.
+        #[arg(long, env = "CAMPUSG_DATA_DIR", default_value = "./campusg-data")]
+        data_dir: PathBuf,
+    },
     /// Measure the system: saga throughput at saturation, latency at a fixed
     /// offered rate, the full lifecycle rate, replay speed, peak memory, and the
     /// bus's and the store's own floor (see docs/benchmarks.md).
@@ -264,8 +284,32 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+fn parse_role(text: &str) -> Result<campusg_runtime::access::Role, String> {
+    campusg_runtime::access::Role::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a role: customer, runner or operator"))
+}
+
+/// The longest a minted token holds.
+const MAX_TOKEN_TTL_DAYS: i64 = 30;
+
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Token {
+            user,
+            role,
+            ttl,
+            audience,
+            data_dir,
+        } => {
+            let user = campusg_domain::ids::UserId::parse(&user)?;
+            anyhow::ensure!(
+                ttl > chrono::Duration::zero() && ttl <= chrono::Duration::days(MAX_TOKEN_TTL_DAYS),
+                "a token holds from a second to {MAX_TOKEN_TTL_DAYS} days"
+            );
+            let key = campusg::identity::LocalKey::load_or_create(&data_dir)?;
+            println!("{}", key.mint(&user, role, ttl, &audience, SystemClock.now())?);
+            Ok(())
+        }
         Command::Up(settings) => run_system(settings).await,
         Command::Bench(args) => {
             campusg_runtime::telemetry::init("warn");
@@ -516,6 +560,14 @@ async fn run_system(settings: Settings) -> anyhow::Result<()> {
         .map(|role| format!("{role:?}").to_lowercase())
         .collect();
     tracing::info!(address = %app.address(), %bus, %stores, roles = %roles.join(","), "campusg is up");
+    if settings.runs(Role::Api) && settings.guard.oidc_issuer.is_none() {
+        let data_dir = backends.data_dir.display();
+        tracing::info!(
+            "every request but /health and /openapi.json needs a token: \
+             `campusg token --data-dir {data_dir} --user <id> --role customer|runner|operator`, \
+             sent as `Authorization: Bearer <token>`"
+        );
+    }
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

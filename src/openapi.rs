@@ -4,12 +4,16 @@
 //! sagas, users, ratings, notifications, payments, escrow, timers, traces) with
 //! its parameters, request body, answers and error statuses. Nothing derives it
 //! from the handlers, so a route added to a router must be added here too; the
-//! test at the bottom lists every route.
+//! test at the bottom lists every route. Who may call each route is not
+//! written here: it comes from the rule the route declares
+//! ([`crate::startup::route_table`]), and a test checks that the two agree.
 //!
 //! Each `json!` call stays small (one schema, one operation) and the pieces are
 //! put together with [`Map`] inserts, so no macro hits the recursion limit.
 
 use serde_json::{json, Map, Value};
+
+use campusg_runtime::access::{Access, RouteRule};
 
 use campusg_domain::limits::{
     MAX_AMOUNT_CHARS, MAX_BODY_BYTES, MAX_ITEMS_PER_ORDER, MAX_ITEM_QUANTITY, MAX_NAME_CHARS, MAX_PAGE,
@@ -36,6 +40,7 @@ pub fn document() -> Value {
     document.insert("tags".into(), tags());
     let mut paths = paths();
     add_common_answers(&mut paths);
+    add_access(&mut paths, &crate::startup::route_table());
     for operation in paths
         .values_mut()
         .filter_map(Value::as_object_mut)
@@ -53,7 +58,20 @@ pub fn document() -> Value {
         }
     }
     document.insert("paths".into(), Value::Object(paths));
-    document.insert("components".into(), json!({ "schemas": Value::Object(schemas) }));
+    document.insert(
+        "components".into(),
+        json!({
+            "schemas": Value::Object(schemas),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A JWT with `sub` (the user), `role` (customer, runner or operator), `iss`, `aud` and `exp`. Embedded: `campusg token --user ID --role ROLE` mints one."
+                }
+            }
+        }),
+    );
     Value::Object(document)
 }
 
@@ -321,6 +339,44 @@ fn add_common_answers(paths: &mut Map<String, Value>) {
                 error("The request is malformed: not JSON, or a path or query value that does not parse or is out of range (code `bad_request` or `malformed_json`).")
             });
         }
+    }
+}
+
+/// Says on each operation who may call it, from the rule its route declares
+/// ([`crate::startup::route_table`]): the bearer scheme, the roles (as
+/// `x-campusg-roles`), and the 401, 403 and 429 a guarded route may give.
+fn add_access(paths: &mut Map<String, Value>, table: &[RouteRule]) {
+    for rule in table {
+        let method = rule.method.as_str().to_ascii_lowercase();
+        let Some(operation) = paths
+            .get_mut(rule.path)
+            .and_then(|item| item.get_mut(&method))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let roles: Vec<&str> = rule.access.roles().iter().map(|role| role.as_str()).collect();
+        operation.insert("x-campusg-roles".into(), json!(roles));
+        if rule.access == Access::Public {
+            operation.insert("security".into(), json!([]));
+            continue;
+        }
+        operation.insert("security".into(), json!([{"bearer": []}]));
+        let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        responses.entry("401").or_insert_with(|| {
+            error("No bearer token, or one that does not hold: tampered, expired, for another audience or issuer (code `unauthorized`).")
+        });
+        responses.entry("403").or_insert_with(|| {
+            error(&format!(
+                "The caller may not do this: this route admits {}; a customer or runner acts only for themselves (code `forbidden`).",
+                roles.join(", ")
+            ))
+        });
+        responses.entry("429").or_insert_with(|| {
+            error("Too many requests from this caller or address; see `Retry-After` (code `too_many_requests`).")
+        });
     }
 }
 
@@ -2627,14 +2683,10 @@ fn user_schema() -> Value {
         "items": rated_for_entry
     });
     let schema = object(
-        "A customer or runner.",
+        "A customer or runner. `email`, `phone`, `payment_method` and `payout_account` are shown only to the user and to operators.",
         &[
             "user_id",
             "name",
-            "email",
-            "phone",
-            "payment_method",
-            "payout_account",
             "customer_rating",
             "customer_ratings",
             "runner_rating",
@@ -3348,6 +3400,41 @@ fn trace_schema() -> Value {
 #[cfg(test)]
 mod tests {
     use super::document;
+
+    /// Every route declares who may call it, and the document says so for
+    /// every operation: one source, no operation left out.
+    #[test]
+    fn every_route_rule_is_an_operation_and_every_operation_has_one() {
+        let document = document();
+        let table = crate::startup::route_table();
+        let mut declared: Vec<(String, String)> = table
+            .iter()
+            .map(|rule| (rule.path.to_string(), rule.method.as_str().to_ascii_lowercase()))
+            .collect();
+        let mut documented: Vec<(String, String)> = document["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|key| ["get", "post", "put", "patch", "delete"].contains(&key.as_str()))
+                    .map(move |method| (path.clone(), method.clone()))
+            })
+            .collect();
+        declared.sort();
+        documented.sort();
+        assert_eq!(declared, documented);
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                assert!(
+                    operation.get("security").is_some(),
+                    "{method} {path} says nothing of who may call it"
+                );
+            }
+        }
+    }
 
     #[test]
     fn every_route_the_api_serves_is_documented() {

@@ -110,10 +110,63 @@ impl Backends {
     }
 }
 
+/// Who may call the HTTP API, and how often (SPEC section 11).
+#[derive(Clone, Debug, Args)]
+pub struct Guard {
+    /// An OpenID Connect issuer (`https://...`) whose published keys (JWKS)
+    /// sign the API's tokens. When left out, tokens are signed with the local
+    /// key in the data directory, which `campusg token` mints with.
+    #[arg(long, env = "CAMPUSG_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+
+    /// The audience (`aud`) every token must name.
+    #[arg(long, env = "CAMPUSG_JWT_AUDIENCE", default_value = "campusg")]
+    pub jwt_audience: String,
+
+    /// How far the token issuer's clock may be off, in seconds (`exp`, `nbf`).
+    #[arg(long, env = "CAMPUSG_JWT_LEEWAY_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub jwt_leeway_secs: u64,
+
+    /// The claim that holds the caller's role (`customer`, `runner` or `operator`).
+    #[arg(long, env = "CAMPUSG_JWT_ROLE_CLAIM", default_value = "role")]
+    pub jwt_role_claim: String,
+
+    /// Requests a minute one subject may make (and its largest burst); 0: no limit.
+    #[arg(long, env = "CAMPUSG_RATE_LIMIT_PER_SUBJECT", default_value_t = 3000)]
+    pub rate_limit_per_subject: u32,
+
+    /// Requests a minute one client address may make (and its largest burst); 0: no limit.
+    #[arg(long, env = "CAMPUSG_RATE_LIMIT_PER_ADDRESS", default_value_t = 12000)]
+    pub rate_limit_per_address: u32,
+
+    /// Web origins (`https://app.example`) whose pages may call the API from a
+    /// browser; none when left out.
+    #[arg(long = "cors-origin", env = "CAMPUSG_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Guard {
+    fn default() -> Guard {
+        Guard {
+            oidc_issuer: None,
+            jwt_audience: "campusg".to_string(),
+            jwt_leeway_secs: 30,
+            jwt_role_claim: "role".to_string(),
+            rate_limit_per_subject: 3000,
+            rate_limit_per_address: 12000,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Args)]
 pub struct Settings {
     #[command(flatten)]
     pub backends: Backends,
+
+    #[command(flatten)]
+    pub guard: Guard,
 
     #[arg(long, env = "CAMPUSG_HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
@@ -174,6 +227,7 @@ impl Settings {
     pub fn embedded(data_dir: PathBuf) -> Settings {
         Settings {
             backends: Backends::embedded(data_dir),
+            guard: Guard::default(),
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
             roles: Vec::new(),

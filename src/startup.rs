@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -42,8 +42,12 @@ use campusg_timer::TimerService;
 use campusg_trace::TraceIndex;
 use campusg_user::UserService;
 
+use campusg_runtime::access::{Access, RouteRule, Routes};
+
 use crate::backends::{connect_bus, open_store};
-use crate::settings::{Role, Settings};
+use crate::identity::{authenticate, Identity};
+use crate::rate_limits::{limit_addresses, limit_subjects, RateLimits};
+use crate::settings::{Guard, Role, Settings};
 
 /// The services, each with an event store of its own (a SQLite file, or a
 /// PostgreSQL schema) named after it, and the role that runs it.
@@ -157,18 +161,24 @@ impl Application {
         let health = HealthBoard::new();
         let router = if api {
             const EVERY: &str = "the API process opens every service's store";
-            api_router(ApiServices {
-                health: health.clone(),
-                clock: clock.clone(),
-                orders: orders.expect(EVERY),
-                users: users.expect(EVERY),
-                payments: payments.expect(EVERY),
-                escrows: escrows.expect(EVERY),
-                sagas: sagas.expect(EVERY),
-                timers: timers.clone().expect(EVERY),
-                notifications: notifications.expect(EVERY),
-                trace_index: trace_index.expect(EVERY),
-            })
+            let identity =
+                Arc::new(Identity::from_settings(&settings.guard, &settings.backends.data_dir, clock.clone()).await?);
+            api_router(
+                ApiServices {
+                    health: health.clone(),
+                    clock: clock.clone(),
+                    orders: orders.expect(EVERY),
+                    users: users.expect(EVERY),
+                    payments: payments.expect(EVERY),
+                    escrows: escrows.expect(EVERY),
+                    sagas: sagas.expect(EVERY),
+                    timers: timers.clone().expect(EVERY),
+                    notifications: notifications.expect(EVERY),
+                    trace_index: trace_index.expect(EVERY),
+                },
+                identity,
+                &settings.guard,
+            )?
         } else {
             Router::new()
         };
@@ -247,8 +257,9 @@ impl Application {
         if let Some(listener) = self.listener {
             tracing::info!(address = %self.address, "HTTP API listening");
             let stop = shutdown.clone();
-            let server =
-                axum::serve(listener, self.router).with_graceful_shutdown(async move { stop.cancelled().await });
+            // The client's address, for the per-address rate limit.
+            let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+            let server = axum::serve(listener, service).with_graceful_shutdown(async move { stop.cancelled().await });
             tracker.spawn(async move {
                 if let Err(error) = server.await {
                     tracing::error!(error = %error, "the HTTP server stopped");
@@ -282,8 +293,43 @@ struct ApiServices {
     trace_index: Arc<TraceIndex>,
 }
 
-/// The HTTP API: every service's routes, and the gateway's.
-fn api_router(services: ApiServices) -> Router {
+/// What the public routes read.
+#[derive(Clone)]
+struct Public {
+    health: HealthBoard,
+    clock: Arc<dyn Clock>,
+}
+
+/// The routes anyone may call, token or not.
+fn public_routes() -> Routes<Public> {
+    Routes::new()
+        .get("/health", Access::Public, report_health)
+        .get("/openapi.json", Access::Public, || async {
+            Json(crate::openapi::document())
+        })
+}
+
+/// Every route of the HTTP API and who may call it, for the OpenAPI document:
+/// the same groups [`api_router`] serves, in the same order.
+pub fn route_table() -> Vec<RouteRule> {
+    [
+        public_routes().table(),
+        campusg_order::routes().table(),
+        campusg_user::routes().table(),
+        campusg_payment::routes().table(),
+        campusg_escrow::routes().table(),
+        campusg_sagas::routes().table(),
+        campusg_timer::routes().table(),
+        campusg_notification::routes().table(),
+        campusg_trace::routes().table(),
+        crate::gateway::routes().table(),
+    ]
+    .concat()
+}
+
+/// The HTTP API: every service's routes, and the gateway's, behind the guard:
+/// per-address limit, then the token, then the per-caller limit.
+fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> anyhow::Result<Router> {
     let ApiServices {
         health,
         clock,
@@ -296,35 +342,65 @@ fn api_router(services: ApiServices) -> Router {
         notifications,
         trace_index,
     } = services;
-    Router::new()
-        .route("/health", get(move || report_health(health.clone(), clock.clone())))
-        .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
-        .merge(campusg_order::router(orders.clone()))
-        .merge(campusg_user::router(users.clone()))
-        .merge(campusg_payment::router(payments.clone()))
-        .merge(campusg_escrow::router(escrows.clone()))
-        .merge(campusg_sagas::router(sagas.clone()))
-        .merge(campusg_timer::router(timers))
-        .merge(campusg_notification::router(notifications))
-        .merge(campusg_trace::router(trace_index))
-        .merge(crate::gateway::router(crate::gateway::Gateway {
-            sagas,
-            orders,
-            users,
-            payments,
-            escrows,
-        }))
+    let gateway = crate::gateway::Gateway {
+        sagas: sagas.clone(),
+        orders: orders.clone(),
+        users: users.clone(),
+        payments: payments.clone(),
+        escrows: escrows.clone(),
+    };
+    let limits = Arc::new(RateLimits::new(
+        guard.rate_limit_per_address,
+        guard.rate_limit_per_subject,
+    ));
+    let mut router = Router::new()
+        .merge(public_routes().with_state(Public { health, clock }))
+        .merge(campusg_order::routes().with_state(orders))
+        .merge(campusg_user::routes().with_state(users))
+        .merge(campusg_payment::routes().with_state(payments))
+        .merge(campusg_escrow::routes().with_state(escrows))
+        .merge(campusg_sagas::routes().with_state(sagas))
+        .merge(campusg_timer::routes().with_state(timers))
+        .merge(campusg_notification::routes().with_state(notifications))
+        .merge(campusg_trace::routes().with_state(trace_index))
+        .merge(crate::gateway::routes().with_state(gateway))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .layer(campusg_runtime::http::body_limit())
+        .layer(axum::middleware::from_fn_with_state(limits.clone(), limit_subjects))
+        .layer(axum::middleware::from_fn_with_state(identity, authenticate))
+        .layer(axum::middleware::from_fn_with_state(limits, limit_addresses));
+    if let Some(cors) = cors(&guard.cors_origins)? {
+        router = router.layer(cors);
+    }
+    Ok(router
         .layer(axum::middleware::from_fn(answer_within_deadline))
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn(log_request)))
+}
+
+/// Browsers may call the API from the configured origins only; with none, no
+/// CORS headers are sent and browsers keep other sites' pages out.
+fn cors(origins: &[String]) -> anyhow::Result<Option<tower_http::cors::CorsLayer>> {
+    use axum::http::{header, HeaderValue, Method};
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = origins
+        .iter()
+        .map(|origin| HeaderValue::from_str(origin.trim()).with_context(|| format!("`{origin}` is not an origin")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+    ))
 }
 
 /// `GET /health`: 200 while every consumer of this process runs, 503 when one
 /// has stopped or has been stuck on a record for too long; each consumer's
 /// state, records behind and last error either way.
-async fn report_health(health: HealthBoard, clock: Arc<dyn Clock>) -> (StatusCode, Json<serde_json::Value>) {
-    let (healthy, consumers) = health.report(clock.now());
+async fn report_health(State(public): State<Public>) -> (StatusCode, Json<serde_json::Value>) {
+    let (healthy, consumers) = public.health.report(public.clock.now());
     let status = if healthy {
         StatusCode::OK
     } else {

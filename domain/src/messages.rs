@@ -138,6 +138,10 @@ pub enum Message {
     SagaCancelling(SagaUpdate),
     #[serde(rename = "saga.cancelled")]
     SagaCancelled(SagaUpdate),
+    /// A saga refused a reply that disagreed with its state; `error` says why.
+    /// Operators are told (SPEC section 11).
+    #[serde(rename = "saga.anomaly_recorded")]
+    SagaAnomalyRecorded(SagaUpdate),
 }
 
 impl Message {
@@ -196,6 +200,7 @@ impl Message {
             Message::SagaFailed(_) => "saga.failed",
             Message::SagaCancelling(_) => "saga.cancelling",
             Message::SagaCancelled(_) => "saga.cancelled",
+            Message::SagaAnomalyRecorded(_) => "saga.anomaly_recorded",
         }
     }
 
@@ -249,7 +254,8 @@ impl Message {
             | Message::SagaCompensated(m)
             | Message::SagaFailed(m)
             | Message::SagaCancelling(m)
-            | Message::SagaCancelled(m) => Some(m.order_id),
+            | Message::SagaCancelled(m)
+            | Message::SagaAnomalyRecorded(m) => Some(m.order_id),
         }
     }
 

@@ -86,6 +86,10 @@ impl Aggregate for OrderParties {
     }
 }
 
+/// The inbox every operator reads (`GET /api/notifications/user/operators`):
+/// what needs a person, such as a saga that refused a reply.
+pub const OPERATORS_INBOX: &str = "operators";
+
 /// One notification to create: to whom, and what it says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Draft {
@@ -199,6 +203,19 @@ pub fn compose(message: &Message, parties: &OrderParties) -> Vec<Draft> {
                 "You paid {} for order {}. Thank you!",
                 money(captured.amount_cents, currency),
                 captured.order_id
+            ),
+        )],
+        Message::SagaAnomalyRecorded(anomaly) => vec![to(
+            UserId::parse(OPERATORS_INBOX).ok(),
+            "saga_anomaly",
+            "A saga refused a reply",
+            format!(
+                "The {} saga {} of order {} refused a reply and is {}: {}",
+                anomaly.saga_type,
+                anomaly.saga_id,
+                anomaly.order_id,
+                anomaly.status,
+                anomaly.error.as_deref().unwrap_or("no reason given")
             ),
         )],
         Message::FundsReleased(released) => vec![to(

@@ -1,9 +1,21 @@
 //! The bench's HTTP client: the requests a customer's and a runner's apps make.
 //! Any answer but the expected status is an error that names the request, so
-//! a bench never counts a refused order as a placed one.
+//! a bench never counts a refused order as a placed one. Each request carries
+//! the token of the user making it (minted with the system's local key), as
+//! the apps' would.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use serde_json::{json, Value};
+
+use campusg_domain::ids::UserId;
+use campusg_runtime::access::Role;
+
+use crate::identity::LocalKey;
+
+/// The operator the bench observes the system as.
+const OBSERVER: &str = "bench_observer";
 
 /// The delivery stages a runner reports, in order; the last one starts the
 /// complete-order saga.
@@ -13,6 +25,7 @@ const STAGES: [&str; 5] = ["ON_SITE", "PURCHASED", "COLLECTED", "ON_THE_WAY", "D
 pub struct Client {
     http: reqwest::Client,
     base_url: String,
+    key: Arc<LocalKey>,
 }
 
 /// A customer and a runner that one bench client plays.
@@ -28,14 +41,21 @@ pub struct Placed {
 }
 
 impl Client {
-    pub fn new(base_url: String) -> Client {
+    pub fn new(base_url: String, key: Arc<LocalKey>) -> Client {
         Client {
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(1024)
                 .build()
                 .expect("a default HTTP client builds"),
             base_url,
+            key,
         }
+    }
+
+    fn token(&self, user: &str, role: Role) -> anyhow::Result<String> {
+        let user = UserId::parse(user)?;
+        self.key
+            .mint(&user, role, chrono::Duration::hours(1), "campusg", chrono::Utc::now())
     }
 
     /// Signs up a customer (with a card) and a runner for each of `clients`.
@@ -47,12 +67,15 @@ impl Client {
                 customer: format!("bench_customer_{}_{i}", &run[..8]),
                 runner: format!("bench_runner_{}_{i}", &run[..8]),
             };
-            for (user, card) in [(&party.customer, Some("pm_card_visa")), (&party.runner, None)] {
+            for (user, role, card) in [
+                (&party.customer, Role::Customer, Some("pm_card_visa")),
+                (&party.runner, Role::Runner, None),
+            ] {
                 let mut body = json!({"user_id": user, "name": user, "email": format!("{user}@campus.edu")});
                 if let Some(card) = card {
                     body["payment_method"] = json!(card);
                 }
-                self.post("/users", &body, 201).await?;
+                self.post((user, role), "/users", &body, 201).await?;
             }
             parties.push(party);
         }
@@ -70,7 +93,7 @@ impl Client {
                 "deliveryFee": 2.5
             }
         });
-        let answer = self.post("/api/orders", &body, 202).await?;
+        let answer = self.post((customer, Role::Customer), "/api/orders", &body, 202).await?;
         Ok(Placed {
             saga_id: text_field(&answer, "saga_id")?,
             order_id: text_field(&answer, "order_id")?,
@@ -79,7 +102,8 @@ impl Client {
 
     pub async fn accept(&self, order_id: &str, runner: &str) -> anyhow::Result<()> {
         let path = format!("/api/orders/{order_id}/accept");
-        self.post(&path, &json!({"runner_id": runner}), 200).await?;
+        self.post((runner, Role::Runner), &path, &json!({"runner_id": runner}), 200)
+            .await?;
         Ok(())
     }
 
@@ -89,7 +113,12 @@ impl Client {
         let mut answer = Value::Null;
         for stage in STAGES {
             answer = self
-                .post(&path, &json!({"runner_id": runner, "status": stage}), 200)
+                .post(
+                    (runner, Role::Runner),
+                    &path,
+                    &json!({"runner_id": runner, "status": stage}),
+                    200,
+                )
                 .await?;
         }
         text_field(&answer, "saga_id")
@@ -109,21 +138,24 @@ impl Client {
         Ok(traced && listed)
     }
 
+    /// A GET as the bench's operator.
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let response = self
             .http
             .get(format!("{}{path}", self.base_url))
+            .bearer_auth(self.token(OBSERVER, Role::Operator)?)
             .send()
             .await
             .with_context(|| format!("GET {path} failed"))?;
         Ok(response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn post(&self, path: &str, body: &Value, expected: u16) -> anyhow::Result<Value> {
+    async fn post(&self, (user, role): (&str, Role), path: &str, body: &Value, expected: u16) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base_url);
         let response = self
             .http
             .post(&url)
+            .bearer_auth(self.token(user, role)?)
             .json(body)
             .send()
             .await

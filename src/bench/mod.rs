@@ -144,7 +144,8 @@ async fn measure(args: &BenchArgs, backends: &Backends) -> anyhow::Result<Report
     let catalog = TopicCatalog::builtin();
     let bus = connect_bus(backends, &catalog).await?;
     let completions = Completions::follow(bus.clone()).await?;
-    let client = Client::new(system.base_url());
+    let key = Arc::new(crate::identity::LocalKey::load_or_create(&backends.data_dir)?);
+    let client = Client::new(system.base_url(), key);
     let parties = client.sign_up(args.clients).await?;
 
     let records_before = floor::records_held(bus.as_ref()).await?;

@@ -87,6 +87,7 @@ async fn a_user_is_created_once_and_can_be_updated(#[values(Backend::Embedded, B
     let response = app
         .client
         .patch(format!("{}/users/cust_update", app.address))
+        .bearer_auth(app.operator_token())
         .json(&json!({"payment_method": "pm_card_visa", "payout_account": "DBS-123"}))
         .send()
         .await

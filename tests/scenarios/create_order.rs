@@ -194,7 +194,7 @@ async fn an_authorization_of_another_amount_is_not_taken_and_no_money_is_held(
     assert_eq!(status, 409, "never answered with a payment of another amount: {body}");
 
     // The payment service now reads the saga's own authorization.
-    let _payments = TestApp::spawn_with(environment, &[Role::Payment]).await;
+    let _payments = TestApp::spawn_with(environment, &[Role::Payment, Role::Notification]).await;
     let saga = app
         .saga_when(&saga_id, |saga| {
             saga["anomalies"].as_array().is_some_and(|found| !found.is_empty())
@@ -217,4 +217,20 @@ async fn an_authorization_of_another_amount_is_not_taken_and_no_money_is_held(
     assert!(app.escrows_of(&order_id).await.is_empty(), "nothing is held");
     let (_, listed) = app.get("/api/sagas?anomalies=true").await;
     assert_eq!(listed["sagas"][0]["saga_id"], saga_id.as_str(), "{listed}");
+
+    // The operators are told, in the inbox they share; nobody else reads it.
+    let told = crate::helpers::eventually("the operators are never told", || async {
+        let (_, inbox) = app.get("/api/notifications/user/operators").await;
+        inbox["notifications"]
+            .as_array()
+            .and_then(|found| found.iter().find(|n| n["kind"] == "saga_anomaly").cloned())
+            .ok_or_else(|| inbox.to_string())
+    })
+    .await;
+    let text = told["message"].as_str().unwrap();
+    assert!(text.contains(&saga_id) && text.contains("0.01 SGD"), "{told}");
+    assert_eq!(told["order_id"], order_id.as_str());
+    let customer = app.token("cust_one_cent", campusg_runtime::access::Role::Customer);
+    let (status, _) = app.get_as("/api/notifications/user/operators", Some(&customer)).await;
+    assert_eq!(status, 403);
 }

@@ -285,7 +285,7 @@ async fn only_the_assigned_runner_moves_the_order_one_stage_at_a_time(
     let order_id = an_accepted_order(&app, "cust_guarded", "runner_assigned").await;
 
     let (status, body) = report(&app, &order_id, "runner_intruder", "ON_SITE").await;
-    assert_eq!(status, 409, "{body}");
+    assert_eq!(status, 403, "{body}");
     assert!(
         body["error"]["message"].as_str().unwrap().contains("another runner"),
         "{body}"
@@ -333,6 +333,7 @@ async fn the_update_stream_of_a_completing_saga_yields_each_step_and_then_ends(
     let mut response = app
         .client
         .get(format!("{}/saga/complete/orderUpdateStream/{saga_id}", app.address))
+        .bearer_auth(app.operator_token())
         .send()
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::backends::{Backend, Environment};
-use crate::processes::{free_port, get_json, wait_until_healthy, Process};
+use crate::processes::{free_port, get_json, operator_client, wait_until_healthy, Process};
 
 fn serve(environment: &Environment, role: &str, replica: u32, port: u16) -> Process {
     // CAMPUSG_TEST_LOG_DIR keeps the processes' logs after the test.
@@ -38,7 +38,7 @@ async fn two_hundred_orders_survive_a_replica_of_each_scaled_service_being_kille
     let environment = Environment::new(Backend::Kafka);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = operator_client(environment.data_dir.path());
 
     // The API first: it creates the schemas and topics the others use.
     let mut processes = vec![serve(&environment, "api", 1, port)];

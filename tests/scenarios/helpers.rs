@@ -1,5 +1,9 @@
 //! `TestApp`: the real system on a random port, and one typed helper per thing a
 //! test does to it.
+//!
+//! Every request carries a token minted with the system's local key: `get` and
+//! `post` an operator's, the helpers that act for a user (`create_user`,
+//! `place_order`) that user's, and `get_as`/`post_as` whatever a test gives.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,10 +13,13 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use campusg::identity::LocalKey;
 use campusg::operate;
 use campusg::settings::{Role, Settings};
 use campusg::startup::Application;
+use campusg_domain::ids::UserId;
 use campusg_payment::sandbox::SandboxGateway;
+use campusg_runtime::access::Role as CallerRole;
 use campusg_runtime::bus::{MessageBus, Record, StartFrom, Subscription};
 use campusg_runtime::clock::Clock;
 use campusg_runtime::store::Contracts;
@@ -38,6 +45,8 @@ pub struct TestApp {
     pub bus: Arc<dyn MessageBus>,
     pub contracts: Arc<Contracts>,
     pub sandbox: Arc<SandboxGateway>,
+    /// The system's signing key, to mint tokens with.
+    pub key: Arc<LocalKey>,
     shutdown: CancellationToken,
     running: Option<JoinHandle<anyhow::Result<()>>>,
     // Dropped last: the environment outlives the running system.
@@ -59,16 +68,30 @@ impl TestApp {
 
     /// The system with only `roles` running (all when empty), in `environment`.
     pub async fn spawn_with(environment: Arc<Environment>, roles: &[Role]) -> TestApp {
+        TestApp::spawn_configured(environment, roles, |_| {}).await
+    }
+
+    /// The system with `roles` and settings changed by `configure`.
+    pub async fn spawn_configured(
+        environment: Arc<Environment>,
+        roles: &[Role],
+        configure: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             campusg_runtime::telemetry::init("info");
         }
         let mut settings = Settings::embedded(environment.data_dir.path().to_path_buf());
         settings.backends = environment.backends();
         settings.roles = roles.to_vec();
+        // Tests poll faster than any client would; the limits have their own test.
+        settings.guard.rate_limit_per_subject = 100_000;
+        settings.guard.rate_limit_per_address = 100_000;
+        configure(&mut settings);
         let clock: Arc<dyn Clock> = environment.clock.clone();
         let app = Application::build(&settings, clock).await.expect("the system builds");
         let address = format!("http://{}", app.address());
         let (bus, contracts, sandbox) = (app.bus(), app.contracts(), app.sandbox());
+        let key = Arc::new(LocalKey::load_or_create(environment.data_dir.path()).expect("the signing key loads"));
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         TestApp {
@@ -77,7 +100,7 @@ impl TestApp {
             bus,
             contracts,
             sandbox,
-
+            key,
             shutdown,
             running: Some(running),
             environment,
@@ -101,25 +124,51 @@ impl TestApp {
         self.environment.clock.advance(by);
     }
 
+    /// A token for `user` in `role`, good for an hour of the system's time.
+    pub fn token(&self, user: &str, role: CallerRole) -> String {
+        let user = UserId::parse(user).expect("a user id");
+        self.key
+            .mint(
+                &user,
+                role,
+                chrono::Duration::hours(1),
+                "campusg",
+                self.environment.clock.now(),
+            )
+            .expect("a token is minted")
+    }
+
+    /// The token `get` and `post` send.
+    pub fn operator_token(&self) -> String {
+        self.token("test_operator", CallerRole::Operator)
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("request sent");
+        self.get_as(path, Some(&self.operator_token())).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post_as(path, body, Some(&self.operator_token())).await
+    }
+
+    /// A GET with `token`, or with none.
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.client.get(format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.address))
-            .json(body)
-            .send()
-            .await
-            .expect("request sent");
+    /// A POST with `token`, or with none.
+    pub async fn post_as(&self, path: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.client.post(format!("{}{path}", self.address)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -129,6 +178,7 @@ impl TestApp {
         let response = self
             .client
             .post(format!("{}{path}", self.address))
+            .bearer_auth(self.operator_token())
             .header("content-type", "application/json")
             .body(body.to_string())
             .send()
@@ -143,7 +193,8 @@ impl TestApp {
         if let Some(method) = payment_method {
             body["payment_method"] = json!(method);
         }
-        let (status, response) = self.post("/users", &body).await;
+        let token = self.token(user_id, CallerRole::Customer);
+        let (status, response) = self.post_as("/users", &body, Some(&token)).await;
         assert_eq!(status, 201, "{response}");
     }
 
@@ -159,7 +210,8 @@ impl TestApp {
                 "deliveryFee": delivery_fee
             }
         });
-        let (status, response) = self.post("/api/orders", &body).await;
+        let token = self.token(customer_id, CallerRole::Customer);
+        let (status, response) = self.post_as("/api/orders", &body, Some(&token)).await;
         assert_eq!(status, 202, "{response}");
         assert_eq!(response["status"], "STARTED");
         (

@@ -7,6 +7,7 @@ mod backends;
 mod helpers;
 mod processes;
 
+mod access;
 mod bad_input;
 mod bad_requests;
 mod bench;

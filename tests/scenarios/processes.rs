@@ -46,6 +46,27 @@ impl Drop for Process {
     }
 }
 
+/// An HTTP client that calls as an operator, with a token minted from the
+/// signing key in `data_dir` (the processes' own, made by whichever comes first).
+pub fn operator_client(data_dir: &std::path::Path) -> reqwest::Client {
+    let key = campusg::identity::LocalKey::load_or_create(data_dir).expect("the signing key loads");
+    let operator = campusg_domain::ids::UserId::parse("test_operator").unwrap();
+    let token = key
+        .mint(
+            &operator,
+            campusg_runtime::access::Role::Operator,
+            chrono::Duration::hours(2),
+            "campusg",
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
+}
+
 /// Waits until the HTTP API at `base` answers its health check.
 pub async fn wait_until_healthy(client: &reqwest::Client, base: &str) {
     for _ in 0..600 {

@@ -127,7 +127,7 @@ async fn a_runner_gives_an_order_back_and_another_runner_takes_it(
             &json!({"runner_id": "runner_other"}),
         )
         .await;
-    assert_eq!(status, 409, "only the assigned runner gives an order back: {body}");
+    assert_eq!(status, 403, "only the assigned runner gives an order back: {body}");
 
     let (status, body) = app
         .post(

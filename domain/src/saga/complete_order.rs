@@ -222,6 +222,13 @@ impl Saga for CompleteOrderSaga {
             E::Started { .. } => vec![Message::SagaStarted(progress)],
             E::Completed { .. } => vec![Message::SagaCompleted(progress)],
             E::Failed { .. } => vec![Message::SagaFailed(progress)],
+            E::AnomalyRecorded { reason, .. } => vec![
+                Message::SagaStepCompleted(progress.clone()),
+                Message::SagaAnomalyRecorded(SagaUpdate {
+                    error: Some(reason.clone()),
+                    ..progress
+                }),
+            ],
             _ => vec![Message::SagaStepCompleted(progress)],
         };
         let asks_for_the_step = matches!(
@@ -566,7 +573,11 @@ mod tests {
                 at: at(),
             }]
         );
-        assert_eq!(types(&reaction.commands), ["saga.step_completed"], "nothing moves on");
+        assert_eq!(
+            types(&reaction.commands),
+            ["saga.step_completed", "saga.anomaly_recorded"],
+            "nothing moves on; the operators are told"
+        );
         assert_eq!(saga.step, Some(CompleteOrderStep::ReleaseEscrow));
         assert_eq!(saga.payout_cents, Cents::ZERO);
         let again = saga.react(observe(Message::FundsReleased(released))).unwrap();

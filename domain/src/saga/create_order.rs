@@ -788,7 +788,13 @@ impl CreateOrderSaga {
             }
             E::Cancelled { .. } => messages.push(Message::SagaCancelled(self.progress(event))),
             E::Completed { .. } => messages.push(Message::SagaCompleted(self.progress(event))),
-            E::AnomalyRecorded { .. } => messages.push(Message::SagaStepCompleted(self.progress(event))),
+            E::AnomalyRecorded { reason, .. } => {
+                messages.push(Message::SagaStepCompleted(self.progress(event)));
+                messages.push(Message::SagaAnomalyRecorded(SagaUpdate {
+                    error: Some(reason.clone()),
+                    ..self.progress(event)
+                }));
+            }
             E::CompensationStarted {
                 reason, compensations, ..
             } => {

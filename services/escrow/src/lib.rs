@@ -14,7 +14,7 @@ use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
-pub use routes::{release_to, router};
+pub use routes::{release_to, routes};
 
 pub const SERVICE_NAME: &str = "escrow-service";
 pub const CONSUMER_GROUP: &str = "escrow-service";

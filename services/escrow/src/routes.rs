@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use cqrs_es::Aggregate;
 use serde::Deserialize;
 use serde_json::Value;
@@ -14,6 +13,7 @@ use campusg_domain::escrow::{Escrow, EscrowStatus};
 use campusg_domain::ids::{EscrowId, OrderId, UserId};
 use campusg_domain::messages::{HoldFunds, Message, RefundFunds, ReleaseFunds};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
+use campusg_runtime::access::{Access, Routes};
 use campusg_runtime::http::{
     list_read_models, read_model, reason_or, ApiError, JsonBody, MoneyFilters, Page, Path, Query,
 };
@@ -21,13 +21,12 @@ use campusg_runtime::store::Cause;
 
 use crate::{EscrowService, SERVICE_NAME};
 
-pub fn router(service: Arc<EscrowService>) -> Router {
-    Router::new()
-        .route("/escrow", get(list_escrows))
-        .route("/escrow/hold", post(hold))
-        .route("/escrow/cancel", post(cancel))
-        .route("/escrow/{escrow_id}", get(get_escrow))
-        .with_state(service)
+pub fn routes() -> Routes<Arc<EscrowService>> {
+    Routes::new()
+        .get("/escrow", Access::Operators, list_escrows)
+        .post("/escrow/hold", Access::Operators, hold)
+        .post("/escrow/cancel", Access::Operators, cancel)
+        .get("/escrow/{escrow_id}", Access::Operators, get_escrow)
 }
 
 #[derive(Deserialize)]

@@ -19,6 +19,10 @@ impl MessageHandler for NotificationService {
         let Some(order_id) = message.order_id() else {
             return Ok(());
         };
+        // Of a saga's progress, only an anomaly is anyone's news.
+        if message.message_type().starts_with("saga.") && !matches!(message, Message::SagaAnomalyRecorded(_)) {
+            return Ok(());
+        }
         let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
         let mut unit = UnitOfWork::new(cause);
         let mut parties = load::<OrderParties>(self.deps.store.as_ref(), &order_id.to_string()).await?;

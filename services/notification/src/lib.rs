@@ -22,7 +22,7 @@ use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
-pub use routes::router;
+pub use routes::routes;
 
 pub const SERVICE_NAME: &str = "notification-service";
 pub const CONSUMER_GROUP: &str = "notification-service";
@@ -39,7 +39,12 @@ impl NotificationService {
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
         Consumer::for_service(
             CONSUMER_GROUP,
-            &["order.created", "payment.authorized", "escrow.funds_held"],
+            &[
+                "order.created",
+                "payment.authorized",
+                "escrow.funds_held",
+                "saga.anomaly_recorded",
+            ],
             &self.deps,
             bus,
             self.clone(),

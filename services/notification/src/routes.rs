@@ -1,12 +1,14 @@
 //! `/api/notifications`: send one, read a user's (newest first, with how many
 //! are unread) or an order's, and mark one read.
+//!
+//! Operators send; a user reads and marks only their own notifications (of an
+//! order, too: each party sees what was said to them).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use cqrs_es::Aggregate;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -15,19 +17,19 @@ use campusg_domain::ids::{OrderId, UserId};
 use campusg_domain::limits::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
 use campusg_domain::messages::NotificationCreated;
 use campusg_domain::notification::{Notification, NotificationCommand, NotificationError, UNREAD};
+use campusg_runtime::access::{Access, Caller, Routes};
 use campusg_runtime::aggregate::{execute, load};
 use campusg_runtime::http::{read_model, text_within, ApiError, JsonBody, Page, Path, Query};
 use campusg_runtime::store::{Cause, StateQuery, UnitOfWork};
 
 use crate::{NotificationService, SERVICE_NAME};
 
-pub fn router(service: Arc<NotificationService>) -> Router {
-    Router::new()
-        .route("/api/notifications/send", post(send))
-        .route("/api/notifications/user/{user_id}", get(of_user))
-        .route("/api/notifications/order/{order_id}", get(of_order))
-        .route("/api/notifications/{notification_id}/read", post(mark_read))
-        .with_state(service)
+pub fn routes() -> Routes<Arc<NotificationService>> {
+    Routes::new()
+        .post("/api/notifications/send", Access::Operators, send)
+        .get("/api/notifications/user/{user_id}", Access::Users, of_user)
+        .get("/api/notifications/order/{order_id}", Access::Users, of_order)
+        .post("/api/notifications/{notification_id}/read", Access::Users, mark_read)
 }
 
 #[derive(Deserialize)]
@@ -96,11 +98,13 @@ struct UserListParams {
 /// A user's notifications, newest first, with how many are unread in all.
 async fn of_user(
     State(service): State<Arc<NotificationService>>,
+    caller: Caller,
     Path(user_id): Path<String>,
     Query(params): Query<UserListParams>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = UserId::parse(&user_id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    caller.acts_for(&user_id)?;
     let mine = ("user_id".to_string(), user_id.to_string());
     let mut query = StateQuery {
         equals: vec![mine.clone()],
@@ -133,9 +137,11 @@ async fn of_user(
     })))
 }
 
-/// Everything said about an order, to anyone, oldest first.
+/// Everything said about an order, oldest first: to anyone, for operators; to
+/// the caller, for anyone else.
 async fn of_order(
     State(service): State<Arc<NotificationService>>,
+    caller: Caller,
     Path(order_id): Path<String>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
@@ -146,6 +152,9 @@ async fn of_order(
         order_by: Some("sort_key".into()),
         ..StateQuery::default()
     };
+    if !caller.is_operator() {
+        query.equals.push(("user_id".into(), caller.user.to_string()));
+    }
     let (page, page_size) = page.apply(&mut query, 50, 500)?;
     let notifications: Vec<Value> = service
         .deps
@@ -165,11 +174,15 @@ async fn of_order(
 
 async fn mark_read(
     State(service): State<Arc<NotificationService>>,
+    caller: Caller,
     Path(notification_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = uuid::Uuid::parse_str(&notification_id)
         .map_err(|_| ApiError::bad_request(format!("`{notification_id}` is not a notification id (a UUID)")))?;
     let mut loaded = load::<Notification>(service.deps.store.as_ref(), &id.to_string()).await?;
+    if let Some(addressee) = &loaded.aggregate.user_id {
+        caller.acts_for(addressee)?;
+    }
     let now = service.deps.clock.now();
     let events = execute(&mut loaded, NotificationCommand::MarkRead { at: now }, &())
         .await

@@ -193,20 +193,21 @@ enum Plan {
 }
 
 /// How the HTTP API answers a decision: an unknown order is a 404, a customer
-/// acting as the runner of their own order a 403 (not theirs to do), a broken
+/// acting as the runner of their own order, a runner on another's order or a
+/// customer on another's order a 403 (not theirs to do), a broken
 /// rule a 422, anything that conflicts with the order's state a 409 saying why.
 impl From<DecisionError> for ApiError {
     fn from(error: DecisionError) -> ApiError {
         match error {
             DecisionError::Refused(OrderError::NotFound) => ApiError::not_found("the order does not exist"),
-            DecisionError::Refused(refusal @ OrderError::RunnerIsCustomer(_)) => {
-                ApiError::forbidden(refusal.to_string())
-            }
+            DecisionError::Refused(
+                refusal @ (OrderError::RunnerIsCustomer(_) | OrderError::NotTheAssignedRunner(_)),
+            ) => ApiError::forbidden(refusal.to_string()),
             DecisionError::Refused(refusal @ OrderError::RunnerRequired) => {
                 ApiError::unprocessable(refusal.to_string())
             }
             DecisionError::Refused(refusal) => ApiError::conflict(refusal.to_string()),
-            DecisionError::NotTheCustomer(_) => ApiError::conflict(error.to_string()),
+            DecisionError::NotTheCustomer(_) => ApiError::forbidden(error.to_string()),
             DecisionError::NotADeliveryStage(_) => ApiError::unprocessable(error.to_string()),
             DecisionError::Store(store) => store.into(),
         }

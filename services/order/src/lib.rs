@@ -17,7 +17,7 @@ use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
-pub use routes::{order_view, parse_order_id, router};
+pub use routes::{may_see, order_view, parse_order_id, routes};
 
 /// The `source` of every message this service publishes.
 pub const SERVICE_NAME: &str = "order-service";

@@ -2,12 +2,14 @@
 //! status; the orders available to runners (`CREATED`, oldest first); and a
 //! runner accepting an order or giving it back, decided at once
 //! ([`crate::decisions`]).
+//!
+//! An order is seen by its customer, its runner, any runner while it waits for
+//! one, and operators; a list shows a customer or a runner only their own.
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -16,20 +18,32 @@ use cqrs_es::Aggregate;
 use campusg_domain::ids::{OrderId, UserId};
 use campusg_domain::money::{Cents, DecimalAmount};
 use campusg_domain::order::{Order, OrderStatus};
-use campusg_runtime::http::{read_model, Acting, ApiError, NamesActor, Page, Path, Query};
+use campusg_runtime::access::{Access, Caller, Role, Routes};
+use campusg_runtime::http::{read_model, ApiError, JsonBody, Page, Path, Query};
 use campusg_runtime::store::StateQuery;
 
 use crate::OrderService;
 
-pub fn router(service: Arc<OrderService>) -> Router {
-    Router::new()
-        .route("/api/orders/{order_id}", get(get_order))
-        .route("/api/orders", get(list_orders))
-        .route("/api/orders/available", get(available_orders))
-        .route("/api/orders/{order_id}/accept", post(accept))
-        .route("/api/orders/{order_id}/cancel-acceptance", post(give_back))
-        .route("/api/orders/{order_id}/status", post(advance))
-        .with_state(service)
+pub fn routes() -> Routes<Arc<OrderService>> {
+    Routes::new()
+        .get("/api/orders/{order_id}", Access::Users, get_order)
+        .get("/api/orders", Access::Users, list_orders)
+        .get("/api/orders/available", Access::Runners, available_orders)
+        .post("/api/orders/{order_id}/accept", Access::Runners, accept)
+        .post("/api/orders/{order_id}/cancel-acceptance", Access::Runners, give_back)
+        .post("/api/orders/{order_id}/status", Access::Runners, advance)
+}
+
+/// A 403 unless `caller` may see `order`: its customer, its runner, a runner
+/// while it waits for one (it is listed as available), or an operator.
+pub fn may_see(caller: &Caller, order: &Order) -> Result<(), ApiError> {
+    if caller.role == Role::Runner && order.status == Some(OrderStatus::Created) {
+        return Ok(());
+    }
+    caller.is_party_to(
+        [order.customer_id.as_ref(), order.runner_id.as_ref()],
+        &format!("order {}", order.order_id.map(|id| id.to_string()).unwrap_or_default()),
+    )
 }
 
 pub fn parse_order_id(text: &str) -> Result<OrderId, ApiError> {
@@ -38,11 +52,13 @@ pub fn parse_order_id(text: &str) -> Result<OrderId, ApiError> {
 
 async fn get_order(
     State(service): State<Arc<OrderService>>,
+    caller: Caller,
     Path(order_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let order_id = parse_order_id(&order_id)?;
     let state = read_model(service.deps.store.as_ref(), Order::TYPE, &order_id.to_string(), "order").await?;
     let order: Order = serde_json::from_value(state).map_err(ApiError::internal)?;
+    may_see(&caller, &order)?;
     Ok(Json(order_view(&order)))
 }
 
@@ -53,11 +69,25 @@ struct ListParams {
     status: Option<String>,
 }
 
+/// A customer's list is of their orders, a runner's of the orders they ran;
+/// naming someone else is a 403. Operators list anyone's.
 async fn list_orders(
     State(service): State<Arc<OrderService>>,
-    Query(params): Query<ListParams>,
+    caller: Caller,
+    Query(mut params): Query<ListParams>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
+    let own = match caller.role {
+        Role::Customer => Some(&mut params.customer_id),
+        Role::Runner => Some(&mut params.runner_id),
+        Role::Operator => None,
+    };
+    if let Some(own) = own {
+        if let Some(named) = own.as_ref() {
+            caller.acts_for(named)?;
+        }
+        *own = Some(caller.user.clone());
+    }
     let mut query = StateQuery::default();
     if let Some(customer) = params.customer_id {
         query.equals.push(("customer_id".into(), customer.to_string()));
@@ -108,19 +138,15 @@ struct RunnerRequest {
     runner_id: UserId,
 }
 
-impl NamesActor for RunnerRequest {
-    fn actor(&self) -> &UserId {
-        &self.runner_id
-    }
-}
-
 async fn accept(
     State(service): State<Arc<OrderService>>,
+    caller: Caller,
     Path(order_id): Path<String>,
-    runner: Acting<RunnerRequest>,
+    JsonBody(request): JsonBody<RunnerRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let order_id = parse_order_id(&order_id)?;
-    let decided = service.accept(order_id, runner.user).await?;
+    caller.acts_for(&request.runner_id)?;
+    let decided = service.accept(order_id, request.runner_id).await?;
     Ok(Json(json!({
         "success": true,
         "saga_id": decided.saga_id,
@@ -130,11 +156,13 @@ async fn accept(
 
 async fn give_back(
     State(service): State<Arc<OrderService>>,
+    caller: Caller,
     Path(order_id): Path<String>,
-    runner: Acting<RunnerRequest>,
+    JsonBody(request): JsonBody<RunnerRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let order_id = parse_order_id(&order_id)?;
-    let decided = service.give_back(order_id, runner.user).await?;
+    caller.acts_for(&request.runner_id)?;
+    let decided = service.give_back(order_id, request.runner_id).await?;
     Ok(Json(json!({
         "success": true,
         "saga_id": decided.saga_id,
@@ -148,20 +176,16 @@ struct StageRequest {
     status: OrderStatus,
 }
 
-impl NamesActor for StageRequest {
-    fn actor(&self) -> &UserId {
-        &self.runner_id
-    }
-}
-
 /// The assigned runner reports a delivery stage, one at a time, in order.
 async fn advance(
     State(service): State<Arc<OrderService>>,
+    caller: Caller,
     Path(order_id): Path<String>,
-    runner: Acting<StageRequest>,
+    JsonBody(request): JsonBody<StageRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let order_id = parse_order_id(&order_id)?;
-    let decided = service.advance(order_id, runner.user, runner.request.status).await?;
+    caller.acts_for(&request.runner_id)?;
+    let decided = service.advance(order_id, request.runner_id, request.status).await?;
     Ok(Json(json!({
         "success": true,
         "saga_id": decided.saga_id,

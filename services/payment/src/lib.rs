@@ -19,7 +19,7 @@ use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 use campusg_runtime::store::StoreError;
 
-pub use routes::router;
+pub use routes::routes;
 
 pub const SERVICE_NAME: &str = "payment-service";
 pub const CONSUMER_GROUP: &str = "payment-service";

@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use cqrs_es::Aggregate;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -16,6 +15,7 @@ use campusg_domain::limits::{MAX_NAME_CHARS, MAX_ORDER_TOTAL};
 use campusg_domain::messages::{AuthorizePayment, CapturePayment, Message, VoidPayment};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
 use campusg_domain::payment::{Payment, PaymentStatus};
+use campusg_runtime::access::{Access, Routes};
 use campusg_runtime::http::{
     list_read_models, read_model, reason_or, text_within, ApiError, JsonBody, MoneyFilters, Page, Path, Query,
 };
@@ -23,14 +23,13 @@ use campusg_runtime::store::Cause;
 
 use crate::{PaymentService, SERVICE_NAME};
 
-pub fn router(service: Arc<PaymentService>) -> Router {
-    Router::new()
-        .route("/payments", get(list_payments))
-        .route("/payments/authorize", post(authorize))
-        .route("/payments/release", post(release))
-        .route("/payments/capture", post(capture))
-        .route("/payments/{payment_id}", get(get_payment))
-        .with_state(service)
+pub fn routes() -> Routes<Arc<PaymentService>> {
+    Routes::new()
+        .get("/payments", Access::Operators, list_payments)
+        .post("/payments/authorize", Access::Operators, authorize)
+        .post("/payments/release", Access::Operators, release)
+        .post("/payments/capture", Access::Operators, capture)
+        .get("/payments/{payment_id}", Access::Operators, get_payment)
 }
 
 #[derive(Deserialize)]

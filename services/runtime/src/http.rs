@@ -3,8 +3,9 @@
 //!
 //! 400: the request is malformed (not JSON, a bad path id, a query value out of
 //! range). 404: an unknown id. 409: the request conflicts with the current
-//! state. 413: the body is over [`MAX_BODY_BYTES`]. 422: valid JSON that breaks a
-//! rule (a missing field, a negative quantity). 503: try again.
+//! state. 401: no token, or one that does not hold. 403: the caller may not do
+//! this. 413: the body is over [`MAX_BODY_BYTES`]. 422: valid JSON that breaks a
+//! rule (a missing field, a negative quantity). 429: slow down. 503: try again.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts};
@@ -39,6 +40,23 @@ impl ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
+            message: message.into(),
+        }
+    }
+
+    /// No credentials, or credentials that do not hold (SPEC section 11).
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: message.into(),
+        }
+    }
+
+    pub fn too_many_requests(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_requests",
             message: message.into(),
         }
     }
@@ -237,43 +255,19 @@ pub fn filter_by(query: &mut StateQuery, filters: &[(&str, Option<String>)]) {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(json!({"error": {"code": self.code, "message": self.message}})),
         )
-            .into_response()
-    }
-}
-
-/// The user a request acts as, and what it asks.
-///
-/// Until requests carry a bearer token (SPEC section 11), the acting user is
-/// the id the body names (`runner_id`, `rater_id`...), and it is trusted. This
-/// extractor is the one place that says who is acting: a token check replaces
-/// it without touching the handlers.
-pub struct Acting<T> {
-    pub user: UserId,
-    pub request: T,
-}
-
-/// A request body that names the user acting.
-pub trait NamesActor {
-    fn actor(&self) -> &UserId;
-}
-
-impl<S, T> FromRequest<S> for Acting<T>
-where
-    T: serde::de::DeserializeOwned + NamesActor,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let JsonBody(body) = JsonBody::<T>::from_request(request, state).await?;
-        Ok(Acting {
-            user: body.actor().clone(),
-            request: body,
-        })
+            .into_response();
+        // RFC 6750: a 401 names the scheme the route wants.
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 

@@ -44,6 +44,27 @@ pub struct KafkaSettings {
     /// saga step waits up to this long when the system is idle, and each
     /// consumer sends a fetch this often.
     pub fetch_wait_ms: u32,
+    /// librdkafka's security settings (`security.protocol`, `sasl.*`,
+    /// `ssl.*`), for every client: see [`security_settings_from`].
+    pub security: Vec<(String, String)>,
+}
+
+/// The librdkafka security settings named by environment variables:
+/// `KAFKA_SECURITY_PROTOCOL=SASL_SSL` is `security.protocol`,
+/// `KAFKA_SASL_MECHANISM=SCRAM-SHA-512` is `sasl.mechanism`,
+/// `KAFKA_SSL_CA_LOCATION=...` is `ssl.ca.location`, and so on: the prefix
+/// dropped, lower case, `_` for `.`. Nothing else is taken from the environment.
+pub fn security_settings_from(vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut settings: Vec<(String, String)> = vars
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let key = name.strip_prefix("KAFKA_")?.to_ascii_lowercase().replace('_', ".");
+            let security = key == "security.protocol" || key.starts_with("sasl.") || key.starts_with("ssl.");
+            security.then_some((key, value))
+        })
+        .collect();
+    settings.sort();
+    settings
 }
 
 /// Routes librdkafka's own log lines and errors into `tracing`, and logs
@@ -121,9 +142,18 @@ fn unavailable(error: KafkaError) -> BusError {
 }
 
 impl KafkaBus {
+    /// Where every client starts: the brokers, and how to reach them safely.
+    fn base_config(settings: &KafkaSettings) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &settings.bootstrap_servers);
+        for (key, value) in &settings.security {
+            config.set(key, value);
+        }
+        config
+    }
+
     pub fn connect(settings: KafkaSettings) -> Result<KafkaBus, BusError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.bootstrap_servers)
+        let producer = KafkaBus::base_config(&settings)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("partitioner", "murmur2_random")
@@ -138,9 +168,8 @@ impl KafkaBus {
     }
 
     fn consumer_config(&self, group: &str) -> ClientConfig {
-        let mut config = ClientConfig::new();
+        let mut config = KafkaBus::base_config(&self.settings);
         config
-            .set("bootstrap.servers", &self.settings.bootstrap_servers)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -152,8 +181,7 @@ impl KafkaBus {
     }
 
     fn admin(&self) -> Result<AdminClient<DefaultClientContext>, BusError> {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.settings.bootstrap_servers)
+        KafkaBus::base_config(&self.settings)
             .create()
             .map_err(|e| BusError::Other(format!("cannot configure the Kafka admin client: {e}")))
     }
@@ -526,5 +554,53 @@ fn owned_record(message: &rdkafka::message::BorrowedMessage<'_>) -> Record {
             .to_millis()
             .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
             .unwrap_or_else(Utc::now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn only_the_security_settings_are_taken_from_the_environment() {
+        let taken = security_settings_from(vars(&[
+            ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+            ("KAFKA_SSL_CA_LOCATION", "/etc/ca.pem"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092"),
+            ("KAFKA_ENABLE_IDEMPOTENCE", "false"),
+            ("SASL_USERNAME", "not-kafka"),
+        ]));
+        assert_eq!(
+            taken,
+            vars(&[
+                ("sasl.mechanism", "SCRAM-SHA-512"),
+                ("security.protocol", "SASL_SSL"),
+                ("ssl.ca.location", "/etc/ca.pem"),
+            ])
+        );
+    }
+
+    /// librdkafka is built with TLS and SASL: a client configured for them is
+    /// made (it reaches no broker until it is used).
+    #[test]
+    fn a_client_takes_tls_and_sasl_settings() {
+        let settings = KafkaSettings {
+            bootstrap_servers: "127.0.0.1:1".into(),
+            replication_factor: 1,
+            instance_id: None,
+            fetch_wait_ms: 50,
+            security: vars(&[
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "SCRAM-SHA-256"),
+                ("sasl.username", "campusg"),
+                ("sasl.password", "secret"),
+            ]),
+        };
+        assert!(KafkaBus::connect(settings).is_ok());
     }
 }

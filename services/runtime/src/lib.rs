@@ -27,10 +27,12 @@
 //! - [`service`]: what every service is built from.
 //! - [`clock`]: the injectable clock.
 //! - [`http`]: the JSON error shape of the HTTP API.
+//! - [`access`]: who is calling, and the rule every route declares for who may.
 //! - [`telemetry`]: tracing set-up.
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod aggregate;
 pub mod batch;
 pub mod bus;

@@ -23,7 +23,7 @@ use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
-pub use routes::{parse_saga_id, router};
+pub use routes::{parse_saga_id, routes};
 
 pub const SERVICE_NAME: &str = "saga-orchestrator";
 pub const CONSUMER_GROUP: &str = "create-order-saga";

@@ -1,12 +1,14 @@
 //! `POST /api/orders` starts a create-order saga; `/api/sagas` shows sagas of
 //! every type, their state and their history.
+//!
+//! A customer places orders for themselves; a saga is seen by the parties it
+//! names (its customer, its runner) and operators; the list is for operators.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -16,20 +18,40 @@ use campusg_domain::messages::OrderDetails;
 use campusg_domain::order::ValidatedOrder;
 use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand};
 use campusg_domain::saga::SagaStatus;
+use campusg_runtime::access::{Access, Caller, Routes};
 use campusg_runtime::aggregate::load;
 use campusg_runtime::http::{ApiError, JsonBody, Page, Path, Query};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::{stream, views, SagaOrchestrator, SERVICE_NAME};
 
-pub fn router(orchestrator: Arc<SagaOrchestrator>) -> Router {
-    Router::new()
-        .route("/api/orders", post(place_order))
-        .route("/api/sagas", get(list_sagas))
-        .route("/api/sagas/{saga_id}", get(get_saga))
-        .route("/api/sagas/{saga_id}/history", get(saga_history))
-        .route("/saga/complete/orderUpdateStream/{saga_id}", get(stream::update_stream))
-        .with_state(orchestrator)
+pub fn routes() -> Routes<Arc<SagaOrchestrator>> {
+    Routes::new()
+        .post("/api/orders", Access::Customers, place_order)
+        .get("/api/sagas", Access::Operators, list_sagas)
+        .get("/api/sagas/{saga_id}", Access::Users, get_saga)
+        .get("/api/sagas/{saga_id}/history", Access::Users, saga_history)
+        .get(
+            "/saga/complete/orderUpdateStream/{saga_id}",
+            Access::Users,
+            stream::update_stream,
+        )
+}
+
+/// The saga `saga_id`, when `caller` is one of the parties it names or an
+/// operator: a 404 when there is none, a 403 when it is someone else's.
+pub async fn saga_seen_by(
+    orchestrator: &SagaOrchestrator,
+    caller: &Caller,
+    saga_id: SagaId,
+) -> Result<Option<views::FoundSaga>, ApiError> {
+    let Some(found) = views::find_saga(orchestrator.deps.store.as_ref(), saga_id).await? else {
+        return Ok(None);
+    };
+    let party = |field: &str| found.state[field].as_str().and_then(|id| UserId::parse(id).ok());
+    let (customer, runner) = (party("customer_id"), party("runner_id"));
+    caller.is_party_to([customer.as_ref(), runner.as_ref()], &format!("saga {saga_id}"))?;
+    Ok(Some(found))
 }
 
 /// The seeds' request body.
@@ -41,8 +63,10 @@ struct PlaceOrderRequest {
 
 async fn place_order(
     State(orchestrator): State<Arc<SagaOrchestrator>>,
+    caller: Caller,
     JsonBody(request): JsonBody<PlaceOrderRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.acts_for(&request.customer_id)?;
     // Refuse an order that breaks a rule now, rather than start a saga to fail.
     ValidatedOrder::parse(&request.order_details, &orchestrator.rules)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
@@ -72,11 +96,12 @@ pub fn parse_saga_id(text: &str) -> Result<SagaId, ApiError> {
 
 async fn get_saga(
     State(orchestrator): State<Arc<SagaOrchestrator>>,
+    caller: Caller,
     Path(saga_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let saga_id = parse_saga_id(&saga_id)?;
     let store = orchestrator.deps.store.as_ref();
-    let found = views::find_saga(store, saga_id)
+    let found = saga_seen_by(&orchestrator, &caller, saga_id)
         .await?
         .ok_or_else(|| unknown(saga_id))?;
     let mut view = views::saga_view(found.saga_type, &found.state);
@@ -86,11 +111,12 @@ async fn get_saga(
 
 async fn saga_history(
     State(orchestrator): State<Arc<SagaOrchestrator>>,
+    caller: Caller,
     Path(saga_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let saga_id = parse_saga_id(&saga_id)?;
     let store = orchestrator.deps.store.as_ref();
-    let found = views::find_saga(store, saga_id)
+    let found = saga_seen_by(&orchestrator, &caller, saga_id)
         .await?
         .ok_or_else(|| unknown(saga_id))?;
     let events = views::history(store, found.aggregate_type, saga_id).await?;

@@ -11,9 +11,10 @@ use serde_json::{json, Value};
 
 use campusg_domain::ids::SagaId;
 use campusg_domain::saga::SagaStatus;
+use campusg_runtime::access::Caller;
 use campusg_runtime::http::{ApiError, Path};
 
-use crate::routes::{parse_saga_id, unknown};
+use crate::routes::{parse_saga_id, saga_seen_by, unknown};
 use crate::{views, SagaOrchestrator};
 
 /// How often the update stream looks at its saga.
@@ -37,16 +38,14 @@ struct StreamState {
 /// reaches a final status, and the stream closes. An unknown saga is a 404.
 pub async fn update_stream(
     State(orchestrator): State<Arc<SagaOrchestrator>>,
+    caller: Caller,
     Path(saga_id): Path<String>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let saga_id = parse_saga_id(&saga_id)?;
     // A saga started a moment ago by an event (an order reported DELIVERED)
     // may not be recorded yet: give it a little time before calling it unknown.
     let mut patience = STREAM_PATIENCE;
-    while views::find_saga(orchestrator.deps.store.as_ref(), saga_id)
-        .await?
-        .is_none()
-    {
+    while saga_seen_by(&orchestrator, &caller, saga_id).await?.is_none() {
         if patience.is_zero() {
             return Err(unknown(saga_id));
         }

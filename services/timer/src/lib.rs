@@ -24,7 +24,7 @@ use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
-pub use routes::router;
+pub use routes::routes;
 
 pub const SERVICE_NAME: &str = "timer-service";
 pub const CONSUMER_GROUP: &str = "timer-service";

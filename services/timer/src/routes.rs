@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use serde::Deserialize;
@@ -17,6 +16,7 @@ use serde_json::{json, Value};
 use campusg_domain::ids::{OrderId, TimerId};
 use campusg_domain::limits::MAX_NAME_CHARS;
 use campusg_domain::timer::{due_after, Timer, TimerError, TimerSpec, TimerStatus};
+use campusg_runtime::access::{Access, Routes};
 use campusg_runtime::http::{
     filter_by, optional_json, read_model, reason_or, text_within, ApiError, Body, JsonBody, Page, Path, Query,
 };
@@ -24,13 +24,12 @@ use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::{TimerService, SERVICE_NAME};
 
-pub fn router(service: Arc<TimerService>) -> Router {
-    Router::new()
-        .route("/schedule", post(schedule))
-        .route("/events", get(list_timers))
-        .route("/events/{timer_id}", get(get_timer))
-        .route("/events/{timer_id}/cancel", post(cancel))
-        .with_state(service)
+pub fn routes() -> Routes<Arc<TimerService>> {
+    Routes::new()
+        .post("/schedule", Access::Operators, schedule)
+        .get("/events", Access::Operators, list_timers)
+        .get("/events/{timer_id}", Access::Operators, get_timer)
+        .post("/events/{timer_id}/cancel", Access::Operators, cancel)
 }
 
 /// The seeds' `ScheduledEvent`: what to fire, about what, when, with what.

@@ -21,7 +21,7 @@ use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
-pub use routes::router;
+pub use routes::routes;
 pub use story::{story, TracedRecord};
 
 pub const SERVICE_NAME: &str = "trace-index";

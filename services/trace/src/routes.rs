@@ -3,19 +3,18 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::Value;
 
+use campusg_runtime::access::{Access, Routes};
 use campusg_runtime::http::{ApiError, Path};
 
 use crate::{render, story, TraceIndex};
 
-pub fn router(index: Arc<TraceIndex>) -> Router {
-    Router::new()
-        .route("/api/orders/{id}/trace", get(trace))
-        .route("/api/trace/{id}", get(trace))
-        .with_state(index)
+pub fn routes() -> Routes<Arc<TraceIndex>> {
+    Routes::new()
+        .get("/api/orders/{id}/trace", Access::Operators, trace)
+        .get("/api/trace/{id}", Access::Operators, trace)
 }
 
 /// The story of an order, or of the order a saga id belongs to.

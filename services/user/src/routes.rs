@@ -1,11 +1,14 @@
 //! `/users`: register, read and update users.
+//!
+//! A user registers and changes only themselves. Anyone signed in may see a
+//! user's name and ratings; their email, phone, payment method and payout
+//! account only they and operators see (SPEC section 11).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use cqrs_es::Aggregate;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,6 +16,7 @@ use serde_json::{json, Value};
 use campusg_domain::ids::UserId;
 use campusg_domain::messages::{CreateUser, Message, UpdateUser};
 use campusg_domain::user::{User, UserError};
+use campusg_runtime::access::{Access, Caller, Routes};
 use campusg_runtime::consumer::HandlerError;
 use campusg_runtime::http::{read_model, ApiError, JsonBody, Page, Path, Query};
 use campusg_runtime::store::{Cause, StateQuery};
@@ -20,11 +24,29 @@ use campusg_runtime::store::{Cause, StateQuery};
 use crate::handler::CommandError;
 use crate::{UserService, SERVICE_NAME};
 
-pub fn router(service: Arc<UserService>) -> Router {
-    Router::new()
-        .route("/users", get(list_users).post(create_user))
-        .route("/users/{user_id}", get(get_user).put(update_user).patch(update_user))
-        .with_state(service)
+pub fn routes() -> Routes<Arc<UserService>> {
+    Routes::new()
+        .get("/users", Access::Operators, list_users)
+        .post("/users", Access::Users, create_user)
+        .get("/users/{user_id}", Access::Users, get_user)
+        .put("/users/{user_id}", Access::Users, update_user)
+        .patch("/users/{user_id}", Access::Users, update_user)
+}
+
+/// The details only a user and operators see.
+pub const PRIVATE_FIELDS: [&str; 4] = ["email", "phone", "payment_method", "payout_account"];
+
+/// A user as `caller` may see them: whole to themselves and operators, without
+/// [`PRIVATE_FIELDS`] to anyone else.
+fn as_seen_by(caller: &Caller, user_id: &UserId, mut user: Value) -> Value {
+    if !caller.may_act_for(user_id) {
+        if let Some(fields) = user.as_object_mut() {
+            for field in PRIVATE_FIELDS {
+                fields.remove(field);
+            }
+        }
+    }
+    user
 }
 
 fn parse_user_id(text: &str) -> Result<UserId, ApiError> {
@@ -65,9 +87,11 @@ fn request_cause(service: &UserService) -> Cause {
 
 async fn create_user(
     State(service): State<Arc<UserService>>,
+    caller: Caller,
     JsonBody(details): JsonBody<CreateUser>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let user_id = details.user_id.clone();
+    caller.acts_for(&user_id)?;
     service
         .handle_command(Message::CreateUser(details), request_cause(&service))
         .await
@@ -87,10 +111,12 @@ struct UserChanges {
 
 async fn update_user(
     State(service): State<Arc<UserService>>,
+    caller: Caller,
     Path(user_id): Path<String>,
     JsonBody(changes): JsonBody<UserChanges>,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = parse_user_id(&user_id)?;
+    caller.acts_for(&user_id)?;
     let update = UpdateUser {
         user_id: user_id.clone(),
         name: changes.name,
@@ -120,10 +146,12 @@ async fn update_user(
 
 async fn get_user(
     State(service): State<Arc<UserService>>,
+    caller: Caller,
     Path(user_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = parse_user_id(&user_id)?;
-    Ok(Json(read_user(&service, &user_id).await?))
+    let user = read_user(&service, &user_id).await?;
+    Ok(Json(as_seen_by(&caller, &user_id, user)))
 }
 
 async fn list_users(

@@ -338,11 +338,12 @@ fn an_authorization_the_saga_did_not_ask_for_is_not_taken_but_voided_and_the_ord
         command_types(&reaction),
         vec![
             "saga.step_completed",
+            "saga.anomaly_recorded",
             "saga.compensating",
             "void_payment",
             "cancel_order"
         ],
-        "no hold_funds"
+        "no hold_funds; the operators are told"
     );
     assert_eq!(saga.payment_id, None);
     assert_eq!(saga.status, Some(SagaStatus::Compensating));
