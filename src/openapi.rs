@@ -2058,8 +2058,8 @@ fn schemas() -> Map<String, Value> {
 fn error_schema() -> Value {
     let codes = json!({
         "type": "string",
-        "enum": ["bad_request", "malformed_json", "forbidden", "not_found", "conflict", "payload_too_large", "rule_violation", "retry", "internal"],
-        "description": "What went wrong: `bad_request`/`malformed_json` (400), `forbidden` (403), `not_found` (404), `conflict` (409), `payload_too_large` (413), `rule_violation` (422), `retry` (503), `internal` (500)."
+        "enum": ["bad_request", "malformed_json", "unauthorized", "forbidden", "not_found", "conflict", "payload_too_large", "rule_violation", "too_many_requests", "retry", "internal"],
+        "description": "What went wrong: `bad_request`/`malformed_json` (400), `unauthorized` (401), `forbidden` (403), `not_found` (404), `conflict` (409), `payload_too_large` (413), `rule_violation` (422), `too_many_requests` (429), `retry` (503), `internal` (500)."
     });
     let detail = object(
         "The error.",
