@@ -243,3 +243,34 @@ async fn a_runner_cannot_accept_their_own_order_or_an_unknown_one(#[values(Backe
         .await;
     assert_eq!(status, 422, "{body}");
 }
+
+/// Found in review: a runner "giving back" an order still being paid for put it
+/// up for runners before the card was authorized. Only an order a runner holds
+/// can be given back; an unpaid one stays out of the list.
+#[rstest]
+#[tokio::test]
+async fn a_runner_cannot_put_up_an_order_that_is_not_paid_for(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let environment = Arc::new(crate::backends::Environment::new(backend));
+    // No payment service: the order stays PENDING, its card not yet authorized.
+    let app = TestApp::spawn_with(environment, &crate::helpers::WITHOUT_PAYMENTS).await;
+    app.create_user("cust_unpaid", Some("pm_card_visa")).await;
+    app.create_user("runner_eager", None).await;
+    let (saga_id, order_id) = app.place_order("cust_unpaid", 12.99, 2.0).await;
+    app.saga_when(&saga_id, |saga| saga["current_step"] == "authorize_payment")
+        .await;
+    let runner = app.token("runner_eager", campusg_runtime::access::Role::Runner);
+
+    let (status, body) = app
+        .post_as(
+            &format!("/api/orders/{order_id}/cancel-acceptance"),
+            &json!({"runner_id": "runner_eager"}),
+            Some(&runner),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(app.order(&order_id).await["status"], "PENDING");
+    let (_, available) = app.get_as("/api/orders/available", Some(&runner)).await;
+    assert_eq!(available["orders"], json!([]), "{available}");
+}

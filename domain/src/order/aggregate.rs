@@ -111,6 +111,9 @@ impl Order {
                             self.runner_id.clone()
                         }
                     }
+                    // A runner gives back only an order they hold; listing a
+                    // paid order for runners is the create-order saga's step.
+                    OrderStatus::Created if runner_id.is_some() => return Err(OrderError::NotHeld(current)),
                     _ => self.runner_id.clone(),
                 };
                 Ok(vec![OrderEvent::StatusUpdated(OrderStatusUpdated {
@@ -331,6 +334,14 @@ mod aggregate_tests {
             .given(vec![created()])
             .when(change(OrderStatus::Created, None))
             .then_expect_events(vec![moved(OrderStatus::Pending, OrderStatus::Created, None)]);
+    }
+
+    #[test]
+    fn a_runner_cannot_list_an_order_still_being_paid_for() {
+        OrderTestFramework::with(())
+            .given(vec![created()])
+            .when(change(OrderStatus::Created, Some(runner())))
+            .then_expect_error(OrderError::NotHeld(OrderStatus::Pending));
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum OrderError {
     RunnerIsCustomer(UserId),
     #[error("the order is assigned to another runner, not {0}")]
     NotTheAssignedRunner(UserId),
+    #[error("the order is {0}: a runner gives back only an order they hold (ACCEPTED or ON_SITE)")]
+    NotHeld(OrderStatus),
     #[error("another runner has already accepted the order")]
     TakenByAnotherRunner,
     #[error("the order is already cancelled")]
