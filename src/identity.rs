@@ -251,19 +251,46 @@ struct Jwks {
     issuer: String,
     jwks_uri: String,
     client: reqwest::Client,
-    cached: tokio::sync::Mutex<CachedKeys>,
+    cached: std::sync::Mutex<CachedKeys>,
+    /// Held by the one request that fetches the keys; the others go on with
+    /// the keys at hand instead of queueing behind the issuer.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
 struct CachedKeys {
     keys: HashMap<String, (DecodingKey, Algorithm)>,
     fetched_at: Option<Instant>,
+    /// The last fetch, whether it worked or not: a failing issuer is asked
+    /// again no sooner than [`JWKS_REFETCH_FLOOR`].
+    attempted_at: Option<Instant>,
+}
+
+impl CachedKeys {
+    fn fetch_due(&self, kid: &str) -> bool {
+        let older = |at: Option<Instant>, than: Duration| at.is_none_or(|at| at.elapsed() > than);
+        let stale = older(self.fetched_at, JWKS_MAX_AGE);
+        let unknown = !self.keys.contains_key(kid);
+        (stale || unknown) && older(self.attempted_at, JWKS_REFETCH_FLOOR)
+    }
+}
+
+/// Only `https`, but for the loopback (a test's or a sidecar's issuer).
+fn secure_url(url: &str) -> bool {
+    url.starts_with("https://")
+        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|local| {
+                url.strip_prefix(local)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            })
 }
 
 impl Jwks {
     /// Reads the issuer's discovery document and fetches its keys once.
     async fn discover(issuer: &str) -> anyhow::Result<Jwks> {
         let issuer = issuer.trim_end_matches('/').to_string();
+        anyhow::ensure!(secure_url(&issuer), "the OIDC issuer `{issuer}` is not https");
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -287,40 +314,56 @@ impl Jwks {
             .as_str()
             .with_context(|| format!("{discovery} names no jwks_uri"))?
             .to_string();
+        anyhow::ensure!(secure_url(&jwks_uri), "the issuer's jwks_uri `{jwks_uri}` is not https");
         let jwks = Jwks {
             // Tokens name the issuer as its document does.
             issuer: document["issuer"].as_str().unwrap_or(&issuer).to_string(),
             jwks_uri,
             client,
-            cached: tokio::sync::Mutex::new(CachedKeys::default()),
+            cached: std::sync::Mutex::new(CachedKeys::default()),
+            fetching: tokio::sync::Mutex::new(()),
         };
-        let mut cached = jwks.cached.lock().await;
-        jwks.refresh(&mut cached).await.map_err(|e| anyhow::anyhow!(e))?;
+        let keys = jwks.fetch().await.map_err(|e| anyhow::anyhow!(e))?;
+        let mut cached = jwks.cached();
+        cached.keys = keys;
+        cached.fetched_at = Some(Instant::now());
+        cached.attempted_at = cached.fetched_at;
         drop(cached);
         Ok(jwks)
     }
 
-    /// The key `kid` names and its algorithm; the set is fetched again when it
-    /// is old, or when `kid` is new and the last fetch is not too recent.
+    fn cached(&self) -> std::sync::MutexGuard<'_, CachedKeys> {
+        // A panic while the cache is held leaves it whole (plain assignments).
+        self.cached.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The key `kid` names and its algorithm. The set is fetched again when it
+    /// is old, or when `kid` is new, by one request at a time and no more than
+    /// every [`JWKS_REFETCH_FLOOR`]; meanwhile the keys at hand serve.
     async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), String> {
-        let mut cached = self.cached.lock().await;
-        let age = cached.fetched_at.map(|at| at.elapsed());
-        let stale = age.is_none_or(|age| age > JWKS_MAX_AGE);
-        let unknown = !cached.keys.contains_key(kid);
-        if stale || (unknown && age.is_none_or(|age| age > JWKS_REFETCH_FLOOR)) {
-            if let Err(error) = self.refresh(&mut cached).await {
-                // The keys at hand still serve while the issuer is away.
-                tracing::warn!(error = %error, "cannot refresh the issuer's keys");
+        if self.cached().fetch_due(kid) {
+            if let Ok(_fetching) = self.fetching.try_lock() {
+                if self.cached().fetch_due(kid) {
+                    self.cached().attempted_at = Some(Instant::now());
+                    match self.fetch().await {
+                        Ok(keys) => {
+                            let mut cached = self.cached();
+                            cached.keys = keys;
+                            cached.fetched_at = Some(Instant::now());
+                        }
+                        Err(error) => tracing::warn!(error = %error, "cannot refresh the issuer's keys"),
+                    }
+                }
             }
         }
-        cached
+        self.cached()
             .keys
             .get(kid)
             .cloned()
             .ok_or_else(|| format!("the issuer has no key `{kid}`"))
     }
 
-    async fn refresh(&self, cached: &mut CachedKeys) -> Result<(), String> {
+    async fn fetch(&self) -> Result<HashMap<String, (DecodingKey, Algorithm)>, String> {
         let set: JwkSet = self
             .client
             .get(&self.jwks_uri)
@@ -331,13 +374,11 @@ impl Jwks {
             .json()
             .await
             .map_err(|e| format!("{} is not a JWKS: {e}", self.jwks_uri))?;
-        cached.keys = set
+        Ok(set
             .keys
             .iter()
             .filter_map(|jwk| Some((jwk.common.key_id.clone()?, usable_key(jwk)?)))
-            .collect();
-        cached.fetched_at = Some(Instant::now());
-        Ok(())
+            .collect())
     }
 }
 
@@ -452,6 +493,16 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o077, 0, "only its owner reads the key");
         }
+    }
+
+    #[rstest]
+    #[case::https("https://login.example.edu", true)]
+    #[case::plain_http("http://login.example.edu", false)]
+    #[case::loopback("http://127.0.0.1:8443/realms/campus", true)]
+    #[case::localhost("http://localhost", true)]
+    #[case::a_lookalike("http://localhost.evil.example", false)]
+    fn an_issuer_is_reached_over_https_but_on_the_loopback(#[case] url: &str, #[case] secure: bool) {
+        assert_eq!(secure_url(url), secure);
     }
 
     #[rstest]

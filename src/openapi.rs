@@ -2683,7 +2683,7 @@ fn user_schema() -> Value {
         "items": rated_for_entry
     });
     let schema = object(
-        "A customer or runner. `email`, `phone`, `payment_method` and `payout_account` are shown only to the user and to operators.",
+        "A customer or runner. `email`, `phone`, `payment_method`, `payout_account` and `rated_for` are shown only to the user and to operators.",
         &[
             "user_id",
             "name",
@@ -2691,7 +2691,6 @@ fn user_schema() -> Value {
             "customer_ratings",
             "runner_rating",
             "runner_ratings",
-            "rated_for",
             "created_at",
             "updated_at",
         ],

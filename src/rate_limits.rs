@@ -3,8 +3,10 @@
 //! with `Retry-After`, so that one caller cannot starve the others.
 //!
 //! Each limit is a number of requests a minute, which is also the largest
-//! burst (`governor`'s cell rate); 0 turns it off. Behind a proxy, every client
-//! has the proxy's address: the per-subject limit still tells them apart.
+//! burst (`governor`'s cell rate); 0 turns it off. Behind a proxy every client
+//! has the proxy's address, so a request from a `--trusted-proxy` is counted
+//! against the address its `X-Forwarded-For` names (the nearest one that is
+//! not itself a trusted proxy); no other caller's `X-Forwarded-For` is read.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -27,6 +29,7 @@ const SWEEP_EVERY: u64 = 4096;
 pub struct RateLimits {
     per_address: Option<Limiter<IpAddr>>,
     per_subject: Option<Limiter<String>>,
+    trusted_proxies: Vec<IpAddr>,
 }
 
 struct Limiter<K: std::hash::Hash + Eq + Clone> {
@@ -57,12 +60,36 @@ impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
 }
 
 impl RateLimits {
-    pub fn new(per_address_a_minute: u32, per_subject_a_minute: u32) -> RateLimits {
+    pub fn new(per_address_a_minute: u32, per_subject_a_minute: u32, trusted_proxies: Vec<IpAddr>) -> RateLimits {
         RateLimits {
             per_address: Limiter::per_minute(per_address_a_minute),
             per_subject: Limiter::per_minute(per_subject_a_minute),
+            trusted_proxies,
         }
     }
+}
+
+/// The client a request comes from: its peer, or, when the peer is a trusted
+/// proxy, the nearest address in `X-Forwarded-For` that is not one (a client
+/// can write anything at the far end of that header, so it is read from the
+/// near end, and only as far as trusted proxies vouch for it).
+fn client_address(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded_for.unwrap_or_default().rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(address) => {
+                client = address;
+                if !trusted.contains(&address) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 fn too_many(who: &str, retry_after_secs: u64) -> Response {
@@ -79,11 +106,16 @@ fn too_many(who: &str, retry_after_secs: u64) -> Response {
 
 /// The per-address limit; runs first, before the token is checked.
 pub async fn limit_addresses(State(limits): State<Arc<RateLimits>>, request: Request, next: Next) -> Response {
-    if let (Some(limiter), Some(ConnectInfo(address))) = (
+    if let (Some(limiter), Some(ConnectInfo(peer))) = (
         &limits.per_address,
         request.extensions().get::<ConnectInfo<SocketAddr>>(),
     ) {
-        if let Err(wait) = limiter.check(&address.ip()) {
+        let forwarded_for = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|value| value.to_str().ok());
+        let client = client_address(peer.ip(), forwarded_for, &limits.trusted_proxies);
+        if let Err(wait) = limiter.check(&client) {
             return too_many("address", wait);
         }
     }
@@ -116,6 +148,23 @@ mod tests {
         let wait = limiter.check(&alice).unwrap_err();
         assert!((1..=21).contains(&wait), "one request in 20 s comes back, not {wait} s");
         assert_eq!(limiter.check(&bob), Ok(()));
+    }
+
+    #[rstest::rstest]
+    #[case::a_direct_client("203.0.113.7", Some("198.51.100.1"), "203.0.113.7")]
+    #[case::through_the_proxy("10.0.0.2", Some("198.51.100.1"), "198.51.100.1")]
+    #[case::a_forged_far_end("10.0.0.2", Some("1.2.3.4, 198.51.100.1"), "198.51.100.1")]
+    #[case::two_trusted_hops("10.0.0.2", Some("198.51.100.1, 10.0.0.3"), "198.51.100.1")]
+    #[case::no_header("10.0.0.2", None, "10.0.0.2")]
+    #[case::garbage("10.0.0.2", Some("not an address"), "10.0.0.2")]
+    fn a_client_is_the_nearest_address_no_trusted_proxy_vouches_past(
+        #[case] peer: &str,
+        #[case] forwarded_for: Option<&str>,
+        #[case] expected: &str,
+    ) {
+        let trusted: Vec<IpAddr> = ["10.0.0.2", "10.0.0.3"].iter().map(|a| a.parse().unwrap()).collect();
+        let client = client_address(peer.parse().unwrap(), forwarded_for, &trusted);
+        assert_eq!(client, expected.parse::<IpAddr>().unwrap());
     }
 
     #[test]

@@ -140,6 +140,11 @@ pub struct Guard {
     #[arg(long, env = "CAMPUSG_RATE_LIMIT_PER_ADDRESS", default_value_t = 12000)]
     pub rate_limit_per_address: u32,
 
+    /// Proxies in front of the API (their addresses) whose `X-Forwarded-For`
+    /// names the client, for the per-address limit.
+    #[arg(long = "trusted-proxy", env = "CAMPUSG_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
+
     /// Web origins (`https://app.example`) whose pages may call the API from a
     /// browser; none when left out.
     #[arg(long = "cors-origin", env = "CAMPUSG_CORS_ORIGINS", value_delimiter = ',')]
@@ -155,6 +160,7 @@ impl Default for Guard {
             jwt_role_claim: "role".to_string(),
             rate_limit_per_subject: 3000,
             rate_limit_per_address: 12000,
+            trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
         }
     }

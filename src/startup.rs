@@ -352,6 +352,7 @@ fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> 
     let limits = Arc::new(RateLimits::new(
         guard.rate_limit_per_address,
         guard.rate_limit_per_subject,
+        guard.trusted_proxies.clone(),
     ));
     let mut router = Router::new()
         .merge(public_routes().with_state(Public { health, clock }))

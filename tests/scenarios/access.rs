@@ -180,7 +180,7 @@ async fn customers_and_runners_act_only_for_themselves(#[values(Backend::Embedde
     assert_eq!(app.get_as("/users", Some(&eve)).await.0, 403);
     let (status, seen) = app.get_as("/users/cust_alice", Some(&eve)).await;
     assert_eq!(status, 200);
-    for private in ["email", "phone", "payment_method", "payout_account"] {
+    for private in ["email", "phone", "payment_method", "payout_account", "rated_for"] {
         assert!(seen.get(private).is_none(), "{private} shown to another user: {seen}");
     }
     let (_, herself) = app.get_as("/users/cust_alice", Some(&alice)).await;
@@ -437,4 +437,43 @@ async fn cors_is_closed_unless_an_origin_is_configured(
     if allowed {
         assert_eq!(allow.unwrap(), origin);
     }
+}
+
+/// Found in review: a caller could hold any number of update streams open,
+/// each polling the store. Now eight at once; the ninth waits for one to close.
+#[tokio::test]
+async fn a_caller_holds_at_most_eight_update_streams() {
+    let environment = Arc::new(Environment::new(Backend::Embedded));
+    // No payment service: the saga waits at its authorization, never final.
+    let app = TestApp::spawn_with(environment, &crate::helpers::WITHOUT_PAYMENTS).await;
+    app.create_user("cust_streams", Some("pm_card_visa")).await;
+    let (saga_id, _) = app.place_order("cust_streams", 12.99, 2.0).await;
+    let customer = app.token("cust_streams", Role::Customer);
+    let open = |token: String| {
+        let request = app
+            .client
+            .get(format!("{}/saga/complete/orderUpdateStream/{saga_id}", app.address))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap() }
+    };
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        let stream = open(customer.clone()).await;
+        assert_eq!(stream.status().as_u16(), 200);
+        streams.push(stream);
+    }
+    assert_eq!(open(customer.clone()).await.status().as_u16(), 429);
+    assert_eq!(
+        open(app.operator_token()).await.status().as_u16(),
+        200,
+        "another caller's own eight"
+    );
+    drop(streams.pop());
+    crate::helpers::eventually("a closed stream is never given back", || async {
+        match open(customer.clone()).await.status().as_u16() {
+            200 => Ok(()),
+            other => Err(other.to_string()),
+        }
+    })
+    .await;
 }

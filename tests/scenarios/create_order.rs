@@ -233,4 +233,9 @@ async fn an_authorization_of_another_amount_is_not_taken_and_no_money_is_held(
     let customer = app.token("cust_one_cent", campusg_runtime::access::Role::Customer);
     let (status, _) = app.get_as("/api/notifications/user/operators", Some(&customer)).await;
     assert_eq!(status, 403);
+    let named_operators = app.token("operators", campusg_runtime::access::Role::Customer);
+    let (status, _) = app
+        .get_as("/api/notifications/user/operators", Some(&named_operators))
+        .await;
+    assert_eq!(status, 403, "a customer whose id is `operators` is still no operator");
 }

@@ -16,13 +16,22 @@ use serde_json::{json, Value};
 use campusg_domain::ids::{OrderId, UserId};
 use campusg_domain::limits::{MAX_NAME_CHARS, MAX_TEXT_CHARS};
 use campusg_domain::messages::NotificationCreated;
-use campusg_domain::notification::{Notification, NotificationCommand, NotificationError, UNREAD};
+use campusg_domain::notification::{Notification, NotificationCommand, NotificationError, OPERATORS_INBOX, UNREAD};
 use campusg_runtime::access::{Access, Caller, Routes};
 use campusg_runtime::aggregate::{execute, load};
 use campusg_runtime::http::{read_model, text_within, ApiError, JsonBody, Page, Path, Query};
 use campusg_runtime::store::{Cause, StateQuery, UnitOfWork};
 
 use crate::{NotificationService, SERVICE_NAME};
+
+/// A 403 unless `caller` may read `inbox`: their own, or any for operators.
+/// The operators' inbox only operators read, whatever a token's subject is.
+fn may_read(caller: &Caller, inbox: &UserId) -> Result<(), ApiError> {
+    if inbox.as_str() == OPERATORS_INBOX && !caller.is_operator() {
+        return Err(ApiError::forbidden("the operators' inbox is for operators"));
+    }
+    caller.acts_for(inbox)
+}
 
 pub fn routes() -> Routes<Arc<NotificationService>> {
     Routes::new()
@@ -104,7 +113,7 @@ async fn of_user(
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = UserId::parse(&user_id).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    caller.acts_for(&user_id)?;
+    may_read(&caller, &user_id)?;
     let mine = ("user_id".to_string(), user_id.to_string());
     let mut query = StateQuery {
         equals: vec![mine.clone()],
@@ -153,6 +162,7 @@ async fn of_order(
         ..StateQuery::default()
     };
     if !caller.is_operator() {
+        may_read(&caller, &caller.user)?;
         query.equals.push(("user_id".into(), caller.user.to_string()));
     }
     let (page, page_size) = page.apply(&mut query, 50, 500)?;
@@ -181,7 +191,7 @@ async fn mark_read(
         .map_err(|_| ApiError::bad_request(format!("`{notification_id}` is not a notification id (a UUID)")))?;
     let mut loaded = load::<Notification>(service.deps.store.as_ref(), &id.to_string()).await?;
     if let Some(addressee) = &loaded.aggregate.user_id {
-        caller.acts_for(addressee)?;
+        may_read(&caller, addressee)?;
     }
     let now = service.deps.clock.now();
     let events = execute(&mut loaded, NotificationCommand::MarkRead { at: now }, &())

@@ -32,11 +32,24 @@ pub struct SagaOrchestrator {
     deps: ServiceDeps,
     /// The rules `POST /api/orders` checks before it starts a saga.
     rules: OrderRules,
+    /// How many update streams each caller holds open.
+    open_streams: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl SagaOrchestrator {
     pub fn new(deps: ServiceDeps, rules: OrderRules) -> Arc<SagaOrchestrator> {
-        Arc::new(SagaOrchestrator { deps, rules })
+        Arc::new(SagaOrchestrator {
+            deps,
+            rules,
+            open_streams: Default::default(),
+        })
+    }
+
+    fn open_streams(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, usize>> {
+        // Counting is plain arithmetic: a poisoned lock still holds whole counts.
+        self.open_streams
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The clock the orchestrator reads.

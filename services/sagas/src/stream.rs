@@ -21,6 +21,47 @@ use crate::{views, SagaOrchestrator};
 const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 /// How long the update stream waits for a saga it does not know yet.
 const STREAM_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long one stream runs at most; a saga parked for an operator would
+/// otherwise hold it, and its polling, forever. The client opens it again.
+const STREAM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// How many streams one caller may hold open at once (429 beyond).
+const MAX_STREAMS_PER_CALLER: usize = 8;
+
+/// One of a caller's open streams, given back when the stream is dropped.
+struct StreamSlot {
+    orchestrator: Arc<SagaOrchestrator>,
+    caller: String,
+}
+
+impl StreamSlot {
+    fn take(orchestrator: &Arc<SagaOrchestrator>, caller: &Caller) -> Result<StreamSlot, ApiError> {
+        let mut open = orchestrator.open_streams();
+        let held = open.entry(caller.user.to_string()).or_default();
+        if *held >= MAX_STREAMS_PER_CALLER {
+            return Err(ApiError::too_many_requests(format!(
+                "{} has {MAX_STREAMS_PER_CALLER} update streams open; close one first",
+                caller.user
+            )));
+        }
+        *held += 1;
+        Ok(StreamSlot {
+            orchestrator: orchestrator.clone(),
+            caller: caller.user.to_string(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.orchestrator.open_streams();
+        if let Some(held) = open.get_mut(&self.caller) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                open.remove(&self.caller);
+            }
+        }
+    }
+}
 
 /// Where an update stream stands: the saga events it has sent, and what is
 /// queued to send.
@@ -30,18 +71,23 @@ struct StreamState {
     sent: usize,
     queued: VecDeque<Event>,
     ended: bool,
+    ends_at: tokio::time::Instant,
+    _slot: StreamSlot,
 }
 
 /// Server-sent events of a saga's progress: an `update` event for each step the
 /// saga records (its history, so no step is missed however fast the saga runs),
 /// with the status it left the saga in; then an `end` event once the saga
 /// reaches a final status, and the stream closes. An unknown saga is a 404.
+/// A stream lasts at most [`STREAM_LIFETIME`] (then a `timeout` event), and a
+/// caller holds at most [`MAX_STREAMS_PER_CALLER`] at once.
 pub async fn update_stream(
     State(orchestrator): State<Arc<SagaOrchestrator>>,
     caller: Caller,
     Path(saga_id): Path<String>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let saga_id = parse_saga_id(&saga_id)?;
+    let slot = StreamSlot::take(&orchestrator, &caller)?;
     // A saga started a moment ago by an event (an order reported DELIVERED)
     // may not be recorded yet: give it a little time before calling it unknown.
     let mut patience = STREAM_PATIENCE;
@@ -58,6 +104,8 @@ pub async fn update_stream(
         sent: 0,
         queued: VecDeque::new(),
         ended: false,
+        ends_at: tokio::time::Instant::now() + STREAM_LIFETIME,
+        _slot: slot,
     };
     let stream = futures_util::stream::unfold(start, |mut stream| async move {
         loop {
@@ -66,6 +114,14 @@ pub async fn update_stream(
             }
             if stream.ended {
                 return None;
+            }
+            if tokio::time::Instant::now() >= stream.ends_at {
+                let timeout = json!({"saga_id": stream.saga_id, "after_secs": STREAM_LIFETIME.as_secs()});
+                stream
+                    .queued
+                    .push_back(Event::default().event("timeout").data(timeout.to_string()));
+                stream.ended = true;
+                continue;
             }
             if let Err(error) = stream.look().await {
                 stream

@@ -14,7 +14,7 @@ use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 
 pub use handler::CommandError;
-pub use routes::{routes, PRIVATE_FIELDS};
+pub use routes::{routes, PUBLIC_FIELDS};
 
 pub const SERVICE_NAME: &str = "user-service";
 pub const CONSUMER_GROUP: &str = "user-service";

@@ -1,8 +1,9 @@
 //! `/users`: register, read and update users.
 //!
 //! A user registers and changes only themselves. Anyone signed in may see a
-//! user's name and ratings; their email, phone, payment method and payout
-//! account only they and operators see (SPEC section 11).
+//! user's name and ratings; their email, phone, payment method, payout account
+//! and the orders they were rated for only they and operators see (SPEC
+//! section 11).
 
 use std::sync::Arc;
 
@@ -33,17 +34,26 @@ pub fn routes() -> Routes<Arc<UserService>> {
         .patch("/users/{user_id}", Access::Users, update_user)
 }
 
-/// The details only a user and operators see.
-pub const PRIVATE_FIELDS: [&str; 4] = ["email", "phone", "payment_method", "payout_account"];
+/// What anyone signed in sees of a user: who they are and how they are
+/// rated. The rest (email, phone, payment method, payout account, the orders
+/// they were rated for) only they and operators see.
+pub const PUBLIC_FIELDS: [&str; 8] = [
+    "user_id",
+    "name",
+    "customer_rating",
+    "customer_ratings",
+    "runner_rating",
+    "runner_ratings",
+    "created_at",
+    "updated_at",
+];
 
-/// A user as `caller` may see them: whole to themselves and operators, without
-/// [`PRIVATE_FIELDS`] to anyone else.
+/// A user as `caller` may see them: whole to themselves and operators, only
+/// [`PUBLIC_FIELDS`] to anyone else.
 fn as_seen_by(caller: &Caller, user_id: &UserId, mut user: Value) -> Value {
     if !caller.may_act_for(user_id) {
         if let Some(fields) = user.as_object_mut() {
-            for field in PRIVATE_FIELDS {
-                fields.remove(field);
-            }
+            fields.retain(|field, _| PUBLIC_FIELDS.contains(&field.as_str()));
         }
     }
     user
