@@ -13,6 +13,7 @@
 
 use serde_json::{json, Map, Value};
 
+use campusg_domain::idempotency::MAX_KEY_CHARS;
 use campusg_runtime::access::{Access, RouteRule};
 
 use campusg_domain::limits::{
@@ -362,6 +363,12 @@ fn add_access(paths: &mut Map<String, Value>, table: &[RouteRule]) {
             continue;
         }
         operation.insert("security".into(), json!([{"bearer": []}]));
+        if matches!(method.as_str(), "post" | "put" | "patch") {
+            let parameters = operation.entry("parameters").or_insert_with(|| json!([]));
+            if let Some(parameters) = parameters.as_array_mut() {
+                parameters.push(idempotency_key());
+            }
+        }
         let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
             continue;
         };
@@ -374,10 +381,27 @@ fn add_access(paths: &mut Map<String, Value>, table: &[RouteRule]) {
                 roles.join(", ")
             ))
         });
+        if matches!(method.as_str(), "post" | "put" | "patch") {
+            responses.entry("409").or_insert_with(|| {
+                error("A request under this Idempotency-Key is still running, or the key was used for another request (code `conflict`).")
+            });
+        }
         responses.entry("429").or_insert_with(|| {
             error("Too many requests from this caller or address; see `Retry-After` (code `too_many_requests`).")
         });
     }
+}
+
+/// The `Idempotency-Key` header every mutating operation takes.
+fn idempotency_key() -> Value {
+    json!({
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": false,
+        "description": "Names this request, so that a retry (after a lost answer, a dropped connection) gets the first answer and causes nothing new, across restarts. The caller's own: another caller's key never meets it. A retry while the first runs, or the key on another request, is a 409; the replayed answer carries `Idempotent-Replayed: true`.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS, "pattern": "^[!-~]+$"},
+        "example": "order-2026-11-29-7f3a"
+    })
 }
 
 /// An object schema from its description, required fields and properties.

@@ -43,6 +43,7 @@ use campusg_trace::TraceIndex;
 use campusg_user::UserService;
 
 use campusg_runtime::access::{Access, RouteRule, Routes};
+use campusg_runtime::idempotency::IdempotentRequests;
 
 use crate::backends::{connect_bus, open_store};
 use crate::identity::{authenticate, Identity};
@@ -163,6 +164,12 @@ impl Application {
             const EVERY: &str = "the API process opens every service's store";
             let identity =
                 Arc::new(Identity::from_settings(&settings.guard, &settings.backends.data_dir, clock.clone()).await?);
+            // The API's own records (the requests it answered under an
+            // Idempotency-Key), in a store of their own.
+            let idempotent = Arc::new(IdempotentRequests {
+                store: open_store(&settings.backends, API_STORE).await?,
+                clock: clock.clone(),
+            });
             api_router(
                 ApiServices {
                     health: health.clone(),
@@ -175,6 +182,7 @@ impl Application {
                     timers: timers.clone().expect(EVERY),
                     notifications: notifications.expect(EVERY),
                     trace_index: trace_index.expect(EVERY),
+                    idempotent,
                 },
                 identity,
                 &settings.guard,
@@ -291,7 +299,11 @@ struct ApiServices {
     timers: Arc<TimerService>,
     notifications: Arc<NotificationService>,
     trace_index: Arc<TraceIndex>,
+    idempotent: Arc<IdempotentRequests>,
 }
+
+/// The store of the API's own records (`api.db`, or the schema `<prefix>_api`).
+pub const API_STORE: &str = "api";
 
 /// What the public routes read.
 #[derive(Clone)]
@@ -328,7 +340,8 @@ pub fn route_table() -> Vec<RouteRule> {
 }
 
 /// The HTTP API: every service's routes, and the gateway's, behind the guard:
-/// per-address limit, then the token, then the per-caller limit.
+/// per-address limit, then the token, then the per-caller limit. The API's
+/// store of idempotent requests rides along for the mutating routes.
 fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> anyhow::Result<Router> {
     let ApiServices {
         health,
@@ -341,6 +354,7 @@ fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> 
         timers,
         notifications,
         trace_index,
+        idempotent,
     } = services;
     let gateway = crate::gateway::Gateway {
         sagas: sagas.clone(),
@@ -367,6 +381,7 @@ fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> 
         .merge(crate::gateway::routes().with_state(gateway))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .layer(campusg_runtime::http::body_limit())
+        .layer(axum::Extension(idempotent))
         .layer(axum::middleware::from_fn_with_state(limits.clone(), limit_subjects))
         .layer(axum::middleware::from_fn_with_state(identity, authenticate))
         .layer(axum::middleware::from_fn_with_state(limits, limit_addresses));

@@ -78,6 +78,15 @@ impl SagaId {
         }
     }
 
+    /// The create-order saga a request names by its idempotency key (the
+    /// caller's id and key): the same request, run again, starts no second saga.
+    pub fn for_request(request_key: &str) -> SagaId {
+        SagaId(Uuid::new_v5(
+            &CAMPUSG_NAMESPACE,
+            format!("request:{request_key}").as_bytes(),
+        ))
+    }
+
     /// The complete-order saga of an order: an order is completed once, so
     /// every way of starting it names the same saga.
     pub fn for_completion(order_id: OrderId) -> SagaId {

@@ -14,6 +14,8 @@
 //!   [`cqrs_es::Aggregate`] with its commands, events and errors.
 //! - [`timer`]: durable timers, scheduled, then cancelled or fired once.
 //! - [`notification`]: who is told what about an order, and the notifications kept.
+//! - [`idempotency`]: a request retried under the same `Idempotency-Key` gets
+//!   its first answer and causes nothing new.
 //! - [`time`]: times in the form the stores sort.
 //! - [`saga`]: the saga state machines, themselves event-sourced aggregates whose
 //!   input is the messages they observe and whose output is events plus commands.
@@ -25,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod escrow;
+pub mod idempotency;
 pub mod ids;
 pub mod limits;
 pub mod messages;

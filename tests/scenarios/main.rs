@@ -17,6 +17,7 @@ mod debugging;
 mod delivery;
 mod deployment;
 mod distributed;
+mod faults;
 mod hand_published;
 mod restart;
 mod runners;

@@ -8,6 +8,8 @@
 //! What only the data can tell (is this the caller's own order?) the handler
 //! checks with [`Caller::acts_for`] and its kin. [`Routes`] also keeps the table
 //! of every route's rule, from which the OpenAPI document says who may call what.
+//! A mutating route also answers a retry under its `Idempotency-Key` once
+//! the rule has admitted the caller ([`crate::idempotency`]).
 
 use axum::extract::{FromRequestParts, Request};
 use axum::handler::Handler;
@@ -233,7 +235,12 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         access: Access,
         handler: H,
     ) -> Self {
-        let checked = on(filter, handler).route_layer(axum::middleware::from_fn(move |request, next| {
+        let mut route = on(filter, handler);
+        if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+            // Inside the rule: a refused request claims no key.
+            route = route.route_layer(axum::middleware::from_fn(crate::idempotency::replay_or_run));
+        }
+        let checked = route.route_layer(axum::middleware::from_fn(move |request, next| {
             admit(access, request, next)
         }));
         // Routes on one path with different methods merge into one.

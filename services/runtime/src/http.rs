@@ -271,6 +271,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The caller's id and `Idempotency-Key` of a request that named one, for a
+/// route that derives the ids it makes from it, so that the same request run
+/// again (its first answer lost with a crashed process) makes nothing new.
+#[derive(Clone, Debug)]
+pub struct RequestKey(pub String);
+
 /// A request body that may be empty (then `T::default()`), or JSON.
 pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {

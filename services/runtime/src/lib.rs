@@ -28,6 +28,8 @@
 //! - [`clock`]: the injectable clock.
 //! - [`http`]: the JSON error shape of the HTTP API.
 //! - [`access`]: who is calling, and the rule every route declares for who may.
+//! - [`idempotency`]: a mutating request retried under its `Idempotency-Key`
+//!   gets its first answer.
 //! - [`telemetry`]: tracing set-up.
 
 #![forbid(unsafe_code)]
@@ -42,6 +44,7 @@ pub mod embedded_log;
 pub mod envelope;
 pub mod health;
 pub mod http;
+pub mod idempotency;
 pub mod kafka_bus;
 pub mod outbox;
 pub mod postgres_store;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -20,7 +21,7 @@ use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand
 use campusg_domain::saga::SagaStatus;
 use campusg_runtime::access::{Access, Caller, Routes};
 use campusg_runtime::aggregate::load;
-use campusg_runtime::http::{ApiError, JsonBody, Page, Path, Query};
+use campusg_runtime::http::{ApiError, JsonBody, Page, Path, Query, RequestKey};
 use campusg_runtime::store::{Cause, StateQuery};
 
 use crate::{stream, views, SagaOrchestrator, SERVICE_NAME};
@@ -64,16 +65,29 @@ struct PlaceOrderRequest {
 async fn place_order(
     State(orchestrator): State<Arc<SagaOrchestrator>>,
     caller: Caller,
+    key: Option<Extension<RequestKey>>,
     JsonBody(request): JsonBody<PlaceOrderRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.acts_for(&request.customer_id)?;
     // Refuse an order that breaks a rule now, rather than start a saga to fail.
     ValidatedOrder::parse(&request.order_details, &orchestrator.rules)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let saga_id = SagaId(uuid::Uuid::new_v4());
-    let order_id = OrderId(uuid::Uuid::new_v4());
+    // Under an Idempotency-Key the saga is named by the key: a retry whose
+    // first answer was lost finds the saga it started.
+    let saga_id = match &key {
+        Some(Extension(RequestKey(key))) => SagaId::for_request(key),
+        None => SagaId(uuid::Uuid::new_v4()),
+    };
+    let order_id = OrderId::for_saga(saga_id);
     let at = orchestrator.deps.clock.now();
     let mut loaded = load::<CreateOrderSaga>(orchestrator.deps.store.as_ref(), &saga_id.to_string()).await?;
+    if loaded.version > 0 {
+        let status = loaded.aggregate.status;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"success": true, "saga_id": saga_id, "order_id": order_id, "status": status})),
+        ));
+    }
     let start = CreateOrderSagaCommand::Start {
         saga_id,
         order_id,

@@ -1,0 +1,124 @@
+//! Faults lose nothing (SPEC section 10): a request retried after its answer
+//! was lost causes nothing new.
+
+use std::sync::Arc;
+
+use rstest::rstest;
+use serde_json::{json, Value};
+
+use campusg_runtime::access::Role;
+
+use crate::backends::{Backend, Environment};
+use crate::helpers::TestApp;
+
+fn an_order(customer: &str, item: &str) -> Value {
+    json!({"customer_id": customer, "order_details": {
+        "foodItems": [{"name": item, "price": 12.99, "quantity": 1}], "deliveryLocation": "Hall 7"}})
+}
+
+/// POSTs `body` to `path` as `token` under `key`; the status, the answer and
+/// whether it was replayed.
+async fn post_keyed(app: &TestApp, path: &str, body: &Value, token: &str, key: &str) -> (u16, Value, bool) {
+    let response = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let replayed = response.headers().get("idempotent-replayed").is_some();
+    (status, response.json().await.unwrap_or(Value::Null), replayed)
+}
+
+/// Finding 6: a client that retried `POST /api/orders` after a lost answer
+/// placed a second order, with a second card authorization. Under an
+/// `Idempotency-Key` the retry, even after a restart, gets the first answer.
+#[rstest]
+#[tokio::test]
+async fn an_order_retried_under_its_idempotency_key_is_placed_once(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let environment = Arc::new(Environment::new(backend));
+    let app = TestApp::spawn_with(environment.clone(), &[]).await;
+    app.create_user("cust_retry", Some("pm_card_visa")).await;
+    let token = app.token("cust_retry", Role::Customer);
+    let order = an_order("cust_retry", "Laksa");
+
+    let (status, first, replayed) = post_keyed(&app, "/api/orders", &order, &token, "order-7f3a").await;
+    assert_eq!((status, replayed), (202, false), "{first}");
+    let (status, again, replayed) = post_keyed(&app, "/api/orders", &order, &token, "order-7f3a").await;
+    assert_eq!((status, replayed), (202, true), "{again}");
+    assert_eq!(again, first, "the first answer, word for word");
+
+    // The key is kept across a restart.
+    let environment = app.stop().await;
+    let app = TestApp::spawn_with(environment, &[]).await;
+    let token = app.token("cust_retry", Role::Customer);
+    let (status, after_restart, replayed) = post_keyed(&app, "/api/orders", &order, &token, "order-7f3a").await;
+    assert_eq!((status, replayed), (202, true));
+    assert_eq!(after_restart["saga_id"], first["saga_id"]);
+
+    // The process died after running the request and before keeping its
+    // answer: the claim is gone, and the retry runs the request again. It
+    // finds the saga its first run started, by the key.
+    lose_the_answer(&app, "cust_retry:order-7f3a").await;
+    let (status, rerun, replayed) = post_keyed(&app, "/api/orders", &order, &token, "order-7f3a").await;
+    assert_eq!((status, replayed), (202, false), "{rerun}");
+    assert_eq!(rerun["saga_id"], first["saga_id"]);
+    assert_eq!(rerun["order_id"], first["order_id"]);
+
+    // The same key for another request is a conflict; another key is another order.
+    let other = an_order("cust_retry", "Satay");
+    let (status, body, _) = post_keyed(&app, "/api/orders", &other, &token, "order-7f3a").await;
+    assert_eq!(status, 409, "{body}");
+    let (status, second, _) = post_keyed(&app, "/api/orders", &other, &token, "order-8b1c").await;
+    assert_eq!(status, 202, "{second}");
+    assert_ne!(second["saga_id"], first["saga_id"]);
+
+    let saga_id = first["saga_id"].as_str().unwrap();
+    assert_eq!(app.saga_when_finished(saga_id).await["status"], "COMPLETED");
+    let order_id = first["order_id"].as_str().unwrap();
+    assert_eq!(app.payments_of(order_id).await.len(), 1, "one authorization");
+    let (_, listed) = app.get("/api/orders?customer_id=cust_retry").await;
+    assert_eq!(listed["orders"].as_array().unwrap().len(), 2, "{listed}");
+}
+
+/// Fault injection: gives back the key `request_key` (the caller's id and
+/// key) with its answer, as if the process had died before keeping it and
+/// the claim had lapsed.
+async fn lose_the_answer(app: &TestApp, request_key: &str) {
+    use campusg_domain::idempotency::{IdempotencyCommand, IdempotentRequest};
+    use campusg_runtime::aggregate::{execute, load};
+    use campusg_runtime::store::{Cause, UnitOfWork};
+
+    let store = campusg::backends::open_store(&app.environment.backends(), campusg::startup::API_STORE)
+        .await
+        .unwrap();
+    let mut loaded = load::<IdempotentRequest>(store.as_ref(), request_key).await.unwrap();
+    let release = IdempotencyCommand::Release { at: chrono::Utc::now() };
+    let events = execute(&mut loaded, release, &()).await.unwrap();
+    let mut unit = UnitOfWork::new(Cause::request("test".into(), "test", chrono::Utc::now()));
+    unit.append_unpublished(&mut loaded, &events);
+    store.commit(unit).await.unwrap();
+}
+
+/// A key is the caller's own: another caller's request under the same key is
+/// theirs, and a key that is not one is a 400.
+#[tokio::test]
+async fn an_idempotency_key_belongs_to_its_caller() {
+    let app = TestApp::spawn_on(Backend::Embedded).await;
+    for customer in ["cust_key_a", "cust_key_b"] {
+        app.create_user(customer, Some("pm_card_visa")).await;
+    }
+    let a = app.token("cust_key_a", Role::Customer);
+    let b = app.token("cust_key_b", Role::Customer);
+    let (_, of_a, _) = post_keyed(&app, "/api/orders", &an_order("cust_key_a", "Tea"), &a, "k1").await;
+    let (status, of_b, replayed) = post_keyed(&app, "/api/orders", &an_order("cust_key_b", "Tea"), &b, "k1").await;
+    assert_eq!((status, replayed), (202, false), "{of_b}");
+    assert_ne!(of_a["saga_id"], of_b["saga_id"]);
+    let (status, _, _) = post_keyed(&app, "/api/orders", &an_order("cust_key_a", "Tea"), &a, "two words").await;
+    assert_eq!(status, 400);
+}
