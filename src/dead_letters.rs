@@ -1,5 +1,11 @@
-//! The dead-letter queue, for an operator: list the dead letters, show one,
-//! publish one again after its cause is fixed, or drop it with a reason.
+//! The dead-letter queue, for an operator: list the parked keys and the dead
+//! letters, show one, retry a parked key (its held records handled again, in
+//! order) or a dead letter (published again) after the cause is fixed, or drop
+//! either with a reason.
+//!
+//! A record that fails with a key parks that key for its group
+//! ([`campusg_runtime::parking`]); its dead letter is then a notice, and
+//! retrying or dropping it acts on the key.
 //!
 //! Dead letters live on the dead-letter topic, and so do the operator's actions
 //! on them (`dead_letter.retried`, `dead_letter.dropped`): the topic is the
@@ -183,6 +189,38 @@ pub async fn retry(
     Ok(retried_as)
 }
 
+/// Records that the dead letter's record is handled again where it is held
+/// (its key was parked), under its own id.
+pub async fn record_retried_in_place(
+    bus: &dyn MessageBus,
+    contracts: &Contracts,
+    letter: &DeadLetter,
+    by: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let original_id = letter
+        .field("original_value")
+        .as_str()
+        .and_then(|raw| serde_json::from_str::<Value>(raw).ok())
+        .and_then(|value| {
+            value
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|id| Uuid::parse_str(id).ok())
+        })
+        .unwrap_or(letter.envelope.id);
+    let topic = letter.field("original_topic").as_str().unwrap_or_default();
+    record(
+        bus,
+        contracts,
+        letter,
+        "dead_letter.retried",
+        json!({"dead_letter_id": letter.envelope.id, "retried_as": original_id, "original_topic": topic, "by": by, "at": now}),
+        now,
+    )
+    .await
+}
+
 /// Records that the dead letter is not to be retried, and why.
 pub async fn drop(
     bus: &dyn MessageBus,
@@ -238,4 +276,198 @@ pub fn operator() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "operator".to_string())
+}
+
+/// The services' stores, where each consumer group keeps its parked keys.
+pub type ServiceStores = Vec<(&'static str, std::sync::Arc<dyn campusg_runtime::store::EventStore>)>;
+
+/// Opens every service's store, for the operator's commands.
+pub async fn open_service_stores(backends: &crate::settings::Backends) -> anyhow::Result<ServiceStores> {
+    let mut stores = Vec::new();
+    for service in crate::startup::SERVICES {
+        stores.push((service, crate::backends::open_store(backends, service).await?));
+    }
+    Ok(stores)
+}
+
+/// Every key parked now (or being retried), in every group, with its first
+/// and last failure and the records it holds.
+pub async fn parked_keys(stores: &ServiceStores) -> anyhow::Result<Vec<Value>> {
+    use campusg_runtime::parking::{PARKED, RETRYING};
+    use campusg_runtime::store::StateQuery;
+    use cqrs_es::Aggregate;
+
+    let mut found = Vec::new();
+    for (service, store) in stores {
+        for status in [PARKED, RETRYING] {
+            let query = StateQuery {
+                equals: vec![("status".to_string(), status.to_string())],
+                order_by: Some("parked_at".into()),
+                ..StateQuery::default()
+            };
+            for state in store
+                .query_states(campusg_runtime::parking::ParkedKey::TYPE, &query)
+                .await?
+            {
+                found.push(parked_view(service, &state));
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn parked_view(service: &str, state: &Value) -> Value {
+    let held: Vec<Value> = state["held"]
+        .as_array()
+        .map(|held| {
+            held.iter()
+                .map(|record| {
+                    let message_type = record["value"]
+                        .as_str()
+                        .and_then(|raw| serde_json::from_str::<Value>(raw).ok())
+                        .and_then(|value| value.get("type").and_then(Value::as_str).map(str::to_string));
+                    json!({
+                        "topic": record["topic"], "partition": record["partition"],
+                        "offset": record["offset"], "type": message_type,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "service": service,
+        "group": state["group"],
+        "key": state["key"],
+        "status": state["status"],
+        "parked_at": state["parked_at"],
+        "first_failure": state["first_failure"],
+        "last_failure": state["last_failure"],
+        "held": held,
+    })
+}
+
+/// What an operator does with a parked key.
+pub enum KeyAction {
+    /// Handle its held records again, in order.
+    Retry,
+    /// Drop its held records, with the reason.
+    Drop(String),
+}
+
+/// Applies `action` to `key` in every group that parked it; returns those
+/// groups (none when the key is parked nowhere).
+pub async fn act_on_key(
+    stores: &ServiceStores,
+    key: &str,
+    action: &KeyAction,
+    by: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<String>> {
+    use campusg_runtime::aggregate::{execute, load};
+    use campusg_runtime::parking::{parked_key_id, ParkedKey, ParkingCommand};
+    use campusg_runtime::store::{Cause, StateQuery, UnitOfWork};
+    use cqrs_es::Aggregate;
+
+    let mut groups = Vec::new();
+    for (_, store) in stores {
+        let query = StateQuery {
+            equals: vec![("key".to_string(), key.to_string())],
+            ..StateQuery::default()
+        };
+        for state in store.query_states(ParkedKey::TYPE, &query).await? {
+            let Some(group) = state["group"].as_str() else { continue };
+            let id = parked_key_id(group, key);
+            let mut loaded = load::<ParkedKey>(store.as_ref(), &id).await?;
+            if !loaded.aggregate.is_parked() {
+                continue;
+            }
+            let command = match action {
+                KeyAction::Retry => ParkingCommand::RequestRetry {
+                    by: by.to_string(),
+                    at: now,
+                },
+                KeyAction::Drop(reason) => ParkingCommand::Drop {
+                    by: by.to_string(),
+                    reason: reason.clone(),
+                    at: now,
+                },
+            };
+            let events = execute(&mut loaded, command, &()).await?;
+            let mut unit = UnitOfWork::new(Cause::request(id.clone(), "operator", now));
+            unit.append_unpublished(&mut loaded, &events);
+            store.commit(unit).await?;
+            groups.push(group.to_string());
+        }
+    }
+    Ok(groups)
+}
+
+/// `GET /api/parked-keys`, and an operator's retry or drop of one key, over HTTP.
+pub fn routes() -> campusg_runtime::access::Routes<std::sync::Arc<ParkedKeysApi>> {
+    use campusg_runtime::access::{Access, Routes};
+    Routes::new()
+        .get("/api/parked-keys", Access::Operators, list_parked)
+        .post("/api/parked-keys/{key}/retry", Access::Operators, retry_parked)
+        .post("/api/parked-keys/{key}/drop", Access::Operators, drop_parked)
+}
+
+/// What the parked-key routes read and change: every service's store.
+pub struct ParkedKeysApi {
+    pub stores: ServiceStores,
+    pub clock: std::sync::Arc<dyn campusg_runtime::clock::Clock>,
+}
+
+use axum::extract::State;
+use axum::Json;
+use campusg_runtime::access::Caller;
+use campusg_runtime::http::{reason_or, ApiError, JsonBody, Path};
+
+fn internal(error: anyhow::Error) -> ApiError {
+    match error.downcast::<campusg_runtime::store::StoreError>() {
+        Ok(store) => store.into(),
+        Err(other) => ApiError::internal(other),
+    }
+}
+
+async fn list_parked(State(api): State<std::sync::Arc<ParkedKeysApi>>) -> Result<Json<Value>, ApiError> {
+    let parked = parked_keys(&api.stores).await.map_err(internal)?;
+    Ok(Json(json!({ "parked_keys": parked })))
+}
+
+async fn retry_parked(
+    State(api): State<std::sync::Arc<ParkedKeysApi>>,
+    caller: Caller,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    act(&api, &caller, &key, KeyAction::Retry).await
+}
+
+#[derive(serde::Deserialize)]
+struct DropRequest {
+    reason: Option<String>,
+}
+
+async fn drop_parked(
+    State(api): State<std::sync::Arc<ParkedKeysApi>>,
+    caller: Caller,
+    Path(key): Path<String>,
+    JsonBody(request): JsonBody<DropRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let reason = reason_or(request.reason, "dropped by an operator")?;
+    act(&api, &caller, &key, KeyAction::Drop(reason)).await
+}
+
+async fn act(api: &ParkedKeysApi, caller: &Caller, key: &str, action: KeyAction) -> Result<Json<Value>, ApiError> {
+    let by = caller.user.to_string();
+    let groups = act_on_key(&api.stores, key, &action, &by, api.clock.now())
+        .await
+        .map_err(internal)?;
+    if groups.is_empty() {
+        return Err(ApiError::not_found(format!("key {key} is parked in no consumer group")));
+    }
+    let done = match action {
+        KeyAction::Retry => "retrying",
+        KeyAction::Drop(_) => "dropped",
+    };
+    Ok(Json(json!({"key": key, "groups": groups, "status": done, "by": by})))
 }

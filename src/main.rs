@@ -90,7 +90,8 @@ enum Command {
         #[command(subcommand)]
         command: SagasCommand,
     },
-    /// The dead letters: list, show, retry (after the cause is fixed), drop.
+    /// Parked keys and dead letters: list, show, retry (after the cause is
+    /// fixed), drop.
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
@@ -207,7 +208,9 @@ enum SagasCommand {
 
 #[derive(Subcommand)]
 enum DlqCommand {
-    /// Every dead letter, oldest first, with its status (PENDING, RETRIED, DROPPED).
+    /// The parked keys (each group's, with their first failure and the records
+    /// they hold), then every dead letter, oldest first, with its status
+    /// (PENDING, RETRIED, DROPPED).
     List {
         #[arg(long)]
         json: bool,
@@ -221,8 +224,11 @@ enum DlqCommand {
         #[command(flatten)]
         backends: Backends,
     },
-    /// Publish the original record again to its topic, under a new message id.
+    /// A parked key (or a dead letter whose key is parked): handle its held
+    /// records again, in order. Another dead letter: publish its record again
+    /// to its topic, under a new message id.
     Retry {
+        /// A parked key, or a dead letter's offset or id.
         id: String,
         /// Publish it again even if it was retried or dropped before.
         #[arg(long)]
@@ -230,8 +236,11 @@ enum DlqCommand {
         #[command(flatten)]
         backends: Backends,
     },
-    /// Record that a dead letter is not to be retried, and why.
+    /// A parked key (or a dead letter whose key is parked): drop its held
+    /// records, with the reason, and free the key. A dead letter: record that
+    /// it is not to be retried, and why.
     Drop {
+        /// A parked key, or a dead letter's offset or id.
         id: String,
         #[arg(long)]
         reason: String,
@@ -598,14 +607,34 @@ async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
     };
     let bus = connect_bus(backends, &contracts.topics).await?;
     let now = SystemClock.now();
+    let stores = dead_letters::open_service_stores(backends).await?;
     match &command {
         DlqCommand::List { json, .. } => {
+            let parked = dead_letters::parked_keys(&stores).await?;
             let letters = dead_letters::all(bus.as_ref(), &contracts).await?;
             if *json {
                 let views: Vec<_> = letters.iter().map(dead_letters::DeadLetter::view).collect();
-                println!("{}", serde_json::Value::Array(views));
+                println!("{}", serde_json::json!({"parked_keys": parked, "dead_letters": views}));
                 return Ok(());
             }
+            println!(
+                "{:<36}  {:<20}  {:<8}  {:>4}  first failure",
+                "parked key", "group", "status", "held"
+            );
+            for key in &parked {
+                println!(
+                    "{:<36}  {:<20}  {:<8}  {:>4}  {}",
+                    key["key"].as_str().unwrap_or("?"),
+                    key["group"].as_str().unwrap_or("?"),
+                    key["status"].as_str().unwrap_or("?"),
+                    key["held"].as_array().map_or(0, Vec::len),
+                    key["first_failure"].as_str().unwrap_or("")
+                );
+            }
+            println!(
+                "{} parked key(s): `campusg dlq retry <key>` or `dlq drop <key> --reason ...`\n",
+                parked.len()
+            );
             println!(
                 "{:>6}  {:<8}  {:<25}  {:<24}  {:<22}  reason",
                 "offset", "status", "failed at", "from", "type"
@@ -637,8 +666,31 @@ async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&letter.view())?);
         }
         DlqCommand::Retry { id, force, .. } => {
-            let letter = dead_letters::find(bus.as_ref(), &contracts, id).await?;
             let by = dead_letters::operator();
+            let retry = dead_letters::KeyAction::Retry;
+            let groups = dead_letters::act_on_key(&stores, id, &retry, &by, now).await?;
+            if !groups.is_empty() {
+                println!(
+                    "key {id}: its held records are handled again, in order, by {}",
+                    groups.join(", ")
+                );
+                return Ok(());
+            }
+            let letter = dead_letters::find(bus.as_ref(), &contracts, id).await?;
+            let key = letter.envelope.payload["original_key"].as_str().unwrap_or_default();
+            let groups = match key {
+                "" => Vec::new(),
+                key => dead_letters::act_on_key(&stores, key, &retry, &by, now).await?,
+            };
+            if !groups.is_empty() {
+                dead_letters::record_retried_in_place(bus.as_ref(), &contracts, &letter, &by, now).await?;
+                println!(
+                    "dead letter {}: its key {key} is parked; its held records are handled again, in order, by {}",
+                    letter.offset,
+                    groups.join(", ")
+                );
+                return Ok(());
+            }
             let retried_as = dead_letters::retry(bus.as_ref(), &contracts, &letter, &by, *force, now).await?;
             println!(
                 "dead letter {} published again to {} as {retried_as}; recorded as retried by {by}",
@@ -647,8 +699,27 @@ async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
             );
         }
         DlqCommand::Drop { id, reason, .. } => {
-            let letter = dead_letters::find(bus.as_ref(), &contracts, id).await?;
             let by = dead_letters::operator();
+            let drop = dead_letters::KeyAction::Drop(reason.clone());
+            let groups = dead_letters::act_on_key(&stores, id, &drop, &by, now).await?;
+            if !groups.is_empty() {
+                println!(
+                    "key {id}: its held records are dropped by {by} in {}: {reason}",
+                    groups.join(", ")
+                );
+                return Ok(());
+            }
+            let letter = dead_letters::find(bus.as_ref(), &contracts, id).await?;
+            let key = letter.envelope.payload["original_key"].as_str().unwrap_or_default();
+            if !key.is_empty() {
+                let groups = dead_letters::act_on_key(&stores, key, &drop, &by, now).await?;
+                if !groups.is_empty() {
+                    println!(
+                        "dead letter {}: its key {key}'s held records are dropped",
+                        letter.offset
+                    );
+                }
+            }
             dead_letters::drop(bus.as_ref(), &contracts, &letter, reason, &by, now).await?;
             println!("dead letter {} dropped by {by}: {reason}", letter.offset);
         }

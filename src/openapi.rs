@@ -18,7 +18,7 @@ use campusg_runtime::access::{Access, RouteRule};
 
 use campusg_domain::limits::{
     MAX_AMOUNT_CHARS, MAX_BODY_BYTES, MAX_ITEMS_PER_ORDER, MAX_ITEM_QUANTITY, MAX_NAME_CHARS, MAX_PAGE,
-    MAX_QUERY_DURATION_SECONDS,
+    MAX_QUERY_DURATION_SECONDS, MAX_TEXT_CHARS,
 };
 
 /// An example saga id, order id and so on, used across the document.
@@ -533,6 +533,9 @@ fn paths() -> Map<String, Value> {
     paths.insert("/events".into(), timers_path());
     paths.insert("/events/{timer_id}".into(), timer_path());
     paths.insert("/events/{timer_id}/cancel".into(), cancel_timer_path());
+    paths.insert("/api/parked-keys".into(), parked_keys_path());
+    paths.insert("/api/parked-keys/{key}/retry".into(), retry_parked_key_path());
+    paths.insert("/api/parked-keys/{key}/drop".into(), drop_parked_key_path());
     paths
 }
 
@@ -2001,6 +2004,115 @@ fn cancel_timer_path() -> Value {
     })
 }
 
+fn parked_key_param() -> Value {
+    path_param(
+        "key",
+        "The parked key: the record key its records share (an order id, a user id).",
+        json!({"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}),
+    )
+}
+
+fn parked_keys_path() -> Value {
+    let ok = answer(
+        "The keys parked now, in every consumer group.",
+        schema_ref("ParkedKeyList"),
+    );
+    json!({
+        "get": {
+            "tags": ["debugging"],
+            "operationId": "listParkedKeys",
+            "summary": "Parked keys",
+            "description": "A record that cannot be handled parks its key for its consumer group: it and every later record of that key are held, in order, while other keys flow. Each parked key with its first and last failure and the records it holds; `campusg dlq list` shows the same.",
+            "responses": store_responses(vec![("200", ok)])
+        }
+    })
+}
+
+fn retry_parked_key_path() -> Value {
+    let ok = answer(
+        "The groups that will handle the key's held records again.",
+        schema_ref("ParkedKeyAction"),
+    );
+    json!({
+        "post": {
+            "tags": ["debugging"],
+            "operationId": "retryParkedKey",
+            "summary": "Retry a parked key",
+            "description": "Once the cause is fixed: each consumer group that parked the key handles its held records again, oldest first, and frees the key when none is left; the first that still fails parks it again. `campusg dlq retry <key>` does the same.",
+            "parameters": [parked_key_param()],
+            "responses": store_responses(vec![
+                ("200", ok),
+                ("404", error("The key is parked in no consumer group.")),
+            ])
+        }
+    })
+}
+
+fn drop_parked_key_path() -> Value {
+    let ok = answer(
+        "The groups whose held records of the key were dropped.",
+        schema_ref("ParkedKeyAction"),
+    );
+    json!({
+        "post": {
+            "tags": ["debugging"],
+            "operationId": "dropParkedKey",
+            "summary": "Drop a parked key's records",
+            "description": "Drops the key's held records, which are then never handled, and frees the key; who and why stay in the key's history. `campusg dlq drop <key> --reason ...` does the same.",
+            "parameters": [parked_key_param()],
+            "requestBody": request_body(
+                "Why, for the record; a blank reason is `dropped by an operator`.",
+                schema_ref("DropParkedKeyRequest"),
+                json!({ "reason": "a test order; nothing to recover" })
+            ),
+            "responses": store_responses(vec![
+                ("200", ok),
+                ("404", error("The key is parked in no consumer group.")),
+                ("422", error("The body is JSON of the wrong shape, or the reason is over 1000 characters.")),
+            ])
+        }
+    })
+}
+
+fn parked_key_schema() -> Value {
+    let held = object(
+        "One held record: where it was read and its type, when readable.",
+        &["topic", "partition", "offset"],
+        vec![
+            ("topic", string("Its topic.")),
+            ("partition", integer("Its partition.")),
+            ("offset", integer("Its offset.")),
+            (
+                "type",
+                nullable_string("Its message type, or null when it is not readable."),
+            ),
+        ],
+    );
+    object(
+        "A key parked in one consumer group.",
+        &["service", "group", "key", "status", "first_failure", "held"],
+        vec![
+            ("service", string("The service whose store keeps it.")),
+            ("group", string("The consumer group that parked it.")),
+            ("key", string("The record key.")),
+            (
+                "status",
+                json!({"type": "string", "enum": ["PARKED", "RETRYING"], "description": "PARKED until an operator retries; RETRYING while its records are handled again."}),
+            ),
+            ("parked_at", nullable_timestamp("When it was parked.")),
+            (
+                "first_failure",
+                nullable_string("Why the first record could not be handled."),
+            ),
+            ("last_failure", nullable_string("Why the latest attempt failed.")),
+            (
+                "held",
+                json!({"type": "array", "description": "The records held, oldest first.", "items": held}),
+            ),
+        ],
+    )
+}
+
 // ---------------------------------------------------------------------------
 // Schemas
 // ---------------------------------------------------------------------------
@@ -2009,6 +2121,45 @@ fn schemas() -> Map<String, Value> {
     let mut schemas = Map::new();
     let entries: Vec<(&str, Value)> = vec![
         ("Error", error_schema()),
+        ("ParkedKey", parked_key_schema()),
+        (
+            "ParkedKeyList",
+            object(
+                "The parked keys.",
+                &["parked_keys"],
+                vec![(
+                    "parked_keys",
+                    array_of("ParkedKey", "Every key parked now, in every group."),
+                )],
+            ),
+        ),
+        (
+            "ParkedKeyAction",
+            object(
+                "What was done to a parked key.",
+                &["key", "groups", "status", "by"],
+                vec![
+                    ("key", string("The key.")),
+                    (
+                        "groups",
+                        json!({"type": "array", "items": {"type": "string"}, "description": "The consumer groups it applied in."}),
+                    ),
+                    ("status", json!({"type": "string", "enum": ["retrying", "dropped"]})),
+                    ("by", string("The operator who asked.")),
+                ],
+            ),
+        ),
+        (
+            "DropParkedKeyRequest",
+            object(
+                "Why the records are dropped.",
+                &[],
+                vec![(
+                    "reason",
+                    json!({"type": "string", "maxLength": MAX_TEXT_CHARS, "description": "Why, for the record."}),
+                )],
+            ),
+        ),
         ("Health", health_schema()),
         ("UserId", user_id_schema()),
         ("Amount", amount_schema()),

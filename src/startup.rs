@@ -183,6 +183,13 @@ impl Application {
                     notifications: notifications.expect(EVERY),
                     trace_index: trace_index.expect(EVERY),
                     idempotent,
+                    parked_keys: Arc::new(crate::dead_letters::ParkedKeysApi {
+                        stores: SERVICE_ROLES
+                            .iter()
+                            .filter_map(|(role, name)| deps(*role).map(|d| (*name, d.store)))
+                            .collect(),
+                        clock: clock.clone(),
+                    }),
                 },
                 identity,
                 &settings.guard,
@@ -300,6 +307,7 @@ struct ApiServices {
     notifications: Arc<NotificationService>,
     trace_index: Arc<TraceIndex>,
     idempotent: Arc<IdempotentRequests>,
+    parked_keys: Arc<crate::dead_letters::ParkedKeysApi>,
 }
 
 /// The store of the API's own records (`api.db`, or the schema `<prefix>_api`).
@@ -335,6 +343,7 @@ pub fn route_table() -> Vec<RouteRule> {
         campusg_notification::routes().table(),
         campusg_trace::routes().table(),
         crate::gateway::routes().table(),
+        crate::dead_letters::routes().table(),
     ]
     .concat()
 }
@@ -355,6 +364,7 @@ fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> 
         notifications,
         trace_index,
         idempotent,
+        parked_keys,
     } = services;
     let gateway = crate::gateway::Gateway {
         sagas: sagas.clone(),
@@ -379,6 +389,7 @@ fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> 
         .merge(campusg_notification::routes().with_state(notifications))
         .merge(campusg_trace::routes().with_state(trace_index))
         .merge(crate::gateway::routes().with_state(gateway))
+        .merge(crate::dead_letters::routes().with_state(parked_keys))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .layer(campusg_runtime::http::body_limit())
         .layer(axum::Extension(idempotent))

@@ -182,7 +182,13 @@ async fn a_dead_letter_retried_after_its_cause_is_fixed_is_processed_once(
 
     let (ok, stdout, stderr) = tokio::task::block_in_place(|| campusg(&app, &["dlq", "list", "--json"], None));
     assert!(ok, "{stderr}");
-    let letters: Value = serde_json::from_str(&stdout).unwrap();
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    // The user's key is parked in the user service's group, the update held.
+    let parked = &listed["parked_keys"];
+    assert_eq!(parked[0]["key"], "ghost", "{listed}");
+    assert_eq!(parked[0]["group"], "user-service");
+    assert_eq!(parked[0]["held"].as_array().unwrap().len(), 1, "{parked}");
+    let letters = &listed["dead_letters"];
     let letter = letters
         .as_array()
         .unwrap()
@@ -209,7 +215,7 @@ async fn a_dead_letter_retried_after_its_cause_is_fixed_is_processed_once(
     app.create_user("ghost", None).await;
     let (ok, stdout, stderr) = tokio::task::block_in_place(|| campusg(&app, &["dlq", "retry", &offset], None));
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("published again to user_commands"), "{stdout}");
+    assert!(stdout.contains("its key ghost is parked"), "{stdout}");
     eventually("the dead letter was never retried", || async {
         let (_, user) = app.get("/users/ghost").await;
         if user["name"] == "Casper" {

@@ -122,3 +122,111 @@ async fn an_idempotency_key_belongs_to_its_caller() {
     let (status, _, _) = post_keyed(&app, "/api/orders", &an_order("cust_key_a", "Tea"), &a, "two words").await;
     assert_eq!(status, 400);
 }
+
+fn an_update(user: &str, name: &str) -> Value {
+    json!({"type": "update_user", "correlation_id": format!("ops-{user}-{name}"),
+           "payload": {"user_id": user, "name": name}})
+}
+
+async fn user_name(app: &TestApp, user: &str) -> Value {
+    app.get(&format!("/users/{user}")).await.1["name"].clone()
+}
+
+/// Finding 1: once a record of a key was dead-lettered, the key's later
+/// records were handled as if nothing had happened, out of order. Now the key
+/// is parked for its group: its later records wait, in order, while other
+/// keys flow, until an operator retries them (handled in order) or drops them.
+#[rstest]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_cannot_be_handled_is_parked_and_its_records_wait_in_order(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    app.create_user("alive", None).await;
+    // Two updates of a user who does not exist yet: the first cannot be
+    // handled, the second must not overtake it.
+    app.publish("user_commands", &an_update("ghost", "Casper")).await;
+    app.publish("user_commands", &an_update("ghost", "Casper the Second"))
+        .await;
+    app.publish("user_commands", &an_update("alive", "Still Here")).await;
+    crate::helpers::eventually("another key never flowed", || async {
+        match user_name(&app, "alive").await {
+            name if name == "Still Here" => Ok(()),
+            other => Err(other.to_string()),
+        }
+    })
+    .await;
+    let parked = crate::helpers::eventually("the key was never parked with both records", || async {
+        let (_, listed) = app.get("/api/parked-keys").await;
+        let held = listed["parked_keys"][0]["held"].as_array().map_or(0, Vec::len);
+        if held == 2 {
+            Ok(listed)
+        } else {
+            Err(listed.to_string())
+        }
+    })
+    .await;
+    let key = &parked["parked_keys"][0];
+    assert_eq!(key["key"], "ghost");
+    assert_eq!(key["group"], "user-service");
+    assert!(
+        key["first_failure"].as_str().unwrap().contains("does not exist"),
+        "{key}"
+    );
+
+    // The cause is fixed; the held records are handled in order.
+    app.create_user("ghost", None).await;
+    let customer = app.token("alive", Role::Customer);
+    let (status, _) = app
+        .post_as("/api/parked-keys/ghost/retry", &json!({}), Some(&customer))
+        .await;
+    assert_eq!(status, 403, "operators only");
+    let (status, answer) = app.post("/api/parked-keys/ghost/retry", &json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    crate::helpers::eventually("the held records were never handled", || async {
+        let (_, listed) = app.get("/api/parked-keys").await;
+        let name = user_name(&app, "ghost").await;
+        if listed["parked_keys"] == json!([]) && name == "Casper the Second" {
+            Ok(())
+        } else {
+            Err(format!("{name} {listed}"))
+        }
+    })
+    .await;
+    // Freed, the key's next record is handled at once.
+    app.publish("user_commands", &an_update("ghost", "Casper the Third"))
+        .await;
+    crate::helpers::eventually("the freed key's record was never handled", || async {
+        match user_name(&app, "ghost").await {
+            name if name == "Casper the Third" => Ok(()),
+            other => Err(other.to_string()),
+        }
+    })
+    .await;
+
+    // Dropped: the held records are never handled, and the key is free.
+    app.publish("user_commands", &an_update("phantom", "Boo")).await;
+    crate::helpers::eventually("phantom was never parked", || async {
+        let (_, listed) = app.get("/api/parked-keys").await;
+        if listed["parked_keys"][0]["key"] == "phantom" {
+            Ok(())
+        } else {
+            Err(listed.to_string())
+        }
+    })
+    .await;
+    let (status, dropped) = app
+        .post("/api/parked-keys/phantom/drop", &json!({"reason": "a test user"}))
+        .await;
+    assert_eq!(status, 200, "{dropped}");
+    assert_eq!(dropped["groups"], json!(["user-service"]));
+    assert_eq!(app.get("/api/parked-keys").await.1["parked_keys"], json!([]));
+    assert_eq!(app.post("/api/parked-keys/phantom/drop", &json!({})).await.0, 404);
+    app.create_user("phantom", None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        user_name(&app, "phantom").await,
+        "phantom",
+        "the dropped update never ran"
+    );
+}

@@ -7,15 +7,19 @@
 //! Failures are sorted three ways (SPEC section 10):
 //!
 //! - permanent (not JSON, wrong schema, wrong topic, refused for good, a value
-//!   the store can never hold, a handler that panicked): the record goes to the
-//!   dead-letter topic at once with the reason and its original position, and
-//!   the loop goes on;
+//!   the store can never hold, a handler that panicked): a record with a key
+//!   parks its key for the group ([`crate::parking`]): it and every later record
+//!   of the key are held, in order, until an operator retries or drops them,
+//!   while other keys flow; a copy goes to the dead-letter topic, with the
+//!   reason and its original position, for everyone to see. A record without a
+//!   key goes to the dead-letter topic only. The loop goes on;
 //! - transient (store or bus unavailable, a concurrent write): the same record is
 //!   retried with backoff, and nothing after it is committed, for at most
-//!   [`ConsumerConfig::transient_retry_limit`];
-//! - fatal (a transient failure past that limit, the loop itself panicking):
-//!   [`Consumer::run`] returns the error, and the process exits non-zero so that
-//!   its supervisor restarts it.
+//!   [`ConsumerConfig::transient_retry_limit`]; then its key is parked as for a
+//!   permanent failure;
+//! - fatal (a transient failure past that limit that cannot even park, the loop
+//!   itself panicking): [`Consumer::run`] returns the error, and the process
+//!   exits non-zero so that its supervisor restarts it.
 //!
 //! The bus failing to poll or commit is transient too. Each consumer reports
 //! where it stands on the process's [`HealthBoard`].
@@ -26,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use cqrs_es::Aggregate;
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -33,13 +38,15 @@ use tracing::Instrument;
 use campusg_domain::limits::{shortened, MAX_NAME_CHARS, MAX_TEXT_CHARS};
 use campusg_domain::messages::Message;
 
+use crate::aggregate::{execute, load};
 use crate::batch::in_batch;
 use crate::bus::{backoff, BusConsumer, MessageBus, OutgoingRecord, Record, RecordPosition, StartFrom, Subscription};
 use crate::clock::Clock;
 use crate::envelope::Envelope;
 use crate::health::HealthBoard;
+use crate::parking::{parked_key_id, HeldRecord, ParkedKey, ParkingCommand, PARKED, RETRYING};
 use crate::service::ServiceDeps;
-use crate::store::{Cause, Contracts, EventStore, HandledMessage, StoreError, UnitOfWork};
+use crate::store::{Cause, Contracts, EventStore, HandledMessage, StateQuery, StoreError, UnitOfWork};
 
 /// How many records one poll hands to the loop at most.
 const MAX_BATCH: usize = 200;
@@ -135,6 +142,20 @@ pub struct Consumer {
     pub handler: Handler,
     /// How many records in a row made the handler panic.
     panic_streak: AtomicU32,
+    /// The group's parked keys and their status, as of the last poll and the
+    /// parks since.
+    parked: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+/// What became of a message handed to the service.
+enum Verdict {
+    /// Handled (or handled before).
+    Done,
+    /// It can never be handled as it is.
+    Refused {
+        envelope: Option<Box<Envelope>>,
+        reason: String,
+    },
 }
 
 impl Consumer {
@@ -160,6 +181,7 @@ impl Consumer {
             store: deps.store.clone(),
             handler: Handler::Messages(handler),
             panic_streak: AtomicU32::new(0),
+            parked: Default::default(),
         }
     }
 
@@ -184,6 +206,7 @@ impl Consumer {
             store: deps.store.clone(),
             handler: Handler::Records(handler),
             panic_streak: AtomicU32::new(0),
+            parked: Default::default(),
         }
     }
 
@@ -272,6 +295,12 @@ impl Consumer {
                     continue;
                 }
             };
+            if let Handler::Messages(_) = self.handler {
+                if let Err(fatal) = self.tend_parked_keys(&shutdown).await {
+                    outcome = Err(fatal);
+                    break;
+                }
+            }
             let (handled, gave_up) = self.handle_all(&records, &shutdown, &health).await;
             self.commit(consumer.as_mut(), &handled, &shutdown).await;
             if let Some(fatal) = gave_up {
@@ -317,6 +346,12 @@ impl Consumer {
                     "the batch was refused; handling its records one at a time"
                 ),
             }
+            // Nothing of the batch was stored, its parks neither.
+            if let Handler::Messages(_) = self.handler {
+                if let Err(error) = self.refresh_parked().await {
+                    tracing::warn!(error = %error, "cannot read the parked keys");
+                }
+            }
         }
         let mut handled = Vec::with_capacity(records.len());
         for record in records {
@@ -324,6 +359,16 @@ impl Consumer {
                 Retried::Done => handled.push(record.position()),
                 Retried::ShutDown => break,
                 Retried::GaveUp(fatal) => return (handled, Some(fatal)),
+                Retried::Outlasted(fatal) => {
+                    // A record that fails for too long parks its key like one
+                    // that fails for good, if the store takes the park.
+                    let keyed = matches!(self.handler, Handler::Messages(_)) && record.key.is_some();
+                    if keyed && self.park(record, None, fatal.reason.clone()).await.is_ok() {
+                        handled.push(record.position());
+                        continue;
+                    }
+                    return (handled, Some(fatal));
+                }
             }
         }
         (handled, None)
@@ -365,7 +410,7 @@ impl Consumer {
             }
             health.update(group, |status| status.last_error = Some(error.to_string()));
             if started.elapsed() > self.config.transient_retry_limit {
-                return Retried::GaveUp(self.fatal(format!(
+                return Retried::Outlasted(self.fatal(format!(
                     "{}/{}/{} still fails after {:?}: {error}",
                     record.topic, record.partition, record.offset, self.config.transient_retry_limit
                 )));
@@ -416,7 +461,8 @@ impl Consumer {
         }
     }
 
-    /// Handles one record, dead-lettering it if it can never be handled.
+    /// Handles one record: held if its key is parked, parked (or
+    /// dead-lettered) if it can never be handled.
     async fn process_unguarded(&self, record: &Record) -> anyhow::Result<()> {
         let handler = match &self.handler {
             Handler::Messages(handler) => handler.clone(),
@@ -434,9 +480,27 @@ impl Consumer {
                 };
             }
         };
+        if let Some(key) = record.key.as_deref().filter(|key| self.is_parked(key)) {
+            return self.hold(record, key).await.map_err(Into::into);
+        }
+        match self.judge(handler.as_ref(), record).await? {
+            Verdict::Done => Ok(()),
+            Verdict::Refused { envelope, reason } => self.dead_letter(record, envelope.as_deref(), reason).await,
+        }
+    }
+
+    /// Hands one record to the service: done, refused for good, or (`Err`)
+    /// failed for now.
+    async fn judge(&self, handler: &dyn MessageHandler, record: &Record) -> anyhow::Result<Verdict> {
+        let refused = |envelope: Option<&Envelope>, reason: String| {
+            Ok(Verdict::Refused {
+                envelope: envelope.cloned().map(Box::new),
+                reason,
+            })
+        };
         let envelope = match Envelope::parse(&record.value, &self.contracts.schemas, self.clock.now()) {
             Ok(envelope) => envelope,
-            Err(invalid) => return self.dead_letter(record, None, invalid.to_string()).await,
+            Err(invalid) => return refused(None, invalid.to_string()),
         };
         let span = tracing::info_span!(
             "message",
@@ -458,11 +522,11 @@ impl Consumer {
                     "`{}` does not belong on topic `{}` (see topics.toml)",
                     envelope.message_type, record.topic
                 );
-                return self.dead_letter(record, Some(&envelope), reason).await;
+                return refused(Some(&envelope), reason);
             }
             let message = match envelope.decode() {
                 Ok(message) => message,
-                Err(invalid) => return self.dead_letter(record, Some(&envelope), invalid.to_string()).await,
+                Err(invalid) => return refused(Some(&envelope), invalid.to_string()),
             };
             if self
                 .store
@@ -470,16 +534,15 @@ impl Consumer {
                 .await?
             {
                 tracing::debug!("already handled; skipping the duplicate");
-                return Ok(());
+                return Ok(Verdict::Done);
             }
             match handler.handle(&envelope, message).await {
-                Ok(()) => Ok(()),
-                Err(HandlerError::Rejected(reason)) => self.dead_letter(record, Some(&envelope), reason).await,
+                Ok(()) => Ok(Verdict::Done),
+                Err(HandlerError::Rejected(reason)) => refused(Some(&envelope), reason),
                 Err(HandlerError::Transient(error)) => match error.downcast::<StoreError>() {
-                    Ok(StoreError::AlreadyHandled) => Ok(()),
+                    Ok(StoreError::AlreadyHandled) => Ok(Verdict::Done),
                     Ok(StoreError::Permanent(reason)) => {
-                        let reason = format!("the event store refuses it: {reason}");
-                        self.dead_letter(record, Some(&envelope), reason).await
+                        refused(Some(&envelope), format!("the event store refuses it: {reason}"))
                     }
                     Ok(other) => Err(other.into()),
                     Err(error) => Err(error),
@@ -490,22 +553,195 @@ impl Consumer {
         .await
     }
 
+    fn parked_keys(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        // Plain inserts and removes: a poisoned map is still whole.
+        self.parked.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn is_parked(&self, key: &str) -> bool {
+        self.parked_keys().contains_key(key)
+    }
+
+    /// Reads which of the group's keys are parked, or being handled again.
+    async fn refresh_parked(&self) -> Result<(), StoreError> {
+        let mut found = std::collections::HashMap::new();
+        for status in [PARKED, RETRYING] {
+            let query = StateQuery {
+                equals: vec![
+                    ("group".to_string(), self.config.group.clone()),
+                    ("status".to_string(), status.to_string()),
+                ],
+                ..StateQuery::default()
+            };
+            for state in self.store.query_states(ParkedKey::TYPE, &query).await? {
+                if let Some(key) = state["key"].as_str() {
+                    found.insert(key.to_string(), status.to_string());
+                }
+            }
+        }
+        *self.parked_keys() = found;
+        Ok(())
+    }
+
+    /// Before a poll's records: reads the parked keys, and handles again the
+    /// held records of those an operator asked to retry, in order.
+    async fn tend_parked_keys(&self, shutdown: &CancellationToken) -> Result<(), FatalConsumerError> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        while let Err(error) = self.refresh_parked().await {
+            attempt += 1;
+            tracing::warn!(error = %error, attempt, "cannot read the parked keys; retrying");
+            if started.elapsed() > self.config.transient_retry_limit {
+                return Err(self.fatal(format!("cannot read the parked keys: {error}")));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff(attempt)) => {}
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+        }
+        let retrying: Vec<String> = self
+            .parked_keys()
+            .iter()
+            .filter(|(_, status)| status.as_str() == RETRYING)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in retrying {
+            if let Err(error) = self.retry_parked(&key).await {
+                tracing::warn!(key = %key, error = %error, "cannot retry a parked key now");
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles the held records of `key`, oldest first: each handled one is
+    /// struck off (the last releases the key); the first that fails parks the
+    /// key again, with the reason.
+    async fn retry_parked(&self, key: &str) -> anyhow::Result<()> {
+        let Handler::Messages(handler) = &self.handler else {
+            return Ok(());
+        };
+        let id = parked_key_id(&self.config.group, key);
+        let held = load::<ParkedKey>(self.store.as_ref(), &id).await?.aggregate.held;
+        for record in held.iter().map(HeldRecord::record) {
+            let failure = match self.judge(handler.as_ref(), &record).await {
+                Ok(Verdict::Done) => None,
+                Ok(Verdict::Refused { reason, .. }) => Some(reason),
+                Err(error) => Some(format!("failed for now: {error}")),
+            };
+            let at = self.clock.now();
+            let command = match &failure {
+                None => ParkingCommand::MarkHandled {
+                    position: record.position(),
+                    at,
+                },
+                Some(reason) => ParkingCommand::FailAgain {
+                    reason: reason.clone(),
+                    at,
+                },
+            };
+            self.change_parking(&id, command).await?;
+            if let Some(reason) = failure {
+                tracing::warn!(key = %key, reason = %reason, "a retried record still fails; the key stays parked");
+                self.parked_keys().insert(key.to_string(), PARKED.to_string());
+                return Ok(());
+            }
+        }
+        tracing::info!(key = %key, records = held.len(), "a parked key's records were handled; released");
+        self.parked_keys().remove(key);
+        Ok(())
+    }
+
+    async fn change_parking(&self, id: &str, command: ParkingCommand) -> Result<(), StoreError> {
+        let mut loaded = load::<ParkedKey>(self.store.as_ref(), id).await?;
+        let events = execute(&mut loaded, command, &())
+            .await
+            .map_err(|refused| StoreError::Other(refused.to_string()))?;
+        let mut unit = UnitOfWork::new(Cause::request(id.to_string(), "consumer", self.clock.now()));
+        unit.append_unpublished(&mut loaded, &events);
+        self.store.commit(unit).await
+    }
+
+    /// A record of a parked key waits behind the first.
+    async fn hold(&self, record: &Record, key: &str) -> Result<(), StoreError> {
+        tracing::info!(
+            key = %key, topic = %record.topic, partition = record.partition, offset = record.offset,
+            "the record's key is parked; held"
+        );
+        let command = ParkingCommand::Hold {
+            record: HeldRecord::of(record),
+            at: self.clock.now(),
+        };
+        self.change_parking(&parked_key_id(&self.config.group, key), command)
+            .await
+    }
+
     async fn dead_letter(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> anyhow::Result<()> {
         tracing::warn!(
             topic = %record.topic, partition = record.partition, offset = record.offset, reason = %reason,
             "sending the record to the dead-letter topic"
         );
-        match self.commit_dead_letter(record, envelope, &reason, Quote::Whole).await {
+        // A key that could not be an id (too long, a NUL) parks nothing.
+        let parkable = record
+            .key
+            .as_deref()
+            .is_some_and(|key| campusg_domain::limits::within(key, MAX_NAME_CHARS) && !key.contains('\0'));
+        if matches!(self.handler, Handler::Messages(_)) && parkable {
+            match self.park(record, envelope, reason.clone()).await {
+                // The store cannot hold the record whole (PostgreSQL and
+                // `\u0000`): it could never be handled again, so it is only
+                // dead-lettered, as a record without a key.
+                Err(StoreError::Permanent(refused)) => {
+                    tracing::warn!(refused = %refused, "the record cannot be held; dead-lettered only");
+                }
+                outcome => return outcome.map_err(Into::into),
+            }
+        }
+        match self
+            .commit_dead_letter(record, envelope, &reason, Quote::Whole, None)
+            .await
+        {
             // The store refuses something the record carries (PostgreSQL and
             // `\u0000`): the record is referred to by its position alone.
             Err(StoreError::Permanent(refused)) => {
                 tracing::warn!(refused = %refused, "the dead letter is stored by the record's position alone");
-                self.commit_dead_letter(record, envelope, &reason, Quote::PositionOnly)
+                self.commit_dead_letter(record, envelope, &reason, Quote::PositionOnly, None)
                     .await
                     .map_err(Into::into)
             }
             outcome => outcome.map_err(Into::into),
         }
+    }
+
+    /// Parks the record's key with the record held, and publishes its dead
+    /// letter, in one commit. The record is not marked handled: it is to be
+    /// handled when the key is retried (delivered again before its offset is
+    /// committed, it is held once).
+    async fn park(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> Result<(), StoreError> {
+        let key = record.key.clone().unwrap_or_default();
+        tracing::warn!(
+            key = %key, topic = %record.topic, partition = record.partition, offset = record.offset,
+            reason = %reason, "the record cannot be handled; its key is parked"
+        );
+        let id = parked_key_id(&self.config.group, &key);
+        let mut loaded = load::<ParkedKey>(self.store.as_ref(), &id).await?;
+        let park = ParkingCommand::Park {
+            group: self.config.group.clone(),
+            key: key.clone(),
+            record: HeldRecord::of(record),
+            reason: shortened(&reason, MAX_TEXT_CHARS).replace('\0', "\u{fffd}"),
+            at: self.clock.now(),
+        };
+        let events = execute(&mut loaded, park, &())
+            .await
+            .map_err(|refused| StoreError::Other(refused.to_string()))?;
+        let parked = ParkedWith {
+            loaded: &mut loaded,
+            events: &events,
+        };
+        self.commit_dead_letter(record, envelope, &reason, Quote::Whole, Some(parked))
+            .await?;
+        self.parked_keys().insert(key, PARKED.to_string());
+        Ok(())
     }
 
     /// Commits the dead letter of `record` through the outbox, with the record
@@ -520,6 +756,7 @@ impl Consumer {
         envelope: Option<&Envelope>,
         reason: &str,
         quote_as: Quote,
+        parked: Option<ParkedWith<'_>>,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let copied = |text: &str, max_chars: usize| match quote_as {
@@ -573,17 +810,22 @@ impl Consumer {
             Some(envelope) => envelope.id.to_string(),
             None => format!("{}/{}/{}", record.topic, record.partition, record.offset),
         };
+        // A parked record is not handled yet: it is held to be handled later.
+        let handled = parked.is_none().then(|| HandledMessage {
+            consumer: self.config.group.clone(),
+            message_id: handled_id,
+        });
         let mut unit = UnitOfWork::new(Cause {
             correlation_id: dead_letter.correlation_id.clone(),
             causation_id: dead_letter.causation_id.clone(),
             source: "consumer",
             at: now,
-            handled: Some(HandledMessage {
-                consumer: self.config.group.clone(),
-                message_id: handled_id,
-            }),
+            handled,
         });
         unit.outbox.push(outgoing);
+        if let Some(ParkedWith { loaded, events }) = parked {
+            unit.append_unpublished(loaded, events);
+        }
         match self.store.commit(unit).await {
             Ok(()) | Err(StoreError::AlreadyHandled) => Ok(()),
             Err(error) => Err(error),
@@ -607,6 +849,12 @@ impl Consumer {
     }
 }
 
+/// A key's parking, committed with the dead letter of the record that parked it.
+struct ParkedWith<'a> {
+    loaded: &'a mut crate::aggregate::Loaded<ParkedKey>,
+    events: &'a [crate::parking::ParkingEvent],
+}
+
 /// How much of a record its dead letter copies.
 #[derive(Clone, Copy)]
 enum Quote {
@@ -620,7 +868,10 @@ enum Quote {
 enum Retried {
     Done,
     ShutDown,
+    /// The process cannot go on (a handler panicking on record after record).
     GaveUp(FatalConsumerError),
+    /// The record still failed for now when its retries ran out.
+    Outlasted(FatalConsumerError),
 }
 
 /// What a caught panic said, as text.
@@ -710,12 +961,13 @@ mod tests {
         let store = BatchingStore::wrap(Arc::new(
             SqliteEventStore::open(&dir.path().join("timer.db")).await.unwrap(),
         ));
-        let order_id = OrderId(uuid::Uuid::from_u128(1));
+        // Each record of its own order, so that one parked key holds back no other.
         let records = reasons
             .iter()
-            .map(|reason| {
+            .enumerate()
+            .map(|(i, reason)| {
                 let message = Message::StopOrderTimer(StopOrderTimer {
-                    order_id,
+                    order_id: OrderId(uuid::Uuid::from_u128(i as u128 + 1)),
                     reason: reason.to_string(),
                 });
                 let envelope = Envelope::wrap(&message, "saga-1", None, "test", chrono::Utc::now());
@@ -787,26 +1039,72 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failure_for_now_that_outlasts_the_retry_limit_stops_the_consumer_fatally() {
+    async fn a_failure_for_now_that_outlasts_the_retry_limit_parks_its_key_and_the_consumer_goes_on() {
         let mut rig = rig(&["unavailable", "after"]).await;
         rig.consumer.config.transient_retry_limit = Duration::from_millis(300);
-        let health = HealthBoard::new();
+        let store = rig.consumer.store.clone();
+        let handler = rig.handler.clone();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(rig.consumer.run(shutdown.clone(), HealthBoard::new()));
 
-        let outcome = tokio::time::timeout(
-            Duration::from_secs(20),
-            rig.consumer.run(CancellationToken::new(), health.clone()),
-        )
-        .await
-        .expect("the consumer gives up");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while handler.handled.lock().unwrap().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
 
-        let fatal = outcome.unwrap_err();
-        assert!(fatal.reason.contains("the store is away"), "{fatal}");
+        assert_eq!(*handler.handled.lock().unwrap(), ["after"], "another key goes on");
+        let parked = store
+            .query_states(ParkedKey::TYPE, &StateQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(parked.len(), 1, "{parked:?}");
+        assert_eq!(parked[0]["status"], PARKED);
         assert!(
-            rig.handler.handled.lock().unwrap().is_empty(),
-            "nothing after it is handled"
+            parked[0]["first_failure"]
+                .as_str()
+                .unwrap()
+                .contains("the store is away"),
+            "{parked:?}"
         );
-        let (healthy, report) = health.report(chrono::Utc::now());
-        assert!(!healthy);
-        assert_eq!(report["timer-test"].state, "stopped");
+    }
+
+    #[tokio::test]
+    async fn a_record_of_a_parked_key_waits_behind_the_first() {
+        let rig = rig(&["panic", "after"]).await;
+        // Both records of one order: re-key the second onto the first's order.
+        let store = rig.consumer.store.clone();
+        let bus = rig.consumer.bus.clone();
+        let message = Message::StopOrderTimer(StopOrderTimer {
+            order_id: OrderId(uuid::Uuid::from_u128(1)),
+            reason: "same order".to_string(),
+        });
+        let envelope = Envelope::wrap(&message, "saga-1", None, "test", chrono::Utc::now());
+        bus.produce(vec![OutgoingRecord::from_envelope("timer_commands", &envelope)])
+            .await
+            .unwrap();
+        let handler = rig.handler.clone();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(rig.consumer.run(shutdown.clone(), HealthBoard::new()));
+
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while handler.handled.lock().unwrap().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+
+        assert_eq!(
+            *handler.handled.lock().unwrap(),
+            ["after"],
+            "the same order's record waits"
+        );
+        let parked = store
+            .query_states(ParkedKey::TYPE, &StateQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(parked[0]["held"].as_array().unwrap().len(), 2, "{parked:?}");
     }
 }

@@ -21,6 +21,8 @@
 //!   the services knowing.
 //! - [`consumer`]: the consumer loop: validate, handle, dead-letter, commit;
 //!   failures classed transient, permanent or fatal.
+//! - [`parking`]: a record that cannot be handled parks its key for its group;
+//!   the key's later records wait behind it.
 //! - [`health`]: where each consumer of the process stands, for `/health`.
 //! - [`aggregate`]: running a command against an event-sourced aggregate with
 //!   optimistic concurrency.
@@ -47,6 +49,7 @@ pub mod http;
 pub mod idempotency;
 pub mod kafka_bus;
 pub mod outbox;
+pub mod parking;
 pub mod postgres_store;
 pub mod schema;
 pub mod service;
