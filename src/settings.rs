@@ -218,6 +218,16 @@ pub struct Settings {
         default_value_t = 300
     )]
     pub transient_retry_secs: u64,
+
+    /// How long each service remembers the messages it handled, to recognise
+    /// a duplicate, in hours (at least the topics' retention, 7 days).
+    #[arg(
+        long = "dedupe-window-hours",
+        env = "CAMPUSG_DEDUPE_WINDOW_HOURS",
+        default_value_t = 7 * 24,
+        value_parser = clap::value_parser!(u64).range(1..=24 * 365)
+    )]
+    pub dedupe_window_hours: u64,
 }
 
 fn parse_amount(text: &str) -> Result<Cents, String> {
@@ -243,6 +253,7 @@ impl Settings {
             acceptance_window_secs: 30 * 60,
             timer_poll_ms: 100,
             transient_retry_secs: 300,
+            dedupe_window_hours: 7 * 24,
         }
     }
 
@@ -252,6 +263,10 @@ impl Settings {
 
     pub fn timer_poll_interval(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.timer_poll_ms.max(1))
+    }
+
+    pub fn dedupe_window(&self) -> chrono::Duration {
+        chrono::Duration::hours(self.dedupe_window_hours.min(24 * 365) as i64)
     }
 
     pub fn runs(&self, role: Role) -> bool {

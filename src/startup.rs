@@ -95,6 +95,8 @@ pub struct Application {
     relays: Vec<(&'static str, Arc<dyn EventStore>)>,
     /// The timer worker, when this process runs the timer service.
     timer_worker: Option<Arc<TimerService>>,
+    dedupe_window: chrono::Duration,
+    clock: Arc<dyn Clock>,
     sandbox: Arc<SandboxGateway>,
     health: HealthBoard,
 }
@@ -216,6 +218,8 @@ impl Application {
             consumers,
             relays,
             timer_worker: timers.filter(|_| settings.runs(Role::Timer)),
+            dedupe_window: settings.dedupe_window(),
+            clock: clock.clone(),
             sandbox,
             health,
         })
@@ -257,6 +261,12 @@ impl Application {
         }
         drop(fatal_sender);
         let dead_letter_topic = self.contracts.topics.dead_letter_topic().name.clone();
+        tracker.spawn(campusg_runtime::janitor::run_janitor(
+            self.relays.clone(),
+            self.dedupe_window,
+            self.clock.clone(),
+            shutdown.clone(),
+        ));
         for (name, store) in self.relays {
             tracker.spawn(run_outbox_relay(
                 name,

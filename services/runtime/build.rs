@@ -1,11 +1,16 @@
 //! Embeds every JSON Schema under `schemas/` and `topics.toml` into the binary, so
 //! that `campusg` validates messages the same way wherever it runs.
+//!
+//! Paths are read from the environment cargo gives each run, and the generated
+//! code names its files relative to the crate being compiled: two checkouts
+//! that share a build cache (CI's clone and a working tree) each embed their own.
 
 use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("../..");
     let schemas = root.join("schemas");
     println!("cargo:rerun-if-changed={}", schemas.display());
     println!("cargo:rerun-if-changed={}", root.join("topics.toml").display());
@@ -21,25 +26,21 @@ fn main() {
     for path in entries {
         println!("cargo:rerun-if-changed={}", path.display());
         let stem = path.file_stem().unwrap().to_string_lossy().to_string();
-        let absolute = path.canonicalize().unwrap();
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
         writeln!(
             generated,
-            "    ({stem:?}, include_str!({:?})),",
-            absolute.display().to_string()
+            "    ({stem:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/../../schemas/{file}\"))),"
         )
         .unwrap();
     }
     generated.push_str("];\n");
-    let topics = root
-        .join("topics.toml")
-        .canonicalize()
-        .expect("topics.toml exists beside the workspace manifest");
-    writeln!(
-        generated,
-        "/// The topic catalog this binary was built with.\npub const TOPICS_TOML: &str = include_str!({:?});",
-        topics.display().to_string()
-    )
-    .unwrap();
+    assert!(
+        root.join("topics.toml").exists(),
+        "topics.toml exists beside the workspace manifest"
+    );
+    generated.push_str(
+        "/// The topic catalog this binary was built with.\npub const TOPICS_TOML: &str = include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/../../topics.toml\"));\n",
+    );
     let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("embedded.rs");
     std::fs::write(out, generated).unwrap();
 }

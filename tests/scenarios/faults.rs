@@ -230,3 +230,48 @@ async fn a_key_that_cannot_be_handled_is_parked_and_its_records_wait_in_order(
         "the dropped update never ran"
     );
 }
+
+/// Finding 2 (in part): the handled-message marks grew forever. They are kept
+/// for the dedupe window (7 days), then forgotten.
+#[rstest]
+#[tokio::test]
+async fn handled_marks_are_forgotten_after_the_dedupe_window(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let environment = Arc::new(Environment::new(backend));
+    let app = TestApp::spawn_with(environment.clone(), &[]).await;
+    app.create_user("marked", None).await;
+    app.publish("user_commands", &an_update("marked", "Marked Once")).await;
+    let record = app
+        .record_when("user_commands", |r| r.value.contains("Marked Once"))
+        .await;
+    let message_id = record.header("id").unwrap().to_string();
+    let store = campusg::backends::open_store(&environment.backends(), "user")
+        .await
+        .unwrap();
+    crate::helpers::eventually("the update was never handled", || async {
+        match store.has_handled("user-service", &message_id).await {
+            Ok(true) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    // Six days on, it is still remembered; eight days on, the next sweep
+    // (one runs at start) forgets it.
+    let environment = app.stop().await;
+    environment.clock.advance(chrono::Duration::days(6));
+    let app = TestApp::spawn_with(environment.clone(), &[]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(store.has_handled("user-service", &message_id).await.unwrap());
+    let environment = app.stop().await;
+    environment.clock.advance(chrono::Duration::days(2));
+    let _app = TestApp::spawn_with(environment, &[]).await;
+    crate::helpers::eventually("the mark was never forgotten", || async {
+        match store.has_handled("user-service", &message_id).await {
+            Ok(false) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}

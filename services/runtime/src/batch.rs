@@ -228,6 +228,10 @@ impl EventStore for BatchingStore {
     /// handled row is already there), and the batch is then redone record by
     /// record, where this check reads the store. Duplicates are rare; a read
     /// per record is not.
+    async fn prune_handled(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError> {
+        self.inner.prune_handled(before).await
+    }
+
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
         let key = (consumer.to_string(), message_id.to_string());
         match self.with_batch(|batch| batch.handled.contains(&key)) {

@@ -20,7 +20,7 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::bus::{
@@ -31,6 +31,12 @@ use crate::topics::TopicCatalog;
 
 /// How long a produce may wait for the broker before it is reported unavailable.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a member of a group may be silent before the broker gives its
+/// partitions away: short for a dynamic member, whose replacement is a new
+/// member anyway; long enough for a static member (`--instance-id`) to be
+/// restarted and take its partitions back without a rebalance.
+const DYNAMIC_SESSION_TIMEOUT_MS: u32 = 10_000;
+const STATIC_SESSION_TIMEOUT_MS: u32 = 45_000;
 /// How long an admin or metadata call may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -65,6 +71,15 @@ pub fn security_settings_from(vars: impl IntoIterator<Item = (String, String)>) 
         .collect();
     settings.sort();
     settings
+}
+
+/// The `min.insync.replicas` of a topic with `replication_factor` copies:
+/// with `acks=all`, a write is acknowledged once all but one of the copies
+/// have it, so one broker may be lost without losing an acknowledged record,
+/// and one may be down without stopping writes. None for a single copy (the
+/// broker's default of 1 is all there is).
+pub fn min_insync_replicas(replication_factor: i32) -> Option<i32> {
+    (replication_factor > 1).then_some(replication_factor - 1)
 }
 
 /// Routes librdkafka's own log lines and errors into `tracing`, and logs
@@ -113,12 +128,27 @@ impl ConsumerContext for LoggingContext {
             Rebalance::Error(error) => tracing::warn!(error = %error, "kafka: rebalance failed"),
         }
     }
+
+    /// Offsets are committed asynchronously; a failed commit is reported here
+    /// (its records will be delivered again, and recognised as duplicates).
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            let partitions: Vec<String> = offsets
+                .elements()
+                .iter()
+                .map(|p| format!("{}[{}]", p.topic(), p.partition()))
+                .collect();
+            tracing::warn!(error = %error, partitions = %partitions.join(" "), "kafka: an offset commit failed");
+        }
+    }
 }
 
 #[derive(Clone)]
 pub struct KafkaBus {
     settings: KafkaSettings,
-    producer: FutureProducer<LoggingContext>,
+    /// Replaced when librdkafka reports it fatally failed (an idempotent
+    /// producer that lost its sequence): a failed producer never recovers.
+    producer: Arc<std::sync::RwLock<FutureProducer<LoggingContext>>>,
 }
 
 /// Why the producer refused `record`: too large (librdkafka's own limit, or a
@@ -153,7 +183,12 @@ impl KafkaBus {
     }
 
     pub fn connect(settings: KafkaSettings) -> Result<KafkaBus, BusError> {
-        let producer = KafkaBus::base_config(&settings)
+        let producer = Arc::new(std::sync::RwLock::new(KafkaBus::new_producer(&settings)?));
+        Ok(KafkaBus { settings, producer })
+    }
+
+    fn new_producer(settings: &KafkaSettings) -> Result<FutureProducer<LoggingContext>, BusError> {
+        KafkaBus::base_config(settings)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("partitioner", "murmur2_random")
@@ -163,8 +198,68 @@ impl KafkaBus {
             .set("message.max.bytes", "1048576")
             .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
             .create_with_context(LoggingContext)
-            .map_err(|e| BusError::Other(format!("cannot configure the Kafka producer: {e}")))?;
-        Ok(KafkaBus { settings, producer })
+            .map_err(|e| BusError::Other(format!("cannot configure the Kafka producer: {e}")))
+    }
+
+    /// Enqueues every record, then waits for the deliveries: one round trip
+    /// for the batch, and the idempotent producer keeps each partition in order.
+    async fn produce_with(
+        producer: &FutureProducer<LoggingContext>,
+        records: &[OutgoingRecord],
+    ) -> Result<Vec<RecordPosition>, BusError> {
+        let mut deliveries = Vec::with_capacity(records.len());
+        for record in records {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            let mut future_record = FutureRecord::to(&record.topic)
+                .payload(record.value.as_bytes())
+                .headers(headers);
+            if let Some(key) = &record.key {
+                future_record = future_record.key(key.as_bytes());
+            }
+            let delivery = producer
+                .send_result(future_record)
+                .map_err(|(error, _)| refused_record(error, record))?;
+            deliveries.push(delivery);
+        }
+        let mut positions = Vec::with_capacity(records.len());
+        for (record, delivery) in records.iter().zip(deliveries) {
+            let delivery = delivery
+                .await
+                .map_err(|_| BusError::Unavailable("the Kafka producer shut down".to_string()))?
+                .map_err(|(error, _)| refused_record(error, record))?;
+            positions.push(RecordPosition {
+                topic: record.topic.clone(),
+                partition: delivery.partition,
+                offset: delivery.offset,
+            });
+        }
+        Ok(positions)
+    }
+
+    fn producer(&self) -> FutureProducer<LoggingContext> {
+        self.producer
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// After a failed produce: if the producer failed fatally, a new one takes
+    /// its place, and the caller's retry (the outbox relay's) goes through it.
+    fn replace_if_fatal(&self, failed: &FutureProducer<LoggingContext>) {
+        let Some((code, reason)) = failed.client().fatal_error() else {
+            return;
+        };
+        tracing::error!(?code, reason = %reason, "kafka: the producer failed fatally; making a new one");
+        match KafkaBus::new_producer(&self.settings) {
+            Ok(fresh) => *self.producer.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh,
+            Err(error) => tracing::error!(error = %error, "kafka: cannot make a new producer"),
+        }
     }
 
     fn consumer_config(&self, group: &str) -> ClientConfig {
@@ -174,7 +269,7 @@ impl KafkaBus {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
+            .set("session.timeout.ms", DYNAMIC_SESSION_TIMEOUT_MS.to_string())
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string());
         config
@@ -241,42 +336,12 @@ impl MessageBus for KafkaBus {
         {
             return Err(BusError::TooLarge { size });
         }
-        // Enqueue everything first, then wait for the deliveries: one round trip
-        // for the batch, and the idempotent producer keeps each partition in order.
-        let mut deliveries = Vec::with_capacity(records.len());
-        for record in &records {
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-            for (key, value) in &record.headers {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value.as_bytes()),
-                });
-            }
-            let mut future_record = FutureRecord::to(&record.topic)
-                .payload(record.value.as_bytes())
-                .headers(headers);
-            if let Some(key) = &record.key {
-                future_record = future_record.key(key.as_bytes());
-            }
-            let delivery = self
-                .producer
-                .send_result(future_record)
-                .map_err(|(error, _)| refused_record(error, record))?;
-            deliveries.push(delivery);
+        let producer = self.producer();
+        let outcome = KafkaBus::produce_with(&producer, &records).await;
+        if outcome.is_err() {
+            self.replace_if_fatal(&producer);
         }
-        let mut positions = Vec::with_capacity(records.len());
-        for (record, delivery) in records.iter().zip(deliveries) {
-            let delivery = delivery
-                .await
-                .map_err(|_| BusError::Unavailable("the Kafka producer shut down".to_string()))?
-                .map_err(|(error, _)| refused_record(error, record))?;
-            positions.push(RecordPosition {
-                topic: record.topic.clone(),
-                partition: delivery.partition,
-                offset: delivery.offset,
-            });
-        }
-        Ok(positions)
+        outcome
     }
 
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn BusConsumer>, BusError> {
@@ -286,6 +351,7 @@ impl MessageBus for KafkaBus {
                 let mut config = self.consumer_config(group);
                 if let Some(instance) = &self.settings.instance_id {
                     config.set("group.instance.id", format!("{instance}-{group}"));
+                    config.set("session.timeout.ms", STATIC_SESSION_TIMEOUT_MS.to_string());
                 }
                 if subscription.start == StartFrom::Latest {
                     config.set("auto.offset.reset", "latest");
@@ -328,17 +394,22 @@ impl MessageBus for KafkaBus {
     async fn ensure_topics(&self, catalog: &TopicCatalog) -> Result<(), BusError> {
         let admin = self.admin()?;
         let retention: Vec<String> = catalog.topics().iter().map(|t| t.retention_ms.to_string()).collect();
+        let min_insync = min_insync_replicas(self.settings.replication_factor).map(|n| n.to_string());
         let new_topics: Vec<NewTopic> = catalog
             .topics()
             .iter()
             .zip(&retention)
             .map(|(topic, retention_ms)| {
-                NewTopic::new(
+                let topic = NewTopic::new(
                     &topic.name,
                     topic.partitions as i32,
                     TopicReplication::Fixed(self.settings.replication_factor),
                 )
-                .set("retention.ms", retention_ms)
+                .set("retention.ms", retention_ms);
+                match &min_insync {
+                    Some(min_insync) => topic.set("min.insync.replicas", min_insync),
+                    None => topic,
+                }
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
@@ -563,6 +634,14 @@ mod tests {
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[rstest::rstest]
+    #[case::one_copy(1, None)]
+    #[case::two_copies(2, Some(1))]
+    #[case::three_copies(3, Some(2))]
+    fn a_write_waits_for_all_copies_but_one(#[case] replication_factor: i32, #[case] expected: Option<i32>) {
+        assert_eq!(min_insync_replicas(replication_factor), expected);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //!   the services knowing.
 //! - [`consumer`]: the consumer loop: validate, handle, dead-letter, commit;
 //!   failures classed transient, permanent or fatal.
+//! - [`janitor`]: handled-message marks kept for the dedupe window, then forgotten.
 //! - [`parking`]: a record that cannot be handled parks its key for its group;
 //!   the key's later records wait behind it.
 //! - [`health`]: where each consumer of the process stands, for `/health`.
@@ -47,6 +48,7 @@ pub mod envelope;
 pub mod health;
 pub mod http;
 pub mod idempotency;
+pub mod janitor;
 pub mod kafka_bus;
 pub mod outbox;
 pub mod parking;

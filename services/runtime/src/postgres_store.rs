@@ -305,6 +305,15 @@ impl EventStore for PostgresEventStore {
         Ok(())
     }
 
+    async fn prune_handled(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let pruned = sqlx::query("DELETE FROM handled_messages WHERE handled_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        Ok(pruned.rows_affected())
+    }
+
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 FROM handled_messages WHERE consumer = $1 AND message_id = $2")
             .bind(consumer)

@@ -205,6 +205,16 @@ impl EventStore for SqliteEventStore {
         Ok(())
     }
 
+    async fn prune_handled(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        // Marks are RFC 3339 text in UTC, which sorts as the times do (to the second).
+        let pruned = sqlx::query("DELETE FROM handled_messages WHERE handled_at < ?")
+            .bind(before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .execute(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        Ok(pruned.rows_affected())
+    }
+
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 FROM handled_messages WHERE consumer = ? AND message_id = ?")
             .bind(consumer)

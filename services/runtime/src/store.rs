@@ -364,6 +364,11 @@ pub trait EventStore: Send + Sync {
 
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError>;
 
+    /// Forgets the handled marks made before `before`: past the dedupe window
+    /// a duplicate is no longer recognised, and the marks do not grow forever
+    /// (SPEC section 10). Returns how many were forgotten.
+    async fn prune_handled(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// One aggregate's read model and version.
     async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError>;
 
