@@ -1,7 +1,9 @@
 //! Opening SQLite files the way every embedded store wants them: WAL, so readers
-//! never block the writer; `synchronous=NORMAL`, which in WAL mode loses nothing
-//! when the process crashes; and a busy timeout, because `campusg publish` may
-//! write the same log file from another process.
+//! never block the writer; `synchronous=FULL`, so that a commit that returned
+//! is on disk even after a power cut (see ADR 05: the log and each store are
+//! separate files, and the later of two writes must never survive the earlier);
+//! and a busy timeout, because `campusg publish` may write the same log file
+//! from another process.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,7 +18,7 @@ pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, sqlx::Error> {
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true);
     SqlitePoolOptions::new().max_connections(4).connect_with(options).await
@@ -32,5 +34,21 @@ pub fn is_busy(error: &sqlx::Error) -> bool {
         }
         sqlx::Error::PoolTimedOut => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FULL is 2: every commit is synced before it returns (ADR 05).
+    #[tokio::test]
+    async fn every_commit_is_on_disk_before_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_sqlite(&dir.path().join("store.db")).await.unwrap();
+        let (synchronous,): (i64,) = sqlx::query_as("PRAGMA synchronous").fetch_one(&pool).await.unwrap();
+        assert_eq!(synchronous, 2);
+        let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
+        assert_eq!(journal, "wal");
     }
 }
