@@ -275,3 +275,38 @@ async fn handled_marks_are_forgotten_after_the_dedupe_window(
     })
     .await;
 }
+
+/// Finding 4: the PostgreSQL outbox lease was a session lock that a frozen or
+/// cut-off holder kept until the server noticed (hours). Now it is a lease
+/// with a deadline: renewed, it stays; unrenewed, another replica takes it.
+#[tokio::test]
+async fn an_outbox_lease_left_unrenewed_passes_to_another_replica() {
+    use campusg_runtime::postgres_store::PostgresEventStore;
+    use campusg_runtime::store::EventStore;
+
+    let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("lease_{}", uuid::Uuid::new_v4().simple());
+    let term = std::time::Duration::from_millis(800);
+    let first = PostgresEventStore::open(&url, &schema)
+        .await
+        .unwrap()
+        .with_lease_term(term);
+    let second = PostgresEventStore::open(&url, &schema)
+        .await
+        .unwrap()
+        .with_lease_term(term);
+
+    assert!(first.claim_outbox().await.unwrap(), "a free lease is taken");
+    assert!(!second.claim_outbox().await.unwrap(), "one relay at a time");
+    // Renewed within its term, it stays with its holder.
+    for _ in 0..3 {
+        tokio::time::sleep(term / 2).await;
+        assert!(first.claim_outbox().await.unwrap());
+        assert!(!second.claim_outbox().await.unwrap());
+    }
+    // The holder freezes: its lease lapses and the other replica takes it.
+    tokio::time::sleep(term + std::time::Duration::from_millis(300)).await;
+    assert!(second.claim_outbox().await.unwrap(), "a lapsed lease passes on");
+    assert!(!first.claim_outbox().await.unwrap(), "the old holder, back, stands by");
+    PostgresEventStore::drop_schema(&url, &schema).await.unwrap();
+}

@@ -3,7 +3,11 @@
 //!
 //! Several replicas of a service share one schema. Appends stay safe through the
 //! unique (aggregate, sequence) key; the outbox is relayed by one replica at a
-//! time (a transaction-scoped advisory lock), so messages leave in commit order.
+//! time, the holder of a lease row with a deadline on the server's clock, so
+//! messages leave in order. The holder renews it on every relay round; one that
+//! dies, freezes or is cut off stops renewing, and another replica takes over
+//! once the deadline passes ([`OUTBOX_LEASE`]), in seconds, not when the server
+//! notices a dead session.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -57,15 +61,24 @@ CREATE TABLE IF NOT EXISTS handled_messages (
     handled_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (consumer, message_id)
 );
+CREATE TABLE IF NOT EXISTS outbox_lease (
+    id INT PRIMARY KEY CHECK (id = 1),
+    holder TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
 "#;
+
+/// How long the outbox lease lasts unrenewed. The relay renews it at least
+/// every second (its idle poll), so a live holder keeps it; a holder frozen or
+/// cut off loses it this long after its last renewal.
+pub const OUTBOX_LEASE: Duration = Duration::from_secs(10);
 
 pub struct PostgresEventStore {
     pool: PgPool,
-    schema: String,
     outbox_signal: Arc<Notify>,
-    /// The connection holding the outbox lease (a session advisory lock), once won.
-    /// If the process dies, the connection closes and another replica wins.
-    outbox_lease: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Postgres>>>,
+    /// This store's name on the outbox lease: one per process and store.
+    lease_holder: String,
+    lease_term: Duration,
 }
 
 fn storage_error(error: sqlx::Error) -> StoreError {
@@ -157,10 +170,16 @@ impl PostgresEventStore {
         tx.commit().await.map_err(storage_error)?;
         Ok(PostgresEventStore {
             pool,
-            schema: schema.to_string(),
             outbox_signal: Arc::new(Notify::new()),
-            outbox_lease: tokio::sync::Mutex::new(None),
+            lease_holder: format!("{}/{}", application_name(schema), uuid::Uuid::new_v4()),
+            lease_term: OUTBOX_LEASE,
         })
+    }
+
+    /// The same store with an outbox lease of `term` (tests shorten it).
+    pub fn with_lease_term(mut self, term: Duration) -> PostgresEventStore {
+        self.lease_term = term;
+        self
     }
 
     /// Drops `schema` and everything in it (tests clean up with this).
@@ -398,24 +417,19 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn claim_outbox(&self) -> Result<bool, StoreError> {
-        let mut lease = self.outbox_lease.lock().await;
-        if let Some(connection) = lease.as_mut() {
-            // Still ours while the connection lives.
-            if sqlx::query("SELECT 1").execute(&mut **connection).await.is_ok() {
-                return Ok(true);
-            }
-            *lease = None;
-        }
-        let mut connection = self.pool.acquire().await.map_err(storage_error)?;
-        let won: bool = sqlx::query("SELECT pg_try_advisory_lock(hashtext($1))")
-            .bind(format!("campusg-outbox:{}", self.schema))
-            .fetch_one(&mut *connection)
-            .await
-            .map_err(storage_error)?
-            .get(0);
-        if won {
-            *lease = Some(connection);
-        }
-        Ok(won)
+        // Taken if free or lapsed, renewed if ours; the server's clock decides.
+        let held = sqlx::query(
+            "INSERT INTO outbox_lease (id, holder, expires_at)
+             VALUES (1, $1, clock_timestamp() + make_interval(secs => $2))
+             ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+             WHERE outbox_lease.holder = EXCLUDED.holder OR outbox_lease.expires_at < clock_timestamp()
+             RETURNING holder",
+        )
+        .bind(&self.lease_holder)
+        .bind(self.lease_term.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage_error)?;
+        Ok(held.is_some())
     }
 }
