@@ -123,7 +123,13 @@ impl Application {
         }
         let deps = |role: Role| deps_of.get(&role).cloned();
 
-        let sandbox = Arc::new(SandboxGateway::new());
+        // The card processor keeps its records in the payment store, through a
+        // handle of its own: they commit when made, apart from any batch.
+        let sandbox = Arc::new(if api || settings.runs(Role::Payment) {
+            SandboxGateway::keeping_records_in(open_store(&settings.backends, service_name(Role::Payment)).await?)
+        } else {
+            SandboxGateway::new()
+        });
         let orders = deps(Role::Order).map(|d| OrderService::new(d, settings.order_rules()));
         let users = deps(Role::User).map(UserService::new);
         let payments = deps(Role::Payment).map(|d| PaymentService::new(d, sandbox.clone()));

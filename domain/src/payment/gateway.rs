@@ -27,7 +27,8 @@ pub struct AuthorizationRequest {
     pub payment_method: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum AuthorizationOutcome {
     Approved { reference: String },
     Declined { reason: DeclineReason, message: String },

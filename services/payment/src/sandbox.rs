@@ -10,14 +10,25 @@
 //! | anything else | declined: unknown payment method |
 //!
 //! Every call honours its idempotency key: a key seen before gets the first
-//! answer again and moves no money. The sandbox keeps its ledger in memory, as a
-//! remote processor would keep it on its side; [`SandboxGateway::ledger`] lets
-//! tests check that nothing was charged twice.
+//! answer again and moves no money. As a remote processor keeps its records on
+//! its side, the sandbox keeps one per key in the payment store
+//! ([`SandboxGateway::keeping_records_in`]), committed on its own, apart from
+//! the payment's commit: a payment service that crashes after the call and
+//! before its commit, or a replica, calls again under the same key and gets the
+//! same answer, across restarts. [`SandboxGateway::ledger`] counts what this
+//! process's sandbox did for the first time, so tests can check that nothing
+//! was charged twice.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use campusg_runtime::aggregate::{execute, load};
+use campusg_runtime::store::{Cause, EventStore, StoreError, UnitOfWork};
 
 use campusg_domain::messages::DeclineReason;
 use campusg_domain::money::Cents;
@@ -40,6 +51,60 @@ pub struct Ledger {
 #[derive(Default)]
 pub struct SandboxGateway {
     state: Mutex<SandboxState>,
+    /// Where the processor's records live; in memory only when none.
+    records: Option<Arc<dyn EventStore>>,
+}
+
+/// The processor's record of one call, by its idempotency key.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessorCall {
+    pub operation: Option<String>,
+    pub outcome: Option<AuthorizationOutcome>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload", rename_all = "snake_case")]
+pub enum ProcessorCallEvent {
+    Made {
+        operation: String,
+        outcome: Option<AuthorizationOutcome>,
+    },
+}
+
+impl DomainEvent for ProcessorCallEvent {
+    fn event_type(&self) -> String {
+        "processor_call.made".to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("made already")]
+pub struct MadeAlready;
+
+impl Aggregate for ProcessorCall {
+    const TYPE: &'static str = "processor_call";
+    type Command = ProcessorCallEvent;
+    type Event = ProcessorCallEvent;
+    type Error = MadeAlready;
+    type Services = ();
+
+    async fn handle(&mut self, command: Self::Command, _: &(), sink: &EventSink<Self>) -> Result<(), MadeAlready> {
+        if self.operation.is_some() {
+            return Err(MadeAlready);
+        }
+        sink.write(command, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        let ProcessorCallEvent::Made { operation, outcome } = event;
+        self.operation = Some(operation);
+        self.outcome = outcome;
+    }
 }
 
 #[derive(Default)]
@@ -52,8 +117,56 @@ struct SandboxState {
 }
 
 impl SandboxGateway {
+    /// A sandbox that keeps its records in memory (unit tests).
     pub fn new() -> SandboxGateway {
         SandboxGateway::default()
+    }
+
+    /// A sandbox that keeps its records in `store`: give it a store handle of
+    /// its own, not a consumer's batching one, so that its records commit when
+    /// it makes them, as a remote processor's do.
+    pub fn keeping_records_in(store: Arc<dyn EventStore>) -> SandboxGateway {
+        SandboxGateway {
+            state: Mutex::default(),
+            records: Some(store),
+        }
+    }
+
+    /// The record of the call under `key`, if one was made.
+    async fn recorded(&self, key: &str) -> Result<Option<ProcessorCall>, GatewayError> {
+        let Some(store) = &self.records else {
+            return Ok(None);
+        };
+        let loaded = load::<ProcessorCall>(store.as_ref(), key).await.map_err(unavailable)?;
+        Ok(loaded.aggregate.operation.is_some().then_some(loaded.aggregate))
+    }
+
+    /// Records the call under `key`; `false` when another call (a replica's)
+    /// recorded it first, whose record then stands.
+    async fn record(
+        &self,
+        key: &str,
+        operation: &str,
+        outcome: Option<AuthorizationOutcome>,
+    ) -> Result<bool, GatewayError> {
+        let Some(store) = &self.records else {
+            return Ok(true);
+        };
+        let mut loaded = load::<ProcessorCall>(store.as_ref(), key).await.map_err(unavailable)?;
+        let made = ProcessorCallEvent::Made {
+            operation: operation.to_string(),
+            outcome,
+        };
+        let Ok(events) = execute(&mut loaded, made, &()).await else {
+            return Ok(false);
+        };
+        let mut unit = UnitOfWork::new(Cause::request(key.to_string(), "card-processor", chrono::Utc::now()));
+        unit.append_unpublished(&mut loaded, &events);
+        match store.commit(unit).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(error) => Err(unavailable(error)),
+        }
     }
 
     /// Makes the next `count` captures fail as an unavailable processor does, so
@@ -77,13 +190,16 @@ impl SandboxGateway {
 #[async_trait]
 impl PaymentGateway for SandboxGateway {
     async fn authorize(&self, request: AuthorizationRequest) -> Result<AuthorizationOutcome, GatewayError> {
-        let mut state = self.state.lock().expect("sandbox lock is never poisoned");
-        if let Some(answer) = state.answers.get(&request.idempotency_key) {
+        if let Some(answer) = self.recorded(&request.idempotency_key).await? {
+            if let Some(outcome) = answer.outcome {
+                return Ok(outcome);
+            }
+        }
+        if let Some(answer) = self.state().answers.get(&request.idempotency_key) {
             return Ok(answer.clone());
         }
         let method = request.payment_method.as_str();
         let answer = if APPROVED_TEST_METHODS.contains(&method) {
-            state.ledger.authorizations += 1;
             AuthorizationOutcome::Approved {
                 reference: format!("auth_{}", uuid::Uuid::new_v4().simple()),
             }
@@ -103,14 +219,34 @@ impl PaymentGateway for SandboxGateway {
                 message: format!("`{method}` is not a payment method the processor knows"),
             }
         };
+        if !self
+            .record(&request.idempotency_key, "authorize", Some(answer.clone()))
+            .await?
+        {
+            // Another call under the key recorded its answer first: that one stands.
+            return self
+                .recorded(&request.idempotency_key)
+                .await?
+                .and_then(|call| call.outcome)
+                .ok_or_else(|| GatewayError::Unavailable("the processor lost a record".into()));
+        }
+        let mut state = self.state();
+        if matches!(answer, AuthorizationOutcome::Approved { .. }) {
+            state.ledger.authorizations += 1;
+        }
         state.answers.insert(request.idempotency_key, answer.clone());
         Ok(answer)
     }
 
     async fn void(&self, _authorization_reference: &str, idempotency_key: &str) -> Result<(), GatewayError> {
-        let mut state = self.state.lock().expect("sandbox lock is never poisoned");
-        if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
-            state.ledger.voids += 1;
+        if self.recorded(idempotency_key).await?.is_some() || self.state().completed.contains_key(idempotency_key) {
+            return Ok(());
+        }
+        if self.record(idempotency_key, "void", None).await? {
+            let mut state = self.state();
+            if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
+                state.ledger.voids += 1;
+            }
         }
         Ok(())
     }
@@ -121,19 +257,37 @@ impl PaymentGateway for SandboxGateway {
         amount: Cents,
         idempotency_key: &str,
     ) -> Result<(), GatewayError> {
-        let mut state = self.state.lock().expect("sandbox lock is never poisoned");
-        if state.failing_captures > 0 {
-            state.failing_captures -= 1;
-            return Err(GatewayError::Unavailable(
-                "the sandbox is failing captures on purpose".into(),
-            ));
+        {
+            let mut state = self.state();
+            if state.failing_captures > 0 {
+                state.failing_captures -= 1;
+                return Err(GatewayError::Unavailable(
+                    "the sandbox is failing captures on purpose".into(),
+                ));
+            }
         }
-        if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
-            state.ledger.captures += 1;
-            state.ledger.captured_cents += amount.0;
+        if self.recorded(idempotency_key).await?.is_some() || self.state().completed.contains_key(idempotency_key) {
+            return Ok(());
+        }
+        if self.record(idempotency_key, "capture", None).await? {
+            let mut state = self.state();
+            if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
+                state.ledger.captures += 1;
+                state.ledger.captured_cents += amount.0;
+            }
         }
         Ok(())
     }
+}
+
+impl SandboxGateway {
+    fn state(&self) -> std::sync::MutexGuard<'_, SandboxState> {
+        self.state.lock().expect("sandbox lock is never poisoned")
+    }
+}
+
+fn unavailable(error: StoreError) -> GatewayError {
+    GatewayError::Unavailable(format!("the processor's records are out of reach: {error}"))
 }
 
 #[cfg(test)]
@@ -156,6 +310,28 @@ mod tests {
         let second = sandbox.authorize(request("k", "pm_card_visa")).await.unwrap();
         assert_eq!(first, second);
         assert_eq!(sandbox.ledger().authorizations, 1);
+    }
+
+    /// Finding 2 (in part): the sandbox's idempotency records were in process
+    /// memory, lost on restart. A new sandbox on the same store (a restarted
+    /// or another payment process) answers a key as the first did.
+    #[tokio::test]
+    async fn a_key_is_answered_the_same_after_a_restart_and_charged_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn EventStore> = Arc::new(
+            campusg_runtime::sqlite_store::SqliteEventStore::open(&dir.path().join("payment.db"))
+                .await
+                .unwrap(),
+        );
+        let before = SandboxGateway::keeping_records_in(store.clone());
+        let first = before.authorize(request("k", "pm_card_visa")).await.unwrap();
+        before.capture("ref", Cents(1000), "capture-k").await.unwrap();
+        let after = SandboxGateway::keeping_records_in(store);
+        let again = after.authorize(request("k", "pm_card_visa")).await.unwrap();
+        after.capture("ref", Cents(1000), "capture-k").await.unwrap();
+        assert_eq!(again, first, "the same authorization reference");
+        assert_eq!(before.ledger().authorizations + after.ledger().authorizations, 1);
+        assert_eq!(before.ledger().captures + after.ledger().captures, 1);
     }
 
     #[tokio::test]
