@@ -189,6 +189,20 @@ pub async fn retry(
     Ok(retried_as)
 }
 
+/// How `key` stands in `group` if it was ever parked there (PARKED, RETRYING,
+/// RELEASED or DROPPED): a dead letter of a key that was parked is dealt with
+/// through the key, never published again.
+pub async fn parking_of(stores: &ServiceStores, group: &str, key: &str) -> anyhow::Result<Option<String>> {
+    use campusg_runtime::parking::{parked_key_id, ParkedKey};
+    use cqrs_es::Aggregate;
+    for (_, store) in stores {
+        if let Some((_, state)) = store.state(ParkedKey::TYPE, &parked_key_id(group, key)).await? {
+            return Ok(state["status"].as_str().map(str::to_string));
+        }
+    }
+    Ok(None)
+}
+
 /// Records that the dead letter's record is handled again where it is held
 /// (its key was parked), under its own id.
 pub async fn record_retried_in_place(
@@ -354,11 +368,12 @@ pub enum KeyAction {
     Drop(String),
 }
 
-/// Applies `action` to `key` in every group that parked it; returns those
-/// groups (none when the key is parked nowhere).
+/// Applies `action` to `key` in `group`, or in every group that parked it;
+/// returns those groups (none when the key is parked nowhere).
 pub async fn act_on_key(
     stores: &ServiceStores,
     key: &str,
+    group: Option<&str>,
     action: &KeyAction,
     by: &str,
     now: DateTime<Utc>,
@@ -375,7 +390,13 @@ pub async fn act_on_key(
             ..StateQuery::default()
         };
         for state in store.query_states(ParkedKey::TYPE, &query).await? {
-            let Some(group) = state["group"].as_str() else { continue };
+            let Some(parked_in) = state["group"].as_str() else {
+                continue;
+            };
+            if group.is_some_and(|wanted| wanted != parked_in) {
+                continue;
+            }
+            let group = parked_in;
             let id = parked_key_id(group, key);
             let mut loaded = load::<ParkedKey>(store.as_ref(), &id).await?;
             if !loaded.aggregate.is_parked() {
@@ -420,7 +441,7 @@ pub struct ParkedKeysApi {
 use axum::extract::State;
 use axum::Json;
 use campusg_runtime::access::Caller;
-use campusg_runtime::http::{reason_or, ApiError, JsonBody, Path};
+use campusg_runtime::http::{reason_or, ApiError, JsonBody, Path, Query};
 
 fn internal(error: anyhow::Error) -> ApiError {
     match error.downcast::<campusg_runtime::store::StoreError>() {
@@ -434,12 +455,19 @@ async fn list_parked(State(api): State<std::sync::Arc<ParkedKeysApi>>) -> Result
     Ok(Json(json!({ "parked_keys": parked })))
 }
 
+/// `?group=`: act in one consumer group only.
+#[derive(serde::Deserialize)]
+struct GroupScope {
+    group: Option<String>,
+}
+
 async fn retry_parked(
     State(api): State<std::sync::Arc<ParkedKeysApi>>,
     caller: Caller,
     Path(key): Path<String>,
+    Query(scope): Query<GroupScope>,
 ) -> Result<Json<Value>, ApiError> {
-    act(&api, &caller, &key, KeyAction::Retry).await
+    act(&api, &caller, &key, scope.group.as_deref(), KeyAction::Retry).await
 }
 
 #[derive(serde::Deserialize)]
@@ -451,15 +479,23 @@ async fn drop_parked(
     State(api): State<std::sync::Arc<ParkedKeysApi>>,
     caller: Caller,
     Path(key): Path<String>,
+    Query(scope): Query<GroupScope>,
     JsonBody(request): JsonBody<DropRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let reason = reason_or(request.reason, "dropped by an operator")?;
-    act(&api, &caller, &key, KeyAction::Drop(reason)).await
+    act(&api, &caller, &key, scope.group.as_deref(), KeyAction::Drop(reason)).await
 }
 
-async fn act(api: &ParkedKeysApi, caller: &Caller, key: &str, action: KeyAction) -> Result<Json<Value>, ApiError> {
+async fn act(
+    api: &ParkedKeysApi,
+    caller: &Caller,
+    key: &str,
+    group: Option<&str>,
+    action: KeyAction,
+) -> Result<Json<Value>, ApiError> {
+    campusg_runtime::http::text_within("key", key, campusg_domain::limits::MAX_NAME_CHARS)?;
     let by = caller.user.to_string();
-    let groups = act_on_key(&api.stores, key, &action, &by, api.clock.now())
+    let groups = act_on_key(&api.stores, key, group, &action, &by, api.clock.now())
         .await
         .map_err(internal)?;
     if groups.is_empty() {

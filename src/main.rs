@@ -230,6 +230,9 @@ enum DlqCommand {
     Retry {
         /// A parked key, or a dead letter's offset or id.
         id: String,
+        /// Only in this consumer group (a key parked in several groups).
+        #[arg(long)]
+        group: Option<String>,
         /// Publish it again even if it was retried or dropped before.
         #[arg(long)]
         force: bool,
@@ -242,6 +245,9 @@ enum DlqCommand {
     Drop {
         /// A parked key, or a dead letter's offset or id.
         id: String,
+        /// Only in this consumer group (a key parked in several groups).
+        #[arg(long)]
+        group: Option<String>,
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -665,10 +671,10 @@ async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
             let letter = dead_letters::find(bus.as_ref(), &contracts, id).await?;
             println!("{}", serde_json::to_string_pretty(&letter.view())?);
         }
-        DlqCommand::Retry { id, force, .. } => {
+        DlqCommand::Retry { id, group, force, .. } => {
             let by = dead_letters::operator();
             let retry = dead_letters::KeyAction::Retry;
-            let groups = dead_letters::act_on_key(&stores, id, &retry, &by, now).await?;
+            let groups = dead_letters::act_on_key(&stores, id, group.as_deref(), &retry, &by, now).await?;
             if !groups.is_empty() {
                 println!(
                     "key {id}: its held records are handled again, in order, by {}",
@@ -678,18 +684,24 @@ async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
             }
             let letter = dead_letters::find(bus.as_ref(), &contracts, id).await?;
             let key = letter.envelope.payload["original_key"].as_str().unwrap_or_default();
-            let groups = match key {
-                "" => Vec::new(),
-                key => dead_letters::act_on_key(&stores, key, &retry, &by, now).await?,
-            };
-            if !groups.is_empty() {
-                dead_letters::record_retried_in_place(bus.as_ref(), &contracts, &letter, &by, now).await?;
-                println!(
-                    "dead letter {}: its key {key} is parked; its held records are handled again, in order, by {}",
-                    letter.offset,
-                    groups.join(", ")
-                );
-                return Ok(());
+            let letter_group = letter.envelope.payload["consumer_group"].as_str().unwrap_or_default();
+            if !key.is_empty() {
+                if let Some(status) = dead_letters::parking_of(&stores, letter_group, key).await? {
+                    if status == "PARKED" {
+                        dead_letters::act_on_key(&stores, key, Some(letter_group), &retry, &by, now).await?;
+                        dead_letters::record_retried_in_place(bus.as_ref(), &contracts, &letter, &by, now).await?;
+                        println!(
+                            "dead letter {}: its key {key} is parked in {letter_group}; its held records are handled again, in order",
+                            letter.offset
+                        );
+                        return Ok(());
+                    }
+                    // Published again, the record would be handled a second time.
+                    anyhow::bail!(
+                        "dead letter {}: its key {key} was parked in {letter_group} and is {status}; its records were dealt with there",
+                        letter.offset
+                    );
+                }
             }
             let retried_as = dead_letters::retry(bus.as_ref(), &contracts, &letter, &by, *force, now).await?;
             println!(
@@ -698,10 +710,10 @@ async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
                 letter.envelope.payload["original_topic"].as_str().unwrap_or("?")
             );
         }
-        DlqCommand::Drop { id, reason, .. } => {
+        DlqCommand::Drop { id, group, reason, .. } => {
             let by = dead_letters::operator();
             let drop = dead_letters::KeyAction::Drop(reason.clone());
-            let groups = dead_letters::act_on_key(&stores, id, &drop, &by, now).await?;
+            let groups = dead_letters::act_on_key(&stores, id, group.as_deref(), &drop, &by, now).await?;
             if !groups.is_empty() {
                 println!(
                     "key {id}: its held records are dropped by {by} in {}: {reason}",
@@ -711,11 +723,14 @@ async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
             }
             let letter = dead_letters::find(bus.as_ref(), &contracts, id).await?;
             let key = letter.envelope.payload["original_key"].as_str().unwrap_or_default();
+            let letter_group = letter.envelope.payload["consumer_group"].as_str().unwrap_or_default();
             if !key.is_empty() {
-                let groups = dead_letters::act_on_key(&stores, key, &drop, &by, now).await?;
+                // Only the letter's own group: another group's records of the
+                // same key (a payment's void, say) are not this letter's to drop.
+                let groups = dead_letters::act_on_key(&stores, key, Some(letter_group), &drop, &by, now).await?;
                 if !groups.is_empty() {
                     println!(
-                        "dead letter {}: its key {key}'s held records are dropped",
+                        "dead letter {}: its key {key}'s held records in {letter_group} are dropped",
                         letter.offset
                     );
                 }

@@ -2012,6 +2012,14 @@ fn parked_key_param() -> Value {
     )
 }
 
+fn group_scope_param() -> Value {
+    query_param(
+        "group",
+        "Only in this consumer group; in every group that parked the key when left out.",
+        json!({"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}),
+    )
+}
+
 fn parked_keys_path() -> Value {
     let ok = answer(
         "The keys parked now, in every consumer group.",
@@ -2039,10 +2047,11 @@ fn retry_parked_key_path() -> Value {
             "operationId": "retryParkedKey",
             "summary": "Retry a parked key",
             "description": "Once the cause is fixed: each consumer group that parked the key handles its held records again, oldest first, and frees the key when none is left; the first that still fails parks it again. `campusg dlq retry <key>` does the same.",
-            "parameters": [parked_key_param()],
+            "parameters": [parked_key_param(), group_scope_param()],
             "responses": store_responses(vec![
                 ("200", ok),
                 ("404", error("The key is parked in no consumer group.")),
+                ("422", error("The key is over 200 characters.")),
             ])
         }
     })
@@ -2059,7 +2068,7 @@ fn drop_parked_key_path() -> Value {
             "operationId": "dropParkedKey",
             "summary": "Drop a parked key's records",
             "description": "Drops the key's held records, which are then never handled, and frees the key; who and why stay in the key's history. `campusg dlq drop <key> --reason ...` does the same.",
-            "parameters": [parked_key_param()],
+            "parameters": [parked_key_param(), group_scope_param()],
             "requestBody": request_body(
                 "Why, for the record; a blank reason is `dropped by an operator`.",
                 schema_ref("DropParkedKeyRequest"),
@@ -2068,7 +2077,7 @@ fn drop_parked_key_path() -> Value {
             "responses": store_responses(vec![
                 ("200", ok),
                 ("404", error("The key is parked in no consumer group.")),
-                ("422", error("The body is JSON of the wrong shape, or the reason is over 1000 characters.")),
+                ("422", error("The body is JSON of the wrong shape, the reason is over 1000 characters, or the key over 200.")),
             ])
         }
     })

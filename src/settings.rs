@@ -220,12 +220,14 @@ pub struct Settings {
     pub transient_retry_secs: u64,
 
     /// How long each service remembers the messages it handled, to recognise
-    /// a duplicate, in hours (at least the topics' retention, 7 days).
+    /// a duplicate, in hours: longer than a record can stay on a topic (7 days'
+    /// retention, plus the segment Kafka deletes it with) and than a group's
+    /// committed offsets live on Kafka (7 days by default), so at least 8 days.
     #[arg(
         long = "dedupe-window-hours",
         env = "CAMPUSG_DEDUPE_WINDOW_HOURS",
-        default_value_t = 7 * 24,
-        value_parser = clap::value_parser!(u64).range(1..=24 * 365)
+        default_value_t = 14 * 24,
+        value_parser = clap::value_parser!(u64).range(8 * 24..=24 * 365)
     )]
     pub dedupe_window_hours: u64,
 }
@@ -253,7 +255,7 @@ impl Settings {
             acceptance_window_secs: 30 * 60,
             timer_poll_ms: 100,
             transient_retry_secs: 300,
-            dedupe_window_hours: 7 * 24,
+            dedupe_window_hours: 14 * 24,
         }
     }
 

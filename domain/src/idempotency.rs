@@ -93,9 +93,10 @@ impl IdempotentRequest {
     pub fn decide(&self, command: IdempotencyCommand) -> Result<Vec<IdempotencyEvent>, IdempotencyError> {
         match command {
             IdempotencyCommand::Claim { fingerprint, at } => {
-                let same = self.fingerprint.as_deref().is_none_or(|first| first == fingerprint);
+                if self.fingerprint.as_deref().is_some_and(|first| first != fingerprint) {
+                    return Err(IdempotencyError::Mismatch);
+                }
                 match (&self.answer, self.claimed_at) {
-                    (Some(_), _) | (None, Some(_)) if !same => Err(IdempotencyError::Mismatch),
                     (Some(answer), _) => Err(IdempotencyError::Replay(answer.clone())),
                     (None, Some(claimed)) if at < claimed + claim_lapses_after() => Err(IdempotencyError::InFlight),
                     // Never claimed, released, or its claimant died.
@@ -147,8 +148,13 @@ impl Aggregate for IdempotentRequest {
                 self.answer = Some(answer);
                 self.answered_at = Some(at);
             }
-            // The key is free again, as if never used.
-            IdempotencyEvent::Released { .. } => *self = IdempotentRequest::default(),
+            // The key may run again, for the same request only: a request that
+            // failed after its effect was stored must not become another.
+            IdempotencyEvent::Released { .. } => {
+                self.claimed_at = None;
+                self.answer = None;
+                self.answered_at = None;
+            }
         }
     }
 }
@@ -240,6 +246,14 @@ mod tests {
                 fingerprint: "f".into(),
                 at: at() + Duration::seconds(61),
             }]);
+    }
+
+    #[test]
+    fn a_released_key_is_still_the_first_request_s() {
+        Framework::with(())
+            .given(vec![claimed("f"), IdempotencyEvent::Released { at: at() }])
+            .when(claim("g", 1))
+            .then_expect_error(IdempotencyError::Mismatch);
     }
 
     #[test]

@@ -226,8 +226,11 @@ async fn a_dead_letter_retried_after_its_cause_is_fixed_is_processed_once(
     })
     .await;
     let (ok, _, stderr) = tokio::task::block_in_place(|| campusg(&app, &["dlq", "retry", &offset], None));
-    assert!(!ok, "a second retry needs --force");
-    assert!(stderr.contains("RETRIED already"), "{stderr}");
+    assert!(!ok, "a second retry would handle the record twice");
+    assert!(
+        stderr.contains("was parked in user-service and is RELEASED"),
+        "{stderr}"
+    );
     let (ok, shown, stderr) = tokio::task::block_in_place(|| campusg(&app, &["dlq", "show", &offset], None));
     assert!(ok, "{stderr}");
     assert!(shown.contains("dead_letter.retried"), "{shown}");

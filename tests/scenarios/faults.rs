@@ -232,7 +232,7 @@ async fn a_key_that_cannot_be_handled_is_parked_and_its_records_wait_in_order(
 }
 
 /// Finding 2 (in part): the handled-message marks grew forever. They are kept
-/// for the dedupe window (7 days), then forgotten.
+/// for the dedupe window (14 days), then forgotten.
 #[rstest]
 #[tokio::test]
 async fn handled_marks_are_forgotten_after_the_dedupe_window(
@@ -257,10 +257,10 @@ async fn handled_marks_are_forgotten_after_the_dedupe_window(
     })
     .await;
 
-    // Six days on, it is still remembered; eight days on, the next sweep
-    // (one runs at start) forgets it.
+    // Thirteen days on, it is still remembered; past the window (14 days), the
+    // next sweep (one runs at start) forgets it.
     let environment = app.stop().await;
-    environment.clock.advance(chrono::Duration::days(6));
+    environment.clock.advance(chrono::Duration::days(13));
     let app = TestApp::spawn_with(environment.clone(), &[]).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(store.has_handled("user-service", &message_id).await.unwrap());

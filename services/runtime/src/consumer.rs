@@ -481,7 +481,12 @@ impl Consumer {
             }
         };
         if let Some(key) = record.key.as_deref().filter(|key| self.is_parked(key)) {
-            return self.hold(record, key).await.map_err(Into::into);
+            if self.hold(record, key).await? {
+                return Ok(());
+            }
+            // Freed since this consumer last looked (released or dropped
+            // elsewhere): the record is handled as any other.
+            self.parked_keys().remove(key);
         }
         match self.judge(handler.as_ref(), record).await? {
             Verdict::Done => Ok(()),
@@ -623,10 +628,16 @@ impl Consumer {
         let id = parked_key_id(&self.config.group, key);
         let held = load::<ParkedKey>(self.store.as_ref(), &id).await?.aggregate.held;
         for record in held.iter().map(HeldRecord::record) {
-            let failure = match self.judge(handler.as_ref(), &record).await {
-                Ok(Verdict::Done) => None,
-                Ok(Verdict::Refused { reason, .. }) => Some(reason),
-                Err(error) => Some(format!("failed for now: {error}")),
+            // A record may have parked its key by panicking: caught here too,
+            // so that retrying it parks it again instead of stopping the group.
+            let judged = AssertUnwindSafe(self.judge(handler.as_ref(), &record))
+                .catch_unwind()
+                .await;
+            let failure = match judged {
+                Ok(Ok(Verdict::Done)) => None,
+                Ok(Ok(Verdict::Refused { reason, .. })) => Some(reason),
+                Ok(Err(error)) => Some(format!("failed for now: {error}")),
+                Err(panic) => Some(format!("handling the record panicked: {}", panic_message(&*panic))),
             };
             let at = self.clock.now();
             let command = match &failure {
@@ -661,18 +672,26 @@ impl Consumer {
         self.store.commit(unit).await
     }
 
-    /// A record of a parked key waits behind the first.
-    async fn hold(&self, record: &Record, key: &str) -> Result<(), StoreError> {
+    /// A record of a parked key waits behind the first; `false` when the key
+    /// turns out to be free.
+    async fn hold(&self, record: &Record, key: &str) -> Result<bool, StoreError> {
         tracing::info!(
             key = %key, topic = %record.topic, partition = record.partition, offset = record.offset,
             "the record's key is parked; held"
         );
-        let command = ParkingCommand::Hold {
+        let id = parked_key_id(&self.config.group, key);
+        let mut loaded = load::<ParkedKey>(self.store.as_ref(), &id).await?;
+        let hold = ParkingCommand::Hold {
             record: HeldRecord::of(record),
             at: self.clock.now(),
         };
-        self.change_parking(&parked_key_id(&self.config.group, key), command)
-            .await
+        let Ok(events) = execute(&mut loaded, hold, &()).await else {
+            return Ok(false);
+        };
+        let mut unit = UnitOfWork::new(Cause::request(id, "consumer", self.clock.now()));
+        unit.append_unpublished(&mut loaded, &events);
+        self.store.commit(unit).await?;
+        Ok(true)
     }
 
     async fn dead_letter(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> anyhow::Result<()> {

@@ -37,6 +37,8 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// restarted and take its partitions back without a rebalance.
 const DYNAMIC_SESSION_TIMEOUT_MS: u32 = 10_000;
 const STATIC_SESSION_TIMEOUT_MS: u32 = 45_000;
+/// How long a consumer may go between polls before the broker evicts it.
+const MAX_POLL_INTERVAL_MS: u32 = 900_000;
 /// How long an admin or metadata call may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -270,6 +272,10 @@ impl KafkaBus {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", DYNAMIC_SESSION_TIMEOUT_MS.to_string())
+            // Longer than one record's retries may last (300 s by default) plus
+            // a batch: a member retrying is not evicted while it still owns the
+            // partition, so no second owner handles the same records.
+            .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS.to_string())
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string());
         config

@@ -248,7 +248,9 @@ impl ParkedKey {
                 Ok(vec![ParkingEvent::FailedAgain { reason, at }])
             }
             ParkingCommand::Drop { by, reason, at } => {
-                if !self.is_parked() {
+                // Not while its records are being handled again: a drop then
+                // would race the retry over the same records.
+                if self.status != PARKED {
                     return Err(not_parked());
                 }
                 Ok(vec![ParkingEvent::Dropped {
@@ -460,6 +462,25 @@ mod tests {
                 records: 2,
                 at: at(),
             }]);
+    }
+
+    /// Found in review: a drop while the records were being handled again
+    /// raced the retry, and the dropped records were handled all the same.
+    #[test]
+    fn a_key_being_retried_is_not_dropped() {
+        let mut given = parked();
+        given.push(ParkingEvent::RetryRequested {
+            by: "ops".into(),
+            at: at(),
+        });
+        Framework::with(())
+            .given(given)
+            .when(ParkingCommand::Drop {
+                by: "ops".into(),
+                reason: "changed my mind".into(),
+                at: at(),
+            })
+            .then_expect_error(ParkingError::NotParked(RETRYING.into()));
     }
 
     #[test]

@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS handled_messages (
     handled_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (consumer, message_id)
 );
+CREATE INDEX IF NOT EXISTS handled_messages_by_time ON handled_messages (handled_at);
 CREATE TABLE IF NOT EXISTS outbox_lease (
     id INT PRIMARY KEY CHECK (id = 1),
     holder TEXT NOT NULL,

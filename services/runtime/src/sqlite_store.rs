@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS handled_messages (
     handled_at TEXT NOT NULL,
     PRIMARY KEY (consumer, message_id)
 );
+CREATE INDEX IF NOT EXISTS handled_messages_by_time ON handled_messages (handled_at);
 "#;
 
 pub struct SqliteEventStore {

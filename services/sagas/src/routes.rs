@@ -82,6 +82,11 @@ async fn place_order(
     let at = orchestrator.deps.clock.now();
     let mut loaded = load::<CreateOrderSaga>(orchestrator.deps.store.as_ref(), &saga_id.to_string()).await?;
     if loaded.version > 0 {
+        if loaded.aggregate.customer_id.as_ref() != Some(&request.customer_id) {
+            return Err(ApiError::conflict(
+                "this Idempotency-Key already placed an order for another customer",
+            ));
+        }
         let status = loaded.aggregate.status;
         return Ok((
             StatusCode::ACCEPTED,
