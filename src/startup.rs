@@ -269,6 +269,7 @@ impl Application {
         let dead_letter_topic = self.contracts.topics.dead_letter_topic().name.clone();
         tracker.spawn(campusg_runtime::janitor::run_janitor(
             self.relays.clone(),
+            self.bus.clone(),
             self.dedupe_window,
             self.clock.clone(),
             shutdown.clone(),

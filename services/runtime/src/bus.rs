@@ -145,6 +145,12 @@ pub trait MessageBus: Send + Sync {
     /// Every topic the bus holds.
     async fn describe_topics(&self) -> Result<Vec<TopicDescription>, BusError>;
 
+    /// Deletes the records older than their topic's retention, as of `now`;
+    /// returns how many. A broker enforces retention itself: nothing to do.
+    async fn enforce_retention(&self, _now: chrono::DateTime<chrono::Utc>) -> Result<u64, BusError> {
+        Ok(0)
+    }
+
     /// Moves a group's committed offsets on a topic (every partition, or one).
     async fn reset_offsets(
         &self,

@@ -3,9 +3,10 @@
 //! Topics have partitions; a record's key picks its partition; each partition
 //! numbers its records with offsets from 0. Consumer groups keep a committed
 //! offset per partition in the same file, so they survive a restart and can be
-//! reset to any offset. Records are never changed or deleted (retention is a
-//! Kafka setting; the embedded log keeps everything, which `trace` and `replay`
-//! rely on).
+//! reset to any offset. Records are never changed; they are deleted once older
+//! than their topic's retention (`topics.toml`), as Kafka deletes them, by the
+//! janitor ([`crate::janitor`]). A group whose next record was deleted starts
+//! at the oldest one left, as Kafka's `auto.offset.reset=earliest` does.
 //!
 //! Every record also gets a global sequence number (`seq`), in commit order. A
 //! consumer reads "records after seq N on my topics" with one query instead of
@@ -268,8 +269,9 @@ impl MessageBus for EmbeddedLog {
             .get(0);
         let mut cursor = newest_seq;
         for ((topic, partition), offset) in &positions {
+            // The record at the position, or (deleted by retention) the oldest after it.
             let seq: Option<i64> =
-                sqlx::query(r#"SELECT seq FROM records WHERE topic = ? AND partition = ? AND "offset" = ?"#)
+                sqlx::query(r#"SELECT MIN(seq) FROM records WHERE topic = ? AND partition = ? AND "offset" >= ?"#)
                     .bind(topic)
                     .bind(partition)
                     .bind(offset)
@@ -290,6 +292,19 @@ impl MessageBus for EmbeddedLog {
             appended: self.appended.subscribe(),
             write_lock: self.write_lock.clone(),
         }))
+    }
+
+    async fn enforce_retention(&self, now: chrono::DateTime<Utc>) -> Result<u64, BusError> {
+        let _writing = self.write_lock.lock().await;
+        let deleted = sqlx::query(
+            "DELETE FROM records WHERE timestamp_ms <
+                 ? - (SELECT retention_ms FROM topics WHERE topics.name = records.topic)",
+        )
+        .bind(now.timestamp_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(storage_error)?;
+        Ok(deleted.rows_affected())
     }
 
     async fn ensure_topics(&self, catalog: &TopicCatalog) -> Result<(), BusError> {

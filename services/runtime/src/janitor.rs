@@ -1,6 +1,7 @@
-//! What the stores keep, bounded: every service's handled-message marks are
-//! kept for the dedupe window (SPEC section 10), then forgotten, once at start
-//! and every hour after.
+//! What the stores and the log keep, bounded: every service's handled-message
+//! marks are kept for the dedupe window (SPEC section 10), then forgotten; the
+//! embedded log's records are deleted past their topic's retention, as a Kafka
+//! broker deletes them. Once at start and every hour after.
 //!
 //! The window must outlast how long a duplicate can arrive: the topics' own
 //! retention (7 days for the command and event topics) and a client's retry.
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::bus::MessageBus;
 use crate::clock::Clock;
 use crate::store::EventStore;
 
@@ -21,12 +23,18 @@ const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// and every [`SWEEP_EVERY`] until `shutdown`.
 pub async fn run_janitor(
     stores: Vec<(&'static str, Arc<dyn EventStore>)>,
+    bus: Arc<dyn MessageBus>,
     window: chrono::Duration,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) {
     loop {
         sweep(&stores, window, clock.as_ref()).await;
+        match bus.enforce_retention(clock.now()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "deleted the log's records past their topic's retention"),
+            Err(error) => tracing::warn!(error = %error, "cannot enforce the log's retention; next sweep"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(SWEEP_EVERY) => {}
             _ = shutdown.cancelled() => return,
