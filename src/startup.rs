@@ -174,8 +174,10 @@ impl Application {
                 Arc::new(Identity::from_settings(&settings.guard, &settings.backends.data_dir, clock.clone()).await?);
             // The API's own records (the requests it answered under an
             // Idempotency-Key), in a store of their own.
+            let api_store = open_store(&settings.backends, API_STORE).await?;
+            relays.push((API_STORE, api_store.clone()));
             let idempotent = Arc::new(IdempotentRequests {
-                store: open_store(&settings.backends, API_STORE).await?,
+                store: api_store,
                 clock: clock.clone(),
             });
             api_router(

@@ -341,3 +341,36 @@ async fn the_embedded_log_keeps_a_topic_s_records_for_its_retention() {
     let (saga_id, _) = app.place_order("cust_old", 9.0, 1.0).await;
     assert_eq!(app.saga_when_finished(&saga_id).await["status"], "COMPLETED");
 }
+
+/// The API's idempotent requests are kept for the dedupe window, then
+/// forgotten, so that they do not grow forever.
+#[tokio::test]
+async fn idempotent_requests_are_forgotten_after_the_dedupe_window() {
+    use campusg_domain::idempotency::IdempotentRequest;
+    use campusg_runtime::aggregate::load;
+
+    let environment = Arc::new(Environment::new(Backend::Embedded));
+    let app = TestApp::spawn_with(environment.clone(), &[]).await;
+    app.create_user("cust_window", Some("pm_card_visa")).await;
+    let token = app.token("cust_window", Role::Customer);
+    let order = an_order("cust_window", "Kaya toast");
+    assert_eq!(post_keyed(&app, "/api/orders", &order, &token, "kaya").await.0, 202);
+    let store = campusg::backends::open_store(&environment.backends(), campusg::startup::API_STORE)
+        .await
+        .unwrap();
+    let kept = load::<IdempotentRequest>(store.as_ref(), "cust_window:kaya")
+        .await
+        .unwrap();
+    assert!(kept.aggregate.answer.is_some());
+
+    let environment = app.stop().await;
+    environment.clock.advance(chrono::Duration::days(15));
+    let _app = TestApp::spawn_with(environment, &[]).await;
+    crate::helpers::eventually("the idempotent request was never forgotten", || async {
+        match load::<IdempotentRequest>(store.as_ref(), "cust_window:kaya").await {
+            Ok(loaded) if loaded.version == 0 => Ok(()),
+            other => Err(format!("{:?}", other.map(|l| l.version))),
+        }
+    })
+    .await;
+}

@@ -232,6 +232,14 @@ impl EventStore for BatchingStore {
         self.inner.prune_handled(before).await
     }
 
+    async fn prune_aggregates(
+        &self,
+        aggregate_type: &str,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.inner.prune_aggregates(aggregate_type, before).await
+    }
+
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
         let key = (consumer.to_string(), message_id.to_string());
         match self.with_batch(|batch| batch.handled.contains(&key)) {

@@ -1,5 +1,6 @@
 //! What the stores and the log keep, bounded: every service's handled-message
-//! marks are kept for the dedupe window (SPEC section 10), then forgotten; the
+//! marks, and the API's idempotent requests, are kept for the dedupe window
+//! (SPEC section 10), then forgotten; the
 //! embedded log's records are deleted past their topic's retention, as a Kafka
 //! broker deletes them. Once at start and every hour after.
 //!
@@ -11,6 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+
+use campusg_domain::idempotency::IdempotentRequest;
+use cqrs_es::Aggregate;
 
 use crate::bus::MessageBus;
 use crate::clock::Clock;
@@ -50,6 +54,11 @@ pub async fn sweep(stores: &[(&'static str, Arc<dyn EventStore>)], window: chron
             Ok(0) => {}
             Ok(pruned) => tracing::info!(service, pruned, %before, "forgot handled marks past the dedupe window"),
             Err(error) => tracing::warn!(service, error = %error, "cannot prune the handled marks; next sweep"),
+        }
+        match store.prune_aggregates(IdempotentRequest::TYPE, before).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(service, pruned, "forgot idempotent requests past the dedupe window"),
+            Err(error) => tracing::warn!(service, error = %error, "cannot prune the idempotent requests; next sweep"),
         }
     }
 }

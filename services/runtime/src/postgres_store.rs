@@ -334,6 +334,27 @@ impl EventStore for PostgresEventStore {
         Ok(pruned.rows_affected())
     }
 
+    async fn prune_aggregates(&self, aggregate_type: &str, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(storage_error)?;
+        sqlx::query(
+            "DELETE FROM events WHERE aggregate_type = $1 AND aggregate_id IN
+                 (SELECT aggregate_id FROM aggregate_states WHERE aggregate_type = $1 AND updated_at < $2)",
+        )
+        .bind(aggregate_type)
+        .bind(before)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage_error)?;
+        let pruned = sqlx::query("DELETE FROM aggregate_states WHERE aggregate_type = $1 AND updated_at < $2")
+            .bind(aggregate_type)
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
+        tx.commit().await.map_err(storage_error)?;
+        Ok(pruned.rows_affected())
+    }
+
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 FROM handled_messages WHERE consumer = $1 AND message_id = $2")
             .bind(consumer)

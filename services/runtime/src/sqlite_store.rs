@@ -216,6 +216,29 @@ impl EventStore for SqliteEventStore {
         Ok(pruned.rows_affected())
     }
 
+    async fn prune_aggregates(&self, aggregate_type: &str, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let before = before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
+        sqlx::query(
+            "DELETE FROM events WHERE aggregate_type = ? AND aggregate_id IN
+                 (SELECT aggregate_id FROM aggregate_states WHERE aggregate_type = ? AND updated_at < ?)",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_type)
+        .bind(&before)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage_error)?;
+        let pruned = sqlx::query("DELETE FROM aggregate_states WHERE aggregate_type = ? AND updated_at < ?")
+            .bind(aggregate_type)
+            .bind(&before)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
+        tx.commit().await.map_err(storage_error)?;
+        Ok(pruned.rows_affected())
+    }
+
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT 1 FROM handled_messages WHERE consumer = ? AND message_id = ?")
             .bind(consumer)

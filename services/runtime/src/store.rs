@@ -369,6 +369,11 @@ pub trait EventStore: Send + Sync {
     /// (SPEC section 10). Returns how many were forgotten.
     async fn prune_handled(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
+    /// Forgets every aggregate of `aggregate_type` last changed before
+    /// `before`, events and read model: for records kept only for a window
+    /// (the API's idempotent requests). Returns how many aggregates.
+    async fn prune_aggregates(&self, aggregate_type: &str, before: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// One aggregate's read model and version.
     async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError>;
 
