@@ -307,25 +307,10 @@ pub async fn open_service_stores(backends: &crate::settings::Backends) -> anyhow
 /// Every key parked now (or being retried), in every group, with its first
 /// and last failure and the records it holds.
 pub async fn parked_keys(stores: &ServiceStores) -> anyhow::Result<Vec<Value>> {
-    use campusg_runtime::parking::{PARKED, RETRYING};
-    use campusg_runtime::store::StateQuery;
-    use cqrs_es::Aggregate;
-
     let mut found = Vec::new();
     for (service, store) in stores {
-        for status in [PARKED, RETRYING] {
-            let query = StateQuery {
-                equals: vec![("status".to_string(), status.to_string())],
-                order_by: Some("parked_at".into()),
-                ..StateQuery::default()
-            };
-            for state in store
-                .query_states(campusg_runtime::parking::ParkedKey::TYPE, &query)
-                .await?
-            {
-                found.push(parked_view(service, &state));
-            }
-        }
+        let waiting = campusg_runtime::parking::waiting_keys(store.as_ref(), None).await?;
+        found.extend(waiting.iter().map(|state| parked_view(service, state)));
     }
     Ok(found)
 }
@@ -378,9 +363,9 @@ pub async fn act_on_key(
     by: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<String>> {
-    use campusg_runtime::aggregate::{execute, load};
-    use campusg_runtime::parking::{parked_key_id, ParkedKey, ParkingCommand};
-    use campusg_runtime::store::{Cause, StateQuery, UnitOfWork};
+    use campusg_runtime::aggregate::{run_alone, NotRun};
+    use campusg_runtime::parking::{parked_key_id, ParkedKey, ParkingCommand, PARKED, RETRYING};
+    use campusg_runtime::store::{Cause, StateQuery};
     use cqrs_es::Aggregate;
 
     let mut groups = Vec::new();
@@ -397,11 +382,13 @@ pub async fn act_on_key(
                 continue;
             }
             let group = parked_in;
-            let id = parked_key_id(group, key);
-            let mut loaded = load::<ParkedKey>(store.as_ref(), &id).await?;
-            if !loaded.aggregate.is_parked() {
+            if !state["status"]
+                .as_str()
+                .is_some_and(|status| [PARKED, RETRYING].contains(&status))
+            {
                 continue;
             }
+            let id = parked_key_id(group, key);
             let command = match action {
                 KeyAction::Retry => ParkingCommand::RequestRetry {
                     by: by.to_string(),
@@ -413,11 +400,12 @@ pub async fn act_on_key(
                     at: now,
                 },
             };
-            let events = execute(&mut loaded, command, &()).await?;
-            let mut unit = UnitOfWork::new(Cause::request(id.clone(), "operator", now));
-            unit.append_unpublished(&mut loaded, &events);
-            store.commit(unit).await?;
-            groups.push(group.to_string());
+            let cause = Cause::request(id.clone(), "operator", now);
+            match run_alone::<ParkedKey>(store.as_ref(), &id, command, &(), cause).await {
+                Ok(_) => groups.push(group.to_string()),
+                Err(NotRun::Refused(refused)) => bail!("key {key} in {group}: {refused}"),
+                Err(NotRun::Store(error)) => return Err(error.into()),
+            }
         }
     }
     Ok(groups)

@@ -38,6 +38,9 @@ use crate::settings::Guard;
 /// The issuer of tokens signed with the local key.
 pub const LOCAL_ISSUER: &str = "campusg-local";
 
+/// The audience (`aud`) tokens must name unless `--jwt-audience` says otherwise.
+pub const DEFAULT_AUDIENCE: &str = "campusg";
+
 /// The local signing key's file, in the data directory.
 const LOCAL_KEY_FILE: &str = "token-signing.key";
 

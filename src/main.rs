@@ -145,7 +145,7 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = inspect::parse_duration)]
         ttl: chrono::Duration,
         /// The audience the system expects (`--jwt-audience`).
-        #[arg(long, env = "CAMPUSG_JWT_AUDIENCE", default_value = "campusg")]
+        #[arg(long, env = "CAMPUSG_JWT_AUDIENCE", default_value = campusg::identity::DEFAULT_AUDIENCE)]
         audience: String,
         /// Where the system keeps its data, and its signing key.
         #[arg(long, env = "CAMPUSG_DATA_DIR", default_value = "./campusg-data")]

@@ -363,7 +363,8 @@ fn add_access(paths: &mut Map<String, Value>, table: &[RouteRule]) {
             continue;
         }
         operation.insert("security".into(), json!([{"bearer": []}]));
-        if matches!(method.as_str(), "post" | "put" | "patch") {
+        let mutating = matches!(method.as_str(), "post" | "put" | "patch");
+        if mutating {
             let parameters = operation.entry("parameters").or_insert_with(|| json!([]));
             if let Some(parameters) = parameters.as_array_mut() {
                 parameters.push(idempotency_key());
@@ -381,7 +382,7 @@ fn add_access(paths: &mut Map<String, Value>, table: &[RouteRule]) {
                 roles.join(", ")
             ))
         });
-        if matches!(method.as_str(), "post" | "put" | "patch") {
+        if mutating {
             responses.entry("409").or_insert_with(|| {
                 error("A request under this Idempotency-Key is still running, or the key was used for another request (code `conflict`).")
             });

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::identity::DEFAULT_AUDIENCE;
+
 use campusg_domain::limits::MAX_TIMER_DELAY_SECONDS;
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
 use campusg_domain::order::OrderRules;
@@ -110,6 +112,13 @@ impl Backends {
     }
 }
 
+// The defaults the flags and `Settings::embedded` share.
+const DEFAULT_JWT_LEEWAY_SECS: u64 = 30;
+const DEFAULT_ROLE_CLAIM: &str = "role";
+const DEFAULT_RATE_LIMIT_PER_SUBJECT: u32 = 3000;
+const DEFAULT_RATE_LIMIT_PER_ADDRESS: u32 = 12000;
+const DEFAULT_DEDUPE_WINDOW_HOURS: u64 = 14 * 24;
+
 /// Who may call the HTTP API, and how often (SPEC section 11).
 #[derive(Clone, Debug, Args)]
 pub struct Guard {
@@ -120,24 +129,24 @@ pub struct Guard {
     pub oidc_issuer: Option<String>,
 
     /// The audience (`aud`) every token must name.
-    #[arg(long, env = "CAMPUSG_JWT_AUDIENCE", default_value = "campusg")]
+    #[arg(long, env = "CAMPUSG_JWT_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
     pub jwt_audience: String,
 
     /// How far the token issuer's clock may be off, in seconds (`exp`, `nbf`).
-    #[arg(long, env = "CAMPUSG_JWT_LEEWAY_SECS", default_value_t = 30,
+    #[arg(long, env = "CAMPUSG_JWT_LEEWAY_SECS", default_value_t = DEFAULT_JWT_LEEWAY_SECS,
           value_parser = clap::value_parser!(u64).range(0..=300))]
     pub jwt_leeway_secs: u64,
 
     /// The claim that holds the caller's role (`customer`, `runner` or `operator`).
-    #[arg(long, env = "CAMPUSG_JWT_ROLE_CLAIM", default_value = "role")]
+    #[arg(long, env = "CAMPUSG_JWT_ROLE_CLAIM", default_value = DEFAULT_ROLE_CLAIM)]
     pub jwt_role_claim: String,
 
     /// Requests a minute one subject may make (and its largest burst); 0: no limit.
-    #[arg(long, env = "CAMPUSG_RATE_LIMIT_PER_SUBJECT", default_value_t = 3000)]
+    #[arg(long, env = "CAMPUSG_RATE_LIMIT_PER_SUBJECT", default_value_t = DEFAULT_RATE_LIMIT_PER_SUBJECT)]
     pub rate_limit_per_subject: u32,
 
     /// Requests a minute one client address may make (and its largest burst); 0: no limit.
-    #[arg(long, env = "CAMPUSG_RATE_LIMIT_PER_ADDRESS", default_value_t = 12000)]
+    #[arg(long, env = "CAMPUSG_RATE_LIMIT_PER_ADDRESS", default_value_t = DEFAULT_RATE_LIMIT_PER_ADDRESS)]
     pub rate_limit_per_address: u32,
 
     /// Proxies in front of the API (their addresses) whose `X-Forwarded-For`
@@ -155,11 +164,11 @@ impl Default for Guard {
     fn default() -> Guard {
         Guard {
             oidc_issuer: None,
-            jwt_audience: "campusg".to_string(),
-            jwt_leeway_secs: 30,
-            jwt_role_claim: "role".to_string(),
-            rate_limit_per_subject: 3000,
-            rate_limit_per_address: 12000,
+            jwt_audience: DEFAULT_AUDIENCE.to_string(),
+            jwt_leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
+            jwt_role_claim: DEFAULT_ROLE_CLAIM.to_string(),
+            rate_limit_per_subject: DEFAULT_RATE_LIMIT_PER_SUBJECT,
+            rate_limit_per_address: DEFAULT_RATE_LIMIT_PER_ADDRESS,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
         }
@@ -226,7 +235,7 @@ pub struct Settings {
     #[arg(
         long = "dedupe-window-hours",
         env = "CAMPUSG_DEDUPE_WINDOW_HOURS",
-        default_value_t = 14 * 24,
+        default_value_t = DEFAULT_DEDUPE_WINDOW_HOURS,
         value_parser = clap::value_parser!(u64).range(8 * 24..=24 * 365)
     )]
     pub dedupe_window_hours: u64,
@@ -255,7 +264,7 @@ impl Settings {
             acceptance_window_secs: 30 * 60,
             timer_poll_ms: 100,
             transient_retry_secs: 300,
-            dedupe_window_hours: 14 * 24,
+            dedupe_window_hours: DEFAULT_DEDUPE_WINDOW_HOURS,
         }
     }
 

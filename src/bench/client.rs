@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use campusg_domain::ids::UserId;
 use campusg_runtime::access::Role;
 
-use crate::identity::LocalKey;
+use crate::identity::{LocalKey, DEFAULT_AUDIENCE};
 
 /// The operator the bench observes the system as.
 const OBSERVER: &str = "bench_observer";
@@ -54,8 +54,13 @@ impl Client {
 
     fn token(&self, user: &str, role: Role) -> anyhow::Result<String> {
         let user = UserId::parse(user)?;
-        self.key
-            .mint(&user, role, chrono::Duration::hours(1), "campusg", chrono::Utc::now())
+        self.key.mint(
+            &user,
+            role,
+            chrono::Duration::hours(1),
+            DEFAULT_AUDIENCE,
+            chrono::Utc::now(),
+        )
     }
 
     /// Signs up a customer (with a card) and a runner for each of `clients`.

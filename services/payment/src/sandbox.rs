@@ -27,8 +27,8 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use campusg_runtime::aggregate::{execute, load};
-use campusg_runtime::store::{Cause, EventStore, StoreError, UnitOfWork};
+use campusg_runtime::aggregate::{load, run_alone, NotRun};
+use campusg_runtime::store::{Cause, EventStore, StoreError};
 
 use campusg_domain::messages::DeclineReason;
 use campusg_domain::money::Cents;
@@ -152,20 +152,15 @@ impl SandboxGateway {
         let Some(store) = &self.records else {
             return Ok(true);
         };
-        let mut loaded = load::<ProcessorCall>(store.as_ref(), key).await.map_err(unavailable)?;
         let made = ProcessorCallEvent::Made {
             operation: operation.to_string(),
             outcome,
         };
-        let Ok(events) = execute(&mut loaded, made, &()).await else {
-            return Ok(false);
-        };
-        let mut unit = UnitOfWork::new(Cause::request(key.to_string(), "card-processor", chrono::Utc::now()));
-        unit.append_unpublished(&mut loaded, &events);
-        match store.commit(unit).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict { .. }) => Ok(false),
-            Err(error) => Err(unavailable(error)),
+        let cause = Cause::request(key.to_string(), "card-processor", chrono::Utc::now());
+        match run_alone::<ProcessorCall>(store.as_ref(), key, made, &(), cause).await {
+            Ok(_) => Ok(true),
+            Err(NotRun::Refused(MadeAlready) | NotRun::Store(StoreError::Conflict { .. })) => Ok(false),
+            Err(NotRun::Store(error)) => Err(unavailable(error)),
         }
     }
 

@@ -3,7 +3,8 @@
 //! [`load`] rebuilds an aggregate from its events (never from a stored state);
 //! [`states_after_each`] replays them one by one, for history;
 //! [`execute`] runs a cqrs-es command on it; [`UnitOfWork::append`] queues the
-//! new events, their messages and the aggregate's read model for one commit. A
+//! new events, their messages and the aggregate's read model for one commit;
+//! [`run_alone`] does all three for a record that is its own commit. A
 //! concurrent writer makes the commit fail with a conflict, and the caller
 //! retries from the load.
 
@@ -14,7 +15,7 @@ use serde_json::Value;
 use campusg_domain::messages::Message;
 
 use crate::store::{
-    AggregateChange, Contracts, EventStore, NewEvent, PublishError, StoreError, StoredEvent, UnitOfWork,
+    AggregateChange, Cause, Contracts, EventStore, NewEvent, PublishError, StoreError, StoredEvent, UnitOfWork,
 };
 
 /// An aggregate as rebuilt, with the version its next event must follow.
@@ -74,6 +75,33 @@ pub async fn execute<A: Aggregate>(
     let sink = EventSink::default();
     loaded.aggregate.handle(command, services, &sink).await?;
     Ok(sink.collect().await)
+}
+
+/// Why [`run_alone`] changed nothing: the aggregate refused the command, or
+/// the store failed (a conflict included).
+#[derive(Debug)]
+pub enum NotRun<E> {
+    Refused(E),
+    Store(StoreError),
+}
+
+/// Loads aggregate `id` from `store`, runs `command` on it, and commits its
+/// events on their own, under `cause`: no message, no handled mark. For the
+/// records kept beside a service's work (a parked key, an idempotent request,
+/// a processor's call) rather than as part of it.
+pub async fn run_alone<A: Aggregate>(
+    store: &dyn EventStore,
+    id: &str,
+    command: A::Command,
+    services: &A::Services,
+    cause: Cause,
+) -> Result<Loaded<A>, NotRun<A::Error>> {
+    let mut loaded = load::<A>(store, id).await.map_err(NotRun::Store)?;
+    let events = execute(&mut loaded, command, services).await.map_err(NotRun::Refused)?;
+    let mut unit = UnitOfWork::new(cause);
+    unit.append_unpublished(&mut loaded, &events);
+    store.commit(unit).await.map_err(NotRun::Store)?;
+    Ok(loaded)
 }
 
 impl UnitOfWork {

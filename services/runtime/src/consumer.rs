@@ -30,7 +30,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use cqrs_es::Aggregate;
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -38,15 +37,15 @@ use tracing::Instrument;
 use campusg_domain::limits::{shortened, MAX_NAME_CHARS, MAX_TEXT_CHARS};
 use campusg_domain::messages::Message;
 
-use crate::aggregate::{execute, load};
+use crate::aggregate::{execute, load, run_alone, NotRun};
 use crate::batch::in_batch;
 use crate::bus::{backoff, BusConsumer, MessageBus, OutgoingRecord, Record, RecordPosition, StartFrom, Subscription};
 use crate::clock::Clock;
 use crate::envelope::Envelope;
 use crate::health::HealthBoard;
-use crate::parking::{parked_key_id, HeldRecord, ParkedKey, ParkingCommand, PARKED, RETRYING};
+use crate::parking::{parked_key_id, waiting_keys, HeldRecord, ParkedKey, ParkingCommand, PARKED, RETRYING};
 use crate::service::ServiceDeps;
-use crate::store::{Cause, Contracts, EventStore, HandledMessage, StateQuery, StoreError, UnitOfWork};
+use crate::store::{Cause, Contracts, EventStore, HandledMessage, StoreError, UnitOfWork};
 
 /// How many records one poll hands to the loop at most.
 const MAX_BATCH: usize = 200;
@@ -569,21 +568,16 @@ impl Consumer {
 
     /// Reads which of the group's keys are parked, or being handled again.
     async fn refresh_parked(&self) -> Result<(), StoreError> {
-        let mut found = std::collections::HashMap::new();
-        for status in [PARKED, RETRYING] {
-            let query = StateQuery {
-                equals: vec![
-                    ("group".to_string(), self.config.group.clone()),
-                    ("status".to_string(), status.to_string()),
-                ],
-                ..StateQuery::default()
-            };
-            for state in self.store.query_states(ParkedKey::TYPE, &query).await? {
-                if let Some(key) = state["key"].as_str() {
-                    found.insert(key.to_string(), status.to_string());
-                }
-            }
-        }
+        let found = waiting_keys(self.store.as_ref(), Some(&self.config.group))
+            .await?
+            .iter()
+            .filter_map(|state| {
+                Some((
+                    state["key"].as_str()?.to_string(),
+                    state["status"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
         *self.parked_keys() = found;
         Ok(())
     }
@@ -663,13 +657,12 @@ impl Consumer {
     }
 
     async fn change_parking(&self, id: &str, command: ParkingCommand) -> Result<(), StoreError> {
-        let mut loaded = load::<ParkedKey>(self.store.as_ref(), id).await?;
-        let events = execute(&mut loaded, command, &())
-            .await
-            .map_err(|refused| StoreError::Other(refused.to_string()))?;
-        let mut unit = UnitOfWork::new(Cause::request(id.to_string(), "consumer", self.clock.now()));
-        unit.append_unpublished(&mut loaded, &events);
-        self.store.commit(unit).await
+        let cause = Cause::request(id.to_string(), "consumer", self.clock.now());
+        match run_alone::<ParkedKey>(self.store.as_ref(), id, command, &(), cause).await {
+            Ok(_) => Ok(()),
+            Err(NotRun::Refused(refused)) => Err(StoreError::Other(refused.to_string())),
+            Err(NotRun::Store(error)) => Err(error),
+        }
     }
 
     /// A record of a parked key waits behind the first; `false` when the key
@@ -680,18 +673,16 @@ impl Consumer {
             "the record's key is parked; held"
         );
         let id = parked_key_id(&self.config.group, key);
-        let mut loaded = load::<ParkedKey>(self.store.as_ref(), &id).await?;
         let hold = ParkingCommand::Hold {
             record: HeldRecord::of(record),
             at: self.clock.now(),
         };
-        let Ok(events) = execute(&mut loaded, hold, &()).await else {
-            return Ok(false);
-        };
-        let mut unit = UnitOfWork::new(Cause::request(id, "consumer", self.clock.now()));
-        unit.append_unpublished(&mut loaded, &events);
-        self.store.commit(unit).await?;
-        Ok(true)
+        let cause = Cause::request(id.clone(), "consumer", self.clock.now());
+        match run_alone::<ParkedKey>(self.store.as_ref(), &id, hold, &(), cause).await {
+            Ok(_) => Ok(true),
+            Err(NotRun::Refused(_)) => Ok(false),
+            Err(NotRun::Store(error)) => Err(error),
+        }
     }
 
     async fn dead_letter(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> anyhow::Result<()> {
@@ -935,6 +926,8 @@ mod tests {
     use crate::clock::SystemClock;
     use crate::embedded_log::EmbeddedLog;
     use crate::sqlite_store::SqliteEventStore;
+    use crate::store::StateQuery;
+    use cqrs_es::Aggregate;
 
     /// Handles `stop_order_timer`s: panics on one whose reason is `panic`,
     /// fails for now on one whose reason is `unavailable`, and otherwise notes

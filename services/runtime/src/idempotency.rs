@@ -27,10 +27,10 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use crate::access::Authentication;
-use crate::aggregate::{execute, load};
+use crate::aggregate::{run_alone, NotRun};
 use crate::clock::Clock;
 use crate::http::{ApiError, RequestKey};
-use crate::store::{Cause, EventStore, StoreError, UnitOfWork};
+use crate::store::{Cause, EventStore, StoreError};
 use campusg_domain::idempotency::{Answer, IdempotencyCommand, IdempotencyError, IdempotentRequest, MAX_KEY_CHARS};
 use campusg_domain::limits::MAX_BODY_BYTES;
 
@@ -89,12 +89,12 @@ pub async fn replay_or_run(request: Request, next: Next) -> Response {
     };
     match requests.record(&id, claim).await {
         Ok(()) => {}
-        Err(Refusal::Idempotency(IdempotencyError::Replay(answer))) => return replay(answer),
-        Err(Refusal::Idempotency(IdempotencyError::Mismatch)) => {
+        Err(Refusal::Refused(IdempotencyError::Replay(answer))) => return replay(answer),
+        Err(Refusal::Refused(IdempotencyError::Mismatch)) => {
             return ApiError::conflict(IdempotencyError::Mismatch.to_string()).into_response()
         }
         // Another replica claimed it a moment ago: it is running.
-        Err(Refusal::Idempotency(_) | Refusal::Store(StoreError::Conflict { .. })) => {
+        Err(Refusal::Refused(_) | Refusal::Store(StoreError::Conflict { .. })) => {
             return ApiError::conflict(IdempotencyError::InFlight.to_string()).into_response()
         }
         Err(Refusal::Store(error)) => return ApiError::from(error).into_response(),
@@ -124,21 +124,14 @@ fn replay(answer: Answer) -> Response {
     response
 }
 
-enum Refusal {
-    Idempotency(IdempotencyError),
-    Store(StoreError),
-}
+type Refusal = NotRun<IdempotencyError>;
 
 impl IdempotentRequests {
     async fn record(&self, id: &str, command: IdempotencyCommand) -> Result<(), Refusal> {
-        let mut loaded = load::<IdempotentRequest>(self.store.as_ref(), id)
-            .await
-            .map_err(Refusal::Store)?;
-        let events = execute(&mut loaded, command, &()).await.map_err(Refusal::Idempotency)?;
         let cause = Cause::request(uuid::Uuid::new_v4().to_string(), "api", self.clock.now());
-        let mut unit = UnitOfWork::new(cause);
-        unit.append_unpublished(&mut loaded, &events);
-        self.store.commit(unit).await.map_err(Refusal::Store)
+        run_alone::<IdempotentRequest>(self.store.as_ref(), id, command, &(), cause)
+            .await
+            .map(|_| ())
     }
 
     /// Keeps the answer for the retries (a 5xx gives the key back instead)
@@ -170,7 +163,7 @@ impl IdempotentRequests {
 
 fn refusal(refusal: Refusal) -> String {
     match refusal {
-        Refusal::Idempotency(error) => error.to_string(),
+        Refusal::Refused(error) => error.to_string(),
         Refusal::Store(error) => error.to_string(),
     }
 }

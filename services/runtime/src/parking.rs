@@ -18,6 +18,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::bus::{Record, RecordPosition};
+use crate::store::{EventStore, StateQuery, StoreError};
 
 pub const PARKED: &str = "PARKED";
 pub const RETRYING: &str = "RETRYING";
@@ -27,6 +28,24 @@ pub const DROPPED: &str = "DROPPED";
 /// The aggregate id of `key`'s parking in `group`.
 pub fn parked_key_id(group: &str, key: &str) -> String {
     format!("{group}/{key}")
+}
+
+/// The read models of the keys whose records wait now (parked, or being
+/// handled again), in `group` or in every group, oldest park first.
+pub async fn waiting_keys(store: &dyn EventStore, group: Option<&str>) -> Result<Vec<serde_json::Value>, StoreError> {
+    let mut found = Vec::new();
+    for status in [PARKED, RETRYING] {
+        let mut query = StateQuery {
+            equals: vec![("status".to_string(), status.to_string())],
+            order_by: Some("parked_at".into()),
+            ..StateQuery::default()
+        };
+        if let Some(group) = group {
+            query.equals.push(("group".to_string(), group.to_string()));
+        }
+        found.extend(store.query_states(ParkedKey::TYPE, &query).await?);
+    }
+    Ok(found)
 }
 
 /// A record kept while its key is parked, whole, to be handled later.
