@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use campusg_runtime::bus::{backoff, BusError, MessageBus};
+use campusg_runtime::deliver_twice::DeliveringTwice;
 use campusg_runtime::embedded_log::EmbeddedLog;
 use campusg_runtime::kafka_bus::{security_settings_from, KafkaBus, KafkaSettings};
 use campusg_runtime::postgres_store::PostgresEventStore;
@@ -23,6 +24,15 @@ const STARTUP_PATIENCE: Duration = Duration::from_secs(120);
 /// Connects to the bus, creating the catalog's topics that are missing. An
 /// unreachable broker is waited for, with a log line per attempt.
 pub async fn connect_bus(backends: &Backends, catalog: &TopicCatalog) -> anyhow::Result<Arc<dyn MessageBus>> {
+    let bus = connect_chosen_bus(backends, catalog).await?;
+    if backends.deliver_twice {
+        tracing::warn!("every record is delivered twice on purpose (--deliver-twice)");
+        return Ok(Arc::new(DeliveringTwice::new(bus)));
+    }
+    Ok(bus)
+}
+
+async fn connect_chosen_bus(backends: &Backends, catalog: &TopicCatalog) -> anyhow::Result<Arc<dyn MessageBus>> {
     match &backends.kafka {
         None => {
             let path = backends.log_path();

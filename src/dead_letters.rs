@@ -304,15 +304,24 @@ pub async fn open_service_stores(backends: &crate::settings::Backends) -> anyhow
     Ok(stores)
 }
 
-/// Every key parked now (or being retried), in every group, with its first
-/// and last failure and the records it holds.
-pub async fn parked_keys(stores: &ServiceStores) -> anyhow::Result<Vec<Value>> {
+/// The keys parked now (or being retried), in every group, oldest park
+/// first, from the `skip`th on and at most `count` of them, each with its
+/// first and last failure and the records it holds.
+pub async fn parked_keys(stores: &ServiceStores, skip: usize, count: usize) -> anyhow::Result<Vec<Value>> {
+    // Each store gives its oldest `skip + count`; the page is among them.
+    let enough = i64::try_from(skip.saturating_add(count)).unwrap_or(i64::MAX);
     let mut found = Vec::new();
     for (service, store) in stores {
-        let waiting = campusg_runtime::parking::waiting_keys(store.as_ref(), None).await?;
+        let waiting = campusg_runtime::parking::waiting_keys(store.as_ref(), None, Some(enough)).await?;
         found.extend(waiting.iter().map(|state| parked_view(service, state)));
     }
-    Ok(found)
+    let parked_at = |view: &Value| {
+        view["parked_at"]
+            .as_str()
+            .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+    };
+    found.sort_by_key(|view| parked_at(view));
+    Ok(found.into_iter().skip(skip).take(count).collect())
 }
 
 fn parked_view(service: &str, state: &Value) -> Value {
@@ -429,7 +438,7 @@ pub struct ParkedKeysApi {
 use axum::extract::State;
 use axum::Json;
 use campusg_runtime::access::Caller;
-use campusg_runtime::http::{reason_or, ApiError, JsonBody, Path, Query};
+use campusg_runtime::http::{reason_or, ApiError, JsonBody, Page, Path, Query};
 
 fn internal(error: anyhow::Error) -> ApiError {
     match error.downcast::<campusg_runtime::store::StoreError>() {
@@ -438,9 +447,22 @@ fn internal(error: anyhow::Error) -> ApiError {
     }
 }
 
-async fn list_parked(State(api): State<std::sync::Arc<ParkedKeysApi>>) -> Result<Json<Value>, ApiError> {
-    let parked = parked_keys(&api.stores).await.map_err(internal)?;
-    Ok(Json(json!({ "parked_keys": parked })))
+/// The default and the largest page of `GET /api/parked-keys`.
+pub const PARKED_KEYS_PAGE: (i64, i64) = (20, 100);
+
+async fn list_parked(
+    State(api): State<std::sync::Arc<ParkedKeysApi>>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let mut query = campusg_runtime::store::StateQuery::default();
+    let (page, page_size) = page.apply(&mut query, PARKED_KEYS_PAGE.0, PARKED_KEYS_PAGE.1)?;
+    let skip = usize::try_from(query.offset).unwrap_or(0);
+    let parked = parked_keys(&api.stores, skip, page_size as usize)
+        .await
+        .map_err(internal)?;
+    Ok(Json(
+        json!({ "parked_keys": parked, "page": page, "page_size": page_size }),
+    ))
 }
 
 /// `?group=`: act in one consumer group only.

@@ -15,7 +15,7 @@ use campusg::settings::{Backends, Role, Settings};
 use campusg::startup::Application;
 use campusg::{dead_letters, inspect};
 use campusg_runtime::bus::OffsetReset;
-use campusg_runtime::clock::{Clock, SystemClock};
+use campusg_runtime::clock::{Clock, OffsetClock, SystemClock};
 use campusg_runtime::store::Contracts;
 
 #[derive(Parser)]
@@ -553,10 +553,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// The most parked keys `dlq list` prints (`GET /api/parked-keys` pages on).
+const DLQ_LIST_MOST: usize = 1000;
+
 /// Runs the parts `settings` names until SIGINT or SIGTERM.
 async fn run_system(settings: Settings) -> anyhow::Result<()> {
     campusg_runtime::telemetry::init("info");
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = match settings.clock_skew_secs {
+        0 => Arc::new(SystemClock),
+        skew => {
+            tracing::warn!(skew_secs = skew, "the clock is skewed on purpose (--clock-skew-secs)");
+            Arc::new(OffsetClock::skewed(chrono::Duration::seconds(skew)))
+        }
+    };
     let app = Application::build(&settings, clock).await?;
     let backends = &settings.backends;
     let bus = backends
@@ -616,7 +625,7 @@ async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
     let stores = dead_letters::open_service_stores(backends).await?;
     match &command {
         DlqCommand::List { json, .. } => {
-            let parked = dead_letters::parked_keys(&stores).await?;
+            let parked = dead_letters::parked_keys(&stores, 0, DLQ_LIST_MOST).await?;
             let letters = dead_letters::all(bus.as_ref(), &contracts).await?;
             if *json {
                 let views: Vec<_> = letters.iter().map(dead_letters::DeadLetter::view).collect();
@@ -637,10 +646,12 @@ async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
                     key["first_failure"].as_str().unwrap_or("")
                 );
             }
-            println!(
-                "{} parked key(s): `campusg dlq retry <key>` or `dlq drop <key> --reason ...`\n",
-                parked.len()
-            );
+            let shown = if parked.len() == DLQ_LIST_MOST {
+                format!("the {DLQ_LIST_MOST} oldest")
+            } else {
+                parked.len().to_string()
+            };
+            println!("{shown} parked key(s): `campusg dlq retry <key>` or `dlq drop <key> --reason ...`\n");
             println!(
                 "{:>6}  {:<8}  {:<25}  {:<24}  {:<22}  reason",
                 "offset", "status", "failed at", "from", "type"

@@ -16,6 +16,8 @@ use serde_json::{json, Map, Value};
 use campusg_domain::idempotency::MAX_KEY_CHARS;
 use campusg_runtime::access::{Access, RouteRule};
 
+use crate::dead_letters::PARKED_KEYS_PAGE;
+
 use campusg_domain::limits::{
     MAX_AMOUNT_CHARS, MAX_BODY_BYTES, MAX_ITEMS_PER_ORDER, MAX_ITEM_QUANTITY, MAX_NAME_CHARS, MAX_PAGE,
     MAX_QUERY_DURATION_SECONDS, MAX_TEXT_CHARS,
@@ -2031,8 +2033,12 @@ fn parked_keys_path() -> Value {
             "tags": ["debugging"],
             "operationId": "listParkedKeys",
             "summary": "Parked keys",
-            "description": "A record that cannot be handled parks its key for its consumer group: it and every later record of that key are held, in order, while other keys flow. Each parked key with its first and last failure and the records it holds; `campusg dlq list` shows the same.",
-            "responses": store_responses(vec![("200", ok)])
+            "description": "A record that cannot be handled parks its key for its consumer group: it and every later record of that key are held, in order, while other keys flow. Each parked key with its first and last failure and the records it holds, oldest park first; `campusg dlq list` shows the same.",
+            "parameters": paging(PARKED_KEYS_PAGE.0, PARKED_KEYS_PAGE.1),
+            "responses": store_responses(vec![
+                ("200", ok),
+                ("400", error("`page` or `page_size` is not an integer in its range.")),
+            ])
         }
     })
 }
@@ -2134,13 +2140,10 @@ fn schemas() -> Map<String, Value> {
         ("ParkedKey", parked_key_schema()),
         (
             "ParkedKeyList",
-            object(
-                "The parked keys.",
-                &["parked_keys"],
-                vec![(
-                    "parked_keys",
-                    array_of("ParkedKey", "Every key parked now, in every group."),
-                )],
+            page_of(
+                "A page of the keys parked now, in every group.",
+                "parked_keys",
+                "ParkedKey",
             ),
         ),
         (

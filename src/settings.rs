@@ -84,6 +84,11 @@ pub struct Backends {
     /// Each service keeps its tables in the PostgreSQL schema `<prefix>_<service>`.
     #[arg(long, env = "CAMPUSG_SCHEMA_PREFIX", default_value = "campusg")]
     pub schema_prefix: String,
+
+    /// Fault injection for the chaos suite: every consumer gets each record
+    /// twice, as after a rebalance that lost a commit.
+    #[arg(long, env = "CAMPUSG_DELIVER_TWICE", hide = true)]
+    pub deliver_twice: bool,
 }
 
 impl Backends {
@@ -96,6 +101,7 @@ impl Backends {
             kafka_fetch_wait_ms: 50,
             database_url: None,
             schema_prefix: "campusg".to_string(),
+            deliver_twice: false,
         }
     }
 
@@ -239,6 +245,11 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(8 * 24..=24 * 365)
     )]
     pub dedupe_window_hours: u64,
+
+    /// Fault injection for the chaos suite: this process's clock reads the real
+    /// time plus this many seconds, as on a host whose clock jumped.
+    #[arg(long, env = "CAMPUSG_CLOCK_SKEW_SECS", default_value_t = 0, hide = true)]
+    pub clock_skew_secs: i64,
 }
 
 fn parse_amount(text: &str) -> Result<Cents, String> {
@@ -265,6 +276,7 @@ impl Settings {
             timer_poll_ms: 100,
             transient_retry_secs: 300,
             dedupe_window_hours: DEFAULT_DEDUPE_WINDOW_HOURS,
+            clock_skew_secs: 0,
         }
     }
 

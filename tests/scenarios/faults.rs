@@ -276,6 +276,67 @@ async fn handled_marks_are_forgotten_after_the_dedupe_window(
     .await;
 }
 
+/// A released parked key is history: kept for the dedupe window, then
+/// forgotten. A key still parked is kept whatever its age: its records wait.
+#[rstest]
+#[tokio::test]
+async fn released_parked_keys_are_forgotten_after_the_dedupe_window_and_parked_ones_kept(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    use campusg_runtime::parking::{parked_key_id, ParkedKey};
+    use cqrs_es::Aggregate;
+
+    let environment = Arc::new(Environment::new(backend));
+    let app = TestApp::spawn_with(environment.clone(), &[]).await;
+    app.publish("user_commands", &an_update("ghost", "Casper")).await;
+    app.publish("user_commands", &an_update("phantom", "Boo")).await;
+    crate::helpers::eventually("the keys were never parked", || async {
+        let (_, listed) = app.get("/api/parked-keys?page_size=1&page=2").await;
+        match listed["parked_keys"].as_array().map(Vec::len) {
+            Some(1) if listed["page_size"] == 1 => Ok(()),
+            _ => Err(listed.to_string()),
+        }
+    })
+    .await;
+    app.create_user("ghost", None).await;
+    assert_eq!(app.post("/api/parked-keys/ghost/retry", &json!({})).await.0, 200);
+    let store = campusg::backends::open_store(&environment.backends(), "user")
+        .await
+        .unwrap();
+    let status = |key: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .state(ParkedKey::TYPE, &parked_key_id("user-service", key))
+                .await
+                .unwrap()
+                .map(|(_, state)| state["status"].as_str().unwrap_or_default().to_string())
+        }
+    };
+    crate::helpers::eventually("ghost was never released", || async {
+        match status("ghost").await.as_deref() {
+            Some("RELEASED") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    let environment = app.stop().await;
+    environment.clock.advance(chrono::Duration::days(15));
+    let app = TestApp::spawn_with(environment, &[]).await;
+    crate::helpers::eventually("the released key was never forgotten", || async {
+        match status("ghost").await {
+            None => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(status("phantom").await.as_deref(), Some("PARKED"));
+    let (_, listed) = app.get("/api/parked-keys").await;
+    assert_eq!(listed["parked_keys"][0]["key"], "phantom", "{listed}");
+    assert_eq!(app.get("/api/parked-keys?page_size=101").await.0, 400);
+}
+
 /// Finding 4: the PostgreSQL outbox lease was a session lock that a frozen or
 /// cut-off holder kept until the server noticed (hours). Now it is a lease
 /// with a deadline: renewed, it stays; unrenewed, another replica takes it.
@@ -309,6 +370,67 @@ async fn an_outbox_lease_left_unrenewed_passes_to_another_replica() {
     assert!(second.claim_outbox().await.unwrap(), "a lapsed lease passes on");
     assert!(!first.claim_outbox().await.unwrap(), "the old holder, back, stands by");
     PostgresEventStore::drop_schema(&url, &schema).await.unwrap();
+}
+
+/// Finding 5: outbox rows took their ids at insert, not at commit, so a
+/// transaction could commit a row with a larger id while one with a smaller id
+/// was still in flight: the relay saw the rows of a later commit first, and the
+/// earlier one's appeared behind them. Many committers at once, and a reader
+/// that must never see a new row below one it has seen already.
+#[tokio::test]
+async fn outbox_rows_become_visible_in_commit_order() {
+    use campusg_runtime::bus::OutgoingRecord;
+    use campusg_runtime::postgres_store::PostgresEventStore;
+    use campusg_runtime::store::{Cause, EventStore, UnitOfWork};
+
+    let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("order_{}", uuid::Uuid::new_v4().simple());
+    let store: Arc<dyn EventStore> = Arc::new(PostgresEventStore::open(&url, &schema).await.unwrap());
+
+    let committers: Vec<_> = (0..8)
+        .map(|committer| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in 0..60 {
+                    let mut unit =
+                        UnitOfWork::new(Cause::request(format!("c{committer}-{n}"), "test", chrono::Utc::now()));
+                    unit.outbox.push(OutgoingRecord {
+                        topic: "order_events".into(),
+                        key: Some(format!("order-{committer}")),
+                        value: format!("{{\"n\": {n}}}"),
+                        headers: Vec::new(),
+                    });
+                    store.commit_batch(vec![unit]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+
+    let mut highest_seen = 0;
+    let mut seen = std::collections::HashSet::new();
+    let mut out_of_order = Vec::new();
+    while seen.len() < 8 * 60 {
+        let batch = store.outbox_batch(10_000).await.unwrap();
+        let mut newest_in_batch = highest_seen;
+        for (id, _) in batch {
+            if seen.insert(id) {
+                if id < highest_seen {
+                    out_of_order.push((id, highest_seen));
+                }
+                newest_in_batch = newest_in_batch.max(id);
+            }
+        }
+        highest_seen = newest_in_batch;
+        tokio::task::yield_now().await;
+    }
+    for committer in committers {
+        committer.await.unwrap();
+    }
+    PostgresEventStore::drop_schema(&url, &schema).await.unwrap();
+    assert!(
+        out_of_order.is_empty(),
+        "rows appeared below rows already seen (id, highest seen before): {out_of_order:?}"
+    );
 }
 
 /// Finding 2 (in part): the embedded log kept every record whatever

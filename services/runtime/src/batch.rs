@@ -236,8 +236,9 @@ impl EventStore for BatchingStore {
         &self,
         aggregate_type: &str,
         before: chrono::DateTime<chrono::Utc>,
+        status: Option<&str>,
     ) -> Result<u64, StoreError> {
-        self.inner.prune_aggregates(aggregate_type, before).await
+        self.inner.prune_aggregates(aggregate_type, before, status).await
     }
 
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {

@@ -31,6 +31,11 @@ impl OffsetClock {
         OffsetClock::default()
     }
 
+    /// A clock already `by` ahead of (or behind) the real time.
+    pub fn skewed(by: Duration) -> OffsetClock {
+        OffsetClock { offset: Mutex::new(by) }
+    }
+
     pub fn advance(&self, by: Duration) {
         let mut offset = self.offset.lock().expect("clock lock is never poisoned");
         *offset += by;

@@ -43,7 +43,9 @@ use crate::bus::{backoff, BusConsumer, MessageBus, OutgoingRecord, Record, Recor
 use crate::clock::Clock;
 use crate::envelope::Envelope;
 use crate::health::HealthBoard;
-use crate::parking::{parked_key_id, waiting_keys, HeldRecord, ParkedKey, ParkingCommand, PARKED, RETRYING};
+use crate::parking::{
+    parked_key_id, waiting_keys, HeldRecord, ParkedKey, ParkingCommand, ParkingError, PARKED, RETRYING,
+};
 use crate::service::ServiceDeps;
 use crate::store::{Cause, Contracts, EventStore, HandledMessage, StoreError, UnitOfWork};
 
@@ -568,7 +570,7 @@ impl Consumer {
 
     /// Reads which of the group's keys are parked, or being handled again.
     async fn refresh_parked(&self) -> Result<(), StoreError> {
-        let found = waiting_keys(self.store.as_ref(), Some(&self.config.group))
+        let found = waiting_keys(self.store.as_ref(), Some(&self.config.group), None)
             .await?
             .iter()
             .filter_map(|state| {
@@ -667,7 +669,7 @@ impl Consumer {
 
     /// A record of a parked key waits behind the first; `false` when the key
     /// turns out to be free.
-    async fn hold(&self, record: &Record, key: &str) -> Result<bool, StoreError> {
+    async fn hold(&self, record: &Record, key: &str) -> anyhow::Result<bool> {
         tracing::info!(
             key = %key, topic = %record.topic, partition = record.partition, offset = record.offset,
             "the record's key is parked; held"
@@ -680,9 +682,16 @@ impl Consumer {
         let cause = Cause::request(id.clone(), "consumer", self.clock.now());
         match run_alone::<ParkedKey>(self.store.as_ref(), &id, hold, &(), cause).await {
             Ok(_) => Ok(true),
+            Err(NotRun::Refused(full @ ParkingError::Full(_))) => Err(self.key_full(key, full).into()),
             Err(NotRun::Refused(_)) => Ok(false),
-            Err(NotRun::Store(error)) => Err(error),
+            Err(NotRun::Store(error)) => Err(error.into()),
         }
+    }
+
+    /// A parked key that holds all it may stops the consumer: its records may
+    /// not be skipped, nor held without bound.
+    fn key_full(&self, key: &str, full: ParkingError) -> FatalConsumerError {
+        self.fatal(format!("key `{key}`: {full}"))
     }
 
     async fn dead_letter(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> anyhow::Result<()> {
@@ -700,10 +709,10 @@ impl Consumer {
                 // The store cannot hold the record whole (PostgreSQL and
                 // `\u0000`): it could never be handled again, so it is only
                 // dead-lettered, as a record without a key.
-                Err(StoreError::Permanent(refused)) => {
-                    tracing::warn!(refused = %refused, "the record cannot be held; dead-lettered only");
+                Err(error) if matches!(error.downcast_ref(), Some(StoreError::Permanent(_))) => {
+                    tracing::warn!(refused = %error, "the record cannot be held; dead-lettered only");
                 }
-                outcome => return outcome.map_err(Into::into),
+                outcome => return outcome,
             }
         }
         match self
@@ -726,7 +735,7 @@ impl Consumer {
     /// letter, in one commit. The record is not marked handled: it is to be
     /// handled when the key is retried (delivered again before its offset is
     /// committed, it is held once).
-    async fn park(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> Result<(), StoreError> {
+    async fn park(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> anyhow::Result<()> {
         let key = record.key.clone().unwrap_or_default();
         tracing::warn!(
             key = %key, topic = %record.topic, partition = record.partition, offset = record.offset,
@@ -741,9 +750,11 @@ impl Consumer {
             reason: shortened(&reason, MAX_TEXT_CHARS).replace('\0', "\u{fffd}"),
             at: self.clock.now(),
         };
-        let events = execute(&mut loaded, park, &())
-            .await
-            .map_err(|refused| StoreError::Other(refused.to_string()))?;
+        let events = match execute(&mut loaded, park, &()).await {
+            Ok(events) => events,
+            Err(full @ ParkingError::Full(_)) => return Err(self.key_full(&key, full).into()),
+            Err(refused) => return Err(StoreError::Other(refused.to_string()).into()),
+        };
         let parked = ParkedWith {
             loaded: &mut loaded,
             events: &events,

@@ -1,8 +1,8 @@
 //! What the stores and the log keep, bounded: every service's handled-message
-//! marks, and the API's idempotent requests, are kept for the dedupe window
-//! (SPEC section 10), then forgotten; the
-//! embedded log's records are deleted past their topic's retention, as a Kafka
-//! broker deletes them. Once at start and every hour after.
+//! marks and released parked keys, and the API's idempotent requests, are
+//! kept for the dedupe window (SPEC section 10), then forgotten; the embedded
+//! log's records are deleted past their topic's retention, as a Kafka broker
+//! deletes them. Once at start and every hour after.
 //!
 //! The window must outlast how long a duplicate can arrive: the topics' own
 //! retention (7 days for the command and event topics) and a client's retry.
@@ -18,6 +18,7 @@ use cqrs_es::Aggregate;
 
 use crate::bus::MessageBus;
 use crate::clock::Clock;
+use crate::parking::{ParkedKey, RELEASED};
 use crate::store::EventStore;
 
 /// How often the janitor sweeps.
@@ -55,10 +56,19 @@ pub async fn sweep(stores: &[(&'static str, Arc<dyn EventStore>)], window: chron
             Ok(pruned) => tracing::info!(service, pruned, %before, "forgot handled marks past the dedupe window"),
             Err(error) => tracing::warn!(service, error = %error, "cannot prune the handled marks; next sweep"),
         }
-        match store.prune_aggregates(IdempotentRequest::TYPE, before).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(service, pruned, "forgot idempotent requests past the dedupe window"),
-            Err(error) => tracing::warn!(service, error = %error, "cannot prune the idempotent requests; next sweep"),
+        // A parked key's record stays while its records wait, and once dropped
+        // (the drop is an operator's decision, kept for audit); released, it
+        // is history, kept as long as the handled marks.
+        let kept_for_the_window = [
+            (IdempotentRequest::TYPE, None, "idempotent requests"),
+            (ParkedKey::TYPE, Some(RELEASED), "released parked keys"),
+        ];
+        for (aggregate_type, status, what) in kept_for_the_window {
+            match store.prune_aggregates(aggregate_type, before, status).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(service, pruned, "forgot {what} past the dedupe window"),
+                Err(error) => tracing::warn!(service, error = %error, "cannot prune the {what}; next sweep"),
+            }
         }
     }
 }

@@ -19,6 +19,7 @@
 //! - [`outbox`]: the relay that publishes what the outbox holds.
 //! - [`batch`]: a consumer's whole poll committed in one transaction, without
 //!   the services knowing.
+//! - [`deliver_twice`]: fault injection: a bus that delivers every record twice.
 //! - [`consumer`]: the consumer loop: validate, handle, dead-letter, commit;
 //!   failures classed transient, permanent or fatal.
 //! - [`janitor`]: handled-message marks kept for the dedupe window, then forgotten.
@@ -43,6 +44,7 @@ pub mod batch;
 pub mod bus;
 pub mod clock;
 pub mod consumer;
+pub mod deliver_twice;
 pub mod embedded_log;
 pub mod envelope;
 pub mod health;

@@ -25,19 +25,31 @@ pub const RETRYING: &str = "RETRYING";
 pub const RELEASED: &str = "RELEASED";
 pub const DROPPED: &str = "DROPPED";
 
+/// The most records one parked key holds. One order's whole story is a few
+/// dozen messages; a key that has held this many is not waiting for a fix
+/// but broken, and its consumer stops with an error naming it rather than
+/// grow the key without bound (its read model is rewritten on every hold).
+pub const MAX_HELD_RECORDS: usize = 1000;
+
 /// The aggregate id of `key`'s parking in `group`.
 pub fn parked_key_id(group: &str, key: &str) -> String {
     format!("{group}/{key}")
 }
 
 /// The read models of the keys whose records wait now (parked, or being
-/// handled again), in `group` or in every group, oldest park first.
-pub async fn waiting_keys(store: &dyn EventStore, group: Option<&str>) -> Result<Vec<serde_json::Value>, StoreError> {
+/// handled again), in `group` or in every group, oldest park first; at most
+/// `limit` of each status.
+pub async fn waiting_keys(
+    store: &dyn EventStore,
+    group: Option<&str>,
+    limit: Option<i64>,
+) -> Result<Vec<serde_json::Value>, StoreError> {
     let mut found = Vec::new();
     for status in [PARKED, RETRYING] {
         let mut query = StateQuery {
             equals: vec![("status".to_string(), status.to_string())],
             order_by: Some("parked_at".into()),
+            limit,
             ..StateQuery::default()
         };
         if let Some(group) = group {
@@ -180,6 +192,8 @@ impl DomainEvent for ParkingEvent {
 pub enum ParkingError {
     #[error("the key is not parked (it is {0})")]
     NotParked(String),
+    #[error("the parked key holds {0} records, the most it may; retry or drop it (campusg dlq retry|drop)")]
+    Full(usize),
 }
 
 /// One key's parking in one consumer group; also its read model, which
@@ -224,6 +238,8 @@ impl ParkedKey {
                 let mut events = Vec::new();
                 if !self.is_parked() {
                     events.push(ParkingEvent::Parked { group, key, reason, at });
+                } else if self.is_full() && !self.holds(&record) {
+                    return Err(ParkingError::Full(self.held.len()));
                 }
                 if !self.holds(&record) {
                     events.push(ParkingEvent::Held { record, at });
@@ -237,6 +253,9 @@ impl ParkedKey {
                 // A record delivered again (its offset not committed) is held once.
                 if self.holds(&record) {
                     return Ok(Vec::new());
+                }
+                if self.is_full() {
+                    return Err(ParkingError::Full(self.held.len()));
                 }
                 Ok(vec![ParkingEvent::Held { record, at }])
             }
@@ -280,6 +299,10 @@ impl ParkedKey {
                 }])
             }
         }
+    }
+
+    fn is_full(&self) -> bool {
+        self.held.len() >= MAX_HELD_RECORDS
     }
 
     fn holds(&self, record: &HeldRecord) -> bool {
@@ -421,6 +444,46 @@ mod tests {
             .given(parked())
             .when(ParkingCommand::Hold {
                 record: record(1),
+                at: at(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    fn full() -> Vec<ParkingEvent> {
+        let mut given = parked();
+        given.extend((2..=MAX_HELD_RECORDS as i64).map(|offset| ParkingEvent::Held {
+            record: record(offset),
+            at: at(),
+        }));
+        given
+    }
+
+    #[test]
+    fn a_parked_key_holds_a_bounded_number_of_records() {
+        let next = record(MAX_HELD_RECORDS as i64 + 1);
+        Framework::with(())
+            .given(full())
+            .when(ParkingCommand::Hold { record: next, at: at() })
+            .then_expect_error(ParkingError::Full(MAX_HELD_RECORDS));
+        let park = ParkingCommand::Park {
+            group: "g".into(),
+            key: "k".into(),
+            record: record(MAX_HELD_RECORDS as i64 + 1),
+            reason: "still no such user".into(),
+            at: at(),
+        };
+        Framework::with(())
+            .given(full())
+            .when(park)
+            .then_expect_error(ParkingError::Full(MAX_HELD_RECORDS));
+    }
+
+    #[test]
+    fn a_full_key_still_recognises_a_record_it_holds() {
+        Framework::with(())
+            .given(full())
+            .when(ParkingCommand::Hold {
+                record: record(7),
                 at: at(),
             })
             .then_expect_events(vec![]);

@@ -4,7 +4,8 @@
 //! Several replicas of a service share one schema. Appends stay safe through the
 //! unique (aggregate, sequence) key; the outbox is relayed by one replica at a
 //! time, the holder of a lease row with a deadline on the server's clock, so
-//! messages leave in order. The holder renews it on every relay round; one that
+//! messages leave in order: outbox ids are taken under a per-schema lock held
+//! until commit, so they follow commit order. The holder renews it on every relay round; one that
 //! dies, freezes or is cut off stops renewing, and another replica takes over
 //! once the deadline passes ([`OUTBOX_LEASE`]), in seconds, not when the server
 //! notices a dead session.
@@ -308,6 +309,15 @@ impl EventStore for PostgresEventStore {
             .map_err(storage_error)?;
         }
         if !rows.outbox.is_empty() {
+            // Ids come from a sequence when a row is inserted, not when it
+            // commits: two committers could commit their rows out of id order,
+            // and the relay see a later commit's rows before an earlier one's.
+            // Taking ids under this store's lock, held until the commit is
+            // visible, makes id order commit order.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.outbox'))")
+                .execute(&mut *tx)
+                .await
+                .map_err(storage_error)?;
             sqlx::query(
                 "INSERT INTO outbox (topic, key, value, headers)
                  SELECT item ->> 'topic', item ->> 'key', item ->> 'value', item -> 'headers'
@@ -334,20 +344,28 @@ impl EventStore for PostgresEventStore {
         Ok(pruned.rows_affected())
     }
 
-    async fn prune_aggregates(&self, aggregate_type: &str, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn prune_aggregates(
+        &self,
+        aggregate_type: &str,
+        before: DateTime<Utc>,
+        status: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let doomed = "aggregate_type = $1 AND updated_at < $2 AND ($3::text IS NULL OR state ->> 'status' = $3)";
         let mut tx = self.pool.begin().await.map_err(storage_error)?;
-        sqlx::query(
+        sqlx::query(&format!(
             "DELETE FROM events WHERE aggregate_type = $1 AND aggregate_id IN
-                 (SELECT aggregate_id FROM aggregate_states WHERE aggregate_type = $1 AND updated_at < $2)",
-        )
+                 (SELECT aggregate_id FROM aggregate_states WHERE {doomed})"
+        ))
         .bind(aggregate_type)
         .bind(before)
+        .bind(status)
         .execute(&mut *tx)
         .await
         .map_err(storage_error)?;
-        let pruned = sqlx::query("DELETE FROM aggregate_states WHERE aggregate_type = $1 AND updated_at < $2")
+        let pruned = sqlx::query(&format!("DELETE FROM aggregate_states WHERE {doomed}"))
             .bind(aggregate_type)
             .bind(before)
+            .bind(status)
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;

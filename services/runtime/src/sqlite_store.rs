@@ -216,22 +216,32 @@ impl EventStore for SqliteEventStore {
         Ok(pruned.rows_affected())
     }
 
-    async fn prune_aggregates(&self, aggregate_type: &str, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn prune_aggregates(
+        &self,
+        aggregate_type: &str,
+        before: DateTime<Utc>,
+        status: Option<&str>,
+    ) -> Result<u64, StoreError> {
         let before = before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let doomed = "aggregate_type = ? AND updated_at < ? AND (? IS NULL OR json_extract(state, '$.status') = ?)";
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
-        sqlx::query(
+        sqlx::query(&format!(
             "DELETE FROM events WHERE aggregate_type = ? AND aggregate_id IN
-                 (SELECT aggregate_id FROM aggregate_states WHERE aggregate_type = ? AND updated_at < ?)",
-        )
+                 (SELECT aggregate_id FROM aggregate_states WHERE {doomed})"
+        ))
         .bind(aggregate_type)
         .bind(aggregate_type)
         .bind(&before)
+        .bind(status)
+        .bind(status)
         .execute(&mut *tx)
         .await
         .map_err(storage_error)?;
-        let pruned = sqlx::query("DELETE FROM aggregate_states WHERE aggregate_type = ? AND updated_at < ?")
+        let pruned = sqlx::query(&format!("DELETE FROM aggregate_states WHERE {doomed}"))
             .bind(aggregate_type)
             .bind(&before)
+            .bind(status)
+            .bind(status)
             .execute(&mut *tx)
             .await
             .map_err(storage_error)?;

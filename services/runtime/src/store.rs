@@ -370,9 +370,15 @@ pub trait EventStore: Send + Sync {
     async fn prune_handled(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Forgets every aggregate of `aggregate_type` last changed before
-    /// `before`, events and read model: for records kept only for a window
-    /// (the API's idempotent requests). Returns how many aggregates.
-    async fn prune_aggregates(&self, aggregate_type: &str, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// `before` (and, if `status` is given, whose read model's `status` is
+    /// it), events and read model: for records kept only for a window (the
+    /// API's idempotent requests, released parked keys). Returns how many.
+    async fn prune_aggregates(
+        &self,
+        aggregate_type: &str,
+        before: DateTime<Utc>,
+        status: Option<&str>,
+    ) -> Result<u64, StoreError>;
 
     /// One aggregate's read model and version.
     async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError>;
