@@ -559,6 +559,10 @@ const DLQ_LIST_MOST: usize = 1000;
 /// Runs the parts `settings` names until SIGINT or SIGTERM.
 async fn run_system(settings: Settings) -> anyhow::Result<()> {
     campusg_runtime::telemetry::init("info");
+    if let Ok(spec) = std::env::var("CAMPUSG_CRASH_POINTS") {
+        campusg_runtime::crash_points::arm(&spec).map_err(|e| anyhow::anyhow!("CAMPUSG_CRASH_POINTS: {e}"))?;
+        tracing::warn!(crash_points = %spec, "the process will abort at these points, by chance, on purpose");
+    }
     let clock: Arc<dyn Clock> = match settings.clock_skew_secs {
         0 => Arc::new(SystemClock),
         skew => {

@@ -20,8 +20,13 @@ pub struct Process {
 
 impl Process {
     pub fn start(name: &str, args: &[String], stderr: Stdio) -> Process {
+        Process::start_with_env(name, args, stderr, &[])
+    }
+
+    pub fn start_with_env(name: &str, args: &[String], stderr: Stdio, env: &[(&str, &str)]) -> Process {
         let child = Command::new(env!("CARGO_BIN_EXE_campusg"))
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -30,6 +35,11 @@ impl Process {
             name: name.to_string(),
             child,
         }
+    }
+
+    /// Whether the process has ended (by itself: a crash, an abort).
+    pub fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL: no goodbye to the consumer groups, no flush, no commit.

@@ -857,6 +857,7 @@ impl Consumer {
         if handled.is_empty() {
             return;
         }
+        crate::crash_points::reached(crate::crash_points::AFTER_STORE_COMMIT);
         let mut attempt = 0;
         while let Err(error) = consumer.commit(handled).await {
             attempt += 1;

@@ -20,6 +20,7 @@
 //! - [`batch`]: a consumer's whole poll committed in one transaction, without
 //!   the services knowing.
 //! - [`deliver_twice`]: fault injection: a bus that delivers every record twice.
+//! - [`crash_points`]: fault injection: the process dies between two writes.
 //! - [`consumer`]: the consumer loop: validate, handle, dead-letter, commit;
 //!   failures classed transient, permanent or fatal.
 //! - [`janitor`]: handled-message marks kept for the dedupe window, then forgotten.
@@ -44,6 +45,7 @@ pub mod batch;
 pub mod bus;
 pub mod clock;
 pub mod consumer;
+pub mod crash_points;
 pub mod deliver_twice;
 pub mod embedded_log;
 pub mod envelope;

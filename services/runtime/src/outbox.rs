@@ -119,6 +119,7 @@ pub async fn run_outbox_relay(
                 }
             }
         }
+        crate::crash_points::reached(crate::crash_points::AFTER_PRODUCE);
         if let Err(error) = store.outbox_delete(&ids).await {
             // The records are published; they will be published again, and deduplicated.
             tracing::warn!(error = %error, "cannot clear the published outbox rows");
