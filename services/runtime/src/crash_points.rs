@@ -50,7 +50,7 @@ pub fn reached(point: &str) {
     let Some((_, one_in)) = armed.iter().find(|(name, _)| *name == point) else {
         return;
     };
-    if uuid::Uuid::new_v4().as_u128() % u128::from(*one_in) == 0 {
+    if uuid::Uuid::new_v4().as_u128().is_multiple_of(u128::from(*one_in)) {
         eprintln!("campusg: crash point `{point}` reached; aborting on purpose (CAMPUSG_CRASH_POINTS)");
         std::process::abort();
     }
