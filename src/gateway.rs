@@ -14,6 +14,8 @@
 //! - An operator's escrow release (`POST /escrow/release`): money moves only to
 //!   the assigned runner of a delivered order (SPEC 11), which only the order
 //!   knows.
+//! - An operator's refund (`POST /api/orders/{order_id}/refunds`): the payment
+//!   says what is left to refund; the refund saga refunds it.
 //!
 //! Only an order's customer cancels it, only its parties complete or rate it,
 //! only operators release escrow by hand.
@@ -28,14 +30,17 @@ use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::messages::{Message, OrderRole, RateUser};
+use campusg_domain::money::{Cents, DecimalAmount};
 use campusg_domain::order::{Order, OrderStatus};
 use campusg_domain::payment::PaymentStatus;
+use campusg_domain::saga::refund_order::RefundSaga;
 use campusg_escrow::EscrowService;
 use campusg_order::OrderService;
 use campusg_payment::PaymentService;
 use campusg_runtime::access::{Access, Caller, Routes};
-use campusg_runtime::http::{optional_json, reason_or, ApiError, Body, JsonBody, Path};
+use campusg_runtime::http::{optional_json, reason_or, ApiError, Body, JsonBody, Path, RequestKey};
 use campusg_runtime::store::Cause;
+use campusg_sagas::handler::RefundRequest;
 use campusg_sagas::SagaOrchestrator;
 use campusg_user::UserService;
 
@@ -65,6 +70,7 @@ pub fn routes() -> Routes<Gateway> {
         .post("/api/sagas/{saga_id}/cancel", Access::Customers, cancel_saga)
         .post("/saga/complete/completeOrder", Access::Users, complete_order)
         .post("/api/orders/{order_id}/rating", Access::Users, rate)
+        .post("/api/orders/{order_id}/refunds", Access::Operators, refund)
 }
 
 /// Both fields may be left out: the body may be empty.
@@ -182,7 +188,11 @@ async fn release_escrow(
         .payment_of(request.order_id)
         .await?
         .and_then(|p| p.status);
-    if payment_status != Some(PaymentStatus::Captured) {
+    let captured = matches!(
+        payment_status,
+        Some(PaymentStatus::Captured | PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded)
+    );
+    if !captured {
         return Err(ApiError::conflict(format!(
             "the payment of order {} is not captured; its escrow is released only after the capture",
             request.order_id
@@ -300,6 +310,90 @@ async fn rate(
             "score": score,
             "rating": average,
             "ratings": ratings,
+        })),
+    ))
+}
+
+#[derive(Deserialize)]
+struct RefundBody {
+    /// In major units, as every amount a person writes (`4.50`).
+    amount: DecimalAmount,
+    reason: Option<String>,
+}
+
+/// Refunds part or all of an order's captured payment: checked here against
+/// what is left to refund (a 422 beyond it), then made by a refund saga. The
+/// payment service checks again when it refunds, so two refunds racing past
+/// this check cannot together return more than was captured.
+async fn refund(
+    State(gateway): State<Gateway>,
+    caller: Caller,
+    key: Option<axum::Extension<RequestKey>>,
+    Path(order_id): Path<String>,
+    JsonBody(request): JsonBody<RefundBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let order_id = campusg_order::parse_order_id(&order_id)?;
+    let amount = request
+        .amount
+        .to_cents()
+        .map_err(|e| ApiError::unprocessable(format!("`amount`: {e}")))?;
+    let reason = reason_or(request.reason, "refunded by an operator")?;
+    gateway.order(order_id).await?;
+    let payment = gateway
+        .payments
+        .payment_of(order_id)
+        .await?
+        .ok_or_else(|| ApiError::conflict(format!("order {order_id} has no payment to refund")))?;
+    let status = payment.status.unwrap_or(PaymentStatus::Failed);
+    if !matches!(status, PaymentStatus::Captured | PaymentStatus::PartiallyRefunded) {
+        return Err(ApiError::conflict(format!(
+            "the payment of order {order_id} is {}; only a captured payment can be refunded",
+            status.as_str()
+        )));
+    }
+    let remaining = Cents(payment.captured_cents.0.saturating_sub(payment.refunded_cents.0));
+    if amount <= Cents::ZERO || amount > remaining {
+        return Err(ApiError::unprocessable(format!(
+            "a refund is more than 0.00 and at most the {remaining} left of the {} captured, not {amount}",
+            payment.captured_cents
+        )));
+    }
+    let customer_id = payment
+        .customer_id
+        .clone()
+        .ok_or_else(|| ApiError::conflict(format!("the payment of order {order_id} names no customer")))?;
+    // Under an Idempotency-Key the saga is named by the key, so a retry whose
+    // answer was lost finds the refund it started instead of refunding again.
+    let saga_id = match &key {
+        Some(axum::Extension(RequestKey(key))) => SagaId::for_request(&format!("refund:{key}")),
+        None => SagaId(uuid::Uuid::new_v4()),
+    };
+    let saga = gateway
+        .sagas
+        .start_refund(RefundRequest {
+            saga_id,
+            order_id,
+            customer_id,
+            amount,
+            reason,
+            requested_by: caller.user.clone(),
+        })
+        .await?;
+    if saga.order_id != Some(order_id) || saga.amount_cents != amount {
+        return Err(ApiError::conflict(
+            "this Idempotency-Key already started another refund",
+        ));
+    }
+    tracing::info!(%saga_id, %order_id, amount_cents = amount.0, "refund saga started");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "success": true,
+            "saga_id": saga_id,
+            "refund_id": RefundSaga::refund_id(saga_id),
+            "order_id": order_id,
+            "amount_cents": amount,
+            "status": saga.status,
         })),
     ))
 }

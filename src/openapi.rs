@@ -502,6 +502,7 @@ fn paths() -> Map<String, Value> {
     paths.insert("/api/orders/{order_id}/cancel".into(), cancel_order_path());
     paths.insert("/api/orders/{order_id}/status".into(), order_stage_path());
     paths.insert("/api/orders/{order_id}/rating".into(), rating_path());
+    paths.insert("/api/orders/{order_id}/refunds".into(), refund_path());
     paths.insert("/api/orders/{id}/trace".into(), order_trace_path());
     paths.insert("/api/trace/{id}".into(), trace_path());
     paths.insert("/api/sagas".into(), sagas_path());
@@ -1326,6 +1327,86 @@ fn rating_path() -> Value {
             "responses": responses
         }
     })
+}
+
+fn refund_path() -> Value {
+    let started = answer_with_example(
+        "The refund saga has started: `GET /api/sagas/{saga_id}` follows it, and the payment shows the refund once made.",
+        schema_ref("RefundStarted"),
+        json!({ "success": true, "saga_id": SAGA_ID, "refund_id": SAGA_ID, "order_id": ORDER_ID, "amount_cents": 450, "status": "STARTED" }),
+    );
+    let responses = store_responses(vec![
+        ("202", started),
+        (
+            "400",
+            error("`order_id` is not a UUID, or the body is not JSON (or is sent without `Content-Type: application/json`)."),
+        ),
+        ("404", error("No order has this id.")),
+        (
+            "409",
+            error("The order's payment is not captured (nothing to refund yet, or it was voided or declined) or is refunded in full, or the Idempotency-Key started another refund."),
+        ),
+        (
+            "422",
+            error("`amount` is missing, not an amount, not more than zero, or more than what is left to refund of the capture; the message says how much is left."),
+        ),
+    ]);
+    json!({
+        "post": {
+            "tags": ["payments"],
+            "operationId": "refundOrder",
+            "summary": "Refund part or all of an order's captured payment",
+            "description": concat!(
+                "Any number of refunds, each at most what is left of the capture. A refund saga ",
+                "refunds at the card processor under the refund's id, so a retried request (same ",
+                "`Idempotency-Key`) or a redelivered command refunds once; the payment becomes ",
+                "`PARTIALLY_REFUNDED` or `REFUNDED`, and the customer is told (`refund_issued`). A ",
+                "processor that is away is retried until it answers; a refusal ends the saga `FAILED`."
+            ),
+            "parameters": [order_id_param()],
+            "requestBody": request_body(
+                "How much to refund, and why.",
+                schema_ref("RefundRequest"),
+                json!({ "amount": "4.50", "reason": "the drink was missing" })
+            ),
+            "responses": responses
+        }
+    })
+}
+
+fn refund_request_schema() -> Value {
+    object(
+        "The body of `POST /api/orders/{order_id}/refunds`.",
+        &["amount"],
+        vec![
+            (
+                "amount",
+                described_ref(
+                    "AmountInput",
+                    "How much to refund, in major units: more than zero, at most what is left of the capture.",
+                ),
+            ),
+            (
+                "reason",
+                json!({ "type": ["string", "null"], "maxLength": MAX_TEXT_CHARS, "description": "Why; the customer is told. `refunded by an operator` when left out." }),
+            ),
+        ],
+    )
+}
+
+fn refund_started_schema() -> Value {
+    object(
+        "A refund saga started.",
+        &["success", "saga_id", "refund_id", "order_id", "amount_cents", "status"],
+        vec![
+            ("success", json!({ "type": "boolean" })),
+            ("saga_id", uuid("The refund saga.")),
+            ("refund_id", uuid("The refund, as the payment records it.")),
+            ("order_id", uuid("The order refunded.")),
+            ("amount_cents", cents("The amount to refund, in cents.")),
+            ("status", schema_ref("SagaStatus")),
+        ],
+    )
 }
 
 /// The example order's story as the trace index tells it: the create-order saga's
@@ -2212,6 +2293,8 @@ fn schemas() -> Map<String, Value> {
         ("UserList", page_of("A page of users.", "users", "User")),
         ("OrderRole", order_role_schema()),
         ("RatingRequest", rating_request_schema()),
+        ("RefundRequest", refund_request_schema()),
+        ("RefundStarted", refund_started_schema()),
         ("RatingRecorded", rating_recorded_schema()),
         ("Notification", notification_schema()),
         ("SendNotificationRequest", send_notification_request_schema()),
@@ -2596,7 +2679,7 @@ fn saga_status_schema() -> Value {
 fn saga_step_schema() -> Value {
     json!({
         "type": "string",
-        "enum": ["create_order", "get_payment_info", "authorize_payment", "hold_funds", "mark_order_created", "start_timer", "compensate", "done", "stop_timer", "restart_timer", "capture_payment", "release_escrow", "mark_order_completed"],
+        "enum": ["create_order", "get_payment_info", "authorize_payment", "hold_funds", "mark_order_created", "start_timer", "compensate", "done", "stop_timer", "restart_timer", "capture_payment", "release_escrow", "mark_order_completed", "refund_payment"],
         "description": concat!(
             "The step a saga is at. A create-order saga runs `create_order`, `get_payment_info`, ",
             "`authorize_payment`, `hold_funds`, `mark_order_created` and `start_timer` (step 6: start ",
@@ -2605,7 +2688,7 @@ fn saga_step_schema() -> Value {
             "(stop the acceptance timer), then `done`; `restart_timer` when the runner gives the order ",
             "back and a fresh acceptance timer starts. A complete-order saga runs `capture_payment` ",
             "(the pivot), `release_escrow` (pay the runner) and `mark_order_completed`, then `done`; ",
-            "it never undoes a capture."
+            "it never undoes a capture. A refund saga runs `refund_payment`, then `done`."
         )
     })
 }
@@ -2675,8 +2758,8 @@ fn saga_example() -> Value {
 fn saga_type_schema() -> Value {
     json!({
         "type": "string",
-        "enum": ["create_order", "accept_order", "complete_order"],
-        "description": "`create_order`: places an order (payment, escrow, acceptance timer) and undoes it if the order is cancelled before a runner accepts. `accept_order`: follows one runner's acceptance of an order (stops the acceptance timer, or starts a fresh one if the runner gives the order back). `complete_order`: completes a delivered order (captures the payment, releases the escrow to the runner, marks the order `COMPLETED`); an order has at most one."
+        "enum": ["create_order", "accept_order", "complete_order", "refund_order"],
+        "description": "`create_order`: places an order (payment, escrow, acceptance timer) and undoes it if the order is cancelled before a runner accepts. `accept_order`: follows one runner's acceptance of an order (stops the acceptance timer, or starts a fresh one if the runner gives the order back). `complete_order`: completes a delivered order (captures the payment, releases the escrow to the runner, marks the order `COMPLETED`); an order has at most one. `refund_order`: an operator's refund of part or all of a captured payment."
     })
 }
 
@@ -2764,6 +2847,14 @@ fn saga_schema() -> Value {
             (
                 "payout_cents",
                 json!({ "type": ["integer", "null"], "description": "What the saga released from escrow to the runner, in cents (complete-order sagas; 0 until the release)." }),
+            ),
+            (
+                "refund_cents",
+                json!({ "type": ["integer", "null"], "description": "What the saga refunds, in cents (refund sagas only)." }),
+            ),
+            (
+                "refund_reason",
+                nullable_string("Why the customer is refunded (refund sagas only)."),
             ),
             (
                 "pending_compensations",
@@ -3052,7 +3143,7 @@ fn notification_schema() -> Value {
             "`payment_authorized`, `payment_failed`, `funds_held`, `order_listed`, ",
             "`order_accepted`, `acceptance_cancelled`, `runner_on_site`, `food_purchased`, ",
             "`food_collected`, `on_the_way`, `delivered`, `receipt`, `payout`, `order_completed`, ",
-            "`order_cancelled`, `order_timed_out`, `refunded` and `payment_released`; a notification ",
+            "`order_cancelled`, `order_timed_out`, `refunded`, `refund_issued` and `payment_released`; a notification ",
             "sent through `POST /api/notifications/send` has the kind it was given (`message` by ",
             "default)."
         ),
@@ -3161,8 +3252,8 @@ fn order_notifications_schema() -> Value {
 fn payment_status_schema() -> Value {
     json!({
         "type": "string",
-        "enum": ["AUTHORIZED", "CAPTURED", "VOIDED", "REFUNDED", "FAILED"],
-        "description": "`AUTHORIZED`: held on the card. `CAPTURED`: charged. `VOIDED`: released, nothing charged. `FAILED`: declined."
+        "enum": ["AUTHORIZED", "CAPTURED", "VOIDED", "PARTIALLY_REFUNDED", "REFUNDED", "FAILED"],
+        "description": "`AUTHORIZED`: held on the card. `CAPTURED`: charged. `VOIDED`: released, nothing charged. `PARTIALLY_REFUNDED`: charged, part given back. `REFUNDED`: charged, all given back. `FAILED`: declined."
     })
 }
 
@@ -3203,6 +3294,18 @@ fn payment_schema() -> Value {
             ),
             ("authorized_at", nullable_timestamp("When the card was authorized.")),
             ("updated_at", nullable_timestamp("When the payment last changed.")),
+            (
+                "captured_cents",
+                cents("What was captured, in cents (0 until the capture)."),
+            ),
+            (
+                "refunded_cents",
+                cents("What has been refunded of the capture so far, in cents."),
+            ),
+            (
+                "refunds",
+                json!({ "type": "array", "items": { "type": "object" }, "description": "Every refund made (`payment.refunded` payloads), oldest first." }),
+            ),
         ],
     );
     with_example(
@@ -3638,6 +3741,7 @@ mod tests {
             "/api/orders/{order_id}/cancel",
             "/api/orders/{order_id}/status",
             "/api/orders/{order_id}/rating",
+            "/api/orders/{order_id}/refunds",
             "/api/orders/{id}/trace",
             "/api/trace/{id}",
             "/api/sagas",

@@ -57,6 +57,10 @@ uuid_id!(
     /// One durable timer.
     TimerId
 );
+uuid_id!(
+    /// One refund of a captured payment; its refund saga's id.
+    RefundId
+);
 
 impl OrderId {
     /// The order a create-order saga creates when its command does not name one.

@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EscrowId, OrderId, PaymentId, SagaId, TimerId, UserId};
+use crate::ids::{EscrowId, OrderId, PaymentId, RefundId, SagaId, TimerId, UserId};
 use crate::money::{Cents, DecimalAmount};
 use crate::order::OrderStatus;
 
@@ -80,6 +80,12 @@ pub enum Message {
     PaymentCaptured(PaymentCaptured),
     #[serde(rename = "payment.capture_failed")]
     PaymentCaptureFailed(PaymentOperationFailed),
+    #[serde(rename = "refund_payment")]
+    RefundPayment(RefundPayment),
+    #[serde(rename = "payment.refunded")]
+    PaymentRefunded(PaymentRefunded),
+    #[serde(rename = "payment.refund_failed")]
+    PaymentRefundFailed(PaymentRefundFailed),
 
     // Escrow service.
     #[serde(rename = "hold_funds")]
@@ -175,6 +181,9 @@ impl Message {
             Message::PaymentVoidFailed(_) => "payment.void_failed",
             Message::PaymentCaptured(_) => "payment.captured",
             Message::PaymentCaptureFailed(_) => "payment.capture_failed",
+            Message::RefundPayment(_) => "refund_payment",
+            Message::PaymentRefunded(_) => "payment.refunded",
+            Message::PaymentRefundFailed(_) => "payment.refund_failed",
             Message::HoldFunds(_) => "hold_funds",
             Message::ReleaseFunds(_) => "release_funds",
             Message::RefundFunds(_) => "refund_funds",
@@ -233,6 +242,9 @@ impl Message {
             Message::PaymentVoided(m) => Some(m.order_id),
             Message::PaymentCaptured(m) => Some(m.order_id),
             Message::PaymentVoidFailed(m) | Message::PaymentCaptureFailed(m) => Some(m.order_id),
+            Message::RefundPayment(m) => Some(m.order_id),
+            Message::PaymentRefunded(m) => Some(m.order_id),
+            Message::PaymentRefundFailed(m) => Some(m.order_id),
             Message::HoldFunds(m) => Some(m.order_id),
             Message::ReleaseFunds(m) => Some(m.order_id),
             Message::RefundFunds(m) => Some(m.order_id),
@@ -601,6 +613,38 @@ pub struct PaymentCaptured {
     pub order_id: OrderId,
     pub amount_cents: Cents,
     pub captured_at: DateTime<Utc>,
+}
+
+/// Return part or all of an order's captured payment to the customer's card.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefundPayment {
+    pub order_id: OrderId,
+    pub refund_id: RefundId,
+    pub amount_cents: Cents,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRefunded {
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub refund_id: RefundId,
+    pub amount_cents: Cents,
+    /// Everything refunded of the payment so far, this refund included.
+    pub refunded_cents: Cents,
+    /// What was captured: the most that can ever be refunded.
+    pub captured_cents: Cents,
+    pub reason: String,
+    pub refunded_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaymentRefundFailed {
+    pub order_id: OrderId,
+    pub refund_id: RefundId,
+    pub amount_cents: Cents,
+    pub reason: String,
 }
 
 /// A void or capture that could not be done, and why.

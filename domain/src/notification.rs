@@ -205,6 +205,17 @@ pub fn compose(message: &Message, parties: &OrderParties) -> Vec<Draft> {
                 captured.order_id
             ),
         )],
+        Message::PaymentRefunded(refunded) => vec![to(
+            Some(refunded.customer_id.clone()),
+            "refund_issued",
+            "Refund issued",
+            format!(
+                "{} of your payment for order {} is refunded to your card: {}.",
+                money(refunded.amount_cents, currency),
+                refunded.order_id,
+                refunded.reason
+            ),
+        )],
         Message::SagaAnomalyRecorded(anomaly) => vec![to(
             UserId::parse(OPERATORS_INBOX).ok(),
             "saga_anomaly",

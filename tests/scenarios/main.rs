@@ -19,6 +19,7 @@ mod deployment;
 mod distributed;
 mod faults;
 mod hand_published;
+mod money;
 mod restart;
 mod runners;
 mod timeouts;

@@ -7,8 +7,8 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{OrderId, PaymentId, UserId};
-use crate::messages::{Message, PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentVoided};
+use crate::ids::{OrderId, PaymentId, RefundId, UserId};
+use crate::messages::{Message, PaymentAuthorized, PaymentCaptured, PaymentFailed, PaymentRefunded, PaymentVoided};
 use crate::money::Cents;
 use crate::payment::{AuthorizationOutcome, AuthorizationRequest, GatewayError, PaymentGateway};
 
@@ -18,15 +18,17 @@ pub enum PaymentStatus {
     Authorized,
     Captured,
     Voided,
+    PartiallyRefunded,
     Refunded,
     Failed,
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 5] = [
+    pub const ALL: [PaymentStatus; 6] = [
         PaymentStatus::Authorized,
         PaymentStatus::Captured,
         PaymentStatus::Voided,
+        PaymentStatus::PartiallyRefunded,
         PaymentStatus::Refunded,
         PaymentStatus::Failed,
     ];
@@ -36,6 +38,7 @@ impl PaymentStatus {
             PaymentStatus::Authorized => "AUTHORIZED",
             PaymentStatus::Captured => "CAPTURED",
             PaymentStatus::Voided => "VOIDED",
+            PaymentStatus::PartiallyRefunded => "PARTIALLY_REFUNDED",
             PaymentStatus::Refunded => "REFUNDED",
             PaymentStatus::Failed => "FAILED",
         }
@@ -60,6 +63,14 @@ pub enum PaymentCommand {
     Capture {
         at: DateTime<Utc>,
     },
+    /// Return `amount` of the captured payment to the card; a refund id seen
+    /// before is refused as repeated, with nothing returned twice.
+    Refund {
+        refund_id: RefundId,
+        amount: Cents,
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,6 +84,8 @@ pub enum PaymentEvent {
     Voided(PaymentVoided),
     #[serde(rename = "payment.captured")]
     Captured(PaymentCaptured),
+    #[serde(rename = "payment.refunded")]
+    Refunded(PaymentRefunded),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +100,12 @@ pub enum PaymentError {
     CannotVoid(PaymentStatus),
     #[error("a payment that is {} cannot be captured", .0.as_str())]
     CannotCapture(PaymentStatus),
+    #[error("a payment that is {} cannot be refunded; only a captured one can", .0.as_str())]
+    CannotRefund(PaymentStatus),
+    #[error("a refund of {asked} is more than the {remaining} left to refund")]
+    RefundOverRemainder { asked: Cents, remaining: Cents },
+    #[error("refund {0} was made already")]
+    RefundRepeated(RefundId),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
 }
@@ -108,6 +127,7 @@ impl From<PaymentEvent> for Message {
             PaymentEvent::Failed(e) => Message::PaymentFailed(e),
             PaymentEvent::Voided(e) => Message::PaymentVoided(e),
             PaymentEvent::Captured(e) => Message::PaymentCaptured(e),
+            PaymentEvent::Refunded(e) => Message::PaymentRefunded(e),
         }
     }
 }
@@ -126,6 +146,14 @@ pub struct Payment {
     pub failure_reason: Option<String>,
     pub authorized_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// What was captured, and of it what has been refunded so far.
+    #[serde(default)]
+    pub captured_cents: Cents,
+    #[serde(default)]
+    pub refunded_cents: Cents,
+    /// Every refund made, oldest first.
+    #[serde(default)]
+    pub refunds: Vec<PaymentRefunded>,
     /// The event that last changed the payment, to answer a repeated command with it.
     /// Not part of the read model.
     #[serde(skip)]
@@ -220,6 +248,45 @@ impl Aggregate for Payment {
                     captured_at: at,
                 })
             }
+            PaymentCommand::Refund {
+                refund_id,
+                amount,
+                reason,
+                at,
+            } => {
+                let (payment_id, order_id, status) = self.existing()?;
+                if self.refunds.iter().any(|refund| refund.refund_id == refund_id) {
+                    return Err(PaymentError::RefundRepeated(refund_id));
+                }
+                if !matches!(status, PaymentStatus::Captured | PaymentStatus::PartiallyRefunded) {
+                    return Err(PaymentError::CannotRefund(status));
+                }
+                if amount <= Cents::ZERO {
+                    return Err(PaymentError::AmountNotPositive(amount));
+                }
+                let remaining = Cents(self.captured_cents.0.saturating_sub(self.refunded_cents.0));
+                if amount > remaining {
+                    return Err(PaymentError::RefundOverRemainder {
+                        asked: amount,
+                        remaining,
+                    });
+                }
+                let reference = self.gateway_reference.clone().unwrap_or_default();
+                gateway
+                    .refund(&reference, amount, &format!("refund:{refund_id}"))
+                    .await?;
+                PaymentEvent::Refunded(PaymentRefunded {
+                    payment_id,
+                    order_id,
+                    customer_id: self.customer_id.clone().ok_or(PaymentError::NotFound)?,
+                    refund_id,
+                    amount_cents: amount,
+                    refunded_cents: Cents(self.refunded_cents.0.saturating_add(amount.0)),
+                    captured_cents: self.captured_cents,
+                    reason,
+                    refunded_at: at,
+                })
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -255,7 +322,18 @@ impl Aggregate for Payment {
             }
             PaymentEvent::Captured(e) => {
                 self.status = Some(PaymentStatus::Captured);
+                self.captured_cents = e.amount_cents;
                 self.updated_at = Some(e.captured_at);
+            }
+            PaymentEvent::Refunded(e) => {
+                self.refunded_cents = e.refunded_cents;
+                self.status = Some(if e.refunded_cents >= self.captured_cents {
+                    PaymentStatus::Refunded
+                } else {
+                    PaymentStatus::PartiallyRefunded
+                });
+                self.updated_at = Some(e.refunded_at);
+                self.refunds.push(e);
             }
         }
     }
@@ -299,6 +377,10 @@ mod aggregate_tests {
             Ok(())
         }
         async fn capture(&self, _reference: &str, _amount: Cents, key: &str) -> Result<(), GatewayError> {
+            self.calls.lock().unwrap().push(key.to_string());
+            Ok(())
+        }
+        async fn refund(&self, _reference: &str, _amount: Cents, key: &str) -> Result<(), GatewayError> {
             self.calls.lock().unwrap().push(key.to_string());
             Ok(())
         }
@@ -429,6 +511,91 @@ mod aggregate_tests {
             })
             .await
             .then_expect_error(PaymentError::CannotVoid(PaymentStatus::Captured));
+    }
+
+    fn captured() -> PaymentEvent {
+        PaymentEvent::Captured(PaymentCaptured {
+            payment_id: PaymentId::for_order(order_id()),
+            order_id: order_id(),
+            amount_cents: Cents(1499),
+            captured_at: at(),
+        })
+    }
+
+    fn refund_id(n: u128) -> RefundId {
+        RefundId(Uuid::from_u128(n))
+    }
+
+    fn refund(n: u128, amount: i64) -> PaymentCommand {
+        PaymentCommand::Refund {
+            refund_id: refund_id(n),
+            amount: Cents(amount),
+            reason: "cold food".into(),
+            at: at(),
+        }
+    }
+
+    fn refunded(n: u128, amount: i64, so_far: i64) -> PaymentEvent {
+        PaymentEvent::Refunded(PaymentRefunded {
+            payment_id: PaymentId::for_order(order_id()),
+            order_id: order_id(),
+            customer_id: customer(),
+            refund_id: refund_id(n),
+            amount_cents: Cents(amount),
+            refunded_cents: Cents(so_far),
+            captured_cents: Cents(1499),
+            reason: "cold food".into(),
+            refunded_at: at(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_captured_payment_is_refunded_in_part_then_in_full() {
+        TestFramework::<Payment>::with(approving())
+            .given(vec![authorized(), captured()])
+            .when_async(refund(1, 500))
+            .await
+            .then_expect_events(vec![refunded(1, 500, 500)]);
+        TestFramework::<Payment>::with(approving())
+            .given(vec![authorized(), captured(), refunded(1, 500, 500)])
+            .when_async(refund(2, 999))
+            .await
+            .then_expect_events(vec![refunded(2, 999, 1499)]);
+    }
+
+    #[tokio::test]
+    async fn a_refund_beyond_what_is_left_is_refused() {
+        TestFramework::<Payment>::with(approving())
+            .given(vec![authorized(), captured(), refunded(1, 500, 500)])
+            .when_async(refund(2, 1000))
+            .await
+            .then_expect_error(PaymentError::RefundOverRemainder {
+                asked: Cents(1000),
+                remaining: Cents(999),
+            });
+    }
+
+    #[tokio::test]
+    async fn a_refund_is_made_once_under_its_id() {
+        TestFramework::<Payment>::with(approving())
+            .given(vec![authorized(), captured(), refunded(1, 500, 500)])
+            .when_async(refund(1, 500))
+            .await
+            .then_expect_error(PaymentError::RefundRepeated(refund_id(1)));
+    }
+
+    #[tokio::test]
+    async fn only_a_captured_payment_is_refunded() {
+        TestFramework::<Payment>::with(approving())
+            .given(vec![authorized()])
+            .when_async(refund(1, 500))
+            .await
+            .then_expect_error(PaymentError::CannotRefund(PaymentStatus::Authorized));
+        TestFramework::<Payment>::with(approving())
+            .given(vec![authorized(), captured(), refunded(1, 1499, 1499)])
+            .when_async(refund(2, 1))
+            .await
+            .then_expect_error(PaymentError::CannotRefund(PaymentStatus::Refunded));
     }
 
     #[tokio::test]

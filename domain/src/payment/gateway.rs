@@ -17,6 +17,13 @@ pub trait PaymentGateway: Send + Sync {
         amount: Cents,
         idempotency_key: &str,
     ) -> Result<(), GatewayError>;
+    /// Returns `amount` of a captured payment to the card it came from.
+    async fn refund(
+        &self,
+        authorization_reference: &str,
+        amount: Cents,
+        idempotency_key: &str,
+    ) -> Result<(), GatewayError>;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

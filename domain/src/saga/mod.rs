@@ -14,10 +14,12 @@
 //!   timer if the runner gives the order back.
 //! - [`complete_order`]: once delivered, captures the payment, pays the runner
 //!   out of escrow and marks the order `COMPLETED`.
+//! - [`refund_order`]: an operator's refund of part or all of a captured payment.
 
 pub mod accept_order;
 pub mod complete_order;
 pub mod create_order;
+pub mod refund_order;
 
 use std::fmt;
 

@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 
-use campusg_domain::ids::PaymentId;
-use campusg_domain::messages::{Message, PaymentOperationFailed};
+use campusg_domain::ids::{PaymentId, RefundId};
+use campusg_domain::messages::{Message, PaymentOperationFailed, PaymentRefundFailed};
+use campusg_domain::money::Cents;
 use campusg_domain::payment::{GatewayError, Payment, PaymentCommand, PaymentError};
 use campusg_runtime::aggregate::{execute, load};
 use campusg_runtime::consumer::{HandlerError, MessageHandler};
@@ -40,6 +41,15 @@ impl PaymentService {
             ),
             Message::VoidPayment(c) => (c.order_id, PaymentCommand::Void { reason: c.reason, at }),
             Message::CapturePayment(c) => (c.order_id, PaymentCommand::Capture { at }),
+            Message::RefundPayment(c) => (
+                c.order_id,
+                PaymentCommand::Refund {
+                    refund_id: c.refund_id,
+                    amount: c.amount_cents,
+                    reason: c.reason,
+                    at,
+                },
+            ),
             _ => return Ok(None),
         };
         let payment_id = PaymentId::for_order(order_id);
@@ -50,6 +60,10 @@ impl PaymentService {
             PaymentCommand::Authorize { .. } => Operation::Authorize,
             PaymentCommand::Void { .. } => Operation::Void,
             PaymentCommand::Capture { .. } => Operation::Capture,
+            PaymentCommand::Refund { refund_id, amount, .. } => Operation::Refund {
+                refund_id: *refund_id,
+                amount: *amount,
+            },
         };
         let answer = match execute(&mut loaded, command, &self.gateway).await {
             Ok(events) => {
@@ -72,6 +86,13 @@ impl PaymentService {
                         PaymentError::CannotCapture(_),
                         Some(last @ campusg_domain::payment::PaymentEvent::Captured(_)),
                     ) => Some(Message::from(last.clone())),
+                    (PaymentError::RefundRepeated(refund_id), _) => loaded
+                        .aggregate
+                        .refunds
+                        .iter()
+                        .find(|refund| refund.refund_id == *refund_id)
+                        .cloned()
+                        .map(Message::PaymentRefunded),
                     _ => None,
                 };
                 let failed = PaymentOperationFailed {
@@ -82,6 +103,14 @@ impl PaymentService {
                     (Some(answer), _) => answer,
                     (None, Operation::Void) => Message::PaymentVoidFailed(failed),
                     (None, Operation::Capture) => Message::PaymentCaptureFailed(failed),
+                    (None, Operation::Refund { refund_id, amount }) => {
+                        Message::PaymentRefundFailed(PaymentRefundFailed {
+                            order_id,
+                            refund_id,
+                            amount_cents: amount,
+                            reason: failed.reason,
+                        })
+                    }
                     // Declines are events of their own; any other refusal to
                     // authorize is a command that can never succeed.
                     (None, Operation::Authorize) => return Err(HandlerError::Rejected(refusal.to_string())),
@@ -101,6 +130,7 @@ enum Operation {
     Authorize,
     Void,
     Capture,
+    Refund { refund_id: RefundId, amount: Cents },
 }
 
 fn published(error: impl std::fmt::Display) -> HandlerError {

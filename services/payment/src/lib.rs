@@ -2,7 +2,7 @@
 //! processor through the [`PaymentGateway`](campusg_domain::payment::PaymentGateway) port.
 //!
 //! It consumes `payment_commands` (`authorize_payment`, `void_payment`,
-//! `capture_payment`), publishes `payment_events`, and serves `/payments`. The
+//! `capture_payment`, `refund_payment`), publishes `payment_events`, and serves `/payments`. The
 //! default processor is the built-in [`sandbox::SandboxGateway`].
 
 mod handler;

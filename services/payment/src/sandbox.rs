@@ -46,6 +46,8 @@ pub struct Ledger {
     pub voids: u64,
     pub captures: u64,
     pub captured_cents: i64,
+    pub refunds: u64,
+    pub refunded_cents: i64,
 }
 
 #[derive(Default)]
@@ -60,6 +62,9 @@ pub struct SandboxGateway {
 pub struct ProcessorCall {
     pub operation: Option<String>,
     pub outcome: Option<AuthorizationOutcome>,
+    /// The money the call moved: captured or refunded.
+    #[serde(default)]
+    pub amount_cents: Option<Cents>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,6 +73,8 @@ pub enum ProcessorCallEvent {
     Made {
         operation: String,
         outcome: Option<AuthorizationOutcome>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount_cents: Option<Cents>,
     },
 }
 
@@ -101,9 +108,14 @@ impl Aggregate for ProcessorCall {
     }
 
     fn apply(&mut self, event: Self::Event) {
-        let ProcessorCallEvent::Made { operation, outcome } = event;
+        let ProcessorCallEvent::Made {
+            operation,
+            outcome,
+            amount_cents,
+        } = event;
         self.operation = Some(operation);
         self.outcome = outcome;
+        self.amount_cents = amount_cents;
     }
 }
 
@@ -112,8 +124,10 @@ struct SandboxState {
     answers: HashMap<String, AuthorizationOutcome>,
     completed: HashMap<String, ()>,
     ledger: Ledger,
-    /// Captures still to fail as if the processor were down, for fault tests.
+    /// Captures and refunds still to fail as if the processor were down, for
+    /// fault tests.
     failing_captures: u32,
+    failing_refunds: u32,
 }
 
 impl SandboxGateway {
@@ -148,6 +162,7 @@ impl SandboxGateway {
         key: &str,
         operation: &str,
         outcome: Option<AuthorizationOutcome>,
+        amount_cents: Option<Cents>,
     ) -> Result<bool, GatewayError> {
         let Some(store) = &self.records else {
             return Ok(true);
@@ -155,6 +170,7 @@ impl SandboxGateway {
         let made = ProcessorCallEvent::Made {
             operation: operation.to_string(),
             outcome,
+            amount_cents,
         };
         let cause = Cause::request(key.to_string(), "card-processor", chrono::Utc::now());
         match run_alone::<ProcessorCall>(store.as_ref(), key, made, &(), cause).await {
@@ -171,6 +187,11 @@ impl SandboxGateway {
             .lock()
             .expect("sandbox lock is never poisoned")
             .failing_captures = count;
+    }
+
+    /// Makes the next `count` refunds fail as an unavailable processor does.
+    pub fn fail_next_refunds(&self, count: u32) {
+        self.state().failing_refunds = count;
     }
 
     pub fn ledger(&self) -> Ledger {
@@ -215,7 +236,7 @@ impl PaymentGateway for SandboxGateway {
             }
         };
         if !self
-            .record(&request.idempotency_key, "authorize", Some(answer.clone()))
+            .record(&request.idempotency_key, "authorize", Some(answer.clone()), None)
             .await?
         {
             // Another call under the key recorded its answer first: that one stands.
@@ -237,7 +258,7 @@ impl PaymentGateway for SandboxGateway {
         if self.recorded(idempotency_key).await?.is_some() || self.state().completed.contains_key(idempotency_key) {
             return Ok(());
         }
-        if self.record(idempotency_key, "void", None).await? {
+        if self.record(idempotency_key, "void", None, None).await? {
             let mut state = self.state();
             if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
                 state.ledger.voids += 1;
@@ -264,7 +285,7 @@ impl PaymentGateway for SandboxGateway {
         if self.recorded(idempotency_key).await?.is_some() || self.state().completed.contains_key(idempotency_key) {
             return Ok(());
         }
-        if self.record(idempotency_key, "capture", None).await? {
+        if self.record(idempotency_key, "capture", None, Some(amount)).await? {
             let mut state = self.state();
             if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
                 state.ledger.captures += 1;
@@ -273,9 +294,41 @@ impl PaymentGateway for SandboxGateway {
         }
         Ok(())
     }
+
+    async fn refund(
+        &self,
+        _authorization_reference: &str,
+        amount: Cents,
+        idempotency_key: &str,
+    ) -> Result<(), GatewayError> {
+        self.refund_once(amount, idempotency_key).await
+    }
 }
 
 impl SandboxGateway {
+    async fn refund_once(&self, amount: Cents, idempotency_key: &str) -> Result<(), GatewayError> {
+        {
+            let mut state = self.state();
+            if state.failing_refunds > 0 {
+                state.failing_refunds -= 1;
+                return Err(GatewayError::Unavailable(
+                    "the sandbox is failing refunds on purpose".into(),
+                ));
+            }
+        }
+        if self.recorded(idempotency_key).await?.is_some() || self.state().completed.contains_key(idempotency_key) {
+            return Ok(());
+        }
+        if self.record(idempotency_key, "refund", None, Some(amount)).await? {
+            let mut state = self.state();
+            if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
+                state.ledger.refunds += 1;
+                state.ledger.refunded_cents += amount.0;
+            }
+        }
+        Ok(())
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, SandboxState> {
         self.state.lock().expect("sandbox lock is never poisoned")
     }

@@ -26,6 +26,7 @@ use campusg_domain::order::OrderStatus;
 use campusg_domain::saga::accept_order::{AcceptOrderSaga, ObserveAcceptance};
 use campusg_domain::saga::complete_order::{CompleteOrderSaga, CompleteOrderSagaCommand};
 use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand};
+use campusg_domain::saga::refund_order::{RefundSaga, RefundSagaCommand};
 use campusg_domain::saga::Saga;
 use campusg_runtime::aggregate::{load, Loaded};
 use campusg_runtime::consumer::{HandlerError, MessageHandler};
@@ -39,6 +40,7 @@ enum Route {
     CreateOrder(Loaded<CreateOrderSaga>),
     AcceptOrder(Loaded<AcceptOrderSaga>),
     CompleteOrder(Loaded<CompleteOrderSaga>),
+    Refund(Loaded<RefundSaga>),
     Nowhere,
 }
 
@@ -71,6 +73,14 @@ impl MessageHandler for SagaOrchestrator {
                 let saga_id = SagaId::parse(&loaded.id).unwrap_or(correlated);
                 let span = tracing::info_span!("saga", %saga_id, order_id = ?order_id, saga_type = "complete_order");
                 let observe = CompleteOrderSagaCommand::Observe { saga_id, message, at };
+                self.advance(&mut loaded, observe, cause.correlated_with(saga_id))
+                    .instrument(span)
+                    .await
+            }
+            Route::Refund(mut loaded) => {
+                let saga_id = SagaId::parse(&loaded.id).unwrap_or(correlated);
+                let span = tracing::info_span!("saga", %saga_id, order_id = ?order_id, saga_type = "refund_order");
+                let observe = RefundSagaCommand::Observe { message, at };
                 self.advance(&mut loaded, observe, cause.correlated_with(saga_id))
                     .instrument(span)
                     .await
@@ -112,6 +122,13 @@ impl SagaOrchestrator {
             }
             M::PaymentCaptured(_) | M::PaymentCaptureFailed(_) | M::FundsReleased(_) | M::ReleaseFailed(_) => {
                 Route::CompleteOrder(load(store, &by_correlation).await?)
+            }
+            // A refund's answer names its refund, whose id is its saga's.
+            M::PaymentRefunded(refunded) => {
+                Route::Refund(load(store, &SagaId(refunded.refund_id.0).to_string()).await?)
+            }
+            M::PaymentRefundFailed(failed) => {
+                Route::Refund(load(store, &SagaId(failed.refund_id.0).to_string()).await?)
             }
             M::OrderStatusUpdated(u)
                 if u.status == OrderStatus::Created && u.previous_status == OrderStatus::Pending =>
@@ -184,6 +201,31 @@ impl SagaOrchestrator {
         }
     }
 
+    /// Starts a refund saga for `amount` of an order's captured payment; its
+    /// id, or the refund saga already started under `saga_id` (a request
+    /// retried under its idempotency key).
+    pub async fn start_refund(&self, refund: RefundRequest) -> Result<RefundSaga, HandlerError> {
+        let saga_id = refund.saga_id;
+        let mut loaded = load::<RefundSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
+        if loaded.aggregate.saga_id.is_some() {
+            return Ok(loaded.aggregate);
+        }
+        let at = self.deps.clock.now();
+        let start = RefundSagaCommand::Start {
+            saga_id,
+            order_id: refund.order_id,
+            customer_id: refund.customer_id,
+            amount: refund.amount,
+            reason: refund.reason,
+            requested_by: refund.requested_by,
+            at,
+        };
+        let cause = Cause::request(saga_id.to_string(), SERVICE_NAME, at);
+        let span = tracing::info_span!("saga", %saga_id, order_id = %refund.order_id, saga_type = "refund_order");
+        self.advance(&mut loaded, start, cause).instrument(span).await?;
+        Ok(loaded.aggregate)
+    }
+
     /// The create-order saga that placed `order_id`, if this orchestrator ran it.
     pub async fn placing_saga_of(&self, order_id: OrderId) -> Result<Option<SagaId>, StoreError> {
         let query = StateQuery {
@@ -235,4 +277,14 @@ impl SagaOrchestrator {
         self.deps.store.commit(unit).await?;
         Ok(())
     }
+}
+
+/// What an operator asks a refund saga to do.
+pub struct RefundRequest {
+    pub saga_id: SagaId,
+    pub order_id: OrderId,
+    pub customer_id: UserId,
+    pub amount: campusg_domain::money::Cents,
+    pub reason: String,
+    pub requested_by: UserId,
 }

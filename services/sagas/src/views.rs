@@ -9,15 +9,17 @@ use campusg_domain::ids::SagaId;
 use campusg_domain::saga::accept_order::{self, AcceptOrderSaga};
 use campusg_domain::saga::complete_order::{self, CompleteOrderSaga};
 use campusg_domain::saga::create_order::{self, CreateOrderSaga};
+use campusg_domain::saga::refund_order::{self, RefundSaga};
 use campusg_domain::saga::SagaStatus;
 use campusg_runtime::aggregate;
 use campusg_runtime::store::{EventStore, StateQuery, StoreError, StoredEvent};
 
 /// The saga types, each with its aggregate type.
-pub const SAGA_TYPES: [(&str, &str); 3] = [
+pub const SAGA_TYPES: [(&str, &str); 4] = [
     (create_order::SAGA_TYPE, CreateOrderSaga::TYPE),
     (accept_order::SAGA_TYPE, AcceptOrderSaga::TYPE),
     (complete_order::SAGA_TYPE, CompleteOrderSaga::TYPE),
+    (refund_order::SAGA_TYPE, RefundSaga::TYPE),
 ];
 
 /// The saga type named `name`, with its aggregate type.
@@ -53,6 +55,8 @@ pub fn saga_view(saga_type: &str, state: &Value) -> Value {
         "timer_due_at": state["timer_due_at"],
         "captured_cents": state["captured_cents"],
         "payout_cents": state["payout_cents"],
+        "refund_cents": if saga_type == refund_order::SAGA_TYPE { state["amount_cents"].clone() } else { Value::Null },
+        "refund_reason": if saga_type == refund_order::SAGA_TYPE { state["reason"].clone() } else { Value::Null },
         "pending_compensations": state["pending_compensations"],
         "anomalies": state.get("anomalies").cloned().unwrap_or_else(|| json!([])),
         "created_at": state["started_at"],
@@ -66,6 +70,7 @@ pub fn states_after_each(aggregate_type: &str, events: &[StoredEvent]) -> Result
         t if t == CreateOrderSaga::TYPE => aggregate::states_after_each::<CreateOrderSaga>(events),
         t if t == AcceptOrderSaga::TYPE => aggregate::states_after_each::<AcceptOrderSaga>(events),
         t if t == CompleteOrderSaga::TYPE => aggregate::states_after_each::<CompleteOrderSaga>(events),
+        t if t == RefundSaga::TYPE => aggregate::states_after_each::<RefundSaga>(events),
         other => Err(StoreError::Other(format!("`{other}` is not a saga type"))),
     }
 }
