@@ -377,7 +377,9 @@ pub async fn act_on_key(
     use campusg_runtime::store::{Cause, StateQuery};
     use cqrs_es::Aggregate;
 
-    let mut groups = Vec::new();
+    // Every group is checked before any is changed: a drop refused in one
+    // group leaves the others as they were.
+    let mut targets = Vec::new();
     for (_, store) in stores {
         let query = StateQuery {
             equals: vec![("key".to_string(), key.to_string())],
@@ -390,35 +392,48 @@ pub async fn act_on_key(
             if group.is_some_and(|wanted| wanted != parked_in) {
                 continue;
             }
-            let group = parked_in;
-            if !state["status"]
-                .as_str()
-                .is_some_and(|status| [PARKED, RETRYING].contains(&status))
-            {
+            let status = state["status"].as_str().unwrap_or_default();
+            if ![PARKED, RETRYING].contains(&status) {
                 continue;
             }
-            let id = parked_key_id(group, key);
-            let command = match action {
-                KeyAction::Retry => ParkingCommand::RequestRetry {
-                    by: by.to_string(),
-                    at: now,
-                },
-                KeyAction::Drop(reason) => ParkingCommand::Drop {
-                    by: by.to_string(),
-                    reason: reason.clone(),
-                    at: now,
-                },
-            };
-            let cause = Cause::request(id.clone(), "operator", now);
-            match run_alone::<ParkedKey>(store.as_ref(), &id, command, &(), cause).await {
-                Ok(_) => groups.push(group.to_string()),
-                Err(NotRun::Refused(refused)) => bail!("key {key} in {group}: {refused}"),
-                Err(NotRun::Store(error)) => return Err(error.into()),
+            if status == RETRYING && matches!(action, KeyAction::Drop(_)) {
+                return Err(KeyRefused(format!(
+                    "key {key} in {parked_in} is being retried; drop it if the retry parks it again"
+                ))
+                .into());
             }
+            targets.push((store, parked_in.to_string()));
+        }
+    }
+    let mut groups = Vec::new();
+    for (store, group) in targets {
+        let id = parked_key_id(&group, key);
+        let command = match action {
+            KeyAction::Retry => ParkingCommand::RequestRetry {
+                by: by.to_string(),
+                at: now,
+            },
+            KeyAction::Drop(reason) => ParkingCommand::Drop {
+                by: by.to_string(),
+                reason: reason.clone(),
+                at: now,
+            },
+        };
+        let cause = Cause::request(id.clone(), "operator", now);
+        match run_alone::<ParkedKey>(store.as_ref(), &id, command, &(), cause).await {
+            Ok(_) => groups.push(group),
+            Err(NotRun::Refused(refused)) => return Err(KeyRefused(format!("key {key} in {group}: {refused}")).into()),
+            Err(NotRun::Store(error)) => return Err(error.into()),
         }
     }
     Ok(groups)
 }
+
+/// An operator's action a parked key's state refuses (a drop while it is
+/// being retried): a conflict, not a failure of the server.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyRefused(pub String);
 
 /// `GET /api/parked-keys`, and an operator's retry or drop of one key, over HTTP.
 pub fn routes() -> campusg_runtime::access::Routes<std::sync::Arc<ParkedKeysApi>> {
@@ -441,6 +456,9 @@ use campusg_runtime::access::Caller;
 use campusg_runtime::http::{reason_or, ApiError, JsonBody, Page, Path, Query};
 
 fn internal(error: anyhow::Error) -> ApiError {
+    if let Some(refused) = error.downcast_ref::<KeyRefused>() {
+        return ApiError::conflict(refused.0.clone());
+    }
     match error.downcast::<campusg_runtime::store::StoreError>() {
         Ok(store) => store.into(),
         Err(other) => ApiError::internal(other),

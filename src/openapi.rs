@@ -2165,6 +2165,7 @@ fn drop_parked_key_path() -> Value {
             "responses": store_responses(vec![
                 ("200", ok),
                 ("404", error("The key is parked in no consumer group.")),
+                ("409", error("The key is being retried in a group; nothing was dropped in any group.")),
                 ("422", error("The body is JSON of the wrong shape, the reason is over 1000 characters, or the key over 200.")),
             ])
         }

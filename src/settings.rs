@@ -118,6 +118,9 @@ impl Backends {
     }
 }
 
+/// The largest `--clock-skew-secs`, either way: a year.
+const MAX_CLOCK_SKEW_SECS: i64 = 365 * 24 * 3600;
+
 // The defaults the flags and `Settings::embedded` share.
 const DEFAULT_JWT_LEEWAY_SECS: u64 = 30;
 const DEFAULT_ROLE_CLAIM: &str = "role";
@@ -248,7 +251,14 @@ pub struct Settings {
 
     /// Fault injection for the chaos suite: this process's clock reads the real
     /// time plus this many seconds, as on a host whose clock jumped.
-    #[arg(long, env = "CAMPUSG_CLOCK_SKEW_SECS", default_value_t = 0, hide = true)]
+    #[arg(
+        long,
+        env = "CAMPUSG_CLOCK_SKEW_SECS",
+        default_value_t = 0,
+        hide = true,
+        allow_hyphen_values = true,
+        value_parser = clap::value_parser!(i64).range(-MAX_CLOCK_SKEW_SECS..=MAX_CLOCK_SKEW_SECS)
+    )]
     pub clock_skew_secs: i64,
 }
 

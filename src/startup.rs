@@ -268,11 +268,16 @@ impl Application {
             });
         }
         drop(fatal_sender);
-        let dead_letter_topic = self.contracts.topics.dead_letter_topic().name.clone();
+        let dead_letters = self.contracts.topics.dead_letter_topic();
+        let dead_letter_topic = dead_letters.name.clone();
+        let keep = campusg_runtime::janitor::Keep {
+            dedupe_window: self.dedupe_window,
+            released_keys: chrono::Duration::milliseconds(dead_letters.retention_ms),
+        };
         tracker.spawn(campusg_runtime::janitor::run_janitor(
             self.relays.clone(),
             self.bus.clone(),
-            self.dedupe_window,
+            keep,
             self.clock.clone(),
             shutdown.clone(),
         ));

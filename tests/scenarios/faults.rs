@@ -276,11 +276,12 @@ async fn handled_marks_are_forgotten_after_the_dedupe_window(
     .await;
 }
 
-/// A released parked key is history: kept for the dedupe window, then
-/// forgotten. A key still parked is kept whatever its age: its records wait.
+/// A released parked key is history: kept as long as its dead letters (30
+/// days, so that retrying a letter its key's retry handled is still refused),
+/// then forgotten. A key still parked is kept whatever its age: its records wait.
 #[rstest]
 #[tokio::test]
-async fn released_parked_keys_are_forgotten_after_the_dedupe_window_and_parked_ones_kept(
+async fn released_parked_keys_are_forgotten_with_their_dead_letters_and_parked_ones_kept(
     #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
 ) {
     use campusg_runtime::parking::{parked_key_id, ParkedKey};
@@ -321,8 +322,14 @@ async fn released_parked_keys_are_forgotten_after_the_dedupe_window_and_parked_o
     })
     .await;
 
+    // Past the dedupe window (14 days) it is kept; past its dead letters' (30), forgotten.
     let environment = app.stop().await;
     environment.clock.advance(chrono::Duration::days(15));
+    let app = TestApp::spawn_with(environment, &[]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(status("ghost").await.as_deref(), Some("RELEASED"));
+    let environment = app.stop().await;
+    environment.clock.advance(chrono::Duration::days(16));
     let app = TestApp::spawn_with(environment, &[]).await;
     crate::helpers::eventually("the released key was never forgotten", || async {
         match status("ghost").await {
@@ -495,4 +502,78 @@ async fn idempotent_requests_are_forgotten_after_the_dedupe_window() {
         }
     })
     .await;
+}
+
+/// Found in review: an answer was kept whole for its key, and an error quoted
+/// the input that broke it, so a customer could store 120 KB per request with a
+/// long bad field. An error message is at most 500 characters now, and an
+/// answer kept for a key at most 16 KiB.
+#[tokio::test]
+async fn an_answer_kept_for_a_key_does_not_grow_with_the_input() {
+    let app = TestApp::spawn_on(Backend::Embedded).await;
+    app.create_user("cust_long", Some("pm_card_visa")).await;
+    let token = app.token("cust_long", Role::Customer);
+    let long = "x".repeat(60_000);
+    let order = json!({"customer_id": "cust_long", "order_details": {
+        "foodItems": [{"name": "Tea", "price": 1, "quantity": long}], "deliveryLocation": "Hall 7"}});
+
+    let (status, refused, _) = post_keyed(&app, "/api/orders", &order, &token, "long-1").await;
+
+    assert!((400..500).contains(&status), "{status}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.chars().count() <= 501, "{} characters", message.chars().count());
+    let (_, again, replayed) = post_keyed(&app, "/api/orders", &order, &token, "long-1").await;
+    assert!(replayed, "a short answer is kept and replayed");
+    assert_eq!(again, refused);
+}
+
+/// Found in review: after the dedupe window, a customer who reused a key for
+/// another order was answered with the key's first order, and nothing placed.
+#[tokio::test]
+async fn a_key_reused_for_another_order_after_the_window_is_a_conflict() {
+    let environment = Arc::new(Environment::new(Backend::Embedded));
+    let app = TestApp::spawn_with(environment.clone(), &[]).await;
+    app.create_user("cust_reuse", Some("pm_card_visa")).await;
+    let token = app.token("cust_reuse", Role::Customer);
+    let first = an_order("cust_reuse", "Roti");
+    assert_eq!(post_keyed(&app, "/api/orders", &first, &token, "k1").await.0, 202);
+
+    let environment = app.stop().await;
+    environment.clock.advance(chrono::Duration::days(15));
+    let app = TestApp::spawn_with(environment, &[]).await;
+    let token = app.token("cust_reuse", Role::Customer);
+    let other = an_order("cust_reuse", "Prata");
+    let (status, body, _) = post_keyed(&app, "/api/orders", &other, &token, "k1").await;
+    assert_eq!(status, 409, "{body}");
+    // The same order under the same key still finds its saga.
+    let (status, _, _) = post_keyed(&app, "/api/orders", &first, &token, "k1").await;
+    assert_eq!(status, 202);
+}
+
+/// Found in review: dropping a key while it was being retried answered 500.
+/// It is a conflict, and no group's key is changed.
+#[tokio::test]
+async fn dropping_a_key_being_retried_is_a_conflict() {
+    let environment = Arc::new(Environment::new(Backend::Embedded));
+    let app = TestApp::spawn_with(environment.clone(), &[]).await;
+    app.publish("user_commands", &an_update("ghost", "Casper")).await;
+    crate::helpers::eventually("the key was never parked", || async {
+        let (_, listed) = app.get("/api/parked-keys").await;
+        if listed["parked_keys"][0]["key"] == "ghost" {
+            Ok(())
+        } else {
+            Err(listed.to_string())
+        }
+    })
+    .await;
+    // Only the API runs: nobody takes the retry up, so it stays RETRYING.
+    let environment = app.stop().await;
+    let app = TestApp::spawn_with(environment, &[campusg::settings::Role::Api]).await;
+    assert_eq!(app.post("/api/parked-keys/ghost/retry", &json!({})).await.0, 200);
+
+    let (status, refused) = app.post("/api/parked-keys/ghost/drop", &json!({"reason": "x"})).await;
+
+    assert_eq!(status, 409, "{refused}");
+    let (_, listed) = app.get("/api/parked-keys").await;
+    assert_eq!(listed["parked_keys"][0]["status"], "RETRYING", "{listed}");
 }

@@ -94,6 +94,9 @@ impl Order {
                         if Some(&runner) == self.customer_id.as_ref() {
                             return Err(OrderError::RunnerIsCustomer(runner));
                         }
+                        if self.acceptances >= MAX_ACCEPTANCES {
+                            return Err(OrderError::TooManyAcceptances(MAX_ACCEPTANCES));
+                        }
                         Some(runner)
                     }
                     _ if status.is_delivery_stage()
@@ -170,6 +173,13 @@ impl Order {
         }
     }
 }
+
+/// How many times an order may be accepted in all (a runner who gives it
+/// back counts). Every acceptance and give-back is a record about the order
+/// on several topics; an order accepted and given back without end would be
+/// a stream one runner could grow at will. Past this, the order waits for its
+/// acceptance window to run out, and is cancelled and refunded.
+pub const MAX_ACCEPTANCES: u32 = 10;
 
 impl Aggregate for Order {
     const TYPE: &'static str = "order";
@@ -435,6 +445,20 @@ mod aggregate_tests {
             moved(OrderStatus::Pending, OrderStatus::Created, None),
             moved(OrderStatus::Created, OrderStatus::Accepted, Some(runner_id)),
         ]
+    }
+
+    #[test]
+    fn an_order_accepted_and_given_back_too_often_is_not_accepted_again() {
+        let runner = UserId::parse("runner_1").unwrap();
+        let mut given = vec![created(), moved(OrderStatus::Pending, OrderStatus::Created, None)];
+        for _ in 0..MAX_ACCEPTANCES {
+            given.push(moved(OrderStatus::Created, OrderStatus::Accepted, Some(runner.clone())));
+            given.push(moved(OrderStatus::Accepted, OrderStatus::Created, None));
+        }
+        OrderTestFramework::with(())
+            .given(given)
+            .when(change(OrderStatus::Accepted, Some(runner)))
+            .then_expect_error(OrderError::TooManyAcceptances(MAX_ACCEPTANCES));
     }
 
     #[rstest::rstest]

@@ -23,6 +23,8 @@ pub enum OrderError {
     NotHeld(OrderStatus),
     #[error("another runner has already accepted the order")]
     TakenByAnotherRunner,
+    #[error("the order has been accepted {0} times, the most it may; it waits for its acceptance window to run out")]
+    TooManyAcceptances(u32),
     #[error("the order is already cancelled")]
     AlreadyCancelled,
     #[error("an order that is {0} can no longer be cancelled")]

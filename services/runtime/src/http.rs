@@ -253,11 +253,17 @@ pub fn filter_by(query: &mut StateQuery, filters: &[(&str, Option<String>)]) {
     }
 }
 
+/// The longest error message sent: a message may quote the input that broke a
+/// rule, and an answer must not grow with the input (its copy is kept for the
+/// request's `Idempotency-Key`).
+const MAX_ERROR_MESSAGE_CHARS: usize = 500;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let message = campusg_domain::limits::shortened(&self.message, MAX_ERROR_MESSAGE_CHARS);
         let mut response = (
             self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
+            Json(json!({"error": {"code": self.code, "message": message}})),
         )
             .into_response();
         // RFC 6750: a 401 names the scheme the route wants.

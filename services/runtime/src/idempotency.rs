@@ -40,9 +40,14 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Set on an answer replayed from an earlier request.
 pub const REPLAYED: &str = "idempotent-replayed";
 
-/// The largest answer kept for replay; a larger one (no route gives one) is
-/// not kept, and its retry runs again.
+/// The largest answer read back from a route.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// The largest answer kept for replay: an order, a saga or an error fits many
+/// times over. A larger one (a long page of a list) is sent but not kept, and
+/// the key is given back, so a retry runs again: storage per key stays small
+/// whatever a caller sends.
+const MAX_KEPT_ANSWER_BYTES: usize = 16 * 1024;
 
 pub struct IdempotentRequests {
     pub store: Arc<dyn EventStore>,
@@ -148,8 +153,14 @@ impl IdempotentRequests {
         let (parts, body) = response.into_parts();
         let Ok(body) = axum::body::to_bytes(body, MAX_ANSWER_BYTES).await else {
             let _ = self.record(id, IdempotencyCommand::Release { at }).await;
-            return ApiError::internal("an answer too large to keep").into_response();
+            return ApiError::internal("an answer too large to send").into_response();
         };
+        if body.len() > MAX_KEPT_ANSWER_BYTES {
+            if let Err(error) = self.record(id, IdempotencyCommand::Release { at }).await {
+                tracing::warn!(error = %refusal(error), "an Idempotency-Key was not given back");
+            }
+            return Response::from_parts(parts, Body::from(body));
+        }
         let answer = Answer {
             status: parts.status.as_u16(),
             body: String::from_utf8_lossy(&body).into_owned(),

@@ -24,17 +24,28 @@ use crate::store::EventStore;
 /// How often the janitor sweeps.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
-/// Forgets, in each of `stores`, the handled marks older than `window`, now
-/// and every [`SWEEP_EVERY`] until `shutdown`.
+/// How long the janitor keeps what it prunes.
+#[derive(Clone, Copy, Debug)]
+pub struct Keep {
+    /// Handled marks and idempotent requests: the dedupe window.
+    pub dedupe_window: chrono::Duration,
+    /// A released parked key: as long as its dead letters stay on their topic
+    /// (and at least the dedupe window), so that `dlq retry` of a letter whose
+    /// records the key's retry handled still finds the key and refuses.
+    pub released_keys: chrono::Duration,
+}
+
+/// Forgets, in each of `stores`, what is past its window, now and every
+/// [`SWEEP_EVERY`] until `shutdown`.
 pub async fn run_janitor(
     stores: Vec<(&'static str, Arc<dyn EventStore>)>,
     bus: Arc<dyn MessageBus>,
-    window: chrono::Duration,
+    keep: Keep,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) {
     loop {
-        sweep(&stores, window, clock.as_ref()).await;
+        sweep(&stores, keep, clock.as_ref()).await;
         match bus.enforce_retention(clock.now()).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "deleted the log's records past their topic's retention"),
@@ -48,8 +59,10 @@ pub async fn run_janitor(
 }
 
 /// One sweep; a store that fails is tried again at the next.
-pub async fn sweep(stores: &[(&'static str, Arc<dyn EventStore>)], window: chrono::Duration, clock: &dyn Clock) {
-    let before = clock.now() - window;
+pub async fn sweep(stores: &[(&'static str, Arc<dyn EventStore>)], keep: Keep, clock: &dyn Clock) {
+    let now = clock.now();
+    let before = now - keep.dedupe_window;
+    let released_before = now - keep.released_keys.max(keep.dedupe_window);
     for (service, store) in stores {
         match store.prune_handled(before).await {
             Ok(0) => {}
@@ -58,15 +71,15 @@ pub async fn sweep(stores: &[(&'static str, Arc<dyn EventStore>)], window: chron
         }
         // A parked key's record stays while its records wait, and once dropped
         // (the drop is an operator's decision, kept for audit); released, it
-        // is history, kept as long as the handled marks.
-        let kept_for_the_window = [
-            (IdempotentRequest::TYPE, None, "idempotent requests"),
-            (ParkedKey::TYPE, Some(RELEASED), "released parked keys"),
+        // is history.
+        let kept_for_a_window = [
+            (IdempotentRequest::TYPE, None, before, "idempotent requests"),
+            (ParkedKey::TYPE, Some(RELEASED), released_before, "released parked keys"),
         ];
-        for (aggregate_type, status, what) in kept_for_the_window {
+        for (aggregate_type, status, before, what) in kept_for_a_window {
             match store.prune_aggregates(aggregate_type, before, status).await {
                 Ok(0) => {}
-                Ok(pruned) => tracing::info!(service, pruned, "forgot {what} past the dedupe window"),
+                Ok(pruned) => tracing::info!(service, pruned, "forgot {what} past their window"),
                 Err(error) => tracing::warn!(service, error = %error, "cannot prune the {what}; next sweep"),
             }
         }

@@ -82,9 +82,21 @@ async fn place_order(
     let at = orchestrator.deps.clock.now();
     let mut loaded = load::<CreateOrderSaga>(orchestrator.deps.store.as_ref(), &saga_id.to_string()).await?;
     if loaded.version > 0 {
-        if loaded.aggregate.customer_id.as_ref() != Some(&request.customer_id) {
+        // The key's first request is remembered for the dedupe window only;
+        // after it, the saga still stands, and a key reused for another order
+        // must not be answered with the first one.
+        let first = orchestrator
+            .deps
+            .store
+            .load(<CreateOrderSaga as cqrs_es::Aggregate>::TYPE, &saga_id.to_string())
+            .await?;
+        let first_details = first
+            .first()
+            .map(|started| started.payload["payload"]["order_details"].clone());
+        let same_order = first_details == Some(serde_json::to_value(&request.order_details).unwrap_or_default());
+        if loaded.aggregate.customer_id.as_ref() != Some(&request.customer_id) || !same_order {
             return Err(ApiError::conflict(
-                "this Idempotency-Key already placed an order for another customer",
+                "this Idempotency-Key already placed another order; use a new key for a new order",
             ));
         }
         let status = loaded.aggregate.status;
