@@ -605,6 +605,9 @@ pub struct PaymentVoided {
     pub amount_cents: Cents,
     pub reason: String,
     pub voided_at: DateTime<Utc>,
+    /// Whose card hold was released (see [`PaymentCaptured::customer_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<UserId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -613,6 +616,11 @@ pub struct PaymentCaptured {
     pub order_id: OrderId,
     pub amount_cents: Cents,
     pub captured_at: DateTime<Utc>,
+    /// Whose card was charged: the receipt's recipient, whatever else the
+    /// reader has seen of the order (on Kafka, an order's payment events may
+    /// be read before its order events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<UserId>,
 }
 
 /// Return part or all of an order's captured payment to the customer's card.

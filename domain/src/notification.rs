@@ -187,7 +187,7 @@ pub fn compose(message: &Message, parties: &OrderParties) -> Vec<Draft> {
             ),
         )],
         Message::PaymentVoided(voided) => vec![to(
-            customer,
+            voided.customer_id.clone().or(customer),
             "payment_released",
             "Card hold released",
             format!(
@@ -196,7 +196,7 @@ pub fn compose(message: &Message, parties: &OrderParties) -> Vec<Draft> {
             ),
         )],
         Message::PaymentCaptured(captured) => vec![to(
-            customer,
+            captured.customer_id.clone().or(customer),
             "receipt",
             "Receipt",
             format!(
@@ -582,6 +582,22 @@ mod tests {
             "{}",
             drafts[0].message
         );
+    }
+
+    /// Found by the chaos suite: on Kafka a restarted notification service may
+    /// read an order's payment events before its order events; the receipt
+    /// then had no one to go to, and was never made.
+    #[test]
+    fn a_receipt_reaches_the_customer_before_the_order_is_known() {
+        let captured = Message::PaymentCaptured(crate::messages::PaymentCaptured {
+            payment_id: crate::ids::PaymentId::for_order(order_id()),
+            order_id: order_id(),
+            amount_cents: Cents(1549),
+            captured_at: at(),
+            customer_id: Some(user("cust_1")),
+        });
+        let drafts = compose(&captured, &OrderParties::default());
+        assert_eq!(told(&drafts), vec![("cust_1".to_string(), "receipt")]);
     }
 
     #[test]

@@ -230,6 +230,7 @@ impl Aggregate for Payment {
                     amount_cents: self.amount_cents,
                     reason,
                     voided_at: at,
+                    customer_id: self.customer_id.clone(),
                 })
             }
             PaymentCommand::Capture { at } => {
@@ -246,6 +247,7 @@ impl Aggregate for Payment {
                     order_id,
                     amount_cents: self.amount_cents,
                     captured_at: at,
+                    customer_id: self.customer_id.clone(),
                 })
             }
             PaymentCommand::Refund {
@@ -490,6 +492,7 @@ mod aggregate_tests {
                 amount_cents: Cents(1499),
                 reason: "escrow failed".into(),
                 voided_at: at(),
+                customer_id: Some(customer()),
             })]);
     }
 
@@ -503,6 +506,7 @@ mod aggregate_tests {
                     order_id: order_id(),
                     amount_cents: Cents(1499),
                     captured_at: at(),
+                    customer_id: Some(customer()),
                 }),
             ])
             .when_async(PaymentCommand::Void {
@@ -519,6 +523,7 @@ mod aggregate_tests {
             order_id: order_id(),
             amount_cents: Cents(1499),
             captured_at: at(),
+            customer_id: Some(customer()),
         })
     }
 

@@ -537,6 +537,7 @@ mod tests {
                 order_id: order_id(),
                 amount_cents: Cents(1499),
                 captured_at: at(),
+                customer_id: None,
             })))
             .unwrap();
         let Some(Message::ReleaseFunds(release)) = reaction.commands.get(1) else {
@@ -663,6 +664,7 @@ mod tests {
                 order_id: order_id(),
                 amount_cents: Cents(1499),
                 captured_at: at(),
+                customer_id: None,
             })))
             .then_expect_events(vec![]);
     }

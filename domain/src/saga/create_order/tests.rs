@@ -426,6 +426,7 @@ fn a_cancelled_order_refunds_voids_and_stops_the_timer_then_the_saga_is_cancelle
         amount_cents: Cents(1499),
         reason: "x".into(),
         voided_at: at(),
+        customer_id: Some(customer()),
     })))
     .unwrap();
     assert_eq!(saga.status, Some(SagaStatus::Cancelling));
@@ -459,6 +460,7 @@ fn an_order_cancelled_while_authorizing_voids_the_authorization_once_it_arrives(
         amount_cents: Cents(1499),
         reason: "x".into(),
         voided_at: at(),
+        customer_id: Some(customer()),
     })))
     .unwrap();
     assert_eq!(saga.status, Some(SagaStatus::Cancelled));
@@ -581,6 +583,7 @@ fn a_refused_escrow_hold_voids_the_payment_and_cancels_the_order() {
             amount_cents: Cents(1499),
             reason: "x".into(),
             voided_at: at(),
+            customer_id: Some(customer()),
         })))
         .unwrap();
     assert_eq!(saga.status, Some(SagaStatus::Compensating), "{:?}", reaction.events);
