@@ -84,7 +84,12 @@ pub async fn open_store(backends: &Backends, service: &str) -> anyhow::Result<Ar
             let mut attempt = 0;
             loop {
                 match PostgresEventStore::open(url, &schema).await {
-                    Ok(store) => return Ok(Arc::new(store)),
+                    Ok(store) => {
+                        return Ok(Arc::new(match &backends.instance_id {
+                            Some(instance) => store.leasing_as(instance),
+                            None => store,
+                        }))
+                    }
                     Err(error @ StoreError::Unavailable(_)) if tokio::time::Instant::now() < deadline => {
                         attempt += 1;
                         tracing::warn!(schema = %schema, error = %error, attempt, "waiting for PostgreSQL");

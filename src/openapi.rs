@@ -3195,7 +3195,7 @@ fn send_notification_request_schema() -> Value {
             ("user_id", described_ref("UserId", "Whom to tell.")),
             (
                 "message",
-                json!({ "type": "string", "minLength": 1, "description": "What to tell; not empty." }),
+                json!({ "type": "string", "minLength": 1, "pattern": "\\S", "description": "What to tell; not blank." }),
             ),
             (
                 "title",

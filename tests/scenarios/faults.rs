@@ -376,6 +376,19 @@ async fn an_outbox_lease_left_unrenewed_passes_to_another_replica() {
     tokio::time::sleep(term + std::time::Duration::from_millis(300)).await;
     assert!(second.claim_outbox().await.unwrap(), "a lapsed lease passes on");
     assert!(!first.claim_outbox().await.unwrap(), "the old holder, back, stands by");
+    // A replica restarted under its instance id takes its own lease back at once.
+    let named = |store: PostgresEventStore| {
+        store
+            .with_lease_term(std::time::Duration::from_secs(30))
+            .leasing_as("order-2")
+    };
+    let before_restart = named(PostgresEventStore::open(&url, &schema).await.unwrap());
+    tokio::time::sleep(term + std::time::Duration::from_millis(300)).await;
+    assert!(before_restart.claim_outbox().await.unwrap());
+    drop(before_restart);
+    let after_restart = named(PostgresEventStore::open(&url, &schema).await.unwrap());
+    assert!(after_restart.claim_outbox().await.unwrap(), "its own lease, at once");
+    assert!(!second.claim_outbox().await.unwrap());
     PostgresEventStore::drop_schema(&url, &schema).await.unwrap();
 }
 

@@ -74,7 +74,7 @@ async fn send(
         message: request.message,
         created_at: now,
     };
-    if notification.message.trim().is_empty() {
+    if is_blank(&notification.message) {
         return Err(ApiError::unprocessable("a notification needs a message"));
     }
     text_within("message", &notification.message, MAX_TEXT_CHARS)?;
@@ -219,4 +219,12 @@ fn notification_view(state: &Value) -> Value {
         "read": state["read"],
         "read_at": state["read_at"],
     })
+}
+
+/// Whether `text` has nothing but white space, as the API document's pattern
+/// (`\S`) counts it: Unicode white space, and the ASCII separators
+/// U+001C..U+001F that Python's and others' `\s` include.
+fn is_blank(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }

@@ -278,6 +278,12 @@ impl KafkaBus {
             .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS.to_string())
             .set("heartbeat.interval.ms", "1000")
             .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string());
+        if let Some(instance) = &self.settings.instance_id {
+            // A static member: its session outlives a restart, so that it takes
+            // its partitions back without a rebalance.
+            config.set("group.instance.id", format!("{instance}-{group}"));
+            config.set("session.timeout.ms", STATIC_SESSION_TIMEOUT_MS.to_string());
+        }
         config
     }
 
@@ -355,10 +361,6 @@ impl MessageBus for KafkaBus {
         match &subscription.group {
             Some(group) => {
                 let mut config = self.consumer_config(group);
-                if let Some(instance) = &self.settings.instance_id {
-                    config.set("group.instance.id", format!("{instance}-{group}"));
-                    config.set("session.timeout.ms", STATIC_SESSION_TIMEOUT_MS.to_string());
-                }
                 if subscription.start == StartFrom::Latest {
                     config.set("auto.offset.reset", "latest");
                 }
@@ -667,6 +669,30 @@ mod tests {
                 ("security.protocol", "SASL_SSL"),
                 ("ssl.ca.location", "/etc/ca.pem"),
             ])
+        );
+    }
+
+    /// Issue 14, finding 7: a static member's session was 10 s, less than a
+    /// restart takes, so it lost its partitions anyway; and a member retrying
+    /// one record must not be evicted while it still owns the partition.
+    #[test]
+    fn a_static_member_outlives_a_restart_and_a_retrying_member_is_not_evicted() {
+        let bus = KafkaBus::connect(KafkaSettings {
+            bootstrap_servers: "127.0.0.1:1".into(),
+            replication_factor: 1,
+            instance_id: Some("order-1".into()),
+            fetch_wait_ms: 50,
+            security: Vec::new(),
+        })
+        .unwrap();
+        let config = bus.consumer_config("order-service");
+        assert_eq!(config.get("group.instance.id"), Some("order-1-order-service"));
+        let session_ms: u32 = config.get("session.timeout.ms").unwrap().parse().unwrap();
+        assert!(session_ms >= 45_000, "{session_ms}");
+        let poll_interval_ms: u32 = config.get("max.poll.interval.ms").unwrap().parse().unwrap();
+        assert!(
+            poll_interval_ms > 300_000 + 60_000,
+            "past the 300 s retry bound: {poll_interval_ms}"
         );
     }
 

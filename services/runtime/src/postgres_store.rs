@@ -178,6 +178,15 @@ impl PostgresEventStore {
         })
     }
 
+    /// The same store, holding the outbox lease under `instance`'s name: a
+    /// replica restarted under its `--instance-id` takes its own lease back at
+    /// once instead of waiting for it to lapse. Two live processes must not
+    /// share an instance id (Kafka's static membership asks the same).
+    pub fn leasing_as(mut self, instance: &str) -> PostgresEventStore {
+        self.lease_holder = format!("{}/{instance}", self.lease_holder.split('/').next().unwrap_or_default());
+        self
+    }
+
     /// The same store with an outbox lease of `term` (tests shorten it).
     pub fn with_lease_term(mut self, term: Duration) -> PostgresEventStore {
         self.lease_term = term;
