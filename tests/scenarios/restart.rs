@@ -119,30 +119,7 @@ async fn sagas_killed_with_sigkill_all_finish_after_a_restart_and_nothing_is_dou
     let client = operator_client(environment.data_dir.path());
     let mut child = start_campusg(&environment, port);
     wait_until_healthy(&client, &base).await;
-    let created = client
-        .post(format!("{base}/users"))
-        .json(&json!({"user_id": "cust_kill", "name": "K", "email": "k@campus.edu", "payment_method": "pm_card_visa"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status().as_u16(), 201);
-    let mut sagas = Vec::new();
-    for i in 0..30 {
-        let body = json!({"customer_id": "cust_kill", "order_details": {"foodItems": [{"name": format!("item {i}"), "price": 3.5, "quantity": 1}], "deliveryLocation": "Hall 1"}});
-        let answer: serde_json::Value = client
-            .post(format!("{base}/api/orders"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        sagas.push((
-            answer["saga_id"].as_str().unwrap().to_string(),
-            answer["order_id"].as_str().unwrap().to_string(),
-        ));
-    }
+    let sagas = place_orders(&client, &base, "cust_kill", 30, 3.5).await;
     child.kill();
 
     let _child = start_campusg(&environment, port);
@@ -193,24 +170,11 @@ async fn a_process_that_dies_between_two_writes_loses_nothing_and_does_nothing_t
     // The orders are placed, then the process dies before it gets far.
     let mut child = start_campusg(&environment, port);
     wait_until_healthy(&client, &base).await;
-    let created = client
-        .post(format!("{base}/users"))
-        .json(&json!({"user_id": "cust_crash", "name": "C", "email": "c@campus.edu", "payment_method": "pm_card_visa"}))
-        .send()
+    let sagas: Vec<String> = place_orders(&client, &base, "cust_crash", ORDERS, 2.5)
         .await
-        .unwrap();
-    assert_eq!(created.status().as_u16(), 201);
-    let mut sagas = Vec::new();
-    for i in 0..ORDERS {
-        let body = json!({"customer_id": "cust_crash", "order_details": {"foodItems": [{"name": format!("item {i}"), "price": 2.5, "quantity": 1}], "deliveryLocation": "Hall 2"}});
-        let answer = get_answer(client.post(format!("{base}/api/orders")).json(&body)).await;
-        sagas.push(
-            answer["saga_id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no saga id: {answer}"))
-                .to_string(),
-        );
-    }
+        .into_iter()
+        .map(|(saga_id, _)| saga_id)
+        .collect();
     child.kill();
 
     // Every saga finishes, through as many crashes as it takes.
@@ -278,6 +242,37 @@ async fn a_process_that_dies_between_two_writes_loses_nothing_and_does_nothing_t
     }
 }
 
-async fn get_answer(request: reqwest::RequestBuilder) -> serde_json::Value {
-    request.send().await.unwrap().json().await.unwrap()
+/// Registers `customer` and places `count` orders of one item at `price` for
+/// them; each order's saga id and order id.
+async fn place_orders(
+    client: &reqwest::Client,
+    base: &str,
+    customer: &str,
+    count: usize,
+    price: f64,
+) -> Vec<(String, String)> {
+    let user = json!({"user_id": customer, "name": "C", "email": format!("{customer}@campus.edu"), "payment_method": "pm_card_visa"});
+    let created = client.post(format!("{base}/users")).json(&user).send().await.unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let mut placed = Vec::new();
+    for i in 0..count {
+        let body = json!({"customer_id": customer, "order_details": {"foodItems": [{"name": format!("item {i}"), "price": price, "quantity": 1}], "deliveryLocation": "Hall 1"}});
+        let answer: serde_json::Value = client
+            .post(format!("{base}/api/orders"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = |field: &str| {
+            answer[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {field}: {answer}"))
+                .to_string()
+        };
+        placed.push((id("saga_id"), id("order_id")));
+    }
+    placed
 }

@@ -148,6 +148,11 @@ impl RefundSaga {
         RefundId(saga_id.0)
     }
 
+    /// The saga that makes `refund_id`: where the payment service's answer about it goes.
+    pub fn saga_of(refund_id: RefundId) -> SagaId {
+        SagaId(refund_id.0)
+    }
+
     fn observe(&self, message: Message, at: DateTime<Utc>) -> Vec<RefundSagaEvent> {
         use RefundSagaEvent as E;
         let Some(saga_id) = self.saga_id else {

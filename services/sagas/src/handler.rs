@@ -123,12 +123,12 @@ impl SagaOrchestrator {
             M::PaymentCaptured(_) | M::PaymentCaptureFailed(_) | M::FundsReleased(_) | M::ReleaseFailed(_) => {
                 Route::CompleteOrder(load(store, &by_correlation).await?)
             }
-            // A refund's answer names its refund, whose id is its saga's.
+            // A refund's answer names its refund, which names its saga.
             M::PaymentRefunded(refunded) => {
-                Route::Refund(load(store, &SagaId(refunded.refund_id.0).to_string()).await?)
+                Route::Refund(load(store, &RefundSaga::saga_of(refunded.refund_id).to_string()).await?)
             }
             M::PaymentRefundFailed(failed) => {
-                Route::Refund(load(store, &SagaId(failed.refund_id.0).to_string()).await?)
+                Route::Refund(load(store, &RefundSaga::saga_of(failed.refund_id).to_string()).await?)
             }
             M::OrderStatusUpdated(u)
                 if u.status == OrderStatus::Created && u.previous_status == OrderStatus::Pending =>
