@@ -16,6 +16,8 @@
 //!   knows.
 //! - An operator's refund (`POST /api/orders/{order_id}/refunds`): the payment
 //!   says what is left to refund; the refund saga refunds it.
+//! - An operator's retry of a parked payout (`POST /api/payouts/{order_id}/retry`):
+//!   to the runner's current payout account, which the user service knows.
 //!
 //! Only an order's customer cancels it, only its parties complete or rate it,
 //! only operators release escrow by hand.
@@ -29,14 +31,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, SagaId, UserId};
-use campusg_domain::messages::{Message, OrderRole, RateUser};
+use campusg_domain::messages::{Message, OrderRole, RateUser, RetryPayout};
 use campusg_domain::money::{Cents, DecimalAmount};
 use campusg_domain::order::{Order, OrderStatus};
 use campusg_domain::payment::PaymentStatus;
 use campusg_domain::saga::refund_order::RefundSaga;
 use campusg_escrow::EscrowService;
 use campusg_order::OrderService;
-use campusg_payment::PaymentService;
+use campusg_payment::{PaymentService, PayoutRefused};
 use campusg_runtime::access::{Access, Caller, Routes};
 use campusg_runtime::http::{optional_json, reason_or, ApiError, Body, JsonBody, Path, RequestKey};
 use campusg_runtime::store::Cause;
@@ -71,6 +73,38 @@ pub fn routes() -> Routes<Gateway> {
         .post("/saga/complete/completeOrder", Access::Users, complete_order)
         .post("/api/orders/{order_id}/rating", Access::Users, rate)
         .post("/api/orders/{order_id}/refunds", Access::Operators, refund)
+        .post("/api/payouts/{order_id}/retry", Access::Operators, retry_payout)
+}
+
+/// Retries a parked payout once, to the runner's payout account as it is now
+/// (they may have fixed it since the declines), else to the declined one.
+async fn retry_payout(State(gateway): State<Gateway>, Path(order_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let order_id = campusg_order::parse_order_id(&order_id)?;
+    let payout = gateway
+        .payments
+        .payout_of(order_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("order {order_id} has no payout")))?;
+    let runner = match &payout.runner_id {
+        Some(runner_id) => gateway.users.find(runner_id).await?,
+        None => None,
+    };
+    let retry = RetryPayout {
+        order_id,
+        payout_account: runner.and_then(|runner| runner.payout_account),
+    };
+    let touched = gateway
+        .payments
+        .retry_payout(retry)
+        .await
+        .map_err(|refused| match refused {
+            PayoutRefused::Refused(refusal) => ApiError::conflict(refusal.to_string()),
+            PayoutRefused::Handler(error) => ApiError::from(error),
+        })?
+        .unwrap_or_default();
+    let payout = touched.into_iter().next().unwrap_or(payout);
+    tracing::info!(%order_id, status = ?payout.status, "payout retried by an operator");
+    Ok(Json(serde_json::to_value(payout).unwrap_or(Value::Null)))
 }
 
 /// Both fields may be left out: the body may be empty.
@@ -333,6 +367,11 @@ async fn refund(
     JsonBody(request): JsonBody<RefundBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let order_id = campusg_order::parse_order_id(&order_id)?;
+    let Some(axum::Extension(RequestKey(key))) = key else {
+        return Err(ApiError::bad_request(
+            "a refund needs an `Idempotency-Key` header: without one, a request sent twice would refund twice",
+        ));
+    };
     let amount = request
         .amount
         .to_cents()
@@ -362,12 +401,9 @@ async fn refund(
         .customer_id
         .clone()
         .ok_or_else(|| ApiError::conflict(format!("the payment of order {order_id} names no customer")))?;
-    // Under an Idempotency-Key the saga is named by the key, so a retry whose
-    // answer was lost finds the refund it started instead of refunding again.
-    let saga_id = match &key {
-        Some(axum::Extension(RequestKey(key))) => SagaId::for_request(&format!("refund:{key}")),
-        None => SagaId(uuid::Uuid::new_v4()),
-    };
+    // The saga is named by the key, so a retry whose answer was lost (or a
+    // second click) finds the refund it started instead of refunding again.
+    let saga_id = SagaId::for_request(&format!("refund:{key}"));
     let saga = gateway
         .sagas
         .start_refund(RefundRequest {

@@ -21,6 +21,7 @@ pub mod dead_letters;
 pub mod gateway;
 pub mod identity;
 pub mod inspect;
+pub mod ledger_check;
 pub mod openapi;
 pub mod operate;
 pub mod rate_limits;

@@ -121,6 +121,11 @@ enum Command {
         #[command(flatten)]
         backends: Backends,
     },
+    /// The double-entry ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Consumer groups.
     Groups {
         #[command(subcommand)]
@@ -274,6 +279,20 @@ enum GroupsCommand {
 }
 
 #[derive(Subcommand)]
+enum LedgerCommand {
+    /// Compare the ledger, the payment, escrow and payout aggregates and the
+    /// processor's records, cent for cent; print every difference and exit
+    /// non-zero on any. Run it when the system is quiet: money in flight shows
+    /// as a difference until it lands.
+    Check {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backends: Backends,
+    },
+}
+
+#[derive(Subcommand)]
 enum TopicsCommand {
     /// Create the topics of topics.toml that the bus does not have yet.
     Create {
@@ -386,6 +405,38 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let as_of = as_of.as_deref().map(inspect::parse_as_of).transpose()?;
             inspect::replay(&backends, &aggregate_type, &id, as_of, json).await
+        }
+        Command::Ledger {
+            command: LedgerCommand::Check { json, backends },
+        } => {
+            campusg_runtime::telemetry::init("warn");
+            let report = campusg::ledger_check::run(&backends).await?;
+            if json {
+                let differences: Vec<String> = report.differences.iter().map(ToString::to_string).collect();
+                let totals: serde_json::Map<String, serde_json::Value> = report
+                    .totals
+                    .iter()
+                    .map(|(account, cents)| (account.as_str().to_string(), serde_json::json!(cents)))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "orders": report.orders,
+                        "entries": report.entries,
+                        "processor_records": report.processor_records,
+                        "balances": totals,
+                        "differences": differences,
+                    })
+                );
+            } else {
+                print!("{}", campusg::ledger_check::render(&report));
+            }
+            anyhow::ensure!(
+                report.differences.is_empty(),
+                "the books disagree in {} place(s)",
+                report.differences.len()
+            );
+            Ok(())
         }
         Command::Trace { id, format, backends } => {
             campusg_runtime::telemetry::init("warn");

@@ -1,12 +1,13 @@
 //! The OpenAPI 3.1 document of the HTTP API, served at `GET /openapi.json`.
 //!
 //! It is written by hand: every route the API serves (health, orders, runners,
-//! sagas, users, ratings, notifications, payments, escrow, timers, traces) with
-//! its parameters, request body, answers and error statuses. Nothing derives it
-//! from the handlers, so a route added to a router must be added here too; the
-//! test at the bottom lists every route. Who may call each route is not
-//! written here: it comes from the rule the route declares
-//! ([`crate::startup::route_table`]), and a test checks that the two agree.
+//! sagas, users, ratings, notifications, payments, payouts, escrow, the ledger,
+//! timers, traces) with its parameters, request body, answers and error
+//! statuses. Nothing derives it from the handlers, so a route added to a router
+//! must be added here too; the test at the bottom lists every route. Who may
+//! call each route is not written here: it comes from the rule the route
+//! declares ([`crate::startup::route_table`]), and a test checks that the two
+//! agree.
 //!
 //! Each `json!` call stays small (one schema, one operation) and the pieces are
 //! put together with [`Map`] inserts, so no macro hits the recursion limit.
@@ -82,7 +83,7 @@ fn info() -> Value {
     json!({
         "title": "campusg",
         "version": env!("CARGO_PKG_VERSION"),
-        "summary": "Campus food delivery: orders, runners, sagas, users, ratings, notifications, payments, escrow and timers.",
+        "summary": "Campus food delivery: orders, runners, sagas, users, ratings, notifications, payments, payouts, escrow, the ledger and timers.",
         "description": concat!(
             "Event-sourced services that talk over a message log. Placing an order starts a ",
             "create-order saga that creates the order, looks up the customer's payment method, ",
@@ -94,10 +95,12 @@ fn info() -> Value {
             "accepting an order starts an accept-order saga, which stops the timer and tells the ",
             "customer. The runner then reports each delivery stage in turn (`ON_SITE`, `PURCHASED`, ",
             "`COLLECTED`, `ON_THE_WAY`, `DELIVERED`); `DELIVERED` starts a complete-order saga that ",
-            "captures the payment (the pivot), releases the escrow to the runner and marks the order ",
-            "`COMPLETED`, and nothing pays twice. Once it is `COMPLETED`, the customer and the runner ",
-            "rate each other. Customers and runners are told of every step through notifications, ",
-            "one per event and recipient. Writes are answered once they are recorded; follow a saga ",
+            "captures the payment (the pivot), releases the escrow to the runner, marks the order ",
+            "`COMPLETED` and pays the runner out to their payout account, and nothing pays twice. ",
+            "Every money event is posted to a double-entry ledger (`GET /api/ledger`). Once the ",
+            "order is `COMPLETED`, the customer and the runner rate each other. Customers and ",
+            "runners are told of every step through notifications, one per event and recipient. ",
+            "Writes are answered once they are recorded; follow a saga ",
             "with `GET /api/sagas/{saga_id}`, or live with ",
             "`GET /saga/complete/orderUpdateStream/{saga_id}`. To debug, read an order's whole story ",
             "by order or saga id with `GET /api/orders/{id}/trace`, find the sagas that stopped ",
@@ -123,8 +126,9 @@ fn tags() -> Value {
         { "name": "users", "description": "Customers and runners." },
         { "name": "ratings", "description": "After an order is completed, its customer and runner rate each other." },
         { "name": "notifications", "description": "What customers and runners are told at every step: created from the events, once per event and recipient." },
-        { "name": "payments", "description": "Card authorizations through the sandbox processor." },
+        { "name": "payments", "description": "Card authorizations through the sandbox processor, and the runners' payouts to their payout accounts." },
         { "name": "escrow", "description": "Order totals held until delivery, then released or refunded." },
+        { "name": "ledger", "description": "The double-entry ledger: every money event as balanced entries between named accounts." },
         { "name": "timers", "description": "Durable timers: the scheduler API of the seeds." },
         { "name": "debugging", "description": "An order's whole story from the trace index, for a UI; the `campusg trace`, `sagas`, `replay` and `dlq` commands do the same from a terminal." },
         { "name": "system", "description": "Health and this document." }
@@ -358,6 +362,9 @@ fn add_access(paths: &mut Map<String, Value>, table: &[RouteRule]) {
         else {
             continue;
         };
+        let key_required = operation
+            .remove(IDEMPOTENCY_KEY_REQUIRED)
+            .is_some_and(|required| required.as_bool() == Some(true));
         let roles: Vec<&str> = rule.access.roles().iter().map(|role| role.as_str()).collect();
         operation.insert("x-campusg-roles".into(), json!(roles));
         if rule.access == Access::Public {
@@ -369,7 +376,7 @@ fn add_access(paths: &mut Map<String, Value>, table: &[RouteRule]) {
         if mutating {
             let parameters = operation.entry("parameters").or_insert_with(|| json!([]));
             if let Some(parameters) = parameters.as_array_mut() {
-                parameters.push(idempotency_key());
+                parameters.push(idempotency_key(key_required));
             }
         }
         let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
@@ -395,13 +402,25 @@ fn add_access(paths: &mut Map<String, Value>, table: &[RouteRule]) {
     }
 }
 
-/// The `Idempotency-Key` header every mutating operation takes.
-fn idempotency_key() -> Value {
+/// The marker an operation sets (to `true`) when it refuses a request without
+/// an `Idempotency-Key`; [`add_access`] reads it, removes it and makes the
+/// operation's header required.
+const IDEMPOTENCY_KEY_REQUIRED: &str = "x-campusg-idempotency-key-required";
+
+/// The `Idempotency-Key` header every mutating operation takes; `required` for
+/// an operation that refuses a request without one.
+fn idempotency_key(required: bool) -> Value {
+    let always = "Names this request, so that a retry (after a lost answer, a dropped connection) gets the first answer and causes nothing new, across restarts. The caller's own: another caller's key never meets it. A retry while the first runs, or the key on another request, is a 409; the replayed answer carries `Idempotent-Replayed: true`.";
+    let description = if required {
+        format!("Required here: a request without one is a 400 (code `bad_request`). {always}")
+    } else {
+        always.to_string()
+    };
     json!({
         "name": "Idempotency-Key",
         "in": "header",
-        "required": false,
-        "description": "Names this request, so that a retry (after a lost answer, a dropped connection) gets the first answer and causes nothing new, across restarts. The caller's own: another caller's key never meets it. A retry while the first runs, or the key on another request, is a 409; the replayed answer carries `Idempotent-Replayed: true`.",
+        "required": required,
+        "description": description,
         "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS, "pattern": "^[!-~]+$"},
         "example": "order-2026-11-29-7f3a"
     })
@@ -528,6 +547,9 @@ fn paths() -> Map<String, Value> {
     paths.insert("/payments/release".into(), payment_release_path());
     paths.insert("/payments/capture".into(), payment_capture_path());
     paths.insert("/payments/{payment_id}".into(), payment_path());
+    paths.insert("/api/payouts".into(), payouts_path());
+    paths.insert("/api/payouts/{order_id}/retry".into(), retry_payout_path());
+    paths.insert("/api/ledger".into(), ledger_path());
     paths.insert("/escrow".into(), escrows_path());
     paths.insert("/escrow/hold".into(), escrow_hold_path());
     paths.insert("/escrow/release".into(), escrow_release_path());
@@ -844,7 +866,7 @@ fn order_stage_path() -> Value {
                 "`ON_THE_WAY` → `DELIVERED`. The order decides at once. Reporting the stage the order ",
                 "is already at answers as the first time and changes nothing. `DELIVERED` starts the ",
                 "order's complete-order saga: capture the payment, release the escrow to the runner, ",
-                "mark the order `COMPLETED`; follow it with `GET /api/sagas/{saga_id}` or ",
+                "mark the order `COMPLETED`, pay the runner out; follow it with `GET /api/sagas/{saga_id}` or ",
                 "`GET /saga/complete/orderUpdateStream/{saga_id}`."
             ),
             "parameters": [order_id_param()],
@@ -1078,7 +1100,11 @@ fn complete_order_path() -> Value {
             "description": concat!(
                 "Starts the complete-order saga of a `DELIVERED` order: capture the payment (the ",
                 "pivot), release the escrow to the runner (the food cost they paid plus the delivery ",
-                "fee), mark the order `COMPLETED`. The runner reporting `DELIVERED` starts the same ",
+                "fee), mark the order `COMPLETED`, get the runner's payout account and pay the ",
+                "released amount out to it. A runner with no payout account does not hold the saga ",
+                "up: the payout waits and goes out when they add one; a payout declined on every ",
+                "attempt is parked for an operator (`GET /api/payouts`). The runner reporting ",
+                "`DELIVERED` starts the same ",
                 "saga, so this route is needed only if that did not happen; an order completes once, ",
                 "so calling it again (or after the `DELIVERED` report) answers with the same saga and ",
                 "nothing is captured or paid twice."
@@ -1101,7 +1127,9 @@ fn saga_stream_example() -> String {
         (2, "payment_captured", "STARTED", "2026-11-21T12:35:01Z"),
         (3, "funds_released", "STARTED", "2026-11-21T12:35:01Z"),
         (4, "order_completed", "STARTED", "2026-11-21T12:35:02Z"),
-        (5, "completed", "COMPLETED", "2026-11-21T12:35:02Z"),
+        (5, "payout_account_retrieved", "STARTED", "2026-11-21T12:35:02Z"),
+        (6, "payout_settled", "STARTED", "2026-11-21T12:35:03Z"),
+        (7, "completed", "COMPLETED", "2026-11-21T12:35:03Z"),
     ];
     let mut text = String::new();
     for (sequence, step, status, at) in steps {
@@ -1339,7 +1367,7 @@ fn refund_path() -> Value {
         ("202", started),
         (
             "400",
-            error("`order_id` is not a UUID, or the body is not JSON (or is sent without `Content-Type: application/json`)."),
+            error("The `Idempotency-Key` header is missing (code `bad_request`): a refund double-clicked without a key would refund twice, so a refund is refused without one. Or `order_id` is not a UUID, or the body is not JSON (or is sent without `Content-Type: application/json`)."),
         ),
         ("404", error("No order has this id.")),
         (
@@ -1361,8 +1389,12 @@ fn refund_path() -> Value {
                 "refunds at the card processor under the refund's id, so a retried request (same ",
                 "`Idempotency-Key`) or a redelivered command refunds once; the payment becomes ",
                 "`PARTIALLY_REFUNDED` or `REFUNDED`, and the customer is told (`refund_issued`). A ",
-                "processor that is away is retried until it answers; a refusal ends the saga `FAILED`."
+                "processor that is away is retried until it answers; a refusal ends the saga `FAILED`. ",
+                "The `Idempotency-Key` header is required here: without one, a double-clicked ",
+                "refund would refund twice. A refund made after the runner was paid out is the ",
+                "platform's: the runner keeps what they were paid (see `GET /api/ledger`)."
             ),
+            IDEMPOTENCY_KEY_REQUIRED: true,
             "parameters": [order_id_param()],
             "requestBody": request_body(
                 "How much to refund, and why.",
@@ -1799,6 +1831,200 @@ fn payment_path() -> Value {
             "summary": "Get a payment",
             "description": "To find an order's payment, use `GET /payments?order_id=...`.",
             "parameters": [path_param("payment_id", "The payment's id.", json!({ "type": "string", "format": "uuid" }))],
+            "responses": responses
+        }
+    })
+}
+
+fn payout_example() -> Value {
+    json!({
+        "order_id": ORDER_ID,
+        "runner_id": "runner_456",
+        "amount_cents": 1299,
+        "status": "SENT",
+        "payout_account": "acct_runner_456",
+        "reference": format!("po_payout_{ORDER_ID}_1"),
+        "attempts": 1,
+        "last_error": null,
+        "requested_at": "2026-11-21T12:35:03Z",
+        "updated_at": "2026-11-21T12:35:03Z",
+        "requested": true
+    })
+}
+
+fn payouts_description() -> &'static str {
+    concat!(
+        "A payout is one per order: what the escrow released to the order's runner, sent to their ",
+        "payout account by the complete-order saga once the order is `COMPLETED`. It is `WAITING` ",
+        "while the runner has no payout account, and goes out by itself when they add one (a ",
+        "`payout_account` in `PUT` or `PATCH /users/{user_id}`). A transfer the processor declines ",
+        "is tried 3 times in all, then the payout is `PARKED` for an operator, who retries it with ",
+        "`POST /api/payouts/{order_id}/retry`. The sandbox processor sends to any account but one ",
+        "starting with `acct_declined`, which it declines."
+    )
+}
+
+fn payouts_path() -> Value {
+    let mut parameters = vec![
+        query_param(
+            "status",
+            "Only payouts in this status (case-insensitive; anything else is a 400).",
+            schema_ref("PayoutStatus"),
+        ),
+        query_param(
+            "runner_id",
+            "Only payouts to this runner. A runner or customer may name only themselves (anyone else is a 403); an operator may name anyone.",
+            schema_ref("UserId"),
+        ),
+        query_param(
+            "order_id",
+            "Only the payout of this order.",
+            json!({ "type": "string", "format": "uuid" }),
+        ),
+    ];
+    parameters.extend(paging(20, 200));
+    let responses = store_responses(vec![
+        (
+            "200",
+            answer_with_example(
+                "A page of payouts.",
+                schema_ref("PayoutList"),
+                json!({ "payouts": [payout_example()], "page": 1, "page_size": 20 }),
+            ),
+        ),
+        (
+            "400",
+            error("`status` is not a payout status, `runner_id` is not a valid user id, `order_id` is not a UUID, or `page`/`page_size` is out of its range."),
+        ),
+        (
+            "403",
+            error("`runner_id` names someone other than the caller, who is not an operator (code `forbidden`)."),
+        ),
+    ]);
+    json!({
+        "get": {
+            "tags": ["payments"],
+            "operationId": "listPayouts",
+            "summary": "List payouts",
+            "description": format!(
+                "Payouts by status, runner and order; the filters combine. Operators see every payout; a runner or customer sees only the payouts to themselves. {}",
+                payouts_description()
+            ),
+            "parameters": parameters,
+            "responses": responses
+        }
+    })
+}
+
+fn retry_payout_path() -> Value {
+    let mut parked_again = payout_example();
+    parked_again["status"] = json!("PARKED");
+    parked_again["payout_account"] = json!("acct_declined_456");
+    parked_again["reference"] = json!(null);
+    parked_again["attempts"] = json!(4);
+    parked_again["last_error"] = json!("the payout account declined the transfer (closed account)");
+    parked_again["updated_at"] = json!("2026-11-22T09:00:00Z");
+    let ok = answer_with_example(
+        "The payout after the attempt: `SENT`, or `PARKED` again with `attempts` one higher and `last_error` saying why.",
+        schema_ref("Payout"),
+        parked_again,
+    );
+    let responses = store_responses(vec![
+        ("200", ok),
+        ("400", error("`order_id` is not a UUID.")),
+        ("404", error("No payout for this order.")),
+        (
+            "409",
+            error("The payout is not `PARKED` (it is `WAITING` for an account, or already `SENT`): only a parked payout is retried."),
+        ),
+    ]);
+    json!({
+        "post": {
+            "tags": ["payments"],
+            "operationId": "retryPayout",
+            "summary": "Retry a parked payout",
+            "description": format!(
+                "An operator retries a `PARKED` payout once, to the runner's current payout account, or to the account it was declined by when the runner has none. The answer is the payout after that one attempt. {}",
+                payouts_description()
+            ),
+            "parameters": [order_id_param()],
+            "responses": responses
+        }
+    })
+}
+
+fn ledger_example() -> Value {
+    let entry = |source: &str, debit: &str, credit: &str, at: &str| {
+        json!({
+            "source": source,
+            "kind": source,
+            "debit": debit,
+            "credit": credit,
+            "amount_cents": 1299,
+            "occurred_at": at
+        })
+    };
+    json!({
+        "order_id": ORDER_ID,
+        "customer_id": "cust_123",
+        "runner_id": "runner_456",
+        "entries": [
+            entry("payment.authorized", "authorizations", "customer_card", "2026-11-21T12:00:00Z"),
+            entry("payment.captured", "escrow", "authorizations", "2026-11-21T12:35:01Z"),
+            entry("escrow.released", "runner_payable", "escrow", "2026-11-21T12:35:01Z"),
+            entry("payout.sent", "paid_out", "runner_payable", "2026-11-21T12:35:03Z")
+        ],
+        "balances": {
+            "authorizations": 0,
+            "customer_card": -1299,
+            "escrow": 0,
+            "paid_out": 1299,
+            "runner_payable": 0
+        }
+    })
+}
+
+fn ledger_path() -> Value {
+    let mut order_id = query_param(
+        "order_id",
+        "The order whose ledger to show.",
+        json!({ "type": "string", "format": "uuid" }),
+    );
+    order_id["required"] = json!(true);
+    let responses = store_responses(vec![
+        (
+            "200",
+            answer_with_example(
+                "The order's entries, in the order they were posted, and the balance of each account they touch.",
+                schema_ref("OrderLedger"),
+                ledger_example(),
+            ),
+        ),
+        ("400", error("`order_id` is missing or not a UUID.")),
+        (
+            "403",
+            error("The caller is not an operator, nor the order's customer or runner (code `forbidden`). A caller who is not an operator learns nothing of an order that is not theirs, not even whether anything is posted for it."),
+        ),
+        ("404", error("Nothing is posted for the order yet.")),
+    ]);
+    json!({
+        "get": {
+            "tags": ["ledger"],
+            "operationId": "getLedger",
+            "summary": "An order's ledger",
+            "description": concat!(
+                "Every money event of the order as a balanced entry: an amount debited to one ",
+                "account and credited to another. `payment.authorized` debits `authorizations` and ",
+                "credits `customer_card`; `payment.voided` debits `customer_card` and credits ",
+                "`authorizations`; `payment.captured` debits `escrow` and credits `authorizations`; ",
+                "`escrow.released` debits `runner_payable` and credits `escrow`; `payout.sent` debits ",
+                "`paid_out` and credits `runner_payable`; `payment.refunded` debits `customer_card` ",
+                "and credits `refunds` (the platform bears a refund made after the runner was paid: ",
+                "the runner keeps what they were paid). A balance is debits minus credits, so all ",
+                "the balances of an order sum to zero. Each entry is posted once, however often its ",
+                "event is delivered. Operators, and the order's customer and runner, may read it."
+            ),
+            "parameters": [order_id],
             "responses": responses
         }
     })
@@ -2307,6 +2533,12 @@ fn schemas() -> Map<String, Value> {
         ("ReleasePaymentRequest", release_payment_request_schema()),
         ("CapturePaymentRequest", capture_payment_request_schema()),
         ("PaymentList", page_of("A page of payments.", "payments", "Payment")),
+        ("PayoutStatus", payout_status_schema()),
+        ("Payout", payout_schema()),
+        ("PayoutList", page_of("A page of payouts.", "payouts", "Payout")),
+        ("LedgerAccount", ledger_account_schema()),
+        ("LedgerEntry", ledger_entry_schema()),
+        ("OrderLedger", order_ledger_schema()),
         ("EscrowStatus", escrow_status_schema()),
         ("Escrow", escrow_schema()),
         ("HoldFundsRequest", hold_funds_request_schema()),
@@ -2680,7 +2912,7 @@ fn saga_status_schema() -> Value {
 fn saga_step_schema() -> Value {
     json!({
         "type": "string",
-        "enum": ["create_order", "get_payment_info", "authorize_payment", "hold_funds", "mark_order_created", "start_timer", "compensate", "done", "stop_timer", "restart_timer", "capture_payment", "release_escrow", "mark_order_completed", "refund_payment"],
+        "enum": ["create_order", "get_payment_info", "authorize_payment", "hold_funds", "mark_order_created", "start_timer", "compensate", "done", "stop_timer", "restart_timer", "capture_payment", "release_escrow", "mark_order_completed", "get_payout_account", "pay_out", "refund_payment"],
         "description": concat!(
             "The step a saga is at. A create-order saga runs `create_order`, `get_payment_info`, ",
             "`authorize_payment`, `hold_funds`, `mark_order_created` and `start_timer` (step 6: start ",
@@ -2688,8 +2920,12 @@ fn saga_step_schema() -> Value {
             "`done`; `compensate` while it undoes earlier steps. An accept-order saga runs `stop_timer` ",
             "(stop the acceptance timer), then `done`; `restart_timer` when the runner gives the order ",
             "back and a fresh acceptance timer starts. A complete-order saga runs `capture_payment` ",
-            "(the pivot), `release_escrow` (pay the runner) and `mark_order_completed`, then `done`; ",
-            "it never undoes a capture. A refund saga runs `refund_payment`, then `done`."
+            "(the pivot), `release_escrow` (release the escrow to the runner), `mark_order_completed`, ",
+            "`get_payout_account` (ask the user service for the runner's payout account: ",
+            "`payout_account_retrieved` or `payout_account_missing`) and `pay_out` (pay the released ",
+            "amount out to it: `payout_settled`, with the payout `SENT`, `WAITING` for an account, or ",
+            "`PARKED` for an operator), then `done`; it never undoes a capture. A refund saga runs ",
+            "`refund_payment`, then `done`."
         )
     })
 }
@@ -2713,7 +2949,7 @@ fn saga_history_entry_schema() -> Value {
             ),
             (
                 "event",
-                json!({ "type": "string", "description": "What happened.", "examples": ["create_order_saga.started", "create_order_saga.payment_authorized", "create_order_saga.compensation_started", "accept_order_saga.started", "complete_order_saga.payment_captured"] }),
+                json!({ "type": "string", "description": "What happened.", "examples": ["create_order_saga.started", "create_order_saga.payment_authorized", "create_order_saga.compensation_started", "accept_order_saga.started", "complete_order_saga.payment_captured", "complete_order_saga.payout_settled"] }),
             ),
             ("recorded_at", timestamp("When it was recorded.")),
             (
@@ -2760,7 +2996,7 @@ fn saga_type_schema() -> Value {
     json!({
         "type": "string",
         "enum": ["create_order", "accept_order", "complete_order", "refund_order"],
-        "description": "`create_order`: places an order (payment, escrow, acceptance timer) and undoes it if the order is cancelled before a runner accepts. `accept_order`: follows one runner's acceptance of an order (stops the acceptance timer, or starts a fresh one if the runner gives the order back). `complete_order`: completes a delivered order (captures the payment, releases the escrow to the runner, marks the order `COMPLETED`); an order has at most one. `refund_order`: an operator's refund of part or all of a captured payment."
+        "description": "`create_order`: places an order (payment, escrow, acceptance timer) and undoes it if the order is cancelled before a runner accepts. `accept_order`: follows one runner's acceptance of an order (stops the acceptance timer, or starts a fresh one if the runner gives the order back). `complete_order`: completes a delivered order (captures the payment, releases the escrow to the runner, marks the order `COMPLETED`, then pays the runner out to their payout account); an order has at most one. `refund_order`: an operator's refund of part or all of a captured payment."
     })
 }
 
@@ -2770,8 +3006,8 @@ fn saga_schema() -> Value {
             "A create-order, accept-order or complete-order saga. Fields a saga's type does not use ",
             "are null (an accept-order saga has no customer, amounts, payment, escrow or ",
             "compensations; a complete-order saga has no customer, total, payment, escrow, timer or ",
-            "compensations, but has `captured_cents` and `payout_cents`). `history` is present only ",
-            "in `GET /api/sagas/{saga_id}`."
+            "compensations, but has `captured_cents`, `payout_cents`, `payout_account` and ",
+            "`payout_status`). `history` is present only in `GET /api/sagas/{saga_id}`."
         ),
         &[
             "saga_id",
@@ -2850,6 +3086,14 @@ fn saga_schema() -> Value {
                 json!({ "type": ["integer", "null"], "description": "What the saga released from escrow to the runner, in cents (complete-order sagas; 0 until the release)." }),
             ),
             (
+                "payout_account",
+                nullable_string("The runner's payout account, once the user service named one (complete-order sagas; null while the runner has none)."),
+            ),
+            (
+                "payout_status",
+                json!({ "type": ["string", "null"], "enum": ["SENT", "WAITING", "PARKED", null], "description": "Where the runner's payout ended for the saga (complete-order sagas): `SENT`, `WAITING` for a payout account, or `PARKED` for an operator; null until the payment service answered. `GET /api/payouts?order_id=...` follows it after." }),
+            ),
+            (
                 "refund_cents",
                 json!({ "type": ["integer", "null"], "description": "What the saga refunds, in cents (refund sagas only)." }),
             ),
@@ -2926,7 +3170,7 @@ fn saga_update_event_schema() -> Value {
             ),
             (
                 "step",
-                json!({ "type": "string", "description": "What the saga recorded: the history entry's event without its saga prefix.", "examples": ["started", "payment_captured", "funds_released", "order_completed", "completed"] }),
+                json!({ "type": "string", "description": "What the saga recorded: the history entry's event without its saga prefix.", "examples": ["started", "payment_captured", "funds_released", "order_completed", "payout_account_retrieved", "payout_account_missing", "payout_settled", "completed"] }),
             ),
             (
                 "status",
@@ -3144,9 +3388,12 @@ fn notification_schema() -> Value {
             "`payment_authorized`, `payment_failed`, `funds_held`, `order_listed`, ",
             "`order_accepted`, `acceptance_cancelled`, `runner_on_site`, `food_purchased`, ",
             "`food_collected`, `on_the_way`, `delivered`, `receipt`, `payout`, `order_completed`, ",
-            "`order_cancelled`, `order_timed_out`, `refunded`, `refund_issued` and `payment_released`; a notification ",
-            "sent through `POST /api/notifications/send` has the kind it was given (`message` by ",
-            "default)."
+            "`order_cancelled`, `order_timed_out`, `refunded`, `refund_issued`, `payment_released`, ",
+            "`payout_sent` (the runner's payout went to their payout account), `payout_waiting` ",
+            "(the runner's payout waits for a payout account), `payout_declined` (the runner's ",
+            "payout account declined every attempt) and, to operators, `payout_parked` and ",
+            "`saga_anomaly`; a notification sent through ",
+            "`POST /api/notifications/send` has the kind it was given (`message` by default)."
         ),
         "examples": ["order_accepted", "receipt", "message"]
     });
@@ -3370,6 +3617,145 @@ fn capture_payment_request_schema() -> Value {
         &["order_id"],
         vec![("order_id", uuid("The order whose payment to capture."))],
     )
+}
+
+fn payout_status_schema() -> Value {
+    json!({
+        "type": "string",
+        "enum": ["WAITING", "SENT", "PARKED"],
+        "description": "`WAITING`: the runner has no payout account yet; the payout goes out when they add one. `SENT`: the processor sent it to the runner's payout account. `PARKED`: every attempt was declined; it waits for an operator's retry."
+    })
+}
+
+fn payout_schema() -> Value {
+    let schema = object(
+        "An order's payout to its runner (one per order). Amounts here are in cents. A payout the runner's payout account arrived for before the complete-order saga asked for it has only an account: its `status` is null and `requested` false.",
+        &[
+            "order_id",
+            "runner_id",
+            "amount_cents",
+            "status",
+            "payout_account",
+            "reference",
+            "attempts",
+            "last_error",
+            "requested_at",
+            "updated_at",
+            "requested",
+        ],
+        vec![
+            ("order_id", nullable_uuid("The order paid out for.")),
+            (
+                "runner_id",
+                json!({ "anyOf": [schema_ref("UserId"), { "type": "null" }], "description": "The runner paid." }),
+            ),
+            (
+                "amount_cents",
+                cents("What the escrow released to the runner, in cents (0 while only an account is known)."),
+            ),
+            (
+                "status",
+                json!({ "anyOf": [schema_ref("PayoutStatus"), { "type": "null" }], "description": "Where the payout is; null while only an account is known." }),
+            ),
+            (
+                "payout_account",
+                nullable_string("The account it goes to: the one it was sent to, the one last declined, or the one the runner added."),
+            ),
+            (
+                "reference",
+                nullable_string("The processor's reference of the transfer, once it is `SENT`."),
+            ),
+            (
+                "attempts",
+                json!({ "type": "integer", "minimum": 0, "description": "How many transfers were tried (0 while it waits for an account). A payout is parked once 3 are declined, and each operator's retry tries one more." }),
+            ),
+            (
+                "last_error",
+                nullable_string("Why the processor declined the latest attempt, if it did."),
+            ),
+            (
+                "requested_at",
+                nullable_timestamp("When the complete-order saga asked for the payout."),
+            ),
+            ("updated_at", nullable_timestamp("When the payout last changed.")),
+            (
+                "requested",
+                json!({ "type": "boolean", "description": "Whether the complete-order saga has asked for the payout (and so its amount is known)." }),
+            ),
+        ],
+    );
+    with_example(schema, payout_example())
+}
+
+fn ledger_account_schema() -> Value {
+    json!({
+        "type": "string",
+        "enum": ["customer_card", "authorizations", "escrow", "runner_payable", "paid_out", "refunds"],
+        "description": concat!(
+            "An account of the ledger. Its balance (debits minus credits) says where the money is: ",
+            "`customer_card` is minus what the customer's card gave (held or taken), ",
+            "`authorizations` what is held on the card, `escrow` what the platform holds for the ",
+            "order, `runner_payable` what it owes the runner, `paid_out` what reached the runner, ",
+            "and `refunds` minus what went back to the customer."
+        )
+    })
+}
+
+fn ledger_entry_schema() -> Value {
+    object(
+        "One balanced entry: `amount_cents` debited to `debit` and credited to `credit`.",
+        &["source", "kind", "debit", "credit", "amount_cents", "occurred_at"],
+        vec![
+            (
+                "source",
+                json!({ "type": "string", "description": "What posted it, unique within the order: the event type, and the refund for a refund.", "examples": ["payment.captured", "payment.refunded:4a3b2c1d-0e9f-4a8b-9c7d-6e5f4a3b2c1d"] }),
+            ),
+            (
+                "kind",
+                json!({ "type": "string", "description": "The message type that posted it.", "examples": ["payment.authorized", "payment.voided", "payment.captured", "escrow.released", "payout.sent", "payment.refunded"] }),
+            ),
+            ("debit", described_ref("LedgerAccount", "The account debited.")),
+            ("credit", described_ref("LedgerAccount", "The account credited.")),
+            (
+                "amount_cents",
+                json!({ "type": "integer", "minimum": 1, "description": "The amount moved, in cents; more than zero." }),
+            ),
+            ("occurred_at", timestamp("When the money event happened.")),
+        ],
+    )
+}
+
+fn order_ledger_schema() -> Value {
+    let balances = json!({
+        "type": "object",
+        "description": "The balance of each account the entries touch: debits minus credits, in cents. They sum to zero.",
+        "propertyNames": schema_ref("LedgerAccount"),
+        "additionalProperties": { "type": "integer" }
+    });
+    let schema = object(
+        "An order's ledger: its entries and the balances they leave.",
+        &["order_id", "customer_id", "runner_id", "entries", "balances"],
+        vec![
+            ("order_id", uuid("The order.")),
+            (
+                "customer_id",
+                json!({ "anyOf": [schema_ref("UserId"), { "type": "null" }], "description": "The order's customer, once an entry names them." }),
+            ),
+            (
+                "runner_id",
+                json!({ "anyOf": [schema_ref("UserId"), { "type": "null" }], "description": "The order's runner, once an entry names them." }),
+            ),
+            (
+                "entries",
+                array_of(
+                    "LedgerEntry",
+                    "Every entry posted for the order, in the order they were posted.",
+                ),
+            ),
+            ("balances", balances),
+        ],
+    );
+    with_example(schema, ledger_example())
 }
 
 fn escrow_status_schema() -> Value {
@@ -3762,6 +4148,9 @@ mod tests {
             "/payments/release",
             "/payments/capture",
             "/payments/{payment_id}",
+            "/api/payouts",
+            "/api/payouts/{order_id}/retry",
+            "/api/ledger",
             "/escrow",
             "/escrow/hold",
             "/escrow/release",

@@ -33,10 +33,12 @@ pub enum Role {
     Notification,
     /// The trace index: files every record under its order and saga, for `trace`.
     Trace,
+    /// The ledger: posts every money event as balanced entries.
+    Ledger,
 }
 
 impl Role {
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Api,
         Role::Order,
         Role::User,
@@ -46,6 +48,7 @@ impl Role {
         Role::Timer,
         Role::Notification,
         Role::Trace,
+        Role::Ledger,
     ];
 }
 

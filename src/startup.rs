@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use campusg_escrow::EscrowService;
+use campusg_ledger::LedgerService;
 use campusg_notification::NotificationService;
 use campusg_order::OrderService;
 use campusg_payment::sandbox::SandboxGateway;
@@ -52,7 +53,7 @@ use crate::settings::{Guard, Role, Settings};
 
 /// The services, each with an event store of its own (a SQLite file, or a
 /// PostgreSQL schema) named after it, and the role that runs it.
-const SERVICE_ROLES: [(Role, &str); 8] = [
+const SERVICE_ROLES: [(Role, &str); 9] = [
     (Role::Order, "order"),
     (Role::User, "user"),
     (Role::Payment, "payment"),
@@ -61,11 +62,12 @@ const SERVICE_ROLES: [(Role, &str); 8] = [
     (Role::Timer, "timer"),
     (Role::Notification, "notification"),
     (Role::Trace, "trace"),
+    (Role::Ledger, "ledger"),
 ];
 
 /// The services' names, which name their stores.
-pub const SERVICES: [&str; 8] = {
-    let mut names = [""; 8];
+pub const SERVICES: [&str; 9] = {
+    let mut names = [""; 9];
     let mut i = 0;
     while i < SERVICE_ROLES.len() {
         names[i] = SERVICE_ROLES[i].1;
@@ -137,6 +139,7 @@ impl Application {
         let sagas = deps(Role::Sagas).map(|d| SagaOrchestrator::new(d, settings.order_rules()));
         let notifications = deps(Role::Notification).map(NotificationService::new);
         let trace_index = deps(Role::Trace).map(TraceIndex::new);
+        let ledger = deps(Role::Ledger).map(LedgerService::new);
         let timers = deps(Role::Timer)
             .map(|d| TimerService::new(d, settings.acceptance_window(), settings.timer_poll_interval()));
 
@@ -154,6 +157,7 @@ impl Application {
                 notifications.as_ref().map(|s| s.consumer(bus.clone())),
             ),
             (Role::Trace, trace_index.as_ref().map(|s| s.consumer(bus.clone()))),
+            (Role::Ledger, ledger.as_ref().map(|s| s.consumer(bus.clone()))),
         ] {
             let (Some(consumer), Some(deps)) = (consumer, deps(role)) else {
                 continue;
@@ -192,6 +196,7 @@ impl Application {
                     timers: timers.clone().expect(EVERY),
                     notifications: notifications.expect(EVERY),
                     trace_index: trace_index.expect(EVERY),
+                    ledger: ledger.expect(EVERY),
                     idempotent,
                     parked_keys: Arc::new(crate::dead_letters::ParkedKeysApi {
                         stores: SERVICE_ROLES
@@ -330,6 +335,7 @@ struct ApiServices {
     timers: Arc<TimerService>,
     notifications: Arc<NotificationService>,
     trace_index: Arc<TraceIndex>,
+    ledger: Arc<LedgerService>,
     idempotent: Arc<IdempotentRequests>,
     parked_keys: Arc<crate::dead_letters::ParkedKeysApi>,
 }
@@ -366,6 +372,7 @@ pub fn route_table() -> Vec<RouteRule> {
         campusg_timer::routes().table(),
         campusg_notification::routes().table(),
         campusg_trace::routes().table(),
+        campusg_ledger::routes().table(),
         crate::gateway::routes().table(),
         crate::dead_letters::routes().table(),
     ]
@@ -387,6 +394,7 @@ fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> 
         timers,
         notifications,
         trace_index,
+        ledger,
         idempotent,
         parked_keys,
     } = services;
@@ -412,6 +420,7 @@ fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> 
         .merge(campusg_timer::routes().with_state(timers))
         .merge(campusg_notification::routes().with_state(notifications))
         .merge(campusg_trace::routes().with_state(trace_index))
+        .merge(campusg_ledger::routes().with_state(ledger))
         .merge(crate::gateway::routes().with_state(gateway))
         .merge(crate::dead_letters::routes().with_state(parked_keys))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })

@@ -12,6 +12,7 @@
 //!   the wire contract: `schemas/` holds a JSON Schema for each variant.
 //! - [`order`], [`user`], [`payment`], [`escrow`]: the aggregates, each a cqrs-es
 //!   [`cqrs_es::Aggregate`] with its commands, events and errors.
+//! - [`ledger`]: the double-entry ledger every money event posts to.
 //! - [`timer`]: durable timers, scheduled, then cancelled or fired once.
 //! - [`notification`]: who is told what about an order, and the notifications kept.
 //! - [`idempotency`]: a request retried under the same `Idempotency-Key` gets
@@ -29,6 +30,7 @@
 pub mod escrow;
 pub mod idempotency;
 pub mod ids;
+pub mod ledger;
 pub mod limits;
 pub mod messages;
 pub mod money;

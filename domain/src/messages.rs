@@ -56,6 +56,14 @@ pub enum Message {
     PaymentInfoRetrieved(PaymentInfoRetrieved),
     #[serde(rename = "user.payment_info_failed")]
     PaymentInfoFailed(PaymentInfoFailed),
+    #[serde(rename = "get_payout_account")]
+    GetPayoutAccount(GetPayoutAccount),
+    #[serde(rename = "user.payout_account_retrieved")]
+    PayoutAccountRetrieved(PayoutAccountRetrieved),
+    #[serde(rename = "user.payout_account_missing")]
+    PayoutAccountMissing(PayoutAccountMissing),
+    #[serde(rename = "user.payout_account_added")]
+    PayoutAccountAdded(PayoutAccountAdded),
     #[serde(rename = "rate_user")]
     RateUser(RateUser),
     #[serde(rename = "user.rated")]
@@ -87,6 +95,18 @@ pub enum Message {
     #[serde(rename = "payment.refund_failed")]
     PaymentRefundFailed(PaymentRefundFailed),
 
+    #[serde(rename = "pay_out_runner")]
+    PayOutRunner(PayOutRunner),
+    #[serde(rename = "retry_payout")]
+    RetryPayout(RetryPayout),
+    #[serde(rename = "payout.sent")]
+    PayoutSent(PayoutSent),
+    #[serde(rename = "payout.waiting")]
+    PayoutWaiting(PayoutWaiting),
+    #[serde(rename = "payout.declined")]
+    PayoutDeclined(PayoutDeclined),
+    #[serde(rename = "payout.parked")]
+    PayoutParked(PayoutParked),
     // Escrow service.
     #[serde(rename = "hold_funds")]
     HoldFunds(HoldFunds),
@@ -170,6 +190,10 @@ impl Message {
             Message::UserUpdated(_) => "user.updated",
             Message::PaymentInfoRetrieved(_) => "user.payment_info_retrieved",
             Message::PaymentInfoFailed(_) => "user.payment_info_failed",
+            Message::GetPayoutAccount(_) => "get_payout_account",
+            Message::PayoutAccountRetrieved(_) => "user.payout_account_retrieved",
+            Message::PayoutAccountMissing(_) => "user.payout_account_missing",
+            Message::PayoutAccountAdded(_) => "user.payout_account_added",
             Message::RateUser(_) => "rate_user",
             Message::UserRated(_) => "user.rated",
             Message::AuthorizePayment(_) => "authorize_payment",
@@ -184,6 +208,12 @@ impl Message {
             Message::RefundPayment(_) => "refund_payment",
             Message::PaymentRefunded(_) => "payment.refunded",
             Message::PaymentRefundFailed(_) => "payment.refund_failed",
+            Message::PayOutRunner(_) => "pay_out_runner",
+            Message::RetryPayout(_) => "retry_payout",
+            Message::PayoutSent(_) => "payout.sent",
+            Message::PayoutWaiting(_) => "payout.waiting",
+            Message::PayoutDeclined(_) => "payout.declined",
+            Message::PayoutParked(_) => "payout.parked",
             Message::HoldFunds(_) => "hold_funds",
             Message::ReleaseFunds(_) => "release_funds",
             Message::RefundFunds(_) => "refund_funds",
@@ -231,6 +261,10 @@ impl Message {
             Message::GetPaymentInfo(m) => m.order_id,
             Message::PaymentInfoRetrieved(m) => m.order_id,
             Message::PaymentInfoFailed(m) => m.order_id,
+            Message::GetPayoutAccount(m) => Some(m.order_id),
+            Message::PayoutAccountRetrieved(m) => Some(m.order_id),
+            Message::PayoutAccountMissing(m) => Some(m.order_id),
+            Message::PayoutAccountAdded(_) => None,
             Message::RateUser(m) => Some(m.order_id),
             Message::UserRated(m) => Some(m.order_id),
             Message::NotificationCreated(m) => m.order_id,
@@ -245,6 +279,12 @@ impl Message {
             Message::RefundPayment(m) => Some(m.order_id),
             Message::PaymentRefunded(m) => Some(m.order_id),
             Message::PaymentRefundFailed(m) => Some(m.order_id),
+            Message::PayOutRunner(m) => Some(m.order_id),
+            Message::RetryPayout(m) => Some(m.order_id),
+            Message::PayoutSent(m) => Some(m.order_id),
+            Message::PayoutWaiting(m) => Some(m.order_id),
+            Message::PayoutDeclined(m) => Some(m.order_id),
+            Message::PayoutParked(m) => Some(m.order_id),
             Message::HoldFunds(m) => Some(m.order_id),
             Message::ReleaseFunds(m) => Some(m.order_id),
             Message::RefundFunds(m) => Some(m.order_id),
@@ -278,6 +318,7 @@ impl Message {
             Message::UpdateUser(m) => Some(&m.user_id),
             Message::UserCreated(m) => Some(&m.user_id),
             Message::UserUpdated(m) => Some(&m.user_id),
+            Message::PayoutAccountAdded(m) => Some(&m.runner_id),
             Message::NotificationCreated(m) => Some(&m.user_id),
             _ => None,
         }
@@ -509,6 +550,40 @@ pub struct PaymentInfoFailed {
     pub message: String,
 }
 
+/// Which account the runner of an order is paid to (the complete-order saga
+/// asks before it pays out).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GetPayoutAccount {
+    pub runner_id: UserId,
+    pub order_id: OrderId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutAccountRetrieved {
+    pub runner_id: UserId,
+    pub order_id: OrderId,
+    pub payout_account: String,
+}
+
+/// The runner has no payout account (or does not exist): the user now awaits
+/// one for the order, and announces it with [`PayoutAccountAdded`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutAccountMissing {
+    pub runner_id: UserId,
+    pub order_id: OrderId,
+    pub awaited_at: DateTime<Utc>,
+}
+
+/// A runner whose payouts were waiting added a payout account: the orders
+/// named may now be paid out to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutAccountAdded {
+    pub runner_id: UserId,
+    pub payout_account: String,
+    pub order_ids: Vec<OrderId>,
+    pub added_at: DateTime<Utc>,
+}
+
 /// The part a user played in an order: who rates whom.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -653,6 +728,69 @@ pub struct PaymentRefundFailed {
     pub refund_id: RefundId,
     pub amount_cents: Cents,
     pub reason: String,
+}
+
+/// Pay the runner of an order what the escrow released to them, to
+/// `payout_account`; without one the payout waits for the runner to add one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PayOutRunner {
+    pub order_id: OrderId,
+    pub runner_id: UserId,
+    pub amount_cents: Cents,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_account: Option<String>,
+}
+
+/// An operator's retry of a parked payout, to `payout_account` when given
+/// (the runner's current one), else to the account it was declined by.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetryPayout {
+    pub order_id: OrderId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_account: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutSent {
+    pub order_id: OrderId,
+    pub runner_id: UserId,
+    pub amount_cents: Cents,
+    pub payout_account: String,
+    /// The processor's reference of the transfer.
+    pub reference: String,
+    pub attempt: u32,
+    pub sent_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutWaiting {
+    pub order_id: OrderId,
+    pub runner_id: UserId,
+    pub amount_cents: Cents,
+    pub waiting_since: DateTime<Utc>,
+}
+
+/// The processor declined one attempt; it is tried again, up to a bound.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutDeclined {
+    pub order_id: OrderId,
+    pub runner_id: UserId,
+    pub amount_cents: Cents,
+    pub payout_account: String,
+    pub attempt: u32,
+    pub reason: String,
+    pub declined_at: DateTime<Utc>,
+}
+
+/// Every attempt was declined: the payout waits for an operator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutParked {
+    pub order_id: OrderId,
+    pub runner_id: UserId,
+    pub amount_cents: Cents,
+    pub attempts: u32,
+    pub reason: String,
+    pub parked_at: DateTime<Utc>,
 }
 
 /// A void or capture that could not be done, and why.

@@ -234,10 +234,58 @@ pub fn compose(message: &Message, parties: &OrderParties) -> Vec<Draft> {
             "payout",
             "Payout",
             format!(
-                "{} is paid out to you: the food you bought plus your delivery fee.",
+                "{} is released to you: the food you bought plus your delivery fee. It goes to your payout account.",
                 money(released.amount_cents, currency)
             ),
         )],
+        Message::PayoutSent(sent) => vec![to(
+            Some(sent.runner_id.clone()),
+            "payout_sent",
+            "Payout sent",
+            format!(
+                "{} for order {} is sent to your payout account {}.",
+                money(sent.amount_cents, currency),
+                sent.order_id,
+                sent.payout_account
+            ),
+        )],
+        Message::PayoutWaiting(waiting) => vec![to(
+            Some(waiting.runner_id.clone()),
+            "payout_waiting",
+            "Add a payout account",
+            format!(
+                "{} for order {} waits for a payout account: add one to your profile and it is sent at once.",
+                money(waiting.amount_cents, currency),
+                waiting.order_id
+            ),
+        )],
+        Message::PayoutParked(parked) => vec![
+            to(
+                Some(parked.runner_id.clone()),
+                "payout_declined",
+                "Payout declined",
+                format!(
+                    "Your payout account declined {} for order {}: {}. Check your payout account; an operator will retry.",
+                    money(parked.amount_cents, currency),
+                    parked.order_id,
+                    parked.reason
+                ),
+            ),
+            to(
+                UserId::parse(OPERATORS_INBOX).ok(),
+                "payout_parked",
+                "A payout is parked",
+                format!(
+                    "The payout of {} for order {} to {} was declined {} times ({}); retry it with POST /api/payouts/{}/retry.",
+                    money(parked.amount_cents, currency),
+                    parked.order_id,
+                    parked.runner_id,
+                    parked.attempts,
+                    parked.reason,
+                    parked.order_id
+                ),
+            ),
+        ],
         _ => Vec::new(),
     };
     drafts.into_iter().flatten().collect()
@@ -332,7 +380,7 @@ fn status_drafts(updated: &OrderStatusUpdated, parties: &OrderParties) -> Vec<Op
                 runner_now,
                 "order_completed",
                 "Order completed",
-                "The order is complete and your payout is released. Rate your customer!".to_string(),
+                "The order is complete. Rate your customer!".to_string(),
             ),
         ],
         _ => Vec::new(),
@@ -578,7 +626,7 @@ mod tests {
         let drafts = compose(&released, &parties(Some("runner_1")));
         assert_eq!(drafts[0].kind, "payout");
         assert!(
-            drafts[0].message.starts_with("SGD 15.49 is paid out to you"),
+            drafts[0].message.starts_with("SGD 15.49 is released to you"),
             "{}",
             drafts[0].message
         );

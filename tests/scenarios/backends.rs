@@ -22,7 +22,7 @@ pub enum Backend {
 }
 
 /// The PostgreSQL the distributed scenarios use; `TEST_DATABASE_URL` overrides.
-fn database_url() -> String {
+pub(crate) fn database_url() -> String {
     std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
 

@@ -12,10 +12,11 @@ use crate::helpers::{eventually, TestApp};
 
 const STAGES: [&str; 5] = ["ON_SITE", "PURCHASED", "COLLECTED", "ON_THE_WAY", "DELIVERED"];
 
-/// A customer's order, paid, accepted by `runner`; returns the order id.
+/// A customer's order, paid, accepted by `runner` (paid out to
+/// `acct_<runner>`); returns the order id.
 async fn an_accepted_order(app: &TestApp, customer: &str, runner: &str) -> String {
     app.create_user(customer, Some("pm_card_visa")).await;
-    app.create_user(runner, None).await;
+    app.create_runner(runner, Some(&format!("acct_{runner}"))).await;
     let (saga_id, order_id) = app.place_order(customer, 12.99, 2.5).await;
     assert_eq!(app.saga_when_finished(&saga_id).await["status"], "COMPLETED");
     let (status, body) = app
@@ -107,7 +108,7 @@ async fn the_whole_story_from_order_to_payout_with_notifications_and_ratings(
             "order_completed",
         ]
     );
-    let runner = kinds_for(&app, "runner_story", 8).await;
+    let runner = kinds_for(&app, "runner_story", 9).await;
     assert_eq!(
         runner,
         [
@@ -119,15 +120,16 @@ async fn the_whole_story_from_order_to_payout_with_notifications_and_ratings(
             "delivered",
             "payout",
             "order_completed",
+            "payout_sent",
         ]
     );
     let (_, inbox) = app.get("/api/notifications/user/runner_story").await;
-    assert_eq!(inbox["unread"], 8);
+    assert_eq!(inbox["unread"], 9);
     let newest = inbox["notifications"][0]["notification_id"].as_str().unwrap();
     let (status, read) = app.post(&format!("/api/notifications/{newest}/read"), &json!({})).await;
     assert_eq!((status, read["read"].as_bool()), (200, Some(true)));
     let (_, inbox) = app.get("/api/notifications/user/runner_story").await;
-    assert_eq!(inbox["unread"], 7);
+    assert_eq!(inbox["unread"], 8);
 
     let (status, body) = app
         .post(
@@ -360,6 +362,8 @@ async fn the_update_stream_of_a_completing_saga_yields_each_step_and_then_ends(
             "payment_captured",
             "funds_released",
             "order_completed",
+            "payout_account_retrieved",
+            "payout_settled",
             "completed"
         ],
         "{text}"

@@ -198,6 +198,17 @@ impl TestApp {
         assert_eq!(status, 201, "{response}");
     }
 
+    /// Registers a runner, paid out to `payout_account` (or waiting for one).
+    pub async fn create_runner(&self, runner_id: &str, payout_account: Option<&str>) {
+        let mut body = json!({"user_id": runner_id, "name": runner_id, "email": format!("{runner_id}@campus.edu")});
+        if let Some(account) = payout_account {
+            body["payout_account"] = json!(account);
+        }
+        let token = self.token(runner_id, CallerRole::Runner);
+        let (status, response) = self.post_as("/users", &body, Some(&token)).await;
+        assert_eq!(status, 201, "{response}");
+    }
+
     /// Places the seeds' order (one burger at 12.99) plus `delivery_fee`;
     /// returns (saga id, order id).
     pub async fn place_order(&self, customer_id: &str, price: f64, delivery_fee: f64) -> (String, String) {

@@ -1,5 +1,8 @@
 //! Money end to end (SPEC section 13): refunds of a captured payment, by an
-//! operator, in full or in part, once each whatever is retried.
+//! operator, in full or in part, once each whatever is retried; payouts to the
+//! runner's payout account, which wait for one and are parked when declined;
+//! and `campusg ledger check`, which must pass after each scenario and fail on
+//! books changed by hand.
 
 use rstest::rstest;
 use serde_json::{json, Value};
@@ -11,11 +14,17 @@ use crate::helpers::{eventually, TestApp};
 
 const STAGES: [&str; 5] = ["ON_SITE", "PURCHASED", "COLLECTED", "ON_THE_WAY", "DELIVERED"];
 
-/// A customer's order, paid, delivered and completed: its payment captured.
+/// A customer's order, paid, delivered and completed: its payment captured,
+/// its escrow released to a runner paid out to `acct_<runner>`.
 /// Returns the order id and the total in cents.
 async fn a_completed_order(app: &TestApp, customer: &str, runner: &str) -> (String, i64) {
+    app.create_runner(runner, Some(&format!("acct_{runner}"))).await;
+    a_completed_order_for(app, customer, runner).await
+}
+
+/// As [`a_completed_order`], for a runner registered already.
+async fn a_completed_order_for(app: &TestApp, customer: &str, runner: &str) -> (String, i64) {
     app.create_user(customer, Some("pm_card_visa")).await;
-    app.create_user(runner, None).await;
     let (saga_id, order_id) = app.place_order(customer, 12.99, 2.5).await;
     assert_eq!(app.saga_when_finished(&saga_id).await["status"], "COMPLETED");
     let accept = json!({"runner_id": runner});
@@ -153,4 +162,284 @@ async fn two_identical_refund_requests_refund_once(#[values(Backend::Embedded, B
     let payment = &app.payments_of(&order_id).await[0];
     assert_eq!(payment["refunded_cents"], 300, "{payment}");
     assert_eq!(app.sandbox.ledger().refunds, 1);
+}
+
+/// `campusg ledger check` on the app's stores: whether it passed, and what it
+/// printed. Waited for off the runtime, which the app under test shares: a
+/// stalled app could hold a lock the command waits for.
+async fn ledger_check(app: &TestApp) -> (bool, String) {
+    let flags = app.environment.flags();
+    tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_campusg"))
+            .args(["ledger", "check"])
+            .args(flags)
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("campusg runs");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), printed)
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits for the ledger to catch up with the money events, then checks it.
+async fn ledger_check_passes(app: &TestApp) -> String {
+    eventually("campusg ledger check kept finding differences", || async {
+        match ledger_check(app).await {
+            (true, report) => Ok(report),
+            (false, report) => Err(report),
+        }
+    })
+    .await
+}
+
+async fn payout_of(app: &TestApp, order_id: &str) -> Value {
+    let (status, body) = app.get(&format!("/api/payouts?order_id={order_id}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["payouts"][0].clone()
+}
+
+async fn payout_when(app: &TestApp, order_id: &str, status: &str) -> Value {
+    eventually(&format!("the payout of {order_id} never became {status}"), || async {
+        let payout = payout_of(app, order_id).await;
+        if payout["status"] == status {
+            Ok(payout)
+        } else {
+            Err(payout.to_string())
+        }
+    })
+    .await
+}
+
+async fn notices(app: &TestApp, user: &str, kind: &str) -> usize {
+    let (_, inbox) = app.get(&format!("/api/notifications/user/{user}?page_size=100")).await;
+    inbox["notifications"]
+        .as_array()
+        .map(|all| all.iter().filter(|n| n["kind"] == kind).count())
+        .unwrap_or(0)
+}
+
+async fn told(app: &TestApp, user: &str, kind: &str) {
+    eventually(&format!("{user} was never told `{kind}`"), || async {
+        match notices(app, user, kind).await {
+            0 => Err("no notice".to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn the_runner_is_paid_out_to_their_account_and_the_ledger_shows_every_cent(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    let (order_id, total) = a_completed_order(&app, "cust_paid", "runner_paid").await;
+
+    let payout = payout_when(&app, &order_id, "SENT").await;
+    assert_eq!(payout["amount_cents"], total, "{payout}");
+    assert_eq!(payout["payout_account"], "acct_runner_paid");
+    let sandbox = app.sandbox.ledger();
+    assert_eq!((sandbox.payouts, sandbox.paid_out_cents), (1, total));
+    told(&app, "runner_paid", "payout_sent").await;
+
+    let report = ledger_check_passes(&app).await;
+    assert!(report.contains("no differences"), "{report}");
+    // The order's parties read its ledger; nobody else does.
+    let ledger_path = format!("/api/ledger?order_id={order_id}");
+    let customer = app.token("cust_paid", Role::Customer);
+    let (status, ledger) = app.get_as(&ledger_path, Some(&customer)).await;
+    assert_eq!(status, 200, "{ledger}");
+    assert_eq!(ledger["balances"]["customer_card"], -total, "{ledger}");
+    assert_eq!(ledger["balances"]["paid_out"], total, "{ledger}");
+    assert_eq!(ledger["balances"]["escrow"], 0, "{ledger}");
+    let runner = app.token("runner_paid", Role::Runner);
+    assert_eq!(app.get_as(&ledger_path, Some(&runner)).await.0, 200);
+    let stranger = app.token("cust_other", Role::Customer);
+    assert_eq!(app.get_as(&ledger_path, Some(&stranger)).await.0, 403);
+    let (_, others) = app.get_as("/api/payouts", Some(&stranger)).await;
+    assert_eq!(others["payouts"], json!([]), "a customer sees no one's payouts");
+
+    // A refund after the payout: the runner keeps their pay, the platform
+    // bears it, and the books still agree.
+    refunded(&app, &order_id, "1.00", "after-payout").await;
+    eventually("the ledger never posted the refund", || async {
+        let (_, ledger) = app.get(&ledger_path).await;
+        if ledger["balances"]["refunds"] == -100 {
+            Ok(())
+        } else {
+            Err(ledger.to_string())
+        }
+    })
+    .await;
+    ledger_check_passes(&app).await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_payout_waits_for_a_runner_without_an_account_and_goes_out_when_they_add_one(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    app.create_runner("runner_new", None).await;
+    let (order_id, total) = a_completed_order_for(&app, "cust_wait", "runner_new").await;
+
+    let waiting = payout_when(&app, &order_id, "WAITING").await;
+    assert_eq!(waiting["amount_cents"], total);
+    assert_eq!(
+        app.order(&order_id).await["status"],
+        "COMPLETED",
+        "the order does not wait"
+    );
+    let runner = app.token("runner_new", Role::Runner);
+    let (status, listed) = app.get_as("/api/payouts?status=WAITING", Some(&runner)).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["payouts"].as_array().unwrap().len(), 1, "{listed}");
+    told(&app, "runner_new", "payout_waiting").await;
+    assert_eq!(app.sandbox.ledger().payouts, 0);
+    ledger_check_passes(&app).await;
+
+    let account = json!({"payout_account": "acct_new"});
+    let response = app
+        .client
+        .patch(format!("{}/users/runner_new", app.address))
+        .bearer_auth(&runner)
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+
+    let sent = payout_when(&app, &order_id, "SENT").await;
+    assert_eq!(sent["payout_account"], "acct_new");
+    assert_eq!(app.sandbox.ledger().paid_out_cents, total);
+    told(&app, "runner_new", "payout_sent").await;
+    ledger_check_passes(&app).await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_declined_payout_is_parked_and_an_operator_retries_it(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    app.create_runner("runner_closed", Some("acct_declined_closed")).await;
+    let (order_id, total) = a_completed_order_for(&app, "cust_closed", "runner_closed").await;
+
+    let parked = payout_when(&app, &order_id, "PARKED").await;
+    assert_eq!(parked["attempts"], 3, "{parked}");
+    assert_eq!(app.sandbox.ledger().payouts, 0);
+    let (_, listed) = app.get("/api/payouts?status=parked").await;
+    assert_eq!(listed["payouts"].as_array().unwrap().len(), 1, "{listed}");
+    told(&app, "runner_closed", "payout_declined").await;
+    ledger_check_passes(&app).await;
+
+    // Only operators retry; the runner fixes their account, an operator retries.
+    let retry = format!("/api/payouts/{order_id}/retry");
+    let runner = app.token("runner_closed", Role::Runner);
+    assert_eq!(app.post_as(&retry, &json!({}), Some(&runner)).await.0, 403);
+    let response = app
+        .client
+        .patch(format!("{}/users/runner_closed", app.address))
+        .bearer_auth(&runner)
+        .json(&json!({"payout_account": "acct_open"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let (status, retried) = app.post(&retry, &json!({})).await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(retried["status"], "SENT", "{retried}");
+    assert_eq!(retried["attempts"], 4);
+    assert_eq!(app.sandbox.ledger().paid_out_cents, total);
+    let (status, again) = app.post(&retry, &json!({})).await;
+    assert_eq!(status, 409, "a payout sent is not retried: {again}");
+    ledger_check_passes(&app).await;
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_refund_needs_an_idempotency_key_so_a_double_click_refunds_once(
+    #[values(Backend::Embedded)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    let (order_id, _) = a_completed_order(&app, "cust_click", "runner_click").await;
+    let (status, refused) = app
+        .post(&format!("/api/orders/{order_id}/refunds"), &json!({"amount": "1.00"}))
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Idempotency-Key"));
+    assert_eq!(app.payments_of(&order_id).await[0]["refunded_cents"], 0);
+}
+
+#[rstest]
+#[tokio::test]
+async fn the_ledger_check_reports_an_escrow_changed_by_hand(
+    #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    let (order_id, _) = a_completed_order(&app, "cust_tamper", "runner_tamper").await;
+    payout_when(&app, &order_id, "SENT").await;
+    ledger_check_passes(&app).await;
+
+    tamper_with_escrow_amount(&app, &order_id, 1).await;
+
+    let (passed, report) = ledger_check(&app).await;
+    assert!(!passed, "{report}");
+    assert!(
+        report.contains(&format!(
+            "order {order_id}: the amounts released to the runner disagree: the escrow says 0.01"
+        )),
+        "{report}"
+    );
+}
+
+/// Sets the amount of an order's escrow, in the escrow store's events, as
+/// someone with a database shell might.
+async fn tamper_with_escrow_amount(app: &TestApp, order_id: &str, cents: i64) {
+    use sqlx::Connection;
+    let environment = &app.environment;
+    match environment.backend {
+        Backend::Embedded => {
+            let path = environment.data_dir.path().join("escrow.db");
+            let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            let changed = sqlx::query(
+                "UPDATE events SET payload = json_set(payload, '$.payload.amount_cents', ?) \
+                 WHERE aggregate_type = 'escrow' AND payload LIKE '%' || ? || '%'",
+            )
+            .bind(cents)
+            .bind(order_id)
+            .execute(&mut db)
+            .await
+            .unwrap();
+            assert!(changed.rows_affected() > 0);
+        }
+        Backend::Kafka => {
+            let mut db = sqlx::PgConnection::connect(&crate::backends::database_url())
+                .await
+                .unwrap();
+            let schema = format!("{}_escrow", environment.schema_prefix);
+            let changed = sqlx::query(&format!(
+                "UPDATE {schema}.events SET payload = jsonb_set(payload, '{{payload,amount_cents}}', to_jsonb($1::bigint)) \
+                 WHERE aggregate_type = 'escrow' AND payload::text LIKE '%' || $2 || '%'"
+            ))
+            .bind(cents)
+            .bind(order_id)
+            .execute(&mut db)
+            .await
+            .unwrap();
+            assert!(changed.rows_affected() > 0);
+        }
+    }
 }

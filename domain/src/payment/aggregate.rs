@@ -386,6 +386,10 @@ mod aggregate_tests {
             self.calls.lock().unwrap().push(key.to_string());
             Ok(())
         }
+        async fn pay_out(&self, _account: &str, _amount: Cents, key: &str) -> Result<String, GatewayError> {
+            self.calls.lock().unwrap().push(key.to_string());
+            Ok(key.to_string())
+        }
     }
 
     fn gateway(outcome: AuthorizationOutcome) -> Arc<dyn PaymentGateway> {

@@ -1,4 +1,4 @@
-//! The port to a card processor.
+//! The port to a card processor, which also pays runners out.
 
 use async_trait::async_trait;
 
@@ -24,6 +24,10 @@ pub trait PaymentGateway: Send + Sync {
         amount: Cents,
         idempotency_key: &str,
     ) -> Result<(), GatewayError>;
+    /// Sends `amount` to a runner's payout account; the transfer's reference.
+    /// A declined transfer is [`GatewayError::Refused`].
+    async fn pay_out(&self, payout_account: &str, amount: Cents, idempotency_key: &str)
+        -> Result<String, GatewayError>;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

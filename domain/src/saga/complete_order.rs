@@ -7,8 +7,13 @@
 //!
 //! Steps: 1 capture the payment (the pivot), 2 release the escrow to the runner
 //! (the food cost they paid plus the delivery fee), 3 mark the order
-//! `COMPLETED`. Then the saga is `COMPLETED`, which the notification service
-//! turns into the customer's receipt and the runner's payout notice.
+//! `COMPLETED`, 4 ask the user service for the runner's payout account, 5 pay
+//! the released amount out to it. Then the saga is `COMPLETED`, which the
+//! notification service turns into the customer's receipt. A runner with no
+//! payout account does not hold the saga up: the payout waits (`payout.waiting`)
+//! and goes out when the runner adds one; a payout every attempt of which was
+//! declined is parked for an operator (`payout.parked`). Either way the saga's
+//! part is done, and its `payout_status` says where the money is.
 //!
 //! A capture the processor refuses for good ends the saga `FAILED` with no
 //! money moved; a processor that is only unavailable is retried by the payment
@@ -23,7 +28,9 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{OrderId, SagaId, UserId};
-use crate::messages::{CapturePayment, Message, ReleaseFunds, SagaUpdate, UpdateOrderStatus};
+use crate::messages::{
+    CapturePayment, GetPayoutAccount, Message, PayOutRunner, ReleaseFunds, SagaUpdate, UpdateOrderStatus,
+};
 use crate::money::Cents;
 use crate::order::OrderStatus;
 use crate::saga::{Saga, SagaStatus};
@@ -39,6 +46,8 @@ pub enum CompleteOrderStep {
     CapturePayment,
     ReleaseEscrow,
     MarkOrderCompleted,
+    GetPayoutAccount,
+    PayOut,
     Done,
 }
 
@@ -78,6 +87,19 @@ pub enum CompleteOrderSagaEvent {
     OrderCompleted {
         at: DateTime<Utc>,
     },
+    PayoutAccountRetrieved {
+        payout_account: String,
+        at: DateTime<Utc>,
+    },
+    PayoutAccountMissing {
+        at: DateTime<Utc>,
+    },
+    /// Where the payout ended for the saga: `SENT`, `WAITING` (for an account)
+    /// or `PARKED` (declined, for an operator).
+    PayoutSettled {
+        status: String,
+        at: DateTime<Utc>,
+    },
     Completed {
         at: DateTime<Utc>,
     },
@@ -112,6 +134,9 @@ impl CompleteOrderSagaEvent {
             | PaymentCaptured { at, .. }
             | FundsReleased { at, .. }
             | OrderCompleted { at }
+            | PayoutAccountRetrieved { at, .. }
+            | PayoutAccountMissing { at }
+            | PayoutSettled { at, .. }
             | Completed { at }
             | StepRetried { at, .. }
             | Failed { at, .. }
@@ -126,6 +151,9 @@ impl CompleteOrderSagaEvent {
             PaymentCaptured { .. } => "payment_captured",
             FundsReleased { .. } => "funds_released",
             OrderCompleted { .. } => "order_completed",
+            PayoutAccountRetrieved { .. } => "payout_account_retrieved",
+            PayoutAccountMissing { .. } => "payout_account_missing",
+            PayoutSettled { .. } => "payout_settled",
             Completed { .. } => "completed",
             StepRetried { .. } => "step_retried",
             Failed { .. } => "failed",
@@ -161,6 +189,12 @@ pub struct CompleteOrderSaga {
     pub error: Option<String>,
     pub captured_cents: Cents,
     pub payout_cents: Cents,
+    /// The account the payout goes to, once the user service named one.
+    #[serde(default)]
+    pub payout_account: Option<String>,
+    /// `SENT`, `WAITING` or `PARKED`, once the payout service answered.
+    #[serde(default)]
+    pub payout_status: Option<String>,
     /// Replies that disagreed with the saga's state, and why; none was taken.
     #[serde(default)]
     pub anomalies: Vec<String>,
@@ -233,7 +267,13 @@ impl Saga for CompleteOrderSaga {
         };
         let asks_for_the_step = matches!(
             event,
-            E::Started { .. } | E::PaymentCaptured { .. } | E::FundsReleased { .. } | E::StepRetried { .. }
+            E::Started { .. }
+                | E::PaymentCaptured { .. }
+                | E::FundsReleased { .. }
+                | E::OrderCompleted { .. }
+                | E::PayoutAccountRetrieved { .. }
+                | E::PayoutAccountMissing { .. }
+                | E::StepRetried { .. }
         );
         if asks_for_the_step {
             messages.extend(self.command_for_step());
@@ -289,7 +329,7 @@ impl CompleteOrderSaga {
             (Step::MarkOrderCompleted, Message::OrderStatusUpdated(updated))
                 if updated.status == OrderStatus::Completed =>
             {
-                vec![E::OrderCompleted { at }, E::Completed { at }]
+                vec![E::OrderCompleted { at }]
             }
             (Step::MarkOrderCompleted, Message::OrderStatusUpdateFailed(failed))
                 if failed.status == OrderStatus::Completed =>
@@ -300,7 +340,76 @@ impl CompleteOrderSaga {
                     at,
                 )
             }
+            (Step::GetPayoutAccount, Message::PayoutAccountRetrieved(retrieved)) => {
+                match self.other_runner(&retrieved.runner_id) {
+                    Some(reason) => self.anomaly(step, "user.payout_account_retrieved", reason, at),
+                    None => vec![E::PayoutAccountRetrieved {
+                        payout_account: retrieved.payout_account,
+                        at,
+                    }],
+                }
+            }
+            (Step::GetPayoutAccount, Message::PayoutAccountMissing(missing)) => {
+                match self.other_runner(&missing.runner_id) {
+                    Some(reason) => self.anomaly(step, "user.payout_account_missing", reason, at),
+                    None => vec![E::PayoutAccountMissing { at }],
+                }
+            }
+            (Step::PayOut, Message::PayoutSent(payout)) => {
+                self.payout_settled(step, "payout.sent", &payout.runner_id, payout.amount_cents, "SENT", at)
+            }
+            (Step::PayOut, Message::PayoutWaiting(payout)) => self.payout_settled(
+                step,
+                "payout.waiting",
+                &payout.runner_id,
+                payout.amount_cents,
+                "WAITING",
+                at,
+            ),
+            (Step::PayOut, Message::PayoutParked(payout)) => self.payout_settled(
+                step,
+                "payout.parked",
+                &payout.runner_id,
+                payout.amount_cents,
+                "PARKED",
+                at,
+            ),
             _ => Vec::new(),
+        }
+    }
+
+    /// Why a reply about `runner_id` is not about this order's runner, if it is not.
+    fn other_runner(&self, runner_id: &UserId) -> Option<String> {
+        (Some(runner_id) != self.runner_id.as_ref()).then(|| {
+            format!(
+                "it is about {runner_id}, not the order's runner {}",
+                self.runner_id.as_ref().map(UserId::to_string).unwrap_or_default()
+            )
+        })
+    }
+
+    /// The payout's answer, taken if it pays the order's runner what was released.
+    fn payout_settled(
+        &self,
+        step: CompleteOrderStep,
+        reply: &str,
+        runner_id: &UserId,
+        amount: Cents,
+        status: &str,
+        at: DateTime<Utc>,
+    ) -> Vec<CompleteOrderSagaEvent> {
+        let reason = self.other_runner(runner_id).or_else(|| {
+            (amount != self.payout_cents).then(|| format!("it pays {amount}, not the {} released", self.payout_cents))
+        });
+        match reason {
+            Some(reason) => self.anomaly(step, reply, reason, at),
+            None => vec![
+                CompleteOrderSagaEvent::PayoutSettled {
+                    status: status.to_string(),
+                    at,
+                },
+                CompleteOrderSagaEvent::Completed { at },
+            ],
         }
     }
 
@@ -352,6 +461,13 @@ impl CompleteOrderSaga {
                 order_id,
                 status: OrderStatus::Completed,
                 runner_id: Some(runner_id),
+            }),
+            CompleteOrderStep::GetPayoutAccount => Message::GetPayoutAccount(GetPayoutAccount { runner_id, order_id }),
+            CompleteOrderStep::PayOut => Message::PayOutRunner(PayOutRunner {
+                order_id,
+                runner_id,
+                amount_cents: self.payout_cents,
+                payout_account: self.payout_account.clone(),
             }),
             CompleteOrderStep::Done => return None,
         })
@@ -418,7 +534,19 @@ impl Aggregate for CompleteOrderSaga {
                 self.step = Some(Step::MarkOrderCompleted);
                 self.attempts = 1;
             }
-            E::OrderCompleted { .. } => self.step = Some(Step::Done),
+            E::OrderCompleted { .. } => {
+                self.step = Some(Step::GetPayoutAccount);
+                self.attempts = 1;
+            }
+            E::PayoutAccountRetrieved { payout_account, .. } => {
+                self.payout_account = Some(payout_account);
+                self.step = Some(Step::PayOut);
+            }
+            E::PayoutAccountMissing { .. } => self.step = Some(Step::PayOut),
+            E::PayoutSettled { status, .. } => {
+                self.payout_status = Some(status);
+                self.step = Some(Step::Done);
+            }
             E::Completed { .. } => self.status = Some(SagaStatus::Completed),
             E::StepRetried { reason, attempt, .. } => {
                 self.attempts = attempt;
@@ -446,6 +574,7 @@ mod tests {
     use crate::ids::{EscrowId, PaymentId};
     use crate::messages::{
         EscrowOperationFailed, FundsReleased, OrderStatusUpdated, PaymentCaptured, PaymentOperationFailed,
+        PayoutAccountMissing, PayoutAccountRetrieved, PayoutSent, PayoutWaiting,
     };
 
     type SagaTest = TestFramework<CompleteOrderSaga>;
@@ -585,8 +714,28 @@ mod tests {
         assert!(again.events.is_empty(), "one anomaly per reason");
     }
 
+    fn order_completed() -> Message {
+        Message::OrderStatusUpdated(OrderStatusUpdated {
+            order_id: order_id(),
+            status: OrderStatus::Completed,
+            previous_status: OrderStatus::Delivered,
+            runner_id: Some(runner()),
+            updated_at: at(),
+        })
+    }
+
+    /// A saga whose order is completed, asking for the runner's payout account.
+    fn at_the_payout() -> CompleteOrderSaga {
+        let mut saga = CompleteOrderSaga::default();
+        saga.apply(started());
+        saga.apply(captured());
+        saga.react(observe(released_message())).unwrap();
+        saga.react(observe(order_completed())).unwrap();
+        saga
+    }
+
     #[test]
-    fn the_released_funds_mark_the_order_completed_and_then_the_saga_completes() {
+    fn the_released_funds_mark_the_order_completed_then_the_runner_is_paid_out() {
         let mut saga = CompleteOrderSaga::default();
         saga.apply(started());
         saga.apply(captured());
@@ -595,18 +744,83 @@ mod tests {
             types(&reaction.commands),
             ["saga.step_completed", "update_order_status"]
         );
+        let reaction = saga.react(observe(order_completed())).unwrap();
+        assert_eq!(types(&reaction.commands), ["saga.step_completed", "get_payout_account"]);
         let reaction = saga
-            .react(observe(Message::OrderStatusUpdated(OrderStatusUpdated {
+            .react(observe(Message::PayoutAccountRetrieved(PayoutAccountRetrieved {
+                runner_id: runner(),
                 order_id: order_id(),
-                status: OrderStatus::Completed,
-                previous_status: OrderStatus::Delivered,
-                runner_id: Some(runner()),
-                updated_at: at(),
+                payout_account: "acct_1".into(),
             })))
             .unwrap();
+        let Some(Message::PayOutRunner(payout)) = reaction.commands.get(1) else {
+            panic!("expected pay_out_runner, got {:?}", reaction.commands)
+        };
+        assert_eq!(
+            (payout.amount_cents, payout.payout_account.as_deref()),
+            (Cents(1499), Some("acct_1"))
+        );
+        let reaction = saga.react(observe(payout_sent("runner_1", 1499))).unwrap();
         assert_eq!(types(&reaction.commands), ["saga.step_completed", "saga.completed"]);
         assert_eq!(saga.status, Some(SagaStatus::Completed));
-        assert_eq!(saga.payout_cents, Cents(1499));
+        assert_eq!(saga.payout_status.as_deref(), Some("SENT"));
+    }
+
+    fn payout_sent(runner_id: &str, amount_cents: i64) -> Message {
+        Message::PayoutSent(PayoutSent {
+            order_id: order_id(),
+            runner_id: UserId::parse(runner_id).unwrap(),
+            amount_cents: Cents(amount_cents),
+            payout_account: "acct_1".into(),
+            reference: "po_1".into(),
+            attempt: 1,
+            sent_at: at(),
+        })
+    }
+
+    #[test]
+    fn a_runner_without_a_payout_account_does_not_hold_the_order_up_the_payout_waits() {
+        let mut saga = at_the_payout();
+        let reaction = saga
+            .react(observe(Message::PayoutAccountMissing(PayoutAccountMissing {
+                runner_id: runner(),
+                order_id: order_id(),
+                awaited_at: at(),
+            })))
+            .unwrap();
+        let Some(Message::PayOutRunner(payout)) = reaction.commands.get(1) else {
+            panic!("expected pay_out_runner, got {:?}", reaction.commands)
+        };
+        assert_eq!(payout.payout_account, None);
+        saga.react(observe(Message::PayoutWaiting(PayoutWaiting {
+            order_id: order_id(),
+            runner_id: runner(),
+            amount_cents: Cents(1499),
+            waiting_since: at(),
+        })))
+        .unwrap();
+        assert_eq!(saga.status, Some(SagaStatus::Completed));
+        assert_eq!(saga.payout_status.as_deref(), Some("WAITING"));
+    }
+
+    #[rstest::rstest]
+    #[case::to_someone_else("mallory", 1499)]
+    #[case::another_amount("runner_1", 1)]
+    fn a_payout_that_disagrees_with_the_release_is_not_taken(#[case] runner_id: &str, #[case] amount_cents: i64) {
+        let mut saga = at_the_payout();
+        saga.react(observe(Message::PayoutAccountRetrieved(PayoutAccountRetrieved {
+            runner_id: runner(),
+            order_id: order_id(),
+            payout_account: "acct_1".into(),
+        })))
+        .unwrap();
+        let reaction = saga.react(observe(payout_sent(runner_id, amount_cents))).unwrap();
+        assert_eq!(
+            types(&reaction.commands),
+            ["saga.step_completed", "saga.anomaly_recorded"]
+        );
+        assert_eq!(saga.status, Some(SagaStatus::Started));
+        assert_eq!(saga.payout_status, None);
     }
 
     #[test]

@@ -7,13 +7,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{OrderId, UserId};
 use crate::limits::{self, MAX_NAME_CHARS};
-use crate::messages::{CreateUser, Message, OrderRole, RateUser, UpdateUser, UserCreated, UserRated, UserUpdated};
+use crate::messages::{
+    CreateUser, Message, OrderRole, PayoutAccountAdded, PayoutAccountMissing, RateUser, UpdateUser, UserCreated,
+    UserRated, UserUpdated,
+};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum UserCommand {
-    Register { details: CreateUser, at: DateTime<Utc> },
-    Update { changes: UpdateUser, at: DateTime<Utc> },
-    Rate { rating: RateUser, at: DateTime<Utc> },
+    Register {
+        details: CreateUser,
+        at: DateTime<Utc>,
+    },
+    Update {
+        changes: UpdateUser,
+        at: DateTime<Utc>,
+    },
+    Rate {
+        rating: RateUser,
+        at: DateTime<Utc>,
+    },
+    /// The runner of `order_id` has no payout account: remember the order, so
+    /// that the account, once added, is announced for it.
+    AwaitPayoutAccount {
+        runner_id: UserId,
+        order_id: OrderId,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,6 +44,10 @@ pub enum UserEvent {
     Updated(UserUpdated),
     #[serde(rename = "user.rated")]
     Rated(UserRated),
+    #[serde(rename = "user.payout_account_missing")]
+    PayoutAwaited(PayoutAccountMissing),
+    #[serde(rename = "user.payout_account_added")]
+    PayoutAccountAdded(PayoutAccountAdded),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +92,8 @@ impl From<UserEvent> for Message {
             UserEvent::Registered(e) => Message::UserCreated(e),
             UserEvent::Updated(e) => Message::UserUpdated(e),
             UserEvent::Rated(e) => Message::UserRated(e),
+            UserEvent::PayoutAwaited(e) => Message::PayoutAccountMissing(e),
+            UserEvent::PayoutAccountAdded(e) => Message::PayoutAccountAdded(e),
         }
     }
 }
@@ -90,6 +115,9 @@ pub struct User {
     /// Each order and role the user was rated for, so that each is rated once.
     #[serde(default)]
     pub rated_for: Vec<RatedFor>,
+    /// The orders whose payout waits for this runner to add a payout account.
+    #[serde(default)]
+    pub awaiting_payout: Vec<OrderId>,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -156,8 +184,27 @@ impl User {
                 if nothing {
                     return Err(UserError::NothingToUpdate);
                 }
-                Ok(vec![UserEvent::Updated(update)])
+                let account_added = update
+                    .payout_account
+                    .clone()
+                    .and_then(|account| optional(Some(account)))
+                    .filter(|_| !self.awaiting_payout.is_empty());
+                let mut events = vec![UserEvent::Updated(update)];
+                if let Some(payout_account) = account_added {
+                    events.push(UserEvent::PayoutAccountAdded(PayoutAccountAdded {
+                        runner_id: self.user_id.clone().expect("checked above"),
+                        payout_account,
+                        order_ids: self.awaiting_payout.clone(),
+                        added_at: at,
+                    }));
+                }
+                Ok(events)
             }
+            UserCommand::AwaitPayoutAccount {
+                runner_id,
+                order_id,
+                at,
+            } => Ok(self.await_payout_account(order_id, at, runner_id)),
             UserCommand::Rate { rating, at } => {
                 let Some(user_id) = self.user_id.clone() else {
                     return Err(UserError::NotFound(rating.user_id));
@@ -197,6 +244,19 @@ impl User {
                 })])
             }
         }
+    }
+}
+
+impl User {
+    fn await_payout_account(&self, order_id: OrderId, at: DateTime<Utc>, runner_id: UserId) -> Vec<UserEvent> {
+        if self.awaiting_payout.contains(&order_id) {
+            return Vec::new();
+        }
+        vec![UserEvent::PayoutAwaited(PayoutAccountMissing {
+            runner_id,
+            order_id,
+            awaited_at: at,
+        })]
     }
 }
 
@@ -303,6 +363,10 @@ impl Aggregate for User {
                     role: e.role,
                 });
                 self.updated_at = Some(e.rated_at);
+            }
+            UserEvent::PayoutAwaited(e) => self.awaiting_payout.push(e.order_id),
+            UserEvent::PayoutAccountAdded(e) => {
+                self.awaiting_payout.retain(|order| !e.order_ids.contains(order));
             }
         }
     }

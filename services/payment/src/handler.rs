@@ -17,6 +17,13 @@ use crate::{PaymentService, CONSUMER_GROUP, SERVICE_NAME};
 impl MessageHandler for PaymentService {
     async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
         let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
+        if is_payout(&message) {
+            return self
+                .handle_payout(message, cause)
+                .await
+                .map(|_| ())
+                .map_err(HandlerError::from);
+        }
         self.handle_command(message, cause).await.map(|_| ())
     }
 }
@@ -122,6 +129,13 @@ impl PaymentService {
         self.deps.store.commit(unit).await?;
         Ok(answer)
     }
+}
+
+fn is_payout(message: &Message) -> bool {
+    matches!(
+        message,
+        Message::PayOutRunner(_) | Message::RetryPayout(_) | Message::PayoutAccountAdded(_)
+    )
 }
 
 /// Which command ran, to name its failure.

@@ -2,23 +2,27 @@
 //! processor through the [`PaymentGateway`](campusg_domain::payment::PaymentGateway) port.
 //!
 //! It consumes `payment_commands` (`authorize_payment`, `void_payment`,
-//! `capture_payment`, `refund_payment`), publishes `payment_events`, and serves `/payments`. The
-//! default processor is the built-in [`sandbox::SandboxGateway`].
+//! `capture_payment`, `refund_payment`, `pay_out_runner`, `retry_payout`) and
+//! `user.payout_account_added` (which releases the payouts that waited for
+//! it), publishes `payment_events`, and serves `/payments` and `/api/payouts`.
+//! The default processor is the built-in [`sandbox::SandboxGateway`].
 
 mod handler;
+mod payouts;
 mod routes;
 pub mod sandbox;
 
 use std::sync::Arc;
 
 use campusg_domain::ids::{OrderId, PaymentId};
-use campusg_domain::payment::{Payment, PaymentGateway};
+use campusg_domain::payment::{Payment, PaymentGateway, Payout};
 use campusg_runtime::aggregate::load;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::ServiceDeps;
 use campusg_runtime::store::StoreError;
 
+pub use payouts::PayoutRefused;
 pub use routes::routes;
 
 pub const SERVICE_NAME: &str = "payment-service";
@@ -40,7 +44,19 @@ impl PaymentService {
         Ok(loaded.aggregate.payment_id.is_some().then_some(loaded.aggregate))
     }
 
+    /// An order's payout as it stands, if the order has one.
+    pub async fn payout_of(&self, order_id: OrderId) -> Result<Option<Payout>, StoreError> {
+        let loaded = load::<Payout>(self.deps.store.as_ref(), &order_id.to_string()).await?;
+        Ok(loaded.aggregate.order_id.is_some().then_some(loaded.aggregate))
+    }
+
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        Consumer::for_service(CONSUMER_GROUP, &["authorize_payment"], &self.deps, bus, self.clone())
+        Consumer::for_service(
+            CONSUMER_GROUP,
+            &["authorize_payment", "user.payout_account_added"],
+            &self.deps,
+            bus,
+            self.clone(),
+        )
     }
 }

@@ -1,5 +1,6 @@
 //! `/payments`: authorize, release (void), capture, and read payments. Each POST
 //! runs the same command a message on `payment_commands` would.
+//! `/api/payouts`: the runners' payouts, by status (a runner sees their own).
 
 use std::sync::Arc;
 
@@ -14,8 +15,8 @@ use campusg_domain::ids::{OrderId, PaymentId, UserId};
 use campusg_domain::limits::{MAX_NAME_CHARS, MAX_ORDER_TOTAL};
 use campusg_domain::messages::{AuthorizePayment, CapturePayment, Message, VoidPayment};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
-use campusg_domain::payment::{Payment, PaymentStatus};
-use campusg_runtime::access::{Access, Routes};
+use campusg_domain::payment::{Payment, PaymentStatus, Payout, PayoutStatus};
+use campusg_runtime::access::{Access, Caller, Routes};
 use campusg_runtime::http::{
     list_read_models, read_model, reason_or, text_within, ApiError, JsonBody, MoneyFilters, Page, Path, Query,
 };
@@ -30,6 +31,48 @@ pub fn routes() -> Routes<Arc<PaymentService>> {
         .post("/payments/release", Access::Operators, release)
         .post("/payments/capture", Access::Operators, capture)
         .get("/payments/{payment_id}", Access::Operators, get_payment)
+        .get("/api/payouts", Access::Users, list_payouts)
+}
+
+#[derive(Deserialize)]
+struct PayoutFilters {
+    status: Option<String>,
+    runner_id: Option<UserId>,
+    order_id: Option<OrderId>,
+}
+
+/// Operators see every payout; anyone else only their own (a customer has none).
+async fn list_payouts(
+    State(service): State<Arc<PaymentService>>,
+    caller: Caller,
+    Query(filters): Query<PayoutFilters>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match filters.status.map(|s| s.to_ascii_uppercase()) {
+        Some(status) if PayoutStatus::parse(&status).is_none() => {
+            return Err(ApiError::bad_request(format!(
+                "`{status}` is not a payout status (one of {})",
+                PayoutStatus::ALL.map(PayoutStatus::as_str).join(", ")
+            )))
+        }
+        status => status,
+    };
+    let runner_id = match filters.runner_id {
+        Some(runner) => {
+            caller.acts_for(&runner)?;
+            Some(runner)
+        }
+        None if caller.is_operator() => None,
+        None => Some(caller.user.clone()),
+    };
+    let fields = [
+        ("status", status),
+        ("runner_id", runner_id.map(|r| r.to_string())),
+        ("order_id", filters.order_id.map(|o| o.to_string())),
+    ];
+    Ok(Json(
+        list_read_models(service.deps.store.as_ref(), Payout::TYPE, &fields, page, "payouts").await?,
+    ))
 }
 
 #[derive(Deserialize)]

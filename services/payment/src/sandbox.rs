@@ -9,6 +9,9 @@
 //! | `pm_card_chargeDeclinedInsufficientFunds` | declined: insufficient funds |
 //! | anything else | declined: unknown payment method |
 //!
+//! Payouts go to any account but one starting with `acct_declined`, which the
+//! processor declines (a closed account).
+//!
 //! Every call honours its idempotency key: a key seen before gets the first
 //! answer again and moves no money. As a remote processor keeps its records on
 //! its side, the sandbox keeps one per key in the payment store
@@ -38,6 +41,8 @@ use campusg_domain::payment::{AuthorizationOutcome, AuthorizationRequest, Gatewa
 pub const APPROVED_TEST_METHODS: [&str; 3] = ["pm_card_visa", "pm_card_mastercard", "pm_card_amex"];
 pub const DECLINED_TEST_METHOD: &str = "pm_card_chargeDeclined";
 pub const INSUFFICIENT_FUNDS_TEST_METHOD: &str = "pm_card_chargeDeclinedInsufficientFunds";
+/// Payout accounts starting with this are declined.
+pub const DECLINING_PAYOUT_ACCOUNT: &str = "acct_declined";
 
 /// What the sandbox has done, per operation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,6 +53,8 @@ pub struct Ledger {
     pub captured_cents: i64,
     pub refunds: u64,
     pub refunded_cents: i64,
+    pub payouts: u64,
+    pub paid_out_cents: i64,
 }
 
 #[derive(Default)]
@@ -62,7 +69,7 @@ pub struct SandboxGateway {
 pub struct ProcessorCall {
     pub operation: Option<String>,
     pub outcome: Option<AuthorizationOutcome>,
-    /// The money the call moved: captured or refunded.
+    /// The money the call moved or held: authorized, captured, refunded or paid out.
     #[serde(default)]
     pub amount_cents: Option<Cents>,
 }
@@ -116,6 +123,90 @@ impl Aggregate for ProcessorCall {
         self.operation = Some(operation);
         self.outcome = outcome;
         self.amount_cents = amount_cents;
+    }
+}
+
+/// The processor's own account of one charge (an authorization), by its
+/// reference: what it captured and refunded, so that it refuses to refund more
+/// than it took, whatever its callers believe (two refunds racing past the
+/// payment's own check).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Charge {
+    pub captured_cents: Cents,
+    pub refunded_cents: Cents,
+    pub refund_keys: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChargeCommand {
+    Capture { amount: Cents },
+    Refund { key: String, amount: Cents },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload", rename_all = "snake_case")]
+pub enum ChargeEvent {
+    Captured { amount_cents: Cents },
+    Refunded { key: String, amount_cents: Cents },
+}
+
+impl DomainEvent for ChargeEvent {
+    fn event_type(&self) -> String {
+        match self {
+            ChargeEvent::Captured { .. } => "charge.captured".to_string(),
+            ChargeEvent::Refunded { .. } => "charge.refunded".to_string(),
+        }
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the refund of {asked} is more than the {left} left of the charge")]
+pub struct OverCapture {
+    asked: Cents,
+    left: Cents,
+}
+
+impl Aggregate for Charge {
+    const TYPE: &'static str = "processor_charge";
+    type Command = ChargeCommand;
+    type Event = ChargeEvent;
+    type Error = OverCapture;
+    type Services = ();
+
+    async fn handle(&mut self, command: ChargeCommand, _: &(), sink: &EventSink<Self>) -> Result<(), OverCapture> {
+        let event = match command {
+            ChargeCommand::Capture { .. } if self.captured_cents > Cents::ZERO => return Ok(()),
+            ChargeCommand::Capture { amount } => ChargeEvent::Captured { amount_cents: amount },
+            ChargeCommand::Refund { key, .. } if self.refund_keys.contains(&key) => return Ok(()),
+            ChargeCommand::Refund { key, amount } => {
+                let left = Cents(self.captured_cents.0 - self.refunded_cents.0);
+                // A charge captured before the processor kept this account
+                // has no capture on it: the payment's own check stands alone.
+                if self.captured_cents > Cents::ZERO && amount > left {
+                    return Err(OverCapture { asked: amount, left });
+                }
+                ChargeEvent::Refunded {
+                    key,
+                    amount_cents: amount,
+                }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: ChargeEvent) {
+        match event {
+            ChargeEvent::Captured { amount_cents } => self.captured_cents = amount_cents,
+            ChargeEvent::Refunded { key, amount_cents } => {
+                self.refunded_cents = Cents(self.refunded_cents.0 + amount_cents.0);
+                self.refund_keys.push(key);
+            }
+        }
     }
 }
 
@@ -236,7 +327,12 @@ impl PaymentGateway for SandboxGateway {
             }
         };
         if !self
-            .record(&request.idempotency_key, "authorize", Some(answer.clone()), None)
+            .record(
+                &request.idempotency_key,
+                "authorize",
+                Some(answer.clone()),
+                Some(request.amount),
+            )
             .await?
         {
             // Another call under the key recorded its answer first: that one stands.
@@ -269,7 +365,7 @@ impl PaymentGateway for SandboxGateway {
 
     async fn capture(
         &self,
-        _authorization_reference: &str,
+        authorization_reference: &str,
         amount: Cents,
         idempotency_key: &str,
     ) -> Result<(), GatewayError> {
@@ -285,6 +381,8 @@ impl PaymentGateway for SandboxGateway {
         if self.recorded(idempotency_key).await?.is_some() || self.state().completed.contains_key(idempotency_key) {
             return Ok(());
         }
+        self.charge(authorization_reference, ChargeCommand::Capture { amount })
+            .await?;
         if self.record(idempotency_key, "capture", None, Some(amount)).await? {
             let mut state = self.state();
             if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
@@ -297,16 +395,77 @@ impl PaymentGateway for SandboxGateway {
 
     async fn refund(
         &self,
-        _authorization_reference: &str,
+        authorization_reference: &str,
         amount: Cents,
         idempotency_key: &str,
     ) -> Result<(), GatewayError> {
-        self.refund_once(amount, idempotency_key).await
+        self.refund_once(authorization_reference, amount, idempotency_key).await
+    }
+
+    async fn pay_out(
+        &self,
+        payout_account: &str,
+        amount: Cents,
+        idempotency_key: &str,
+    ) -> Result<String, GatewayError> {
+        // The reference follows from the key, so a repeated call answers the same.
+        let reference = format!("po_{}", idempotency_key.replace(':', "_"));
+        if let Some(call) = self.recorded(idempotency_key).await? {
+            return match call.operation.as_deref() {
+                Some("payout") => Ok(reference),
+                _ => Err(declined()),
+            };
+        }
+        if self.state().completed.contains_key(idempotency_key) {
+            return Ok(reference);
+        }
+        if payout_account.starts_with(DECLINING_PAYOUT_ACCOUNT) {
+            self.record(idempotency_key, "payout_declined", None, Some(amount))
+                .await?;
+            return Err(declined());
+        }
+        if self.record(idempotency_key, "payout", None, Some(amount)).await? {
+            let mut state = self.state();
+            if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
+                state.ledger.payouts += 1;
+                state.ledger.paid_out_cents += amount.0;
+            }
+            return Ok(reference);
+        }
+        // Another call under the key recorded first: its record stands.
+        match self
+            .recorded(idempotency_key)
+            .await?
+            .and_then(|call| call.operation)
+            .as_deref()
+        {
+            Some("payout") => Ok(reference),
+            _ => Err(declined()),
+        }
     }
 }
 
+fn declined() -> GatewayError {
+    GatewayError::Refused("the payout account declined the transfer (closed account)".into())
+}
+
 impl SandboxGateway {
-    async fn refund_once(&self, amount: Cents, idempotency_key: &str) -> Result<(), GatewayError> {
+    /// Applies `command` to the charge's account, when the processor keeps records.
+    async fn charge(&self, reference: &str, command: ChargeCommand) -> Result<(), GatewayError> {
+        let Some(store) = &self.records else {
+            return Ok(());
+        };
+        let cause = Cause::request(reference.to_string(), "card-processor", chrono::Utc::now());
+        match run_alone::<Charge>(store.as_ref(), reference, command, &(), cause).await {
+            Ok(_) => Ok(()),
+            Err(NotRun::Refused(over)) => Err(GatewayError::Refused(over.to_string())),
+            // Another call changed the charge meanwhile: asked again, this one
+            // meets the charge as it now stands.
+            Err(NotRun::Store(error)) => Err(unavailable(error)),
+        }
+    }
+
+    async fn refund_once(&self, reference: &str, amount: Cents, idempotency_key: &str) -> Result<(), GatewayError> {
         {
             let mut state = self.state();
             if state.failing_refunds > 0 {
@@ -319,6 +478,14 @@ impl SandboxGateway {
         if self.recorded(idempotency_key).await?.is_some() || self.state().completed.contains_key(idempotency_key) {
             return Ok(());
         }
+        self.charge(
+            reference,
+            ChargeCommand::Refund {
+                key: idempotency_key.to_string(),
+                amount,
+            },
+        )
+        .await?;
         if self.record(idempotency_key, "refund", None, Some(amount)).await? {
             let mut state = self.state();
             if state.completed.insert(idempotency_key.to_string(), ()).is_none() {
@@ -380,6 +547,40 @@ mod tests {
         assert_eq!(again, first, "the same authorization reference");
         assert_eq!(before.ledger().authorizations + after.ledger().authorizations, 1);
         assert_eq!(before.ledger().captures + after.ledger().captures, 1);
+    }
+
+    /// Review finding (issue 15): two refunds racing past the payment's own
+    /// check could together return more than was captured. The processor
+    /// keeps its own account of the charge and refuses the second.
+    #[tokio::test]
+    async fn the_processor_refuses_to_refund_more_than_it_captured_whatever_the_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn EventStore> = Arc::new(
+            campusg_runtime::sqlite_store::SqliteEventStore::open(&dir.path().join("payment.db"))
+                .await
+                .unwrap(),
+        );
+        let sandbox = SandboxGateway::keeping_records_in(store);
+        sandbox.capture("auth_1", Cents(1000), "capture-1").await.unwrap();
+        sandbox.refund("auth_1", Cents(600), "refund:a").await.unwrap();
+
+        let over = sandbox.refund("auth_1", Cents(600), "refund:b").await;
+
+        assert!(matches!(over, Err(GatewayError::Refused(_))), "{over:?}");
+        sandbox.refund("auth_1", Cents(600), "refund:a").await.unwrap();
+        sandbox.refund("auth_1", Cents(400), "refund:c").await.unwrap();
+        assert_eq!(sandbox.ledger().refunded_cents, 1000);
+    }
+
+    #[tokio::test]
+    async fn a_payout_to_a_declining_account_is_refused_the_same_each_time_and_pays_nothing() {
+        let sandbox = SandboxGateway::new();
+        let first = sandbox.pay_out("acct_declined_1", Cents(500), "payout:o:1").await;
+        assert!(matches!(first, Err(GatewayError::Refused(_))));
+        let sent = sandbox.pay_out("acct_ok", Cents(500), "payout:o:2").await.unwrap();
+        let again = sandbox.pay_out("acct_ok", Cents(500), "payout:o:2").await.unwrap();
+        assert_eq!(sent, again);
+        assert_eq!((sandbox.ledger().payouts, sandbox.ledger().paid_out_cents), (1, 500));
     }
 
     #[tokio::test]

@@ -41,6 +41,19 @@ pub async fn load<A: Aggregate>(store: &dyn EventStore, id: &str) -> Result<Load
     })
 }
 
+/// Every aggregate of a type, rebuilt from its events (not read from its read
+/// model), by id.
+pub async fn load_all<A: Aggregate>(
+    store: &dyn EventStore,
+) -> Result<std::collections::BTreeMap<String, A>, StoreError> {
+    let mut aggregates: std::collections::BTreeMap<String, A> = std::collections::BTreeMap::new();
+    for stored in store.load_type(A::TYPE).await? {
+        let event = decode::<A>(&stored)?;
+        aggregates.entry(stored.aggregate_id.clone()).or_default().apply(event);
+    }
+    Ok(aggregates)
+}
+
 /// The aggregate's state (as its read model shows it) after each of `events`,
 /// replayed with its own `apply`: how it looked at every point of its history.
 pub fn states_after_each<A: Aggregate + serde::Serialize>(events: &[StoredEvent]) -> Result<Vec<Value>, StoreError> {

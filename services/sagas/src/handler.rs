@@ -123,6 +123,19 @@ impl SagaOrchestrator {
             M::PaymentCaptured(_) | M::PaymentCaptureFailed(_) | M::FundsReleased(_) | M::ReleaseFailed(_) => {
                 Route::CompleteOrder(load(store, &by_correlation).await?)
             }
+            // An order completes once, under one saga: the payout's answers
+            // find it by the order, whoever caused them (a runner adding an
+            // account releases a waiting payout long after).
+            M::PayoutAccountRetrieved(m) => {
+                Route::CompleteOrder(load(store, &SagaId::for_completion(m.order_id).to_string()).await?)
+            }
+            M::PayoutAccountMissing(m) => {
+                Route::CompleteOrder(load(store, &SagaId::for_completion(m.order_id).to_string()).await?)
+            }
+            M::PayoutSent(_) | M::PayoutWaiting(_) | M::PayoutParked(_) => {
+                let order_id = message.order_id().expect("a payout names its order");
+                Route::CompleteOrder(load(store, &SagaId::for_completion(order_id).to_string()).await?)
+            }
             // A refund's answer names its refund, which names its saga.
             M::PaymentRefunded(refunded) => {
                 Route::Refund(load(store, &RefundSaga::saga_of(refunded.refund_id).to_string()).await?)

@@ -55,6 +55,8 @@ pub fn saga_view(saga_type: &str, state: &Value) -> Value {
         "timer_due_at": state["timer_due_at"],
         "captured_cents": state["captured_cents"],
         "payout_cents": state["payout_cents"],
+        "payout_status": state["payout_status"],
+        "payout_account": state["payout_account"],
         "refund_cents": if saga_type == refund_order::SAGA_TYPE { state["amount_cents"].clone() } else { Value::Null },
         "refund_reason": if saga_type == refund_order::SAGA_TYPE { state["reason"].clone() } else { Value::Null },
         "pending_compensations": state["pending_compensations"],

@@ -3,7 +3,10 @@
 use async_trait::async_trait;
 
 use campusg_domain::ids::UserId;
-use campusg_domain::messages::{GetPaymentInfo, Message, PaymentInfoFailed, PaymentInfoFailure, PaymentInfoRetrieved};
+use campusg_domain::messages::{
+    GetPaymentInfo, GetPayoutAccount, Message, PaymentInfoFailed, PaymentInfoFailure, PaymentInfoRetrieved,
+    PayoutAccountMissing, PayoutAccountRetrieved,
+};
 use campusg_domain::user::{User, UserCommand, UserError};
 use campusg_runtime::aggregate::{execute, load};
 use campusg_runtime::consumer::{HandlerError, MessageHandler};
@@ -53,6 +56,11 @@ impl UserService {
                 self.deps.store.commit(unit).await?;
                 return Ok(());
             }
+            Message::GetPayoutAccount(request) => {
+                self.payout_account(request, &mut unit).await?;
+                self.deps.store.commit(unit).await?;
+                return Ok(());
+            }
             _ => return Ok(()),
         };
         let mut loaded = load::<User>(self.deps.store.as_ref(), user_id.as_str()).await?;
@@ -95,6 +103,48 @@ impl UserService {
         };
         unit.publish(&self.deps.contracts, &answer).map_err(published)?;
         Ok(())
+    }
+}
+
+impl UserService {
+    /// Answers with the runner's payout account; without one, the user records
+    /// that the order's payout awaits it (so that adding it later is announced
+    /// for the order) and answers that it is missing.
+    async fn payout_account(&self, request: GetPayoutAccount, unit: &mut UnitOfWork) -> Result<(), CommandError> {
+        let mut loaded = load::<User>(self.deps.store.as_ref(), request.runner_id.as_str()).await?;
+        if let Some(payout_account) = loaded.aggregate.payout_account.clone() {
+            let answer = Message::PayoutAccountRetrieved(PayoutAccountRetrieved {
+                runner_id: request.runner_id,
+                order_id: request.order_id,
+                payout_account,
+            });
+            return unit
+                .publish(&self.deps.contracts, &answer)
+                .map(|_| ())
+                .map_err(published);
+        }
+        let command = UserCommand::AwaitPayoutAccount {
+            runner_id: request.runner_id.clone(),
+            order_id: request.order_id,
+            at: unit.cause.at,
+        };
+        let events = execute(&mut loaded, command, &())
+            .await
+            .map_err(CommandError::Refused)?;
+        if events.is_empty() {
+            // Asked again while it waits: the same answer, nothing new recorded.
+            let answer = Message::PayoutAccountMissing(PayoutAccountMissing {
+                runner_id: request.runner_id,
+                order_id: request.order_id,
+                awaited_at: unit.cause.at,
+            });
+            return unit
+                .publish(&self.deps.contracts, &answer)
+                .map(|_| ())
+                .map_err(published);
+        }
+        unit.append(&self.deps.contracts, &mut loaded, &events, true)
+            .map_err(published)
     }
 }
 
