@@ -1935,7 +1935,7 @@ fn retry_payout_path() -> Value {
         ("404", error("No payout for this order.")),
         (
             "409",
-            error("The payout is not `PARKED` (it is `WAITING` for an account, or already `SENT`): only a parked payout is retried."),
+            error("The payout is already `SENT`, or `WAITING` while the runner still has no payout account: only a parked payout is retried, or a waiting one once the runner has an account."),
         ),
     ]);
     json!({
@@ -1944,7 +1944,7 @@ fn retry_payout_path() -> Value {
             "operationId": "retryPayout",
             "summary": "Retry a parked payout",
             "description": format!(
-                "An operator retries a `PARKED` payout once, to the runner's current payout account, or to the account it was declined by when the runner has none. The answer is the payout after that one attempt. {}",
+                "An operator retries a `PARKED` payout once, to the runner's current payout account, or to the account it was declined by when the runner has none; a `WAITING` payout whose runner has an account by now goes out the same way. The answer is the payout after that one attempt. {}",
                 payouts_description()
             ),
             "parameters": [order_id_param()],

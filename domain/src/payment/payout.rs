@@ -1,7 +1,10 @@
 //! A payout: what the escrow released to an order's runner, sent to their
 //! payout account through the processor (SPEC section 13).
 //!
-//! One per order, keyed by the order id. It waits while the runner has no
+//! One per order, keyed by the order id. It pays only what the escrow released,
+//! to whom it released it: the payment service observes `escrow.released` and a
+//! request for anyone else or any other amount is refused (SPEC 11). It waits
+//! while the runner has no
 //! payout account, and goes out when the account arrives, in whichever order
 //! the request and the account arrive. A declined transfer is tried again up
 //! to [`MAX_PAYOUT_ATTEMPTS`] times, then the payout is parked for an operator,
@@ -66,6 +69,14 @@ pub enum PayoutCommand {
         payout_account: String,
         at: DateTime<Utc>,
     },
+    /// The escrow released the order's money to `runner_id`: the only payout
+    /// the order may make.
+    ObserveRelease {
+        order_id: OrderId,
+        runner_id: UserId,
+        amount: Cents,
+        at: DateTime<Utc>,
+    },
     /// An operator's retry of a parked payout.
     Retry {
         payout_account: Option<String>,
@@ -82,8 +93,22 @@ pub enum PayoutEvent {
         order_id: OrderId,
         runner_id: UserId,
         amount_cents: Cents,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payout_account: Option<String>,
         at: DateTime<Utc>,
     },
+    /// The escrow's release, which bounds what may be paid out, and to whom.
+    #[serde(rename = "payout.release_observed")]
+    ReleaseObserved {
+        order_id: OrderId,
+        runner_id: UserId,
+        amount_cents: Cents,
+        at: DateTime<Utc>,
+    },
+    /// A request held for the release asked for another runner or amount than
+    /// the escrow released: it is dropped, and the order's own request goes on.
+    #[serde(rename = "payout.request_discarded")]
+    RequestDiscarded { reason: String, at: DateTime<Utc> },
     /// The account arrived before the request; it is kept for it.
     #[serde(rename = "payout.account_provided")]
     AccountProvided {
@@ -107,7 +132,10 @@ impl PayoutEvent {
     /// is the payout's own business.
     pub fn message(&self) -> Option<Message> {
         match self.clone() {
-            PayoutEvent::Requested { .. } | PayoutEvent::AccountProvided { .. } => None,
+            PayoutEvent::Requested { .. }
+            | PayoutEvent::ReleaseObserved { .. }
+            | PayoutEvent::RequestDiscarded { .. }
+            | PayoutEvent::AccountProvided { .. } => None,
             PayoutEvent::Waiting(e) => Some(Message::PayoutWaiting(e)),
             PayoutEvent::Declined(e) => Some(Message::PayoutDeclined(e)),
             PayoutEvent::Parked(e) => Some(Message::PayoutParked(e)),
@@ -120,6 +148,8 @@ impl DomainEvent for PayoutEvent {
     fn event_type(&self) -> String {
         match self {
             PayoutEvent::Requested { .. } => "payout.requested".to_string(),
+            PayoutEvent::ReleaseObserved { .. } => "payout.release_observed".to_string(),
+            PayoutEvent::RequestDiscarded { .. } => "payout.request_discarded".to_string(),
             PayoutEvent::AccountProvided { .. } => "payout.account_provided".to_string(),
             other => other
                 .message()
@@ -143,7 +173,7 @@ pub enum PayoutError {
     OtherRunner { expected: UserId, asked: UserId },
     #[error("the payout of this order is {asked}, not {expected}")]
     OtherAmount { expected: Cents, asked: Cents },
-    #[error("a payout that is {} cannot be retried; only a parked one can", .0.as_str())]
+    #[error("a payout that is {} cannot be retried; only a parked one can, or a waiting one once the runner has a payout account", .0.as_str())]
     NotParked(PayoutStatus),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
@@ -165,6 +195,11 @@ pub struct Payout {
     /// Whether the amount is known: a payout created by an early account is not.
     #[serde(default)]
     pub requested: bool,
+    /// Whom the escrow released the order's money to, and how much.
+    #[serde(default)]
+    pub released_to: Option<UserId>,
+    #[serde(default)]
+    pub released_cents: Cents,
 }
 
 impl Payout {
@@ -198,6 +233,27 @@ impl Payout {
                 parked_at: at,
             }),
         })
+    }
+
+    /// The next step of a payout both requested and released: sent to its
+    /// account, or waiting for one.
+    async fn proceed(
+        &self,
+        gateway: &Arc<dyn PaymentGateway>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<PayoutEvent>, PayoutError> {
+        let (Some(order_id), Some(runner_id)) = (self.order_id, self.runner_id.clone()) else {
+            return Err(PayoutError::NotFound);
+        };
+        match self.payout_account.clone() {
+            None => Ok(vec![PayoutEvent::Waiting(PayoutWaiting {
+                order_id,
+                runner_id,
+                amount_cents: self.amount_cents,
+                waiting_since: at,
+            })]),
+            Some(account) => self.send(gateway, account, MAX_PAYOUT_ATTEMPTS, at).await,
+        }
     }
 
     /// Tries the processor up to `attempts` times from the next attempt on;
@@ -282,14 +338,22 @@ impl Aggregate for Payout {
                 if amount <= Cents::ZERO {
                     return Err(PayoutError::AmountNotPositive(amount));
                 }
-                if let Some(expected) = self.runner_id.clone().filter(|expected| *expected != runner_id) {
-                    return Err(PayoutError::OtherRunner {
-                        expected,
-                        asked: runner_id,
-                    });
+                if let Some(released_to) = self.released_to.clone() {
+                    if released_to != runner_id {
+                        return Err(PayoutError::OtherRunner {
+                            expected: released_to,
+                            asked: runner_id,
+                        });
+                    }
+                    if amount != self.released_cents {
+                        return Err(PayoutError::OtherAmount {
+                            expected: self.released_cents,
+                            asked: amount,
+                        });
+                    }
                 }
                 if self.requested {
-                    if self.amount_cents != amount {
+                    if self.amount_cents != amount || self.runner_id.as_ref() != Some(&runner_id) {
                         return Err(PayoutError::OtherAmount {
                             expected: self.amount_cents,
                             asked: amount,
@@ -298,27 +362,22 @@ impl Aggregate for Payout {
                     // Handled already: the caller gets `outcome` again.
                     return Ok(());
                 }
-                match payout_account.or_else(|| self.payout_account.clone()) {
-                    None => vec![PayoutEvent::Waiting(PayoutWaiting {
-                        order_id,
-                        runner_id,
-                        amount_cents: amount,
-                        waiting_since: at,
-                    })],
-                    Some(account) => {
-                        let requested = PayoutEvent::Requested {
-                            order_id,
-                            runner_id,
-                            amount_cents: amount,
-                            at,
-                        };
-                        let mut pending = self.clone();
-                        pending.apply(requested.clone());
-                        let mut events = vec![requested];
-                        events.extend(pending.send(gateway, account, MAX_PAYOUT_ATTEMPTS, at).await?);
-                        events
-                    }
+                let requested = PayoutEvent::Requested {
+                    order_id,
+                    runner_id,
+                    amount_cents: amount,
+                    payout_account,
+                    at,
+                };
+                let mut pending = self.clone();
+                pending.apply(requested.clone());
+                let mut events = vec![requested];
+                // Before the release is seen the request is held: the release,
+                // read from another topic, lets it go or discards it.
+                if pending.released_to.is_some() {
+                    events.extend(pending.proceed(gateway, at).await?);
                 }
+                events
             }
             PayoutCommand::ProvideAccount {
                 order_id,
@@ -326,7 +385,8 @@ impl Aggregate for Payout {
                 payout_account,
                 at,
             } => match self.status {
-                None if !self.requested => vec![PayoutEvent::AccountProvided {
+                // Not requested, or requested and held for the release: kept.
+                None => vec![PayoutEvent::AccountProvided {
                     order_id,
                     runner_id,
                     payout_account,
@@ -338,12 +398,51 @@ impl Aggregate for Payout {
                 // Sent or parked already, or another runner's: nothing to do.
                 _ => Vec::new(),
             },
+            PayoutCommand::ObserveRelease {
+                order_id,
+                runner_id,
+                amount,
+                at,
+            } => {
+                if self.released_to.is_some() {
+                    return Ok(());
+                }
+                let observed = PayoutEvent::ReleaseObserved {
+                    order_id,
+                    runner_id: runner_id.clone(),
+                    amount_cents: amount,
+                    at,
+                };
+                let mut pending = self.clone();
+                pending.apply(observed.clone());
+                let mut events = vec![observed];
+                if self.requested && self.status.is_none() {
+                    if self.runner_id.as_ref() == Some(&runner_id) && self.amount_cents == amount {
+                        events.extend(pending.proceed(gateway, at).await?);
+                    } else {
+                        events.push(PayoutEvent::RequestDiscarded {
+                            reason: format!(
+                                "it asked {} for {}, but the escrow released {amount} to {runner_id}",
+                                self.amount_cents,
+                                self.runner_id.as_ref().map(UserId::to_string).unwrap_or_default()
+                            ),
+                            at,
+                        });
+                    }
+                }
+                events
+            }
             PayoutCommand::Retry { payout_account, at } => match self.status {
                 Some(PayoutStatus::Parked) => {
                     let account = payout_account
                         .or_else(|| self.payout_account.clone())
                         .unwrap_or_default();
                     self.send(gateway, account, 1, at).await?
+                }
+                // A payout still waiting for an account the runner has now
+                // (one the announcement missed) goes out on an operator's word.
+                Some(PayoutStatus::Waiting) if payout_account.is_some() => {
+                    self.send(gateway, payout_account.unwrap_or_default(), 1, at).await?
                 }
                 Some(status) => return Err(PayoutError::NotParked(status)),
                 None => return Err(PayoutError::NotFound),
@@ -361,13 +460,37 @@ impl Aggregate for Payout {
                 order_id,
                 runner_id,
                 amount_cents,
+                payout_account,
                 at,
             } => {
                 self.order_id = Some(order_id);
                 self.runner_id = Some(runner_id);
                 self.amount_cents = amount_cents;
+                if payout_account.is_some() {
+                    self.payout_account = payout_account;
+                }
                 self.requested = true;
                 self.requested_at = Some(at);
+                self.updated_at = Some(at);
+            }
+            PayoutEvent::ReleaseObserved {
+                order_id,
+                runner_id,
+                amount_cents,
+                at,
+            } => {
+                self.order_id = Some(order_id);
+                self.released_to = Some(runner_id);
+                self.released_cents = amount_cents;
+                self.updated_at.get_or_insert(at);
+            }
+            PayoutEvent::RequestDiscarded { reason, at } => {
+                self.requested = false;
+                self.amount_cents = Cents::ZERO;
+                self.runner_id = self.released_to.clone();
+                self.payout_account = None;
+                self.requested_at = None;
+                self.last_error = Some(reason);
                 self.updated_at = Some(at);
             }
             PayoutEvent::AccountProvided {
@@ -377,7 +500,7 @@ impl Aggregate for Payout {
                 at,
             } => {
                 self.order_id = Some(order_id);
-                self.runner_id = Some(runner_id);
+                self.runner_id.get_or_insert(runner_id);
                 self.payout_account = Some(payout_account);
                 self.updated_at = Some(at);
             }
@@ -489,11 +612,21 @@ mod tests {
         })
     }
 
-    fn requested() -> PayoutEvent {
+    fn released() -> PayoutEvent {
+        PayoutEvent::ReleaseObserved {
+            order_id: order(),
+            runner_id: runner(),
+            amount_cents: Cents(1499),
+            at: at(),
+        }
+    }
+
+    fn requested(account: Option<&str>) -> PayoutEvent {
         PayoutEvent::Requested {
             order_id: order(),
             runner_id: runner(),
             amount_cents: Cents(1499),
+            payout_account: account.map(str::to_string),
             at: at(),
         }
     }
@@ -536,19 +669,19 @@ mod tests {
     #[test]
     fn a_payout_with_an_account_is_sent() {
         TestFramework::<Payout>::with(gateway())
-            .given_no_previous_events()
+            .given(vec![released()])
             .when(request(Some("acct_1")))
-            .then_expect_events(vec![requested(), sent("acct_1", 1)]);
+            .then_expect_events(vec![requested(Some("acct_1")), sent("acct_1", 1)]);
     }
 
     #[test]
     fn a_payout_without_an_account_waits_then_goes_out_when_the_account_arrives() {
         TestFramework::<Payout>::with(gateway())
-            .given_no_previous_events()
+            .given(vec![released()])
             .when(request(None))
-            .then_expect_events(vec![waiting()]);
+            .then_expect_events(vec![requested(None), waiting()]);
         TestFramework::<Payout>::with(gateway())
-            .given(vec![waiting()])
+            .given(vec![released(), waiting()])
             .when(PayoutCommand::ProvideAccount {
                 order_id: order(),
                 runner_id: runner(),
@@ -567,19 +700,32 @@ mod tests {
             at: at(),
         };
         TestFramework::<Payout>::with(gateway())
-            .given(vec![provided])
+            .given(vec![released(), provided])
             .when(request(None))
-            .then_expect_events(vec![requested(), sent("acct_1", 1)]);
+            .then_expect_events(vec![requested(None), sent("acct_1", 1)]);
     }
 
     #[test]
     fn a_declining_account_is_tried_three_times_then_parked_and_an_operator_retries_once() {
         TestFramework::<Payout>::with(gateway())
-            .given_no_previous_events()
+            .given(vec![released()])
             .when(request(Some("acct_declined")))
-            .then_expect_events(vec![requested(), declined(1), declined(2), declined(3), parked(3)]);
+            .then_expect_events(vec![
+                requested(Some("acct_declined")),
+                declined(1),
+                declined(2),
+                declined(3),
+                parked(3),
+            ]);
         TestFramework::<Payout>::with(gateway())
-            .given(vec![requested(), declined(1), declined(2), declined(3), parked(3)])
+            .given(vec![
+                released(),
+                requested(Some("acct_declined")),
+                declined(1),
+                declined(2),
+                declined(3),
+                parked(3),
+            ])
             .when(PayoutCommand::Retry {
                 payout_account: Some("acct_2".into()),
                 at: at(),
@@ -590,7 +736,7 @@ mod tests {
     #[test]
     fn a_repeated_request_sends_nothing_and_one_for_another_amount_is_refused() {
         TestFramework::<Payout>::with(gateway())
-            .given(vec![requested(), sent("acct_1", 1)])
+            .given(vec![released(), requested(Some("acct_1")), sent("acct_1", 1)])
             .when(request(Some("acct_1")))
             .then_expect_events(vec![]);
         let PayoutCommand::Request {
@@ -604,7 +750,7 @@ mod tests {
             unreachable!()
         };
         TestFramework::<Payout>::with(gateway())
-            .given(vec![waiting()])
+            .given(vec![released(), waiting()])
             .when(PayoutCommand::Request {
                 order_id,
                 runner_id,
@@ -618,10 +764,68 @@ mod tests {
             });
     }
 
+    /// Review finding (issue 15): a hand-published `pay_out_runner` was paid as
+    /// it asked. A payout pays only what the escrow released, to whom.
+    #[rstest::rstest]
+    #[case::to_someone_else(vec![released()], "mallory", 1499, PayoutError::OtherRunner { expected: runner(), asked: UserId::parse("mallory").unwrap() })]
+    #[case::more_than_released(vec![released()], "runner_1", 100_000, PayoutError::OtherAmount { expected: Cents(1499), asked: Cents(100_000) })]
+    fn a_payout_the_escrow_did_not_release_is_refused(
+        #[case] given: Vec<PayoutEvent>,
+        #[case] runner_id: &str,
+        #[case] amount: i64,
+        #[case] refusal: PayoutError,
+    ) {
+        TestFramework::<Payout>::with(gateway())
+            .given(given)
+            .when(PayoutCommand::Request {
+                order_id: order(),
+                runner_id: UserId::parse(runner_id).unwrap(),
+                amount: Cents(amount),
+                payout_account: Some("acct_m".into()),
+                at: at(),
+            })
+            .then_expect_error(refusal);
+    }
+
+    #[test]
+    fn a_request_read_before_the_release_waits_for_it_and_a_forged_one_is_discarded() {
+        TestFramework::<Payout>::with(gateway())
+            .given(vec![requested(Some("acct_1"))])
+            .when(PayoutCommand::ObserveRelease {
+                order_id: order(),
+                runner_id: runner(),
+                amount: Cents(1499),
+                at: at(),
+            })
+            .then_expect_events(vec![released(), sent("acct_1", 1)]);
+        let forged = PayoutEvent::Requested {
+            order_id: order(),
+            runner_id: UserId::parse("mallory").unwrap(),
+            amount_cents: Cents(100_000),
+            payout_account: Some("acct_m".into()),
+            at: at(),
+        };
+        TestFramework::<Payout>::with(gateway())
+            .given(vec![forged])
+            .when(PayoutCommand::ObserveRelease {
+                order_id: order(),
+                runner_id: runner(),
+                amount: Cents(1499),
+                at: at(),
+            })
+            .then_expect_events(vec![
+                released(),
+                PayoutEvent::RequestDiscarded {
+                    reason: "it asked 1000.00 for mallory, but the escrow released 14.99 to runner_1".into(),
+                    at: at(),
+                },
+            ]);
+    }
+
     #[test]
     fn only_a_parked_payout_is_retried() {
         TestFramework::<Payout>::with(gateway())
-            .given(vec![requested(), sent("acct_1", 1)])
+            .given(vec![released(), requested(Some("acct_1")), sent("acct_1", 1)])
             .when(PayoutCommand::Retry {
                 payout_account: None,
                 at: at(),

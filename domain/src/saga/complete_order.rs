@@ -355,9 +355,18 @@ impl CompleteOrderSaga {
                     None => vec![E::PayoutAccountMissing { at }],
                 }
             }
-            (Step::PayOut, Message::PayoutSent(payout)) => {
-                self.payout_settled(step, "payout.sent", &payout.runner_id, payout.amount_cents, "SENT", at)
-            }
+            (Step::PayOut, Message::PayoutSent(payout)) => match &self.payout_account {
+                Some(account) if *account != payout.payout_account => self.anomaly(
+                    step,
+                    "payout.sent",
+                    format!(
+                        "it went to {}, not the runner's payout account {account}",
+                        payout.payout_account
+                    ),
+                    at,
+                ),
+                _ => self.payout_settled(step, "payout.sent", &payout.runner_id, payout.amount_cents, "SENT", at),
+            },
             (Step::PayOut, Message::PayoutWaiting(payout)) => self.payout_settled(
                 step,
                 "payout.waiting",
@@ -801,6 +810,23 @@ mod tests {
         .unwrap();
         assert_eq!(saga.status, Some(SagaStatus::Completed));
         assert_eq!(saga.payout_status.as_deref(), Some("WAITING"));
+    }
+
+    #[test]
+    fn a_payout_sent_to_another_account_than_the_runner_s_is_not_taken() {
+        let mut saga = at_the_payout();
+        saga.react(observe(Message::PayoutAccountRetrieved(PayoutAccountRetrieved {
+            runner_id: runner(),
+            order_id: order_id(),
+            payout_account: "acct_runner".into(),
+        })))
+        .unwrap();
+        let reaction = saga.react(observe(payout_sent("runner_1", 1499))).unwrap();
+        assert_eq!(
+            types(&reaction.commands),
+            ["saga.step_completed", "saga.anomaly_recorded"]
+        );
+        assert_eq!(saga.payout_status, None);
     }
 
     #[rstest::rstest]

@@ -144,7 +144,10 @@ impl User {
                 ] {
                     within_limit(field, value.as_deref().unwrap_or_default())?;
                 }
-                Ok(vec![UserEvent::Registered(UserCreated {
+                // A runner who delivered before registering has payouts
+                // waiting for them already.
+                let added = self.account_added(details.user_id.clone(), details.payout_account.clone(), at);
+                let mut events = vec![UserEvent::Registered(UserCreated {
                     user_id: details.user_id,
                     name,
                     email,
@@ -152,7 +155,9 @@ impl User {
                     payment_method: optional(details.payment_method),
                     payout_account: optional(details.payout_account),
                     created_at: at,
-                })])
+                })];
+                events.extend(added);
+                Ok(events)
             }
             UserCommand::Update { changes, at } => {
                 if self.user_id.is_none() {
@@ -184,20 +189,9 @@ impl User {
                 if nothing {
                     return Err(UserError::NothingToUpdate);
                 }
-                let account_added = update
-                    .payout_account
-                    .clone()
-                    .and_then(|account| optional(Some(account)))
-                    .filter(|_| !self.awaiting_payout.is_empty());
+                let added = self.account_added(update.user_id.clone(), update.payout_account.clone(), at);
                 let mut events = vec![UserEvent::Updated(update)];
-                if let Some(payout_account) = account_added {
-                    events.push(UserEvent::PayoutAccountAdded(PayoutAccountAdded {
-                        runner_id: self.user_id.clone().expect("checked above"),
-                        payout_account,
-                        order_ids: self.awaiting_payout.clone(),
-                        added_at: at,
-                    }));
-                }
+                events.extend(added);
                 Ok(events)
             }
             UserCommand::AwaitPayoutAccount {
@@ -247,7 +241,30 @@ impl User {
     }
 }
 
+/// How many orders one `user.payout_account_added` names, at most: a runner
+/// with more waiting payouts gets several.
+pub const MAX_ORDERS_PER_ANNOUNCEMENT: usize = 100;
+
 impl User {
+    /// The announcement of a payout account to the orders awaiting one, if
+    /// `account` adds one and any order awaits it.
+    fn account_added(&self, runner_id: UserId, account: Option<String>, at: DateTime<Utc>) -> Vec<UserEvent> {
+        let Some(payout_account) = optional(account) else {
+            return Vec::new();
+        };
+        self.awaiting_payout
+            .chunks(MAX_ORDERS_PER_ANNOUNCEMENT)
+            .map(|orders| {
+                UserEvent::PayoutAccountAdded(PayoutAccountAdded {
+                    runner_id: runner_id.clone(),
+                    payout_account: payout_account.clone(),
+                    order_ids: orders.to_vec(),
+                    added_at: at,
+                })
+            })
+            .collect()
+    }
+
     fn await_payout_account(&self, order_id: OrderId, at: DateTime<Utc>, runner_id: UserId) -> Vec<UserEvent> {
         if self.awaiting_payout.contains(&order_id) {
             return Vec::new();
@@ -369,6 +386,100 @@ impl Aggregate for User {
                 self.awaiting_payout.retain(|order| !e.order_ids.contains(order));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod payout_account_tests {
+    use chrono::TimeZone;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()
+    }
+
+    fn runner() -> UserId {
+        UserId::parse("r9").unwrap()
+    }
+
+    fn awaiting(orders: u128, registered: bool) -> User {
+        let mut user = User::default();
+        if registered {
+            user.apply(UserEvent::Registered(UserCreated {
+                user_id: runner(),
+                name: "R".into(),
+                email: "r9@campus.edu".into(),
+                phone: None,
+                payment_method: None,
+                payout_account: None,
+                created_at: at(),
+            }));
+        }
+        for n in 0..orders {
+            for event in user
+                .decide(UserCommand::AwaitPayoutAccount {
+                    runner_id: runner(),
+                    order_id: OrderId(Uuid::from_u128(n)),
+                    at: at(),
+                })
+                .unwrap()
+            {
+                user.apply(event);
+            }
+        }
+        user
+    }
+
+    fn announced(events: &[UserEvent]) -> Vec<usize> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                UserEvent::PayoutAccountAdded(added) => Some(added.order_ids.len()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Review finding (issue 15): a runner who delivered before registering
+    /// never had their waiting payout announced.
+    #[test]
+    fn registering_with_an_account_announces_it_to_the_payouts_already_waiting() {
+        let events = awaiting(2, false)
+            .decide(UserCommand::Register {
+                details: CreateUser {
+                    user_id: runner(),
+                    name: "R".into(),
+                    email: "r9@campus.edu".into(),
+                    phone: None,
+                    payment_method: None,
+                    payout_account: Some("acct_r9".into()),
+                },
+                at: at(),
+            })
+            .unwrap();
+        assert_eq!(announced(&events), [2]);
+    }
+
+    /// Review finding (issue 15): over 1,000 waiting payouts made one
+    /// announcement too long for its schema, refusing the account itself.
+    #[test]
+    fn many_waiting_payouts_are_announced_in_parts() {
+        let events = awaiting(250, true)
+            .decide(UserCommand::Update {
+                changes: UpdateUser {
+                    user_id: runner(),
+                    name: None,
+                    email: None,
+                    phone: None,
+                    payment_method: None,
+                    payout_account: Some("acct_r9".into()),
+                },
+                at: at(),
+            })
+            .unwrap();
+        assert_eq!(announced(&events), [100, 100, 50]);
     }
 }
 

@@ -7,7 +7,7 @@
 //! Differences of money still in flight vanish when the system is quiet: run
 //! it then, or run it twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use campusg_domain::escrow::{Escrow, EscrowStatus};
@@ -73,6 +73,11 @@ struct OrderBooks<'a> {
     /// The processor's amounts per operation.
     processor: BTreeMap<&'static str, Cents>,
     processor_calls: BTreeMap<&'static str, usize>,
+    /// Operations some record of which does not say its amount (made before
+    /// the processor recorded amounts): their amounts are not compared.
+    amounts_unknown: BTreeSet<&'static str>,
+    /// Authorizations the processor declined.
+    declined_authorizations: usize,
 }
 
 pub fn check(books: &Books) -> Report {
@@ -140,8 +145,14 @@ pub fn check(books: &Books) -> Report {
             "payout" => Some("payout"),
             _ => None,
         };
+        let order = orders.entry(order_id).or_default();
+        if record.operation == "authorize" && !record.approved {
+            order.declined_authorizations += 1;
+        }
         if let Some(operation) = counted {
-            let order = orders.entry(order_id).or_default();
+            if record.amount_cents.is_none() {
+                order.amounts_unknown.insert(operation);
+            }
             let amount = order.processor.entry(operation).or_insert(Cents::ZERO);
             *amount = Cents(amount.0 + record.amount_cents.map_or(0, |a| a.0));
             *order.processor_calls.entry(operation).or_insert(0) += 1;
@@ -201,7 +212,13 @@ fn compare(order: &OrderBooks) -> Vec<String> {
             ("the ledger posted", posted("payment.authorized")),
         ],
     );
-    if order.processor_calls.contains_key("authorize") {
+    let made_at_processor = |operation: &str| order.processor_calls.contains_key(operation);
+    if authorized > Cents::ZERO && !made_at_processor("authorize") && order.declined_authorizations > 0 {
+        differences.push(format!(
+            "the payment says {authorized} was authorized, but the processor declined the authorization"
+        ));
+    }
+    if made_at_processor("authorize") && !order.amounts_unknown.contains("authorize") {
         agree(
             &mut differences,
             "the amounts authorized at the processor",
@@ -216,6 +233,17 @@ fn compare(order: &OrderBooks) -> Vec<String> {
     } else {
         Cents::ZERO
     };
+    if (voided > Cents::ZERO) != made_at_processor("void") && order.payment.is_some() {
+        differences.push(format!(
+            "the payment is {}, but the processor {} a void",
+            payment_status.map_or("without a status", PaymentStatus::as_str),
+            if made_at_processor("void") {
+                "recorded"
+            } else {
+                "has no record of"
+            }
+        ));
+    }
     agree(
         &mut differences,
         "the amounts voided",
@@ -293,6 +321,20 @@ fn compare(order: &OrderBooks) -> Vec<String> {
             ("the processor recorded", processor("payout")),
         ],
     );
+    if released > Cents::ZERO && !order.payout.is_some_and(|p| p.requested) {
+        differences.push(format!(
+            "the escrow released {released} to the runner, but no payout was asked for"
+        ));
+    }
+    if let (Some(payout), Some(escrow)) = (order.payout.filter(|p| p.requested), order.escrow) {
+        if released > Cents::ZERO && payout.runner_id != escrow.runner_id {
+            differences.push(format!(
+                "the payout is for {}, but the escrow released to {}",
+                payout.runner_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+                escrow.runner_id.as_ref().map(ToString::to_string).unwrap_or_default()
+            ));
+        }
+    }
     if let Some(payout) = order.payout.filter(|p| p.requested) {
         agree(
             &mut differences,
@@ -400,6 +442,7 @@ mod tests {
             order_id: order(),
             runner_id: runner,
             amount_cents: Cents(1549),
+            payout_account: Some("acct_1".into()),
             at: at(),
         });
         payout.apply(campusg_domain::payment::PayoutEvent::Sent(sent.clone()));
@@ -449,6 +492,27 @@ mod tests {
         assert!(
             said.iter()
                 .any(|d| d.contains("the amounts released to the runner disagree: the escrow says 10.00")),
+            "{said:?}"
+        );
+    }
+
+    /// Review finding (issue 15): money released to a runner and never paid
+    /// out, or paid to another runner, passed the check.
+    #[test]
+    fn a_release_never_paid_out_or_paid_to_another_runner_is_reported() {
+        let mut unpaid = books(1549);
+        unpaid.payouts.clear();
+        unpaid.processor.retain(|r| r.operation != "payout");
+        unpaid.ledgers[0].entries.retain(|e| e.kind != "payout.sent");
+        let said: Vec<String> = check(&unpaid).differences.iter().map(ToString::to_string).collect();
+        assert!(said.iter().any(|d| d.contains("no payout was asked for")), "{said:?}");
+
+        let mut elsewhere = books(1549);
+        elsewhere.payouts[0].runner_id = Some(UserId::parse("mallory").unwrap());
+        let said: Vec<String> = check(&elsewhere).differences.iter().map(ToString::to_string).collect();
+        assert!(
+            said.iter()
+                .any(|d| d.contains("the payout is for mallory, but the escrow released to runner_1")),
             "{said:?}"
         );
     }

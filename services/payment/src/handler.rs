@@ -134,7 +134,7 @@ impl PaymentService {
 fn is_payout(message: &Message) -> bool {
     matches!(
         message,
-        Message::PayOutRunner(_) | Message::RetryPayout(_) | Message::PayoutAccountAdded(_)
+        Message::PayOutRunner(_) | Message::RetryPayout(_) | Message::PayoutAccountAdded(_) | Message::FundsReleased(_)
     )
 }
 

@@ -4,7 +4,7 @@
 //! It consumes `payment_commands` (`authorize_payment`, `void_payment`,
 //! `capture_payment`, `refund_payment`, `pay_out_runner`, `retry_payout`) and
 //! `user.payout_account_added` (which releases the payouts that waited for
-//! it), publishes `payment_events`, and serves `/payments` and `/api/payouts`.
+//! it) and `escrow.released` (which bounds each payout), publishes `payment_events`, and serves `/payments` and `/api/payouts`.
 //! The default processor is the built-in [`sandbox::SandboxGateway`].
 
 mod handler;
@@ -53,7 +53,7 @@ impl PaymentService {
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
         Consumer::for_service(
             CONSUMER_GROUP,
-            &["authorize_payment", "user.payout_account_added"],
+            &["authorize_payment", "user.payout_account_added", "escrow.released"],
             &self.deps,
             bus,
             self.clone(),

@@ -1,7 +1,9 @@
 //! How the payment service pays runners out: `pay_out_runner` from the
 //! complete-order saga, `retry_payout` from an operator, and
 //! `user.payout_account_added` from the user service, which releases the
-//! payouts that waited for the account. The [`Payout`] aggregate decides; the
+//! payouts that waited for the account. It also observes `escrow.released`:
+//! a payout pays only what the escrow released, to the runner it released it
+//! to, and a request read before the release waits for it. The [`Payout`] aggregate decides; the
 //! processor behind the [`PaymentGateway`](campusg_domain::payment::PaymentGateway) port moves the money.
 
 use campusg_domain::ids::OrderId;
@@ -65,14 +67,24 @@ impl PaymentService {
                     at,
                 },
             )],
-            Message::PayoutAccountAdded(added) => added
-                .order_ids
-                .iter()
+            Message::FundsReleased(released) => vec![(
+                released.order_id,
+                PayoutCommand::ObserveRelease {
+                    order_id: released.order_id,
+                    runner_id: released.runner_id,
+                    amount: released.amount_cents,
+                    at,
+                },
+            )],
+            // An order named twice would be two changes of one payout at one
+            // version: a conflict on every try.
+            Message::PayoutAccountAdded(added) => unique(&added.order_ids)
+                .into_iter()
                 .map(|order_id| {
                     (
-                        *order_id,
+                        order_id,
                         PayoutCommand::ProvideAccount {
-                            order_id: *order_id,
+                            order_id,
                             runner_id: added.runner_id.clone(),
                             payout_account: added.payout_account.clone(),
                             at,
@@ -94,6 +106,7 @@ impl PaymentService {
                         "payout processor unavailable: {reason}"
                     ))));
                 }
+
                 Err(refusal) => return Err(PayoutRefused::Refused(refusal)),
             };
             if events.is_empty() && repeat_of_request {
@@ -108,6 +121,15 @@ impl PaymentService {
         self.deps.store.commit(unit).await?;
         Ok(Some(touched))
     }
+}
+
+fn unique(order_ids: &[OrderId]) -> Vec<OrderId> {
+    let mut seen = std::collections::BTreeSet::new();
+    order_ids
+        .iter()
+        .copied()
+        .filter(|order_id| seen.insert(*order_id))
+        .collect()
 }
 
 fn record(
