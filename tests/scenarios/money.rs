@@ -128,6 +128,8 @@ async fn a_captured_payment_is_refunded_in_part_then_in_full_and_never_beyond(
     let (saga_id, unpaid) = app.place_order("cust_early", 5.0, 1.0).await;
     app.saga_when_finished(&saga_id).await;
     assert_eq!(refund(&app, &unpaid, "1.00", "early").await.0, 409);
+    let report = ledger_check_passes(&app).await;
+    assert!(report.contains("refunds"), "{report}");
 }
 
 #[rstest]
@@ -145,6 +147,7 @@ async fn a_refund_the_processor_fails_for_now_is_retried_and_made_once(
     let ledger = app.sandbox.ledger();
     assert_eq!((ledger.refunds, ledger.refunded_cents), (1, 250));
     assert_eq!(app.payments_of(&order_id).await[0]["refunded_cents"], 250);
+    ledger_check_passes(&app).await;
 }
 
 #[rstest]
@@ -162,6 +165,7 @@ async fn two_identical_refund_requests_refund_once(#[values(Backend::Embedded, B
     let payment = &app.payments_of(&order_id).await[0];
     assert_eq!(payment["refunded_cents"], 300, "{payment}");
     assert_eq!(app.sandbox.ledger().refunds, 1);
+    ledger_check_passes(&app).await;
 }
 
 /// `campusg ledger check` on the app's stores: whether it passed, and what it
