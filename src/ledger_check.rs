@@ -52,7 +52,7 @@ pub async fn run(backends: &Backends) -> anyhow::Result<Report> {
 /// every difference.
 pub fn render(report: &Report) -> String {
     let mut out = format!(
-        "compared {} orders, {} ledger entries, {} processor records\n",
+        "compared {} order(s), {} ledger entries, {} processor records\n",
         report.orders, report.entries, report.processor_records
     );
     out.push_str("balances (debits minus credits):\n");
