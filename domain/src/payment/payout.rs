@@ -200,9 +200,31 @@ pub struct Payout {
     pub released_to: Option<UserId>,
     #[serde(default)]
     pub released_cents: Cents,
+    /// Whose account `payout_account` is: only the payout's own runner's is used.
+    #[serde(default)]
+    pub account_of: Option<UserId>,
+    /// Requests read before the release, each kept until the release picks
+    /// the one that matches it (a forged one cannot push the order's own out).
+    #[serde(default)]
+    pub held: Vec<HeldRequest>,
+}
+
+/// A request read before the release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldRequest {
+    pub runner_id: UserId,
+    pub amount_cents: Cents,
+    pub payout_account: Option<String>,
 }
 
 impl Payout {
+    /// The account to pay: the runner's own, never one announced for another.
+    fn account(&self) -> Option<String> {
+        self.payout_account
+            .clone()
+            .filter(|_| self.account_of == self.runner_id)
+    }
+
     /// The answer to a request already handled: the payout's latest outcome.
     pub fn outcome(&self) -> Option<Message> {
         let order_id = self.order_id?;
@@ -245,7 +267,7 @@ impl Payout {
         let (Some(order_id), Some(runner_id)) = (self.order_id, self.runner_id.clone()) else {
             return Err(PayoutError::NotFound);
         };
-        match self.payout_account.clone() {
+        match self.account() {
             None => Ok(vec![PayoutEvent::Waiting(PayoutWaiting {
                 order_id,
                 runner_id,
@@ -335,117 +357,64 @@ impl Aggregate for Payout {
                 payout_account,
                 at,
             } => {
-                if amount <= Cents::ZERO {
-                    return Err(PayoutError::AmountNotPositive(amount));
-                }
-                if let Some(released_to) = self.released_to.clone() {
-                    if released_to != runner_id {
-                        return Err(PayoutError::OtherRunner {
-                            expected: released_to,
-                            asked: runner_id,
-                        });
-                    }
-                    if amount != self.released_cents {
-                        return Err(PayoutError::OtherAmount {
-                            expected: self.released_cents,
-                            asked: amount,
-                        });
-                    }
-                }
-                if self.requested {
-                    if self.amount_cents != amount || self.runner_id.as_ref() != Some(&runner_id) {
-                        return Err(PayoutError::OtherAmount {
-                            expected: self.amount_cents,
-                            asked: amount,
-                        });
-                    }
-                    // Handled already: the caller gets `outcome` again.
-                    return Ok(());
-                }
-                let requested = PayoutEvent::Requested {
-                    order_id,
-                    runner_id,
-                    amount_cents: amount,
-                    payout_account,
-                    at,
-                };
-                let mut pending = self.clone();
-                pending.apply(requested.clone());
-                let mut events = vec![requested];
-                // Before the release is seen the request is held: the release,
-                // read from another topic, lets it go or discards it.
-                if pending.released_to.is_some() {
-                    events.extend(pending.proceed(gateway, at).await?);
-                }
-                events
+                self.request(gateway, order_id, runner_id, amount, payout_account, at)
+                    .await?
             }
-            PayoutCommand::ProvideAccount {
-                order_id,
-                runner_id,
-                payout_account,
-                at,
-            } => match self.status {
-                // Not requested, or requested and held for the release: kept.
-                None => vec![PayoutEvent::AccountProvided {
-                    order_id,
-                    runner_id,
-                    payout_account,
-                    at,
-                }],
-                Some(PayoutStatus::Waiting) if self.runner_id.as_ref() == Some(&runner_id) => {
-                    self.send(gateway, payout_account, MAX_PAYOUT_ATTEMPTS, at).await?
-                }
-                // Sent or parked already, or another runner's: nothing to do.
-                _ => Vec::new(),
-            },
             PayoutCommand::ObserveRelease {
                 order_id,
                 runner_id,
                 amount,
                 at,
+            } => self.observe_release(gateway, order_id, runner_id, amount, at).await?,
+            PayoutCommand::ProvideAccount {
+                order_id,
+                runner_id,
+                payout_account,
+                at,
             } => {
-                if self.released_to.is_some() {
-                    return Ok(());
-                }
-                let observed = PayoutEvent::ReleaseObserved {
-                    order_id,
-                    runner_id: runner_id.clone(),
-                    amount_cents: amount,
-                    at,
-                };
-                let mut pending = self.clone();
-                pending.apply(observed.clone());
-                let mut events = vec![observed];
-                if self.requested && self.status.is_none() {
-                    if self.runner_id.as_ref() == Some(&runner_id) && self.amount_cents == amount {
-                        events.extend(pending.proceed(gateway, at).await?);
-                    } else {
-                        events.push(PayoutEvent::RequestDiscarded {
-                            reason: format!(
-                                "it asked {} for {}, but the escrow released {amount} to {runner_id}",
-                                self.amount_cents,
-                                self.runner_id.as_ref().map(UserId::to_string).unwrap_or_default()
-                            ),
+                // An account announced for another runner than the one the
+                // escrow released to, or than the request names, is not theirs.
+                let expected = self
+                    .released_to
+                    .as_ref()
+                    .or(self.runner_id.as_ref().filter(|_| self.requested));
+                if expected.is_some_and(|expected| *expected != runner_id) {
+                    Vec::new()
+                } else {
+                    match self.status {
+                        None => vec![PayoutEvent::AccountProvided {
+                            order_id,
+                            runner_id,
+                            payout_account,
                             at,
-                        });
+                        }],
+                        Some(PayoutStatus::Waiting) => {
+                            self.send(gateway, payout_account, MAX_PAYOUT_ATTEMPTS, at).await?
+                        }
+                        Some(PayoutStatus::Sent | PayoutStatus::Parked) => Vec::new(),
                     }
                 }
-                events
             }
-            PayoutCommand::Retry { payout_account, at } => match self.status {
-                Some(PayoutStatus::Parked) => {
-                    let account = payout_account
-                        .or_else(|| self.payout_account.clone())
-                        .unwrap_or_default();
+            PayoutCommand::Retry { payout_account, at } => match (self.status, self.released_to.clone()) {
+                (Some(PayoutStatus::Parked), _) => {
+                    let account = payout_account.or_else(|| self.account()).unwrap_or_default();
                     self.send(gateway, account, 1, at).await?
                 }
                 // A payout still waiting for an account the runner has now
                 // (one the announcement missed) goes out on an operator's word.
-                Some(PayoutStatus::Waiting) if payout_account.is_some() => {
+                (Some(PayoutStatus::Waiting), _) if payout_account.is_some() => {
                     self.send(gateway, payout_account.unwrap_or_default(), 1, at).await?
                 }
-                Some(status) => return Err(PayoutError::NotParked(status)),
-                None => return Err(PayoutError::NotFound),
+                // Released and never asked for (a release by hand, a saga
+                // that stopped): the operator asks for it, as the release says.
+                (None, Some(released_to)) if !self.requested => {
+                    let order_id = self.order_id.ok_or(PayoutError::NotFound)?;
+                    let released_cents = self.released_cents;
+                    self.request(gateway, order_id, released_to, released_cents, payout_account, at)
+                        .await?
+                }
+                (Some(status), _) => return Err(PayoutError::NotParked(status)),
+                (None, _) => return Err(PayoutError::NotFound),
             },
         };
         for event in events {
@@ -464,14 +433,23 @@ impl Aggregate for Payout {
                 at,
             } => {
                 self.order_id = Some(order_id);
-                self.runner_id = Some(runner_id);
-                self.amount_cents = amount_cents;
+                self.updated_at = Some(at);
+                if self.released_to.is_none() {
+                    self.held.push(HeldRequest {
+                        runner_id,
+                        amount_cents,
+                        payout_account,
+                    });
+                    return;
+                }
                 if payout_account.is_some() {
                     self.payout_account = payout_account;
+                    self.account_of = Some(runner_id.clone());
                 }
+                self.runner_id = Some(runner_id);
+                self.amount_cents = amount_cents;
                 self.requested = true;
                 self.requested_at = Some(at);
-                self.updated_at = Some(at);
             }
             PayoutEvent::ReleaseObserved {
                 order_id,
@@ -482,14 +460,10 @@ impl Aggregate for Payout {
                 self.order_id = Some(order_id);
                 self.released_to = Some(runner_id);
                 self.released_cents = amount_cents;
+                self.held.clear();
                 self.updated_at.get_or_insert(at);
             }
             PayoutEvent::RequestDiscarded { reason, at } => {
-                self.requested = false;
-                self.amount_cents = Cents::ZERO;
-                self.runner_id = self.released_to.clone();
-                self.payout_account = None;
-                self.requested_at = None;
                 self.last_error = Some(reason);
                 self.updated_at = Some(at);
             }
@@ -500,8 +474,8 @@ impl Aggregate for Payout {
                 at,
             } => {
                 self.order_id = Some(order_id);
-                self.runner_id.get_or_insert(runner_id);
                 self.payout_account = Some(payout_account);
+                self.account_of = Some(runner_id);
                 self.updated_at = Some(at);
             }
             PayoutEvent::Waiting(e) => {
@@ -510,12 +484,13 @@ impl Aggregate for Payout {
                 self.amount_cents = e.amount_cents;
                 self.status = Some(PayoutStatus::Waiting);
                 self.requested = true;
-                self.requested_at = Some(e.waiting_since);
+                self.requested_at.get_or_insert(e.waiting_since);
                 self.updated_at = Some(e.waiting_since);
             }
             PayoutEvent::Declined(e) => {
                 self.attempts = e.attempt;
                 self.payout_account = Some(e.payout_account);
+                self.account_of = self.runner_id.clone();
                 self.last_error = Some(e.reason);
                 self.updated_at = Some(e.declined_at);
             }
@@ -529,10 +504,115 @@ impl Aggregate for Payout {
                 self.status = Some(PayoutStatus::Sent);
                 self.attempts = e.attempt;
                 self.payout_account = Some(e.payout_account);
+                self.account_of = self.runner_id.clone();
                 self.reference = Some(e.reference);
                 self.updated_at = Some(e.sent_at);
             }
         }
+    }
+}
+
+impl Payout {
+    /// A request for the payout: checked against the release when it was
+    /// seen, held for it when not.
+    async fn request(
+        &self,
+        gateway: &Arc<dyn PaymentGateway>,
+        order_id: OrderId,
+        runner_id: UserId,
+        amount: Cents,
+        payout_account: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<PayoutEvent>, PayoutError> {
+        if amount <= Cents::ZERO {
+            return Err(PayoutError::AmountNotPositive(amount));
+        }
+        let requested = PayoutEvent::Requested {
+            order_id,
+            runner_id: runner_id.clone(),
+            amount_cents: amount,
+            payout_account: payout_account.clone(),
+            at,
+        };
+        let Some(released_to) = self.released_to.clone() else {
+            let held = HeldRequest {
+                runner_id,
+                amount_cents: amount,
+                payout_account,
+            };
+            // Held until the release: the same request again adds nothing.
+            return Ok(if self.held.contains(&held) {
+                Vec::new()
+            } else {
+                vec![requested]
+            });
+        };
+        if released_to != runner_id {
+            return Err(PayoutError::OtherRunner {
+                expected: released_to,
+                asked: runner_id,
+            });
+        }
+        if amount != self.released_cents {
+            return Err(PayoutError::OtherAmount {
+                expected: self.released_cents,
+                asked: amount,
+            });
+        }
+        if self.requested {
+            // Handled already: the caller gets `outcome` again.
+            return Ok(Vec::new());
+        }
+        let mut pending = self.clone();
+        pending.apply(requested.clone());
+        let mut events = vec![requested];
+        events.extend(pending.proceed(gateway, at).await?);
+        Ok(events)
+    }
+
+    /// The escrow's release: it bounds the payout, and picks among the
+    /// requests held for it the one that matches.
+    async fn observe_release(
+        &self,
+        gateway: &Arc<dyn PaymentGateway>,
+        order_id: OrderId,
+        runner_id: UserId,
+        amount: Cents,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<PayoutEvent>, PayoutError> {
+        if self.released_to.is_some() {
+            return Ok(Vec::new());
+        }
+        let observed = PayoutEvent::ReleaseObserved {
+            order_id,
+            runner_id: runner_id.clone(),
+            amount_cents: amount,
+            at,
+        };
+        let mut pending = self.clone();
+        pending.apply(observed.clone());
+        let mut events = vec![observed];
+        let (matching, other): (Vec<&HeldRequest>, Vec<&HeldRequest>) = self
+            .held
+            .iter()
+            .partition(|held| held.runner_id == runner_id && held.amount_cents == amount);
+        for discarded in other {
+            events.push(PayoutEvent::RequestDiscarded {
+                reason: format!(
+                    "a request of {} for {} did not match the release of {amount} to {runner_id}",
+                    discarded.amount_cents, discarded.runner_id
+                ),
+                at,
+            });
+        }
+        if let Some(held) = matching.first() {
+            events.extend(
+                pending
+                    .request(gateway, order_id, runner_id, amount, held.payout_account.clone(), at)
+                    .await?,
+            );
+        }
+        Ok(events)
     }
 }
 
@@ -787,39 +867,93 @@ mod tests {
             .then_expect_error(refusal);
     }
 
-    #[test]
-    fn a_request_read_before_the_release_waits_for_it_and_a_forged_one_is_discarded() {
-        TestFramework::<Payout>::with(gateway())
-            .given(vec![requested(Some("acct_1"))])
-            .when(PayoutCommand::ObserveRelease {
-                order_id: order(),
-                runner_id: runner(),
-                amount: Cents(1499),
-                at: at(),
-            })
-            .then_expect_events(vec![released(), sent("acct_1", 1)]);
-        let forged = PayoutEvent::Requested {
+    fn observe_release() -> PayoutCommand {
+        PayoutCommand::ObserveRelease {
+            order_id: order(),
+            runner_id: runner(),
+            amount: Cents(1499),
+            at: at(),
+        }
+    }
+
+    fn forged() -> PayoutEvent {
+        PayoutEvent::Requested {
             order_id: order(),
             runner_id: UserId::parse("mallory").unwrap(),
             amount_cents: Cents(100_000),
             payout_account: Some("acct_m".into()),
             at: at(),
-        };
+        }
+    }
+
+    fn discarded() -> PayoutEvent {
+        PayoutEvent::RequestDiscarded {
+            reason: "a request of 1000.00 for mallory did not match the release of 14.99 to runner_1".into(),
+            at: at(),
+        }
+    }
+
+    #[test]
+    fn a_request_read_before_the_release_waits_for_it() {
         TestFramework::<Payout>::with(gateway())
-            .given(vec![forged])
-            .when(PayoutCommand::ObserveRelease {
-                order_id: order(),
-                runner_id: runner(),
-                amount: Cents(1499),
-                at: at(),
-            })
+            .given(vec![requested(Some("acct_1"))])
+            .when(observe_release())
+            .then_expect_events(vec![released(), requested(Some("acct_1")), sent("acct_1", 1)]);
+    }
+
+    /// Second review (issue 15): a forged request held first must neither be
+    /// paid nor push the order's own request out.
+    #[test]
+    fn the_release_discards_a_forged_request_and_picks_the_order_s_own() {
+        TestFramework::<Payout>::with(gateway())
+            .given(vec![forged()])
+            .when(observe_release())
+            .then_expect_events(vec![released(), discarded()]);
+        TestFramework::<Payout>::with(gateway())
+            .given(vec![forged(), requested(Some("acct_1"))])
+            .when(observe_release())
             .then_expect_events(vec![
                 released(),
-                PayoutEvent::RequestDiscarded {
-                    reason: "it asked 1000.00 for mallory, but the escrow released 14.99 to runner_1".into(),
-                    at: at(),
-                },
+                discarded(),
+                requested(Some("acct_1")),
+                sent("acct_1", 1),
             ]);
+    }
+
+    /// Second review (issue 15): an account announced for another runner was
+    /// used for this order's payout.
+    #[test]
+    fn an_account_announced_for_another_runner_is_not_used() {
+        TestFramework::<Payout>::with(gateway())
+            .given(vec![released()])
+            .when(PayoutCommand::ProvideAccount {
+                order_id: order(),
+                runner_id: UserId::parse("mallory").unwrap(),
+                payout_account: "acct_m".into(),
+                at: at(),
+            })
+            .then_expect_events(vec![]);
+        let mallorys = PayoutEvent::AccountProvided {
+            order_id: order(),
+            runner_id: UserId::parse("mallory").unwrap(),
+            payout_account: "acct_m".into(),
+            at: at(),
+        };
+        TestFramework::<Payout>::with(gateway())
+            .given(vec![mallorys, released()])
+            .when(request(None))
+            .then_expect_events(vec![requested(None), waiting()]);
+    }
+
+    #[test]
+    fn an_operator_asks_for_a_release_nobody_asked_to_pay_out() {
+        TestFramework::<Payout>::with(gateway())
+            .given(vec![released()])
+            .when(PayoutCommand::Retry {
+                payout_account: Some("acct_1".into()),
+                at: at(),
+            })
+            .then_expect_events(vec![requested(Some("acct_1")), sent("acct_1", 1)]);
     }
 
     #[test]

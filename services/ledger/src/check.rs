@@ -438,6 +438,12 @@ mod tests {
             sent_at: at(),
         };
         let mut payout = Payout::default();
+        payout.apply(campusg_domain::payment::PayoutEvent::ReleaseObserved {
+            order_id: order(),
+            runner_id: runner.clone(),
+            amount_cents: Cents(1549),
+            at: at(),
+        });
         payout.apply(campusg_domain::payment::PayoutEvent::Requested {
             order_id: order(),
             runner_id: runner,

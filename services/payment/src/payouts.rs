@@ -42,12 +42,22 @@ impl PaymentService {
     /// An operator's retry, through the HTTP API.
     pub async fn retry_payout(&self, retry: RetryPayout) -> Result<Option<Vec<Payout>>, PayoutRefused> {
         let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, self.deps.clock.now());
-        self.handle_payout(Message::RetryPayout(retry), cause).await
+        self.run_payout(Message::RetryPayout(retry), cause, false).await
+    }
+
+    /// Runs a payout message from a topic.
+    pub async fn handle_payout(&self, message: Message, cause: Cause) -> Result<Option<Vec<Payout>>, PayoutRefused> {
+        self.run_payout(message, cause, true).await
     }
 
     /// Runs a payout message, commits its outcome, and returns the payouts it
     /// touched as they stand after it; `None` for any other message.
-    pub async fn handle_payout(&self, message: Message, cause: Cause) -> Result<Option<Vec<Payout>>, PayoutRefused> {
+    async fn run_payout(
+        &self,
+        message: Message,
+        cause: Cause,
+        from_topic: bool,
+    ) -> Result<Option<Vec<Payout>>, PayoutRefused> {
         let at = cause.at;
         let commands: Vec<(OrderId, PayoutCommand)> = match message {
             Message::PayOutRunner(c) => vec![(
@@ -107,6 +117,14 @@ impl PaymentService {
                     ))));
                 }
 
+                Err(refusal) if from_topic => {
+                    // A payout command that asks for what the release does not
+                    // allow is forged or stale: it is refused without parking
+                    // the order's key, behind which its release and its own
+                    // request would wait.
+                    tracing::warn!(%order_id, refusal = %refusal, "payout command refused");
+                    continue;
+                }
                 Err(refusal) => return Err(PayoutRefused::Refused(refusal)),
             };
             if events.is_empty() && repeat_of_request {
