@@ -15,11 +15,13 @@
 //! - [`complete_order`]: once delivered, captures the payment, pays the runner
 //!   out of escrow and marks the order `COMPLETED`.
 //! - [`refund_order`]: an operator's refund of part or all of a captured payment.
+//! - [`routing`]: which saga a message is for.
 
 pub mod accept_order;
 pub mod complete_order;
 pub mod create_order;
 pub mod refund_order;
+pub mod routing;
 
 use std::fmt;
 

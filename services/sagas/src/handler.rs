@@ -22,11 +22,11 @@ use tracing::Instrument;
 
 use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::messages::Message;
-use campusg_domain::order::OrderStatus;
 use campusg_domain::saga::accept_order::{AcceptOrderSaga, ObserveAcceptance};
 use campusg_domain::saga::complete_order::{CompleteOrderSaga, CompleteOrderSagaCommand};
 use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand};
 use campusg_domain::saga::refund_order::{RefundSaga, RefundSagaCommand};
+use campusg_domain::saga::routing::{address_of, SagaAddress};
 use campusg_domain::saga::Saga;
 use campusg_runtime::aggregate::{load, Loaded};
 use campusg_runtime::consumer::{HandlerError, MessageHandler};
@@ -92,16 +92,18 @@ impl MessageHandler for SagaOrchestrator {
 
 impl SagaOrchestrator {
     async fn route(&self, correlated: SagaId, message: &Message) -> Result<Route, StoreError> {
-        use Message as M;
         let store = self.deps.store.as_ref();
-        let by_correlation = correlated.to_string();
-        Ok(match message {
-            M::TimerExpired(_) | M::OrderCancelled(_) => {
-                let created = load::<CreateOrderSaga>(store, &by_correlation).await?;
+        Ok(match address_of(message, correlated) {
+            SagaAddress::CreateOrder(saga_id) => Route::CreateOrder(load(store, &saga_id.to_string()).await?),
+            SagaAddress::AcceptOrder(saga_id) => Route::AcceptOrder(load(store, &saga_id.to_string()).await?),
+            SagaAddress::CompleteOrder(saga_id) => Route::CompleteOrder(load(store, &saga_id.to_string()).await?),
+            SagaAddress::Refund(saga_id) => Route::Refund(load(store, &saga_id.to_string()).await?),
+            SagaAddress::CreateOrderOrPlacing { correlated, order_id } => {
+                let created = load::<CreateOrderSaga>(store, &correlated.to_string()).await?;
                 if created.aggregate.saga_id.is_some() {
                     return Ok(Route::CreateOrder(created));
                 }
-                let placing = match message.order_id() {
+                let placing = match order_id {
                     Some(order_id) => self.placing_saga_of(order_id).await?,
                     None => None,
                 };
@@ -110,71 +112,15 @@ impl SagaOrchestrator {
                     None => Route::Nowhere,
                 }
             }
-            M::OrderStatusUpdated(delivered) if delivered.status == OrderStatus::Delivered => {
-                let saga_id = SagaId::for_completion(delivered.order_id);
-                Route::CompleteOrder(load(store, &saga_id.to_string()).await?)
-            }
-            M::OrderStatusUpdated(u) if u.status == OrderStatus::Completed => {
-                Route::CompleteOrder(load(store, &by_correlation).await?)
-            }
-            M::OrderStatusUpdateFailed(f) if f.status == OrderStatus::Completed => {
-                Route::CompleteOrder(load(store, &by_correlation).await?)
-            }
-            M::PaymentCaptured(_) | M::PaymentCaptureFailed(_) | M::FundsReleased(_) | M::ReleaseFailed(_) => {
-                Route::CompleteOrder(load(store, &by_correlation).await?)
-            }
-            // An order completes once, under one saga: the payout's answers
-            // find it by the order, whoever caused them (a runner adding an
-            // account releases a waiting payout long after).
-            M::PayoutAccountRetrieved(m) => {
-                Route::CompleteOrder(load(store, &SagaId::for_completion(m.order_id).to_string()).await?)
-            }
-            M::PayoutAccountMissing(m) => {
-                Route::CompleteOrder(load(store, &SagaId::for_completion(m.order_id).to_string()).await?)
-            }
-            M::PayoutSent(_) | M::PayoutWaiting(_) | M::PayoutParked(_) => {
-                let order_id = message.order_id().expect("a payout names its order");
-                Route::CompleteOrder(load(store, &SagaId::for_completion(order_id).to_string()).await?)
-            }
-            // A refund's answer names its refund, which names its saga.
-            M::PaymentRefunded(refunded) => {
-                Route::Refund(load(store, &RefundSaga::saga_of(refunded.refund_id).to_string()).await?)
-            }
-            M::PaymentRefundFailed(failed) => {
-                Route::Refund(load(store, &RefundSaga::saga_of(failed.refund_id).to_string()).await?)
-            }
-            M::OrderStatusUpdated(u)
-                if u.status == OrderStatus::Created && u.previous_status == OrderStatus::Pending =>
-            {
-                Route::CreateOrder(load(store, &by_correlation).await?)
-            }
-            M::OrderStatusUpdated(_) => Route::AcceptOrder(load(store, &by_correlation).await?),
-            // A timer's start or stop answers whichever saga asked: the placing
-            // saga (its first timer, or stopping it on cancellation) or an
-            // acceptance (stopping it, or restarting it when given back).
-            M::TimerStarted(_) | M::TimerFailed(_) | M::TimerStopped(_) => {
-                let created = load::<CreateOrderSaga>(store, &by_correlation).await?;
+            SagaAddress::CreateOrderElseAcceptOrder(saga_id) => {
+                let created = load::<CreateOrderSaga>(store, &saga_id.to_string()).await?;
                 if created.aggregate.saga_id.is_some() {
                     Route::CreateOrder(created)
                 } else {
-                    Route::AcceptOrder(load(store, &by_correlation).await?)
+                    Route::AcceptOrder(load(store, &saga_id.to_string()).await?)
                 }
             }
-            M::OrderCreated(_)
-            | M::OrderCreationFailed(_)
-            | M::OrderStatusUpdateFailed(_)
-            | M::OrderCancellationFailed(_)
-            | M::PaymentInfoRetrieved(_)
-            | M::PaymentInfoFailed(_)
-            | M::PaymentAuthorized(_)
-            | M::PaymentFailed(_)
-            | M::PaymentVoided(_)
-            | M::PaymentVoidFailed(_)
-            | M::FundsHeld(_)
-            | M::HoldFailed(_)
-            | M::FundsRefunded(_)
-            | M::RefundFailed(_) => Route::CreateOrder(load(store, &by_correlation).await?),
-            _ => Route::Nowhere,
+            SagaAddress::Nowhere => Route::Nowhere,
         })
     }
 
