@@ -11,9 +11,15 @@ use crate::backends::Backend;
 use crate::helpers::TestApp;
 
 pub(crate) fn campusg(app: &TestApp, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    campusg_with(&app.environment.flags(), args, stdin)
+}
+
+/// Runs the binary with the backend flags `flags`: whether it succeeded, its
+/// standard output and its standard error.
+pub(crate) fn campusg_with(flags: &[String], args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_campusg"))
         .args(args)
-        .args(app.environment.flags())
+        .args(flags)
         .env("RUST_LOG", "error")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

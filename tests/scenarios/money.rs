@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use campusg_runtime::access::Role;
 
 use crate::backends::Backend;
+use crate::cli::campusg_with;
 use crate::helpers::{eventually, TestApp};
 
 const STAGES: [&str; 5] = ["ON_SITE", "PURCHASED", "COLLECTED", "ON_THE_WAY", "DELIVERED"];
@@ -64,18 +65,6 @@ async fn refunded(app: &TestApp, order_id: &str, amount: &str, key: &str) -> Val
     app.saga_when_finished(started["saga_id"].as_str().unwrap()).await
 }
 
-async fn refund_notices(app: &TestApp, customer: &str) -> usize {
-    let (_, inbox) = app
-        .get(&format!("/api/notifications/user/{customer}?page_size=100"))
-        .await;
-    inbox["notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["kind"] == "refund_issued")
-        .count()
-}
-
 #[rstest]
 #[tokio::test]
 async fn a_captured_payment_is_refunded_in_part_then_in_full_and_never_beyond(
@@ -112,7 +101,7 @@ async fn a_captured_payment_is_refunded_in_part_then_in_full_and_never_beyond(
     let ledger = app.sandbox.ledger();
     assert_eq!((ledger.refunds, ledger.refunded_cents), (2, total));
     eventually("the customer was not told of both refunds", || async {
-        match refund_notices(&app, "cust_refund").await {
+        match notices(&app, "cust_refund", "refund_issued").await {
             2 => Ok(()),
             other => Err(other.to_string()),
         }
@@ -174,18 +163,8 @@ async fn two_identical_refund_requests_refund_once(#[values(Backend::Embedded, B
 async fn ledger_check(app: &TestApp) -> (bool, String) {
     let flags = app.environment.flags();
     tokio::task::spawn_blocking(move || {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_campusg"))
-            .args(["ledger", "check"])
-            .args(flags)
-            .env("RUST_LOG", "error")
-            .output()
-            .expect("campusg runs");
-        let printed = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), printed)
+        let (passed, stdout, stderr) = campusg_with(&flags, &["ledger", "check"], None);
+        (passed, format!("{stdout}{stderr}"))
     })
     .await
     .unwrap()
@@ -200,6 +179,19 @@ async fn ledger_check_passes(app: &TestApp) -> String {
         }
     })
     .await
+}
+
+/// The runner sets their own payout account.
+async fn set_payout_account(app: &TestApp, runner: &str, account: &str) {
+    let response = app
+        .client
+        .patch(format!("{}/users/{runner}", app.address))
+        .bearer_auth(app.token(runner, Role::Runner))
+        .json(&json!({"payout_account": account}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
 }
 
 async fn payout_of(app: &TestApp, order_id: &str) -> Value {
@@ -309,16 +301,7 @@ async fn a_payout_waits_for_a_runner_without_an_account_and_goes_out_when_they_a
     assert_eq!(app.sandbox.ledger().payouts, 0);
     ledger_check_passes(&app).await;
 
-    let account = json!({"payout_account": "acct_new"});
-    let response = app
-        .client
-        .patch(format!("{}/users/runner_new", app.address))
-        .bearer_auth(&runner)
-        .json(&account)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    set_payout_account(&app, "runner_new", "acct_new").await;
 
     let sent = payout_when(&app, &order_id, "SENT").await;
     assert_eq!(sent["payout_account"], "acct_new");
@@ -348,15 +331,7 @@ async fn a_declined_payout_is_parked_and_an_operator_retries_it(
     let retry = format!("/api/payouts/{order_id}/retry");
     let runner = app.token("runner_closed", Role::Runner);
     assert_eq!(app.post_as(&retry, &json!({}), Some(&runner)).await.0, 403);
-    let response = app
-        .client
-        .patch(format!("{}/users/runner_closed", app.address))
-        .bearer_auth(&runner)
-        .json(&json!({"payout_account": "acct_open"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    set_payout_account(&app, "runner_closed", "acct_open").await;
     let (status, retried) = app.post(&retry, &json!({})).await;
     assert_eq!(status, 200, "{retried}");
     assert_eq!(retried["status"], "SENT", "{retried}");

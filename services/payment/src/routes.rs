@@ -18,7 +18,8 @@ use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
 use campusg_domain::payment::{Payment, PaymentStatus, Payout, PayoutStatus};
 use campusg_runtime::access::{Access, Caller, Routes};
 use campusg_runtime::http::{
-    list_read_models, read_model, reason_or, text_within, ApiError, JsonBody, MoneyFilters, Page, Path, Query,
+    list_read_models, read_model, reason_or, status_filter, text_within, ApiError, JsonBody, MoneyFilters, Page, Path,
+    Query,
 };
 use campusg_runtime::store::Cause;
 
@@ -48,15 +49,7 @@ async fn list_payouts(
     Query(filters): Query<PayoutFilters>,
     Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let status = match filters.status.map(|s| s.to_ascii_uppercase()) {
-        Some(status) if PayoutStatus::parse(&status).is_none() => {
-            return Err(ApiError::bad_request(format!(
-                "`{status}` is not a payout status (one of {})",
-                PayoutStatus::ALL.map(PayoutStatus::as_str).join(", ")
-            )))
-        }
-        status => status,
-    };
+    let status = status_filter(filters.status, &PayoutStatus::ALL.map(PayoutStatus::as_str))?;
     let runner_id = match filters.runner_id {
         Some(runner) => {
             caller.acts_for(&runner)?;

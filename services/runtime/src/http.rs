@@ -211,20 +211,23 @@ pub struct MoneyFilters {
 impl MoneyFilters {
     /// The filters as read-model fields; a status not among `statuses` is a 400.
     pub fn fields(self, statuses: &[&str]) -> Result<[(&'static str, Option<String>); 3], ApiError> {
-        let status = match self.status.map(|s| s.to_ascii_uppercase()) {
-            Some(status) if !statuses.contains(&status.as_str()) => {
-                return Err(ApiError::bad_request(format!(
-                    "`{status}` is not a status here (one of {})",
-                    statuses.join(", ")
-                )))
-            }
-            status => status,
-        };
         Ok([
             ("order_id", self.order_id.map(|id| id.to_string())),
             ("customer_id", self.customer_id.map(|id| id.to_string())),
-            ("status", status),
+            ("status", status_filter(self.status, statuses)?),
         ])
+    }
+}
+
+/// A `status` query parameter, in any case, as the read models write it; one
+/// not among `statuses` is a 400.
+pub fn status_filter(status: Option<String>, statuses: &[&str]) -> Result<Option<String>, ApiError> {
+    match status.map(|s| s.to_ascii_uppercase()) {
+        Some(status) if !statuses.contains(&status.as_str()) => Err(ApiError::bad_request(format!(
+            "`{status}` is not a status here (one of {})",
+            statuses.join(", ")
+        ))),
+        status => Ok(status),
     }
 }
 
