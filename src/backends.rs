@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use campusg_adapters::embedded_log::EmbeddedLog;
+use campusg_adapters::kafka_bus::{security_settings_from, KafkaBus, KafkaSettings};
+use campusg_adapters::postgres_store::PostgresEventStore;
+use campusg_adapters::sqlite_store::SqliteEventStore;
 use campusg_runtime::bus::{backoff, BusError, MessageBus};
 use campusg_runtime::deliver_twice::DeliveringTwice;
-use campusg_runtime::embedded_log::EmbeddedLog;
-use campusg_runtime::kafka_bus::{security_settings_from, KafkaBus, KafkaSettings};
-use campusg_runtime::postgres_store::PostgresEventStore;
-use campusg_runtime::sqlite_store::SqliteEventStore;
 use campusg_runtime::store::{EventStore, StoreError};
 use campusg_runtime::topics::TopicCatalog;
 

@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 
 use crate::settings::Backends;
 use crate::startup::SERVICES;
-use campusg_runtime::postgres_store::PostgresEventStore;
+use campusg_adapters::postgres_store::PostgresEventStore;
 
 /// How long the system may take to answer its first health check.
 const STARTUP_PATIENCE: Duration = Duration::from_secs(120);

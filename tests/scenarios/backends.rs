@@ -145,7 +145,7 @@ impl Drop for Environment {
             runtime.block_on(async {
                 for service in campusg::startup::SERVICES {
                     let schema = format!("{prefix}_{service}");
-                    let _ = campusg_runtime::postgres_store::PostgresEventStore::drop_schema(&database_url(), &schema)
+                    let _ = campusg_adapters::postgres_store::PostgresEventStore::drop_schema(&database_url(), &schema)
                         .await;
                 }
             });

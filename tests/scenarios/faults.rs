@@ -349,7 +349,7 @@ async fn released_parked_keys_are_forgotten_with_their_dead_letters_and_parked_o
 /// with a deadline: renewed, it stays; unrenewed, another replica takes it.
 #[tokio::test]
 async fn an_outbox_lease_left_unrenewed_passes_to_another_replica() {
-    use campusg_runtime::postgres_store::PostgresEventStore;
+    use campusg_adapters::postgres_store::PostgresEventStore;
     use campusg_runtime::store::EventStore;
 
     let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -399,8 +399,8 @@ async fn an_outbox_lease_left_unrenewed_passes_to_another_replica() {
 /// that must never see a new row below one it has seen already.
 #[tokio::test]
 async fn outbox_rows_become_visible_in_commit_order() {
+    use campusg_adapters::postgres_store::PostgresEventStore;
     use campusg_runtime::bus::OutgoingRecord;
-    use campusg_runtime::postgres_store::PostgresEventStore;
     use campusg_runtime::store::{Cause, EventStore, UnitOfWork};
 
     let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());

@@ -20,6 +20,7 @@ mod distributed;
 mod faults;
 mod hand_published;
 mod money;
+mod processor;
 mod restart;
 mod runners;
 mod timeouts;

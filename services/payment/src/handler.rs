@@ -78,7 +78,7 @@ impl PaymentService {
                 events.last().cloned().map(Message::from)
             }
             Err(PaymentError::Gateway(GatewayError::Unavailable(reason))) => {
-                return Err(HandlerError::Transient(anyhow::anyhow!(
+                return Err(HandlerError::Unavailable(format!(
                     "payment processor unavailable: {reason}"
                 )));
             }

@@ -112,7 +112,7 @@ impl PaymentService {
             let events = match execute(&mut loaded, command, &self.gateway).await {
                 Ok(events) => events,
                 Err(PayoutError::Gateway(GatewayError::Unavailable(reason))) => {
-                    return Err(PayoutRefused::Handler(HandlerError::Transient(anyhow::anyhow!(
+                    return Err(PayoutRefused::Handler(HandlerError::Unavailable(format!(
                         "payout processor unavailable: {reason}"
                     ))));
                 }

@@ -59,7 +59,7 @@ pub const TRANSIENT_RETRY_LIMIT: Duration = Duration::from_secs(300);
 
 /// How many records in a row may make a handler panic before the consumer
 /// stops: one is a poison record, many are a broken process.
-const MAX_PANIC_STREAK: u32 = 20;
+pub const MAX_PANIC_STREAK: u32 = 20;
 
 /// How often a consumer asks the bus how far behind its group is: on Kafka
 /// that is a round trip to the broker per assigned partition.
@@ -96,23 +96,44 @@ pub enum Handler {
     Records(Arc<dyn RecordHandler>),
 }
 
+/// Why a service did not handle a message, typed so that the consumer and the
+/// API decide what to do from the type alone.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     /// The message can never be handled; it goes to the dead-letter topic.
     #[error("{0}")]
     Rejected(String),
-    /// Handling may succeed if tried again.
+    /// The event store failed or refused the commit; [`StoreError`] says
+    /// whether trying again can help.
     #[error(transparent)]
-    Transient(anyhow::Error),
+    Store(StoreError),
+    /// Something the service reached (the payment processor, say) is away
+    /// for now; handling may succeed if tried again.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
+/// A value the store will never hold makes the message one that can never be
+/// handled.
 impl From<StoreError> for HandlerError {
     fn from(error: StoreError) -> HandlerError {
         match error {
             StoreError::Permanent(reason) => HandlerError::Rejected(format!("the event store refuses it: {reason}")),
-            other => HandlerError::Transient(other.into()),
+            other => HandlerError::Store(other),
         }
     }
+}
+
+/// Why the consumer did not get a record handled this time: retried until the
+/// retry limit, except [`Failure::Fatal`], which stops the consumer.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Fatal(#[from] FatalConsumerError),
 }
 
 /// What a consumer reads and as whom.
@@ -337,7 +358,7 @@ impl Consumer {
                 for record in records {
                     self.process(record).await?;
                 }
-                Ok(())
+                Ok::<(), Failure>(())
             })
             .await;
             match batch {
@@ -382,13 +403,9 @@ impl Consumer {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            let error = match self
-                .process(record)
-                .await
-                .map_err(anyhow::Error::downcast::<FatalConsumerError>)
-            {
-                Err(Ok(fatal)) => return Retried::GaveUp(fatal),
-                Err(Err(error)) => error,
+            let error = match self.process(record).await {
+                Err(Failure::Fatal(fatal)) => return Retried::GaveUp(fatal),
+                Err(error) => error,
                 Ok(()) => {
                     if attempt > 0 {
                         health.update(group, |status| {
@@ -428,7 +445,7 @@ impl Consumer {
     /// A handler that panics on record after record (its state poisoned, say)
     /// would dead-letter everything: past [`MAX_PANIC_STREAK`] in a row the
     /// consumer stops instead, fatally.
-    async fn process(&self, record: &Record) -> anyhow::Result<()> {
+    async fn process(&self, record: &Record) -> Result<(), Failure> {
         match AssertUnwindSafe(self.process_unguarded(record)).catch_unwind().await {
             Ok(outcome) => {
                 self.panic_streak.store(0, Ordering::Relaxed);
@@ -464,7 +481,7 @@ impl Consumer {
 
     /// Handles one record: held if its key is parked, parked (or
     /// dead-lettered) if it can never be handled.
-    async fn process_unguarded(&self, record: &Record) -> anyhow::Result<()> {
+    async fn process_unguarded(&self, record: &Record) -> Result<(), Failure> {
         let handler = match &self.handler {
             Handler::Messages(handler) => handler.clone(),
             Handler::Records(observer) => {
@@ -477,7 +494,10 @@ impl Consumer {
                         );
                         Ok(())
                     }
-                    Err(HandlerError::Transient(error)) => already_handled_or(error),
+                    // A duplicate that raced its twin is done.
+                    Err(HandlerError::Store(StoreError::AlreadyHandled)) => Ok(()),
+                    Err(HandlerError::Store(error)) => Err(error.into()),
+                    Err(HandlerError::Unavailable(reason)) => Err(Failure::Unavailable(reason)),
                 };
             }
         };
@@ -497,7 +517,7 @@ impl Consumer {
 
     /// Hands one record to the service: done, refused for good, or (`Err`)
     /// failed for now.
-    async fn judge(&self, handler: &dyn MessageHandler, record: &Record) -> anyhow::Result<Verdict> {
+    async fn judge(&self, handler: &dyn MessageHandler, record: &Record) -> Result<Verdict, Failure> {
         let refused = |envelope: Option<&Envelope>, reason: String| {
             Ok(Verdict::Refused {
                 envelope: envelope.cloned().map(Box::new),
@@ -545,14 +565,12 @@ impl Consumer {
             match handler.handle(&envelope, message).await {
                 Ok(()) => Ok(Verdict::Done),
                 Err(HandlerError::Rejected(reason)) => refused(Some(&envelope), reason),
-                Err(HandlerError::Transient(error)) => match error.downcast::<StoreError>() {
-                    Ok(StoreError::AlreadyHandled) => Ok(Verdict::Done),
-                    Ok(StoreError::Permanent(reason)) => {
-                        refused(Some(&envelope), format!("the event store refuses it: {reason}"))
-                    }
-                    Ok(other) => Err(other.into()),
-                    Err(error) => Err(error),
-                },
+                Err(HandlerError::Store(StoreError::AlreadyHandled)) => Ok(Verdict::Done),
+                Err(HandlerError::Store(StoreError::Permanent(reason))) => {
+                    refused(Some(&envelope), format!("the event store refuses it: {reason}"))
+                }
+                Err(HandlerError::Store(other)) => Err(other.into()),
+                Err(HandlerError::Unavailable(reason)) => Err(Failure::Unavailable(reason)),
             }
         }
         .instrument(span)
@@ -617,7 +635,7 @@ impl Consumer {
     /// Handles the held records of `key`, oldest first: each handled one is
     /// struck off (the last releases the key); the first that fails parks the
     /// key again, with the reason.
-    async fn retry_parked(&self, key: &str) -> anyhow::Result<()> {
+    async fn retry_parked(&self, key: &str) -> Result<(), Failure> {
         let Handler::Messages(handler) = &self.handler else {
             return Ok(());
         };
@@ -669,7 +687,7 @@ impl Consumer {
 
     /// A record of a parked key waits behind the first; `false` when the key
     /// turns out to be free.
-    async fn hold(&self, record: &Record, key: &str) -> anyhow::Result<bool> {
+    async fn hold(&self, record: &Record, key: &str) -> Result<bool, Failure> {
         tracing::info!(
             key = %key, topic = %record.topic, partition = record.partition, offset = record.offset,
             "the record's key is parked; held"
@@ -694,7 +712,7 @@ impl Consumer {
         self.fatal(format!("key `{key}`: {full}"))
     }
 
-    async fn dead_letter(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> anyhow::Result<()> {
+    async fn dead_letter(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> Result<(), Failure> {
         tracing::warn!(
             topic = %record.topic, partition = record.partition, offset = record.offset, reason = %reason,
             "sending the record to the dead-letter topic"
@@ -709,7 +727,7 @@ impl Consumer {
                 // The store cannot hold the record whole (PostgreSQL and
                 // `\u0000`): it could never be handled again, so it is only
                 // dead-lettered, as a record without a key.
-                Err(error) if matches!(error.downcast_ref(), Some(StoreError::Permanent(_))) => {
+                Err(error @ Failure::Store(StoreError::Permanent(_))) => {
                     tracing::warn!(refused = %error, "the record cannot be held; dead-lettered only");
                 }
                 outcome => return outcome,
@@ -735,7 +753,7 @@ impl Consumer {
     /// letter, in one commit. The record is not marked handled: it is to be
     /// handled when the key is retried (delivered again before its offset is
     /// committed, it is held once).
-    async fn park(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> anyhow::Result<()> {
+    async fn park(&self, record: &Record, envelope: Option<&Envelope>, reason: String) -> Result<(), Failure> {
         let key = record.key.clone().unwrap_or_default();
         tracing::warn!(
             key = %key, topic = %record.topic, partition = record.partition, offset = record.offset,
@@ -915,220 +933,4 @@ fn quote(text: &str, max_bytes: usize) -> &str {
         end -= 1;
     }
     &text[..end]
-}
-
-/// A commit refused because the record was handled already (a duplicate that
-/// raced its twin) is done; anything else is retried.
-fn already_handled_or(error: anyhow::Error) -> anyhow::Result<()> {
-    match error.downcast_ref::<StoreError>() {
-        Some(StoreError::AlreadyHandled) => Ok(()),
-        _ => Err(error),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Mutex;
-
-    use campusg_domain::ids::OrderId;
-    use campusg_domain::messages::StopOrderTimer;
-
-    use super::*;
-    use crate::batch::BatchingStore;
-    use crate::clock::SystemClock;
-    use crate::embedded_log::EmbeddedLog;
-    use crate::sqlite_store::SqliteEventStore;
-    use crate::store::StateQuery;
-    use cqrs_es::Aggregate;
-
-    /// Handles `stop_order_timer`s: panics on one whose reason is `panic`,
-    /// fails for now on one whose reason is `unavailable`, and otherwise notes
-    /// the reason.
-    #[derive(Default)]
-    struct Scripted {
-        handled: Mutex<Vec<String>>,
-    }
-
-    #[async_trait]
-    impl MessageHandler for Scripted {
-        async fn handle(&self, _envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
-            let Message::StopOrderTimer(stop) = message else {
-                return Ok(());
-            };
-            match stop.reason.as_str() {
-                "panic" => panic!("the handler cannot read this"),
-                "unavailable" => Err(HandlerError::Transient(anyhow::anyhow!("the store is away"))),
-                reason => {
-                    self.handled.lock().unwrap().push(reason.to_string());
-                    Ok(())
-                }
-            }
-        }
-    }
-
-    struct Rig {
-        _dir: tempfile::TempDir,
-        contracts: Arc<Contracts>,
-        handler: Arc<Scripted>,
-        consumer: Consumer,
-    }
-
-    async fn rig(reasons: &[&str]) -> Rig {
-        let dir = tempfile::tempdir().unwrap();
-        let contracts = Arc::new(Contracts::builtin());
-        let bus: Arc<dyn MessageBus> = Arc::new(
-            EmbeddedLog::open(&dir.path().join("log.db"), &contracts.topics)
-                .await
-                .unwrap(),
-        );
-        // Wrapped as every service's store is, so batches hold their units back.
-        let store = BatchingStore::wrap(Arc::new(
-            SqliteEventStore::open(&dir.path().join("timer.db")).await.unwrap(),
-        ));
-        // Each record of its own order, so that one parked key holds back no other.
-        let records = reasons
-            .iter()
-            .enumerate()
-            .map(|(i, reason)| {
-                let message = Message::StopOrderTimer(StopOrderTimer {
-                    order_id: OrderId(uuid::Uuid::from_u128(i as u128 + 1)),
-                    reason: reason.to_string(),
-                });
-                let envelope = Envelope::wrap(&message, "saga-1", None, "test", chrono::Utc::now());
-                OutgoingRecord::from_envelope("timer_commands", &envelope)
-            })
-            .collect();
-        bus.produce(records).await.unwrap();
-        let handler = Arc::new(Scripted::default());
-        let deps = ServiceDeps {
-            store,
-            contracts: contracts.clone(),
-            clock: Arc::new(SystemClock),
-        };
-        let consumer = Consumer::for_service("timer-test", &["stop_order_timer"], &deps, bus.clone(), handler.clone());
-        Rig {
-            _dir: dir,
-            contracts,
-            handler,
-            consumer,
-        }
-    }
-
-    /// The dead letters waiting in the outbox (no relay runs here), as payloads.
-    async fn dead_letters(contracts: &Contracts, store: &dyn EventStore) -> Vec<serde_json::Value> {
-        let pending = store.outbox_batch(100).await.unwrap();
-        pending
-            .into_iter()
-            .filter(|(_, record)| record.topic == contracts.topics.dead_letter_topic().name)
-            .map(|(_, record)| serde_json::from_str::<serde_json::Value>(&record.value).unwrap()["payload"].clone())
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn a_handler_that_panics_on_a_record_dead_letters_it_and_the_consumer_goes_on() {
-        let rig = rig(&["first", "panic", "after"]).await;
-        let store = rig.consumer.store.clone();
-        let handler = rig.handler.clone();
-        let shutdown = CancellationToken::new();
-        let running = tokio::spawn(rig.consumer.run(shutdown.clone(), HealthBoard::new()));
-
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while handler.handled.lock().unwrap().len() < 2 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        shutdown.cancel();
-        running.await.unwrap().unwrap();
-
-        assert_eq!(*handler.handled.lock().unwrap(), ["first", "after"]);
-        let letters = dead_letters(&rig.contracts, store.as_ref()).await;
-        assert_eq!(letters.len(), 1, "{letters:?}");
-        let reason = letters[0]["reason"].as_str().unwrap();
-        assert!(reason.contains("panicked: the handler cannot read this"), "{reason}");
-    }
-
-    #[tokio::test]
-    async fn a_handler_that_panics_on_record_after_record_stops_the_consumer_fatally() {
-        let reasons = vec!["panic"; MAX_PANIC_STREAK as usize + 5];
-        let rig = rig(&reasons).await;
-
-        let outcome = tokio::time::timeout(
-            Duration::from_secs(20),
-            rig.consumer.run(CancellationToken::new(), HealthBoard::new()),
-        )
-        .await
-        .expect("the consumer gives up");
-
-        let fatal = outcome.unwrap_err();
-        assert!(fatal.reason.contains("in a row panicked"), "{fatal}");
-    }
-
-    #[tokio::test]
-    async fn a_failure_for_now_that_outlasts_the_retry_limit_parks_its_key_and_the_consumer_goes_on() {
-        let mut rig = rig(&["unavailable", "after"]).await;
-        rig.consumer.config.transient_retry_limit = Duration::from_millis(300);
-        let store = rig.consumer.store.clone();
-        let handler = rig.handler.clone();
-        let shutdown = CancellationToken::new();
-        let running = tokio::spawn(rig.consumer.run(shutdown.clone(), HealthBoard::new()));
-
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while handler.handled.lock().unwrap().is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        shutdown.cancel();
-        running.await.unwrap().unwrap();
-
-        assert_eq!(*handler.handled.lock().unwrap(), ["after"], "another key goes on");
-        let parked = store
-            .query_states(ParkedKey::TYPE, &StateQuery::default())
-            .await
-            .unwrap();
-        assert_eq!(parked.len(), 1, "{parked:?}");
-        assert_eq!(parked[0]["status"], PARKED);
-        assert!(
-            parked[0]["first_failure"]
-                .as_str()
-                .unwrap()
-                .contains("the store is away"),
-            "{parked:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_record_of_a_parked_key_waits_behind_the_first() {
-        let rig = rig(&["panic", "after"]).await;
-        // Both records of one order: re-key the second onto the first's order.
-        let store = rig.consumer.store.clone();
-        let bus = rig.consumer.bus.clone();
-        let message = Message::StopOrderTimer(StopOrderTimer {
-            order_id: OrderId(uuid::Uuid::from_u128(1)),
-            reason: "same order".to_string(),
-        });
-        let envelope = Envelope::wrap(&message, "saga-1", None, "test", chrono::Utc::now());
-        bus.produce(vec![OutgoingRecord::from_envelope("timer_commands", &envelope)])
-            .await
-            .unwrap();
-        let handler = rig.handler.clone();
-        let shutdown = CancellationToken::new();
-        let running = tokio::spawn(rig.consumer.run(shutdown.clone(), HealthBoard::new()));
-
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while handler.handled.lock().unwrap().is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        shutdown.cancel();
-        running.await.unwrap().unwrap();
-
-        assert_eq!(
-            *handler.handled.lock().unwrap(),
-            ["after"],
-            "the same order's record waits"
-        );
-        let parked = store
-            .query_states(ParkedKey::TYPE, &StateQuery::default())
-            .await
-            .unwrap();
-        assert_eq!(parked[0]["held"].as_array().unwrap().len(), 2, "{parked:?}");
-    }
 }

@@ -126,13 +126,11 @@ impl From<HandlerError> for ApiError {
     fn from(error: HandlerError) -> ApiError {
         match error {
             HandlerError::Rejected(reason) => ApiError::unprocessable(reason),
-            HandlerError::Transient(error) => match error.downcast::<StoreError>() {
-                Ok(store_error) => store_error.into(),
-                Err(other) => ApiError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    code: "retry",
-                    message: other.to_string(),
-                },
+            HandlerError::Store(error) => error.into(),
+            HandlerError::Unavailable(reason) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "retry",
+                message: reason,
             },
         }
     }

@@ -1,4 +1,8 @@
-//! The machinery every campusg service shares, written once.
+//! The ports and loops every campusg service shares, written once: what a
+//! service is built from, and the interfaces ([`bus::MessageBus`],
+//! [`store::EventStore`]) it reaches the log and its store through. Their
+//! implementations on SQLite, Kafka and PostgreSQL live in `campusg-adapters`,
+//! which no service depends on.
 //!
 //! # Layout
 //!
@@ -9,13 +13,8 @@
 //!   headers, and how a hand-written message in the seeds' format is completed.
 //! - [`bus`]: the message-bus interface, shaped after Kafka's (keyed records,
 //!   partitions, consumer groups, commit after handling).
-//! - [`embedded_log`]: the bus in a SQLite file, with Kafka's semantics, for the
-//!   embedded mode.
-//! - [`kafka_bus`]: the bus on Kafka, for the distributed mode.
 //! - [`store`]: the event-store interface: append events, queue their messages in
 //!   an outbox, and mark the incoming message handled, all in one transaction.
-//! - [`sqlite_store`]: the event store in SQLite (embedded mode).
-//! - [`postgres_store`]: the event store in PostgreSQL, a schema per service.
 //! - [`outbox`]: the relay that publishes what the outbox holds.
 //! - [`batch`]: a consumer's whole poll committed in one transaction, without
 //!   the services knowing.
@@ -47,20 +46,15 @@ pub mod clock;
 pub mod consumer;
 pub mod crash_points;
 pub mod deliver_twice;
-pub mod embedded_log;
 pub mod envelope;
 pub mod health;
 pub mod http;
 pub mod idempotency;
 pub mod janitor;
-pub mod kafka_bus;
 pub mod outbox;
 pub mod parking;
-pub mod postgres_store;
 pub mod schema;
 pub mod service;
-pub mod sqlite;
-pub mod sqlite_store;
 pub mod store;
 pub mod telemetry;
 pub mod topics;

@@ -151,11 +151,7 @@ impl SagaOrchestrator {
         match self.advance(&mut loaded, start, cause).await {
             Ok(()) => Ok(saga_id),
             // Started meanwhile by the order's DELIVERED event: the same saga.
-            Err(HandlerError::Transient(error))
-                if matches!(error.downcast_ref::<StoreError>(), Some(StoreError::Conflict { .. })) =>
-            {
-                Ok(saga_id)
-            }
+            Err(HandlerError::Store(StoreError::Conflict { .. })) => Ok(saga_id),
             Err(error) => Err(error),
         }
     }

@@ -63,7 +63,7 @@ pub async fn fire_due_timers(service: &TimerService) -> Result<usize, HandlerErr
             Ok(true) => fired += 1,
             Ok(false) => {}
             // Another replica fired it first, or cancelled it.
-            Err(HandlerError::Transient(error)) => {
+            Err(error @ (HandlerError::Store(_) | HandlerError::Unavailable(_))) => {
                 tracing::debug!(timer_id, error = %error, "timer changed while firing; it is looked at again next poll");
             }
             // One timer that can never fire (its expiry breaks the schema)

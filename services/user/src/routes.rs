@@ -18,7 +18,6 @@ use campusg_domain::ids::UserId;
 use campusg_domain::messages::{CreateUser, Message, UpdateUser};
 use campusg_domain::user::{User, UserError};
 use campusg_runtime::access::{Access, Caller, Routes};
-use campusg_runtime::consumer::HandlerError;
 use campusg_runtime::http::{read_model, ApiError, JsonBody, Page, Path, Query};
 use campusg_runtime::store::{Cause, StateQuery};
 
@@ -81,13 +80,7 @@ fn command_error(error: CommandError) -> ApiError {
         }
         CommandError::Refused(UserError::NotFound(id)) => ApiError::not_found(format!("user {id} does not exist")),
         CommandError::Refused(refusal) => ApiError::unprocessable(refusal.to_string()),
-        CommandError::Handler(HandlerError::Transient(error)) => {
-            match error.downcast::<campusg_runtime::store::StoreError>() {
-                Ok(store_error) => store_error.into(),
-                Err(other) => ApiError::internal(other),
-            }
-        }
-        CommandError::Handler(HandlerError::Rejected(reason)) => ApiError::unprocessable(reason),
+        CommandError::Handler(error) => error.into(),
     }
 }
 

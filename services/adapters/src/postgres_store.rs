@@ -19,12 +19,13 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::types::Json;
 use sqlx::{Executor, Row};
 use tokio::sync::Notify;
 
-use crate::bus::OutgoingRecord;
-use crate::store::{conflict_among, BatchRows, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+use campusg_runtime::bus::OutgoingRecord;
+use campusg_runtime::store::{EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+
+use crate::sql_commit::{commit_units, CommitStatements, SqlDialect};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -102,7 +103,7 @@ fn storage_error(error: sqlx::Error) -> StoreError {
 
 /// The text of a state field; `a.b` is field `b` of object `a`.
 fn json_field(field: &str) -> Result<String, StoreError> {
-    if crate::store::is_field_path(field) {
+    if campusg_runtime::store::is_field_path(field) {
         Ok(format!("state #>> '{{{}}}'", field.replace('.', ",")))
     } else {
         Err(StoreError::Other(format!("`{field}` is not a state field name")))
@@ -239,6 +240,52 @@ fn stored_event(row: &sqlx::postgres::PgRow) -> StoredEvent {
 }
 
 #[async_trait]
+impl SqlDialect for PostgresEventStore {
+    type Transaction = sqlx::Transaction<'static, sqlx::Postgres>;
+
+    const STATEMENTS: CommitStatements = CommitStatements {
+        insert_handled: "INSERT INTO handled_messages (consumer, message_id, handled_at)
+             SELECT item ->> 'consumer', item ->> 'message_id', (item ->> 'at')::timestamptz
+             FROM jsonb_array_elements($1) AS item
+             ON CONFLICT DO NOTHING",
+        append_events: "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                 payload, correlation_id, causation_id, recorded_at)
+             SELECT item ->> 'aggregate_type', item ->> 'aggregate_id', (item ->> 'sequence')::bigint,
+                    item ->> 'event_type', item ->> 'event_version', item -> 'payload',
+                    item ->> 'correlation_id', item ->> 'causation_id', (item ->> 'at')::timestamptz
+             FROM jsonb_array_elements($1) WITH ORDINALITY AS rows (item, position) ORDER BY position",
+        upsert_states: "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
+             SELECT item ->> 'aggregate_type', item ->> 'aggregate_id', (item ->> 'version')::bigint,
+                    item -> 'state', (item ->> 'at')::timestamptz
+             FROM jsonb_array_elements($1) AS item
+             ON CONFLICT (aggregate_type, aggregate_id)
+             DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
+             WHERE aggregate_states.version <= excluded.version",
+        // Ids come from a sequence when a row is inserted, not when it
+        // commits: two replicas could commit their rows out of id order, and
+        // the relay see a later commit's rows before an earlier one's. Taking
+        // ids under this store's lock, held until the commit is visible, makes
+        // id order commit order.
+        lock_outbox: Some("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.outbox'))"),
+        insert_outbox: "INSERT INTO outbox (topic, key, value, headers)
+             SELECT item ->> 'topic', item ->> 'key', item ->> 'value', item -> 'headers'
+             FROM jsonb_array_elements($1) WITH ORDINALITY AS rows (item, position) ORDER BY position",
+    };
+
+    async fn begin(&self) -> Result<Self::Transaction, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    fn storage_error(error: sqlx::Error) -> StoreError {
+        storage_error(error)
+    }
+
+    fn outbox_ready(&self) -> &Notify {
+        &self.outbox_signal
+    }
+}
+
+#[async_trait]
 impl EventStore for PostgresEventStore {
     async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&format!(
@@ -264,84 +311,7 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn commit_batch(&self, units: Vec<UnitOfWork>) -> Result<(), StoreError> {
-        let rows = BatchRows::of(&units);
-        let mut tx = self.pool.begin().await.map_err(storage_error)?;
-        if !rows.handled.is_empty() {
-            let inserted = sqlx::query(
-                "INSERT INTO handled_messages (consumer, message_id, handled_at)
-                 SELECT item ->> 'consumer', item ->> 'message_id', (item ->> 'at')::timestamptz
-                 FROM jsonb_array_elements($1) AS item
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(Json(&rows.handled))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
-            if inserted.rows_affected() < rows.handled.len() as u64 {
-                return Err(StoreError::AlreadyHandled);
-            }
-        }
-        if !rows.events.is_empty() {
-            let appended = sqlx::query(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                                     payload, correlation_id, causation_id, recorded_at)
-                 SELECT item ->> 'aggregate_type', item ->> 'aggregate_id', (item ->> 'sequence')::bigint,
-                        item ->> 'event_type', item ->> 'event_version', item -> 'payload',
-                        item ->> 'correlation_id', item ->> 'causation_id', (item ->> 'at')::timestamptz
-                 FROM jsonb_array_elements($1) WITH ORDINALITY AS rows (item, position) ORDER BY position",
-            )
-            .bind(Json(&rows.events))
-            .execute(&mut *tx)
-            .await;
-            match appended {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                    drop(tx);
-                    return Err(conflict_among(self, &units).await);
-                }
-                Err(other) => return Err(storage_error(other)),
-            }
-        }
-        if !rows.states.is_empty() {
-            sqlx::query(
-                "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
-                 SELECT item ->> 'aggregate_type', item ->> 'aggregate_id', (item ->> 'version')::bigint,
-                        item -> 'state', (item ->> 'at')::timestamptz
-                 FROM jsonb_array_elements($1) AS item
-                 ON CONFLICT (aggregate_type, aggregate_id)
-                 DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
-                 WHERE aggregate_states.version <= excluded.version",
-            )
-            .bind(Json(&rows.states))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
-        }
-        if !rows.outbox.is_empty() {
-            // Ids come from a sequence when a row is inserted, not when it
-            // commits: two committers could commit their rows out of id order,
-            // and the relay see a later commit's rows before an earlier one's.
-            // Taking ids under this store's lock, held until the commit is
-            // visible, makes id order commit order.
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.outbox'))")
-                .execute(&mut *tx)
-                .await
-                .map_err(storage_error)?;
-            sqlx::query(
-                "INSERT INTO outbox (topic, key, value, headers)
-                 SELECT item ->> 'topic', item ->> 'key', item ->> 'value', item -> 'headers'
-                 FROM jsonb_array_elements($1) WITH ORDINALITY AS rows (item, position) ORDER BY position",
-            )
-            .bind(Json(&rows.outbox))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
-        }
-        tx.commit().await.map_err(storage_error)?;
-        if !rows.outbox.is_empty() {
-            self.outbox_signal.notify_one();
-        }
-        Ok(())
+        commit_units(self, units).await
     }
 
     async fn prune_handled(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

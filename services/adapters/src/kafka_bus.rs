@@ -23,11 +23,11 @@ use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::bus::{
+use campusg_runtime::bus::{
     next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom,
     Subscription, TopicDescription, MAX_RECORD_BYTES,
 };
-use crate::topics::TopicCatalog;
+use campusg_runtime::topics::TopicCatalog;
 
 /// How long a produce may wait for the broker before it is reported unavailable.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -5,7 +5,7 @@
 //! offset per partition in the same file, so they survive a restart and can be
 //! reset to any offset. Records are never changed; they are deleted once older
 //! than their topic's retention (`topics.toml`), as Kafka deletes them, by the
-//! janitor ([`crate::janitor`]). A group whose next record was deleted starts
+//! janitor ([`campusg_runtime::janitor`]). A group whose next record was deleted starts
 //! at the oldest one left, as Kafka's `auto.offset.reset=earliest` does.
 //!
 //! Every record also gets a global sequence number (`seq`), in commit order. A
@@ -27,12 +27,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Row, SqlitePool};
 use tokio::sync::watch;
 
-use crate::bus::{
+use crate::sqlite::open_sqlite;
+use campusg_runtime::bus::{
     choose_partition, next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record,
     RecordPosition, StartFrom, Subscription, TopicDescription, MAX_RECORD_BYTES,
 };
-use crate::sqlite::open_sqlite;
-use crate::topics::TopicCatalog;
+use campusg_runtime::topics::TopicCatalog;
 
 /// How often a waiting consumer looks for records written by another process.
 pub const CROSS_PROCESS_POLL: Duration = Duration::from_millis(200);

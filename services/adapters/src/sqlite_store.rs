@@ -6,13 +6,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::types::Json;
 use sqlx::{Row, SqlitePool};
 use tokio::sync::Notify;
 
-use crate::bus::OutgoingRecord;
 use crate::sqlite::{is_busy, open_sqlite};
-use crate::store::{conflict_among, BatchRows, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+use campusg_runtime::bus::OutgoingRecord;
+use campusg_runtime::store::{EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+
+use crate::sql_commit::{commit_units, CommitStatements, SqlDialect};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -68,7 +69,7 @@ fn storage_error(error: sqlx::Error) -> StoreError {
 /// A field name safe to splice into a JSON path: letters, digits and `_` only.
 /// The JSON path of a state field; `a.b` is field `b` of object `a`.
 fn json_field(field: &str) -> Result<String, StoreError> {
-    if crate::store::is_field_path(field) {
+    if campusg_runtime::store::is_field_path(field) {
         Ok(format!("$.{field}"))
     } else {
         Err(StoreError::Other(format!("`{field}` is not a state field name")))
@@ -109,6 +110,51 @@ fn stored_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError
 }
 
 #[async_trait]
+impl SqlDialect for SqliteEventStore {
+    type Transaction = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+    // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.
+    const STATEMENTS: CommitStatements = CommitStatements {
+        insert_handled: "INSERT INTO handled_messages (consumer, message_id, handled_at)
+             SELECT value ->> 'consumer', value ->> 'message_id', value ->> 'at'
+             FROM json_each(?) WHERE true
+             ON CONFLICT DO NOTHING",
+        append_events: "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                 payload, correlation_id, causation_id, recorded_at)
+             SELECT value ->> 'aggregate_type', value ->> 'aggregate_id', value ->> 'sequence',
+                    value ->> 'event_type', value ->> 'event_version', value -> 'payload',
+                    value ->> 'correlation_id', value ->> 'causation_id', value ->> 'at'
+             FROM json_each(?) ORDER BY key",
+        upsert_states: "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
+             SELECT value ->> 'aggregate_type', value ->> 'aggregate_id', value ->> 'version',
+                    value -> 'state', value ->> 'at'
+             FROM json_each(?) WHERE true
+             ON CONFLICT (aggregate_type, aggregate_id)
+             DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
+             WHERE aggregate_states.version <= excluded.version",
+        // One process writes a SQLite store, one transaction at a time.
+        lock_outbox: None,
+        insert_outbox: "INSERT INTO outbox (topic, key, value, headers)
+             SELECT item.value ->> 'topic', item.value ->> 'key', item.value ->> 'value', item.value -> 'headers'
+             FROM json_each(?) AS item ORDER BY item.key",
+    };
+
+    /// IMMEDIATE takes the write lock at once: a transaction that read first
+    /// and wrote later could fail on another's write instead of waiting.
+    async fn begin(&self) -> Result<Self::Transaction, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    fn storage_error(error: sqlx::Error) -> StoreError {
+        storage_error(error)
+    }
+
+    fn outbox_ready(&self) -> &Notify {
+        &self.outbox_signal
+    }
+}
+
+#[async_trait]
 impl EventStore for SqliteEventStore {
     async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
         let rows = sqlx::query(&format!(
@@ -134,76 +180,7 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn commit_batch(&self, units: Vec<UnitOfWork>) -> Result<(), StoreError> {
-        let rows = BatchRows::of(&units);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
-        // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.
-        if !rows.handled.is_empty() {
-            let inserted = sqlx::query(
-                "INSERT INTO handled_messages (consumer, message_id, handled_at)
-                 SELECT value ->> 'consumer', value ->> 'message_id', value ->> 'at'
-                 FROM json_each(?) WHERE true
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(Json(&rows.handled))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
-            if inserted.rows_affected() < rows.handled.len() as u64 {
-                return Err(StoreError::AlreadyHandled);
-            }
-        }
-        if !rows.events.is_empty() {
-            let appended = sqlx::query(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                                     payload, correlation_id, causation_id, recorded_at)
-                 SELECT value ->> 'aggregate_type', value ->> 'aggregate_id', value ->> 'sequence',
-                        value ->> 'event_type', value ->> 'event_version', value -> 'payload',
-                        value ->> 'correlation_id', value ->> 'causation_id', value ->> 'at'
-                 FROM json_each(?) ORDER BY key",
-            )
-            .bind(Json(&rows.events))
-            .execute(&mut *tx)
-            .await;
-            match appended {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                    drop(tx);
-                    return Err(conflict_among(self, &units).await);
-                }
-                Err(other) => return Err(storage_error(other)),
-            }
-        }
-        if !rows.states.is_empty() {
-            sqlx::query(
-                "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
-                 SELECT value ->> 'aggregate_type', value ->> 'aggregate_id', value ->> 'version',
-                        value -> 'state', value ->> 'at'
-                 FROM json_each(?) WHERE true
-                 ON CONFLICT (aggregate_type, aggregate_id)
-                 DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
-                 WHERE aggregate_states.version <= excluded.version",
-            )
-            .bind(Json(&rows.states))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
-        }
-        if !rows.outbox.is_empty() {
-            sqlx::query(
-                "INSERT INTO outbox (topic, key, value, headers)
-                 SELECT item.value ->> 'topic', item.value ->> 'key', item.value ->> 'value', item.value -> 'headers'
-                 FROM json_each(?) AS item ORDER BY item.key",
-            )
-            .bind(Json(&rows.outbox))
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
-        }
-        tx.commit().await.map_err(storage_error)?;
-        if !rows.outbox.is_empty() {
-            self.outbox_signal.notify_one();
-        }
-        Ok(())
+        commit_units(self, units).await
     }
 
     async fn prune_handled(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
