@@ -140,6 +140,7 @@ async fn cancel_saga(
         ))
     })?;
     let order_id = saga
+        .header
         .order_id
         .ok_or_else(|| ApiError::conflict(format!("saga {saga_id} has placed no order")))?;
     cancel(&gateway, &caller, order_id, Some(saga_id), optional_json(&body)?).await
@@ -415,7 +416,7 @@ async fn refund(
             requested_by: caller.user.clone(),
         })
         .await?;
-    if saga.order_id != Some(order_id) || saga.amount_cents != amount {
+    if saga.header.order_id != Some(order_id) || saga.amount_cents != amount {
         return Err(ApiError::conflict(
             "this Idempotency-Key already started another refund",
         ));
@@ -429,7 +430,7 @@ async fn refund(
             "refund_id": RefundSaga::refund_id(saga_id),
             "order_id": order_id,
             "amount_cents": amount,
-            "status": saga.status,
+            "status": saga.header.status,
         })),
     ))
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{OrderId, SagaId, TimerId, UserId};
 use crate::messages::{Message, SagaUpdate, StartOrderTimer, StopOrderTimer, ORDER_ACCEPTANCE_TIMER};
 use crate::order::OrderStatus;
-use crate::saga::{Saga, SagaStatus};
+use crate::saga::{write_decided, Saga, SagaHeader, SagaStatus};
 
 pub const SAGA_TYPE: &str = "accept_order";
 
@@ -120,23 +120,19 @@ pub enum AcceptOrderSagaError {}
 /// An accept-order saga as rebuilt from its events; also its read model.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AcceptOrderSaga {
-    pub saga_id: Option<SagaId>,
-    pub order_id: Option<OrderId>,
+    #[serde(flatten)]
+    pub header: SagaHeader,
     pub runner_id: Option<UserId>,
-    pub status: Option<SagaStatus>,
     pub step: Option<AcceptOrderStep>,
-    pub error: Option<String>,
     pub stopped_timer_ids: Vec<TimerId>,
     pub restarted_timer_id: Option<TimerId>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl Saga for AcceptOrderSaga {
     fn decide(&self, command: ObserveAcceptance) -> Result<Vec<AcceptOrderSagaEvent>, AcceptOrderSagaError> {
         use AcceptOrderSagaEvent as E;
         let ObserveAcceptance { saga_id, message, at } = command;
-        let Some(status) = self.status else {
+        let Some(status) = self.header.status else {
             return Ok(match message {
                 Message::OrderStatusUpdated(accepted) if accepted.status == OrderStatus::Accepted => {
                     match accepted.runner_id {
@@ -152,7 +148,7 @@ impl Saga for AcceptOrderSaga {
                 _ => Vec::new(),
             });
         };
-        if message.order_id() != self.order_id {
+        if message.order_id() != self.header.order_id {
             return Ok(Vec::new());
         }
         Ok(match (status, self.step, message) {
@@ -197,7 +193,7 @@ impl Saga for AcceptOrderSaga {
 
     fn messages_caused_by(&self, event: &AcceptOrderSagaEvent) -> Vec<Message> {
         use AcceptOrderSagaEvent as E;
-        let (Some(order_id), Some(runner_id)) = (self.order_id, self.runner_id.as_ref()) else {
+        let (Some(order_id), Some(runner_id)) = (self.header.order_id, self.runner_id.as_ref()) else {
             return Vec::new();
         };
         let progress = self.progress(event);
@@ -227,15 +223,7 @@ impl Saga for AcceptOrderSaga {
 
 impl AcceptOrderSaga {
     fn progress(&self, event: &AcceptOrderSagaEvent) -> SagaUpdate {
-        SagaUpdate {
-            saga_id: self.saga_id.expect("a saga with events has an id"),
-            saga_type: SAGA_TYPE.to_string(),
-            order_id: self.order_id.expect("a saga with events has an order"),
-            status: self.status.map(SagaStatus::as_str).unwrap_or_default().to_string(),
-            step: event.name().to_string(),
-            error: self.error.clone(),
-            at: event.at(),
-        }
+        self.header.progress(SAGA_TYPE, event.name().to_string(), event.at())
     }
 }
 
@@ -252,15 +240,12 @@ impl Aggregate for AcceptOrderSaga {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        for event in Saga::decide(self, command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
+        write_decided(self, command, sink).await
     }
 
     fn apply(&mut self, event: Self::Event) {
         use AcceptOrderSagaEvent as E;
-        self.updated_at = Some(event.at());
+        self.header.updated_at = Some(event.at());
         match event {
             E::Started {
                 saga_id,
@@ -268,22 +253,19 @@ impl Aggregate for AcceptOrderSaga {
                 runner_id,
                 at,
             } => {
-                self.saga_id = Some(saga_id);
-                self.order_id = Some(order_id);
+                self.header = SagaHeader::started(saga_id, order_id, at);
                 self.runner_id = Some(runner_id);
-                self.status = Some(SagaStatus::Started);
                 self.step = Some(AcceptOrderStep::StopTimer);
-                self.started_at = Some(at);
             }
             E::TimerStopped { timer_ids, .. } => {
                 self.stopped_timer_ids = timer_ids;
                 self.step = Some(AcceptOrderStep::Done);
             }
-            E::Completed { .. } => self.status = Some(SagaStatus::Completed),
+            E::Completed { .. } => self.header.status = Some(SagaStatus::Completed),
             E::AcceptanceCancelled { .. } => {
-                self.status = Some(SagaStatus::Cancelling);
+                self.header.status = Some(SagaStatus::Cancelling);
                 self.step = Some(AcceptOrderStep::RestartTimer);
-                self.error = Some(format!(
+                self.header.error = Some(format!(
                     "runner {} gave the order back",
                     self.runner_id.as_ref().map(UserId::as_str).unwrap_or("?")
                 ));
@@ -292,10 +274,10 @@ impl Aggregate for AcceptOrderSaga {
                 self.restarted_timer_id = Some(timer_id);
                 self.step = Some(AcceptOrderStep::Done);
             }
-            E::Cancelled { .. } => self.status = Some(SagaStatus::Cancelled),
+            E::Cancelled { .. } => self.header.status = Some(SagaStatus::Cancelled),
             E::Failed { reason, .. } => {
-                self.status = Some(SagaStatus::Failed);
-                self.error = Some(reason);
+                self.header.status = Some(SagaStatus::Failed);
+                self.header.error = Some(reason);
             }
         }
     }
@@ -434,7 +416,7 @@ mod tests {
             })))
             .unwrap();
         assert_eq!(restarted.events.len(), 2);
-        assert_eq!(saga.status, Some(SagaStatus::Cancelled));
+        assert_eq!(saga.header.status, Some(SagaStatus::Cancelled));
         assert_eq!(saga.restarted_timer_id, Some(TimerId(Uuid::from_u128(10))));
     }
 

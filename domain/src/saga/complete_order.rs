@@ -33,7 +33,7 @@ use crate::messages::{
 };
 use crate::money::Cents;
 use crate::order::OrderStatus;
-use crate::saga::{Saga, SagaStatus};
+use crate::saga::{write_decided, Saga, SagaHeader, SagaStatus};
 
 pub const SAGA_TYPE: &str = "complete_order";
 
@@ -181,12 +181,10 @@ pub enum CompleteOrderSagaError {
 /// A complete-order saga as rebuilt from its events; also its read model.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CompleteOrderSaga {
-    pub saga_id: Option<SagaId>,
-    pub order_id: Option<OrderId>,
+    #[serde(flatten)]
+    pub header: SagaHeader,
     pub runner_id: Option<UserId>,
-    pub status: Option<SagaStatus>,
     pub step: Option<CompleteOrderStep>,
-    pub error: Option<String>,
     pub captured_cents: Cents,
     pub payout_cents: Cents,
     /// The account the payout goes to, once the user service named one.
@@ -200,8 +198,6 @@ pub struct CompleteOrderSaga {
     pub anomalies: Vec<String>,
     /// How many times the current step has been asked for.
     pub attempts: u32,
-    pub started_at: Option<DateTime<Utc>>,
-    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl Saga for CompleteOrderSaga {
@@ -214,7 +210,7 @@ impl Saga for CompleteOrderSaga {
                 runner_id,
                 at,
             } => {
-                if self.saga_id.is_some() {
+                if self.header.saga_id.is_some() {
                     return Err(CompleteOrderSagaError::AlreadyStarted(saga_id));
                 }
                 Ok(vec![E::Started {
@@ -225,7 +221,7 @@ impl Saga for CompleteOrderSaga {
                 }])
             }
             CompleteOrderSagaCommand::Observe { saga_id, message, at } => {
-                if self.saga_id.is_none() {
+                if self.header.saga_id.is_none() {
                     return Ok(match message {
                         Message::OrderStatusUpdated(delivered) if delivered.status == OrderStatus::Delivered => {
                             match delivered.runner_id {
@@ -241,7 +237,7 @@ impl Saga for CompleteOrderSaga {
                         _ => Vec::new(),
                     });
                 }
-                if message.order_id() != self.order_id || self.status != Some(SagaStatus::Started) {
+                if message.order_id() != self.header.order_id || self.header.status != Some(SagaStatus::Started) {
                     return Ok(Vec::new());
                 }
                 Ok(self.observe(message, at))
@@ -461,7 +457,7 @@ impl CompleteOrderSaga {
 
     /// The command that performs the current step.
     fn command_for_step(&self) -> Option<Message> {
-        let order_id = self.order_id?;
+        let order_id = self.header.order_id?;
         let runner_id = self.runner_id.clone()?;
         Some(match self.step? {
             CompleteOrderStep::CapturePayment => Message::CapturePayment(CapturePayment { order_id }),
@@ -483,15 +479,7 @@ impl CompleteOrderSaga {
     }
 
     fn progress(&self, event: &CompleteOrderSagaEvent) -> SagaUpdate {
-        SagaUpdate {
-            saga_id: self.saga_id.expect("a saga with events has an id"),
-            saga_type: SAGA_TYPE.to_string(),
-            order_id: self.order_id.expect("a saga with events has an order"),
-            status: self.status.map(SagaStatus::as_str).unwrap_or_default().to_string(),
-            step: event.name().to_string(),
-            error: self.error.clone(),
-            at: event.at(),
-        }
+        self.header.progress(SAGA_TYPE, event.name().to_string(), event.at())
     }
 }
 
@@ -508,16 +496,13 @@ impl Aggregate for CompleteOrderSaga {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        for event in Saga::decide(self, command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
+        write_decided(self, command, sink).await
     }
 
     fn apply(&mut self, event: Self::Event) {
         use CompleteOrderSagaEvent as E;
         use CompleteOrderStep as Step;
-        self.updated_at = Some(event.at());
+        self.header.updated_at = Some(event.at());
         match event {
             E::Started {
                 saga_id,
@@ -525,13 +510,10 @@ impl Aggregate for CompleteOrderSaga {
                 runner_id,
                 at,
             } => {
-                self.saga_id = Some(saga_id);
-                self.order_id = Some(order_id);
+                self.header = SagaHeader::started(saga_id, order_id, at);
                 self.runner_id = Some(runner_id);
-                self.status = Some(SagaStatus::Started);
                 self.step = Some(Step::CapturePayment);
                 self.attempts = 1;
-                self.started_at = Some(at);
             }
             E::PaymentCaptured { amount_cents, .. } => {
                 self.captured_cents = amount_cents;
@@ -556,17 +538,17 @@ impl Aggregate for CompleteOrderSaga {
                 self.payout_status = Some(status);
                 self.step = Some(Step::Done);
             }
-            E::Completed { .. } => self.status = Some(SagaStatus::Completed),
+            E::Completed { .. } => self.header.status = Some(SagaStatus::Completed),
             E::StepRetried { reason, attempt, .. } => {
                 self.attempts = attempt;
-                self.error = Some(reason);
+                self.header.error = Some(reason);
             }
             E::Failed { reason, .. } => {
-                self.status = Some(SagaStatus::Failed);
-                self.error = Some(reason);
+                self.header.status = Some(SagaStatus::Failed);
+                self.header.error = Some(reason);
             }
             E::AnomalyRecorded { reason, .. } => {
-                self.error = Some(reason.clone());
+                self.header.error = Some(reason.clone());
                 self.anomalies.push(reason);
             }
         }
@@ -771,7 +753,7 @@ mod tests {
         );
         let reaction = saga.react(observe(payout_sent("runner_1", 1499))).unwrap();
         assert_eq!(types(&reaction.commands), ["saga.step_completed", "saga.completed"]);
-        assert_eq!(saga.status, Some(SagaStatus::Completed));
+        assert_eq!(saga.header.status, Some(SagaStatus::Completed));
         assert_eq!(saga.payout_status.as_deref(), Some("SENT"));
     }
 
@@ -808,7 +790,7 @@ mod tests {
             waiting_since: at(),
         })))
         .unwrap();
-        assert_eq!(saga.status, Some(SagaStatus::Completed));
+        assert_eq!(saga.header.status, Some(SagaStatus::Completed));
         assert_eq!(saga.payout_status.as_deref(), Some("WAITING"));
     }
 
@@ -845,7 +827,7 @@ mod tests {
             types(&reaction.commands),
             ["saga.step_completed", "saga.anomaly_recorded"]
         );
-        assert_eq!(saga.status, Some(SagaStatus::Started));
+        assert_eq!(saga.header.status, Some(SagaStatus::Started));
         assert_eq!(saga.payout_status, None);
     }
 
@@ -879,7 +861,7 @@ mod tests {
         }
         let reaction = saga.react(observe(release_failed())).unwrap();
         assert_eq!(types(&reaction.commands), ["saga.failed"]);
-        assert_eq!(saga.status, Some(SagaStatus::Failed));
+        assert_eq!(saga.header.status, Some(SagaStatus::Failed));
     }
 
     #[test]

@@ -38,7 +38,7 @@ use crate::messages::{
 };
 use crate::money::Cents;
 use crate::order::OrderStatus;
-use crate::saga::{Saga, SagaStatus};
+use crate::saga::{write_decided, Saga, SagaHeader, SagaStatus};
 
 pub const SAGA_TYPE: &str = "create_order";
 
@@ -282,12 +282,10 @@ pub enum CreateOrderSagaError {
 /// A create-order saga as rebuilt from its events; also its read model.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateOrderSaga {
-    pub saga_id: Option<SagaId>,
-    pub order_id: Option<OrderId>,
+    #[serde(flatten)]
+    pub header: SagaHeader,
     pub customer_id: Option<UserId>,
-    pub status: Option<SagaStatus>,
     pub step: Option<CreateOrderStep>,
-    pub error: Option<String>,
     pub food_fee_cents: Cents,
     pub delivery_fee_cents: Cents,
     pub total_cents: Cents,
@@ -307,8 +305,6 @@ pub struct CreateOrderSaga {
     /// Replies that disagreed with the saga's state, and why; none was taken.
     #[serde(default)]
     pub anomalies: Vec<String>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl Saga for CreateOrderSaga {
@@ -332,7 +328,7 @@ impl CreateOrderSaga {
                 order_details,
                 at,
             } => {
-                if self.saga_id.is_some() {
+                if self.header.saga_id.is_some() {
                     return Err(CreateOrderSagaError::AlreadyStarted(saga_id));
                 }
                 Ok(vec![E::Started {
@@ -344,7 +340,7 @@ impl CreateOrderSaga {
                 }])
             }
             CreateOrderSagaCommand::Observe { saga_id, message, at } => {
-                if self.saga_id.is_none() {
+                if self.header.saga_id.is_none() {
                     // Only an order placed in PENDING starts a saga that nobody started.
                     return Ok(match message {
                         Message::OrderCreated(created) if created.status == OrderStatus::Pending => {
@@ -368,7 +364,7 @@ impl CreateOrderSaga {
                         _ => Vec::new(),
                     });
                 }
-                if message.order_id() != self.order_id {
+                if message.order_id() != self.header.order_id {
                     return Ok(Vec::new());
                 }
                 Ok(self.observe(message, at))
@@ -379,7 +375,7 @@ impl CreateOrderSaga {
     fn observe(&self, message: Message, at: DateTime<Utc>) -> Vec<CreateOrderSagaEvent> {
         use CreateOrderSagaEvent as E;
         use CreateOrderStep as Step;
-        let (Some(status), Some(step)) = (self.status, self.step) else {
+        let (Some(status), Some(step)) = (self.header.status, self.step) else {
             return Vec::new();
         };
         let compensate = |failed_step: Step, reason: String, compensations: Vec<Compensation>| {
@@ -662,6 +658,7 @@ impl CreateOrderSaga {
                 return Vec::new();
             }
             let original = self
+                .header
                 .error
                 .clone()
                 .or_else(|| self.cancellation_reason.clone())
@@ -676,7 +673,7 @@ impl CreateOrderSaga {
             Some(compensation) if self.pending_compensations.contains(&compensation) => {
                 let mut events = vec![E::CompensationCompleted { compensation, at }];
                 if self.pending_compensations.len() == 1 && self.awaiting.is_none() {
-                    events.push(match self.status {
+                    events.push(match self.header.status {
                         Some(SagaStatus::Cancelling) => E::Cancelled { at },
                         _ => E::Compensated { at },
                     });
@@ -691,7 +688,7 @@ impl CreateOrderSaga {
     /// saga's own progress on `saga_events`.
     pub fn messages_caused_by(&self, event: &CreateOrderSagaEvent) -> Vec<Message> {
         use CreateOrderSagaEvent as E;
-        let (Some(order_id), Some(customer_id)) = (self.order_id, self.customer_id.clone()) else {
+        let (Some(order_id), Some(customer_id)) = (self.header.order_id, self.customer_id.clone()) else {
             return Vec::new();
         };
         let mut messages = Vec::new();
@@ -810,26 +807,20 @@ impl CreateOrderSaga {
     }
 
     fn progress(&self, event: &CreateOrderSagaEvent) -> SagaUpdate {
-        SagaUpdate {
-            saga_id: self.saga_id.expect("a saga with events has an id"),
-            saga_type: SAGA_TYPE.to_string(),
-            order_id: self.order_id.expect("a saga with events has an order"),
-            status: self.status.map(SagaStatus::as_str).unwrap_or_default().to_string(),
-            step: match event {
-                CreateOrderSagaEvent::CompensationCompleted { compensation, .. } => {
-                    format!(
-                        "compensate:{}",
-                        serde_json::to_value(compensation)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default()
-                    )
-                }
-                _ => event.event_type().trim_start_matches("create_order_saga.").to_string(),
-            },
-            error: self.error.clone().or_else(|| self.cancellation_reason.clone()),
-            at: event.at(),
-        }
+        let step = match event {
+            CreateOrderSagaEvent::CompensationCompleted { compensation, .. } => format!(
+                "compensate:{}",
+                serde_json::to_value(compensation)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ),
+            _ => event.event_type().trim_start_matches("create_order_saga.").to_string(),
+        };
+        let mut progress = self.header.progress(SAGA_TYPE, step, event.at());
+        // A cancellation is why the saga undoes what it did.
+        progress.error = progress.error.or_else(|| self.cancellation_reason.clone());
+        progress
     }
 }
 
@@ -862,15 +853,12 @@ impl Aggregate for CreateOrderSaga {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
+        write_decided(self, command, sink).await
     }
 
     fn apply(&mut self, event: Self::Event) {
         use CreateOrderSagaEvent as E;
-        self.updated_at = Some(event.at());
+        self.header.updated_at = Some(event.at());
         match event {
             E::Started {
                 saga_id,
@@ -879,12 +867,9 @@ impl Aggregate for CreateOrderSaga {
                 at,
                 ..
             } => {
-                self.saga_id = Some(saga_id);
-                self.order_id = Some(order_id);
+                self.header = SagaHeader::started(saga_id, order_id, at);
                 self.customer_id = Some(customer_id);
-                self.status = Some(SagaStatus::Started);
                 self.step = Some(CreateOrderStep::CreateOrder);
-                self.started_at = Some(at);
             }
             E::OrderPlaced {
                 food_fee_cents,
@@ -920,18 +905,18 @@ impl Aggregate for CreateOrderSaga {
                 self.timer_due_at = Some(due_at);
                 self.step = Some(CreateOrderStep::Done);
             }
-            E::Completed { .. } => self.status = Some(SagaStatus::Completed),
+            E::Completed { .. } => self.header.status = Some(SagaStatus::Completed),
             E::CancellationRequested {
                 requested_by, reason, ..
             } => {
-                self.status = Some(SagaStatus::Cancelling);
+                self.header.status = Some(SagaStatus::Cancelling);
                 self.cancel_stage = Some(CancelStage::AwaitingOrder);
                 self.cancellation_requested_by = Some(requested_by);
                 self.cancellation_reason = Some(reason);
             }
             E::CancellationRefused { .. } => {
                 // Only a completed saga asks to cancel, so that is where it returns.
-                self.status = Some(SagaStatus::Completed);
+                self.header.status = Some(SagaStatus::Completed);
                 self.cancel_stage = None;
                 self.cancellation_requested_by = None;
                 self.cancellation_reason = None;
@@ -943,7 +928,7 @@ impl Aggregate for CreateOrderSaga {
                 awaiting,
                 ..
             } => {
-                self.status = Some(SagaStatus::Cancelling);
+                self.header.status = Some(SagaStatus::Cancelling);
                 self.cancel_stage = Some(CancelStage::Compensating);
                 self.cancellation_requested_by = Some(requested_by);
                 self.cancellation_reason = Some(reason);
@@ -955,32 +940,32 @@ impl Aggregate for CreateOrderSaga {
                 self.pending_compensations.extend(compensation);
             }
             E::Cancelled { .. } => {
-                self.status = Some(SagaStatus::Cancelled);
+                self.header.status = Some(SagaStatus::Cancelled);
                 self.step = Some(CreateOrderStep::Done);
                 self.cancel_stage = None;
             }
             E::AnomalyRecorded { reason, .. } => {
-                self.error = Some(reason.clone());
+                self.header.error = Some(reason.clone());
                 self.anomalies.push(reason);
             }
             E::CompensationStarted {
                 reason, compensations, ..
             } => {
-                self.status = Some(SagaStatus::Compensating);
+                self.header.status = Some(SagaStatus::Compensating);
                 self.step = Some(CreateOrderStep::Compensate);
-                self.error = Some(reason);
+                self.header.error = Some(reason);
                 self.pending_compensations = compensations;
             }
             E::CompensationCompleted { compensation, .. } => {
                 self.pending_compensations.retain(|c| *c != compensation);
             }
             E::Compensated { .. } => {
-                self.status = Some(SagaStatus::Compensated);
+                self.header.status = Some(SagaStatus::Compensated);
                 self.step = Some(CreateOrderStep::Done);
             }
             E::Failed { reason, .. } => {
-                self.status = Some(SagaStatus::Failed);
-                self.error = Some(reason);
+                self.header.status = Some(SagaStatus::Failed);
+                self.header.error = Some(reason);
             }
         }
     }

@@ -25,10 +25,13 @@ pub mod routing;
 
 use std::fmt;
 
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
-use crate::messages::Message;
+use crate::ids::{OrderId, SagaId};
+use crate::messages::{Message, SagaUpdate};
 
 /// What one observation made a saga do.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +68,56 @@ pub trait Saga: Aggregate {
             commands.extend(self.messages_caused_by(event));
         }
         Ok(Reaction { events, commands })
+    }
+}
+
+/// The body of every saga's `Aggregate::handle`: the events the saga decides
+/// for `command`, written to `sink`.
+pub async fn write_decided<S: Saga>(saga: &mut S, command: S::Command, sink: &EventSink<S>) -> Result<(), S::Error> {
+    for event in saga.decide(command)? {
+        sink.write(event, saga).await;
+    }
+    Ok(())
+}
+
+/// What every saga records of itself, whatever its steps: flattened into each
+/// saga's state, so that its read model keeps these fields at the top.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SagaHeader {
+    pub saga_id: Option<SagaId>,
+    pub order_id: Option<OrderId>,
+    pub status: Option<SagaStatus>,
+    /// Why the saga failed or is undoing what it did.
+    pub error: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl SagaHeader {
+    /// The header of a saga that starts now.
+    pub fn started(saga_id: SagaId, order_id: OrderId, at: DateTime<Utc>) -> SagaHeader {
+        SagaHeader {
+            saga_id: Some(saga_id),
+            order_id: Some(order_id),
+            status: Some(SagaStatus::Started),
+            error: None,
+            started_at: Some(at),
+            updated_at: Some(at),
+        }
+    }
+
+    /// The saga's progress after its step `step` at `at`, as published on
+    /// `saga_events`.
+    pub fn progress(&self, saga_type: &str, step: String, at: DateTime<Utc>) -> SagaUpdate {
+        SagaUpdate {
+            saga_id: self.saga_id.expect("a saga with events has an id"),
+            saga_type: saga_type.to_string(),
+            order_id: self.order_id.expect("a saga with events has an order"),
+            status: self.status.map(SagaStatus::as_str).unwrap_or_default().to_string(),
+            step,
+            error: self.error.clone(),
+            at,
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{OrderId, RefundId, SagaId, UserId};
 use crate::messages::{Message, RefundPayment, SagaUpdate};
 use crate::money::Cents;
-use crate::saga::{Saga, SagaStatus};
+use crate::saga::{write_decided, Saga, SagaHeader, SagaStatus};
 
 pub const SAGA_TYPE: &str = "refund_order";
 
@@ -124,12 +124,10 @@ pub enum RefundSagaError {
 /// A refund saga as rebuilt from its events; also its read model.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RefundSaga {
-    pub saga_id: Option<SagaId>,
-    pub order_id: Option<OrderId>,
+    #[serde(flatten)]
+    pub header: SagaHeader,
     pub customer_id: Option<UserId>,
-    pub status: Option<SagaStatus>,
     pub step: Option<RefundStep>,
-    pub error: Option<String>,
     pub amount_cents: Cents,
     pub reason: String,
     pub requested_by: Option<UserId>,
@@ -137,8 +135,6 @@ pub struct RefundSaga {
     pub refunded_cents: Cents,
     #[serde(default)]
     pub anomalies: Vec<String>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl RefundSaga {
@@ -155,7 +151,7 @@ impl RefundSaga {
 
     fn observe(&self, message: Message, at: DateTime<Utc>) -> Vec<RefundSagaEvent> {
         use RefundSagaEvent as E;
-        let Some(saga_id) = self.saga_id else {
+        let Some(saga_id) = self.header.saga_id else {
             return Vec::new();
         };
         let own = RefundSaga::refund_id(saga_id);
@@ -207,8 +203,8 @@ impl RefundSaga {
     fn command_for_step(&self) -> Option<Message> {
         match self.step? {
             RefundStep::RefundPayment => Some(Message::RefundPayment(RefundPayment {
-                order_id: self.order_id?,
-                refund_id: RefundSaga::refund_id(self.saga_id?),
+                order_id: self.header.order_id?,
+                refund_id: RefundSaga::refund_id(self.header.saga_id?),
                 amount_cents: self.amount_cents,
                 reason: self.reason.clone(),
             })),
@@ -217,15 +213,7 @@ impl RefundSaga {
     }
 
     fn progress(&self, event: &RefundSagaEvent) -> SagaUpdate {
-        SagaUpdate {
-            saga_id: self.saga_id.expect("a saga with events has an id"),
-            saga_type: SAGA_TYPE.to_string(),
-            order_id: self.order_id.expect("a saga with events has an order"),
-            status: self.status.map(SagaStatus::as_str).unwrap_or_default().to_string(),
-            step: event.name().to_string(),
-            error: self.error.clone(),
-            at: event.at(),
-        }
+        self.header.progress(SAGA_TYPE, event.name().to_string(), event.at())
     }
 }
 
@@ -241,7 +229,7 @@ impl Saga for RefundSaga {
                 requested_by,
                 at,
             } => {
-                if self.saga_id.is_some() {
+                if self.header.saga_id.is_some() {
                     return Err(RefundSagaError::AlreadyStarted(saga_id));
                 }
                 Ok(vec![RefundSagaEvent::Started {
@@ -255,7 +243,7 @@ impl Saga for RefundSaga {
                 }])
             }
             RefundSagaCommand::Observe { message, at } => {
-                if message.order_id() != self.order_id || self.status != Some(SagaStatus::Started) {
+                if message.order_id() != self.header.order_id || self.header.status != Some(SagaStatus::Started) {
                     return Ok(Vec::new());
                 }
                 Ok(self.observe(message, at))
@@ -299,15 +287,12 @@ impl Aggregate for RefundSaga {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        for event in Saga::decide(self, command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
+        write_decided(self, command, sink).await
     }
 
     fn apply(&mut self, event: Self::Event) {
         use RefundSagaEvent as E;
-        self.updated_at = Some(event.at());
+        self.header.updated_at = Some(event.at());
         match event {
             E::Started {
                 saga_id,
@@ -318,27 +303,24 @@ impl Aggregate for RefundSaga {
                 requested_by,
                 at,
             } => {
-                self.saga_id = Some(saga_id);
-                self.order_id = Some(order_id);
+                self.header = SagaHeader::started(saga_id, order_id, at);
                 self.customer_id = Some(customer_id);
                 self.amount_cents = amount_cents;
                 self.reason = reason;
                 self.requested_by = Some(requested_by);
-                self.status = Some(SagaStatus::Started);
                 self.step = Some(RefundStep::RefundPayment);
-                self.started_at = Some(at);
             }
             E::PaymentRefunded { refunded_cents, .. } => {
                 self.refunded_cents = refunded_cents;
                 self.step = Some(RefundStep::Done);
             }
-            E::Completed { .. } => self.status = Some(SagaStatus::Completed),
+            E::Completed { .. } => self.header.status = Some(SagaStatus::Completed),
             E::Failed { reason, .. } => {
-                self.status = Some(SagaStatus::Failed);
-                self.error = Some(reason);
+                self.header.status = Some(SagaStatus::Failed);
+                self.header.error = Some(reason);
             }
             E::AnomalyRecorded { reason, .. } => {
-                self.error = Some(reason.clone());
+                self.header.error = Some(reason.clone());
                 self.anomalies.push(reason);
             }
         }
@@ -428,7 +410,7 @@ mod tests {
         let own = RefundSaga::refund_id(saga_id());
         let reaction = saga.react(observe(refunded(own, 500, customer()))).unwrap();
         assert_eq!(types(&reaction.commands), ["saga.step_completed", "saga.completed"]);
-        assert_eq!(saga.status, Some(SagaStatus::Completed));
+        assert_eq!(saga.header.status, Some(SagaStatus::Completed));
         assert_eq!(saga.refunded_cents, Cents(500));
     }
 
@@ -438,7 +420,7 @@ mod tests {
         let other = RefundId(Uuid::from_u128(99));
         let reaction = saga.react(observe(refunded(other, 500, customer()))).unwrap();
         assert!(reaction.events.is_empty());
-        assert_eq!(saga.status, Some(SagaStatus::Started));
+        assert_eq!(saga.header.status, Some(SagaStatus::Started));
     }
 
     #[test]
@@ -450,11 +432,11 @@ mod tests {
             types(&reaction.commands),
             ["saga.step_completed", "saga.anomaly_recorded"]
         );
-        assert_eq!(saga.status, Some(SagaStatus::Started));
+        assert_eq!(saga.header.status, Some(SagaStatus::Started));
         let stranger = UserId::parse("cust_2").unwrap();
         saga.react(observe(refunded(own, 500, stranger))).unwrap();
         assert_eq!(saga.anomalies.len(), 2, "{:?}", saga.anomalies);
-        assert_eq!(saga.status, Some(SagaStatus::Started));
+        assert_eq!(saga.header.status, Some(SagaStatus::Started));
     }
 
     #[test]
@@ -468,7 +450,11 @@ mod tests {
         });
         let reaction = saga.react(observe(failed)).unwrap();
         assert_eq!(types(&reaction.commands), ["saga.failed"]);
-        assert!(saga.error.as_deref().unwrap().contains("more than"), "{:?}", saga.error);
+        assert!(
+            saga.header.error.as_deref().unwrap().contains("more than"),
+            "{:?}",
+            saga.header.error
+        );
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl SagaOrchestrator {
             SagaAddress::Refund(saga_id) => Route::Refund(load(store, &saga_id.to_string()).await?),
             SagaAddress::CreateOrderOrPlacing { correlated, order_id } => {
                 let created = load::<CreateOrderSaga>(store, &correlated.to_string()).await?;
-                if created.aggregate.saga_id.is_some() {
+                if created.aggregate.header.saga_id.is_some() {
                     return Ok(Route::CreateOrder(created));
                 }
                 let placing = match order_id {
@@ -114,7 +114,7 @@ impl SagaOrchestrator {
             }
             SagaAddress::CreateOrderElseAcceptOrder(saga_id) => {
                 let created = load::<CreateOrderSaga>(store, &saga_id.to_string()).await?;
-                if created.aggregate.saga_id.is_some() {
+                if created.aggregate.header.saga_id.is_some() {
                     Route::CreateOrder(created)
                 } else {
                     Route::AcceptOrder(load(store, &saga_id.to_string()).await?)
@@ -128,7 +128,7 @@ impl SagaOrchestrator {
     pub async fn completion_of(&self, order_id: OrderId) -> Result<Option<CompleteOrderSaga>, StoreError> {
         let saga_id = SagaId::for_completion(order_id);
         let loaded = load::<CompleteOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
-        Ok(loaded.aggregate.saga_id.is_some().then_some(loaded.aggregate))
+        Ok(loaded.aggregate.header.saga_id.is_some().then_some(loaded.aggregate))
     }
 
     /// Starts the complete-order saga of an order found `DELIVERED` by
@@ -137,7 +137,7 @@ impl SagaOrchestrator {
     pub async fn start_completion(&self, order_id: OrderId, runner_id: UserId) -> Result<SagaId, HandlerError> {
         let saga_id = SagaId::for_completion(order_id);
         let mut loaded = load::<CompleteOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
-        if loaded.aggregate.saga_id.is_some() {
+        if loaded.aggregate.header.saga_id.is_some() {
             return Ok(saga_id);
         }
         let at = self.deps.clock.now();
@@ -162,7 +162,7 @@ impl SagaOrchestrator {
     pub async fn start_refund(&self, refund: RefundRequest) -> Result<RefundSaga, HandlerError> {
         let saga_id = refund.saga_id;
         let mut loaded = load::<RefundSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
-        if loaded.aggregate.saga_id.is_some() {
+        if loaded.aggregate.header.saga_id.is_some() {
             return Ok(loaded.aggregate);
         }
         let at = self.deps.clock.now();
@@ -199,7 +199,7 @@ impl SagaOrchestrator {
     /// A create-order saga as it stands, if it exists.
     pub async fn create_order_saga(&self, saga_id: SagaId) -> Result<Option<CreateOrderSaga>, StoreError> {
         let loaded = load::<CreateOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
-        Ok(loaded.aggregate.saga_id.is_some().then_some(loaded.aggregate))
+        Ok(loaded.aggregate.header.saga_id.is_some().then_some(loaded.aggregate))
     }
 
     /// One saga step: the saga's new events and the commands they cause, committed

@@ -99,7 +99,7 @@ async fn place_order(
                 "this Idempotency-Key already placed another order; use a new key for a new order",
             ));
         }
-        let status = loaded.aggregate.status;
+        let status = loaded.aggregate.header.status;
         return Ok((
             StatusCode::ACCEPTED,
             Json(json!({"success": true, "saga_id": saga_id, "order_id": order_id, "status": status})),

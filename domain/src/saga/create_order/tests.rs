@@ -143,7 +143,7 @@ fn starting_records_the_order_and_sends_create_order() {
         .unwrap();
     assert_eq!(reaction.events, vec![started()]);
     assert_eq!(command_types(&reaction), vec!["saga.started", "create_order"]);
-    assert_eq!(saga.status, Some(SagaStatus::Started));
+    assert_eq!(saga.header.status, Some(SagaStatus::Started));
     assert_eq!(saga.step, Some(CreateOrderStep::CreateOrder));
 }
 
@@ -346,7 +346,7 @@ fn an_authorization_the_saga_did_not_ask_for_is_not_taken_but_voided_and_the_ord
         "no hold_funds; the operators are told"
     );
     assert_eq!(saga.payment_id, None);
-    assert_eq!(saga.status, Some(SagaStatus::Compensating));
+    assert_eq!(saga.header.status, Some(SagaStatus::Compensating));
     assert_eq!(
         saga.anomalies,
         vec![format!("`payment.authorized` was not taken: {reason}")]
@@ -357,7 +357,7 @@ fn an_authorization_the_saga_did_not_ask_for_is_not_taken_but_voided_and_the_ord
 fn an_expired_timer_asks_the_order_to_cancel_if_still_waiting_since_then() {
     let mut saga = saga_after(completed());
     let reaction = saga.react(observe(timer_expired_message())).unwrap();
-    assert_eq!(saga.status, Some(SagaStatus::Cancelling));
+    assert_eq!(saga.header.status, Some(SagaStatus::Cancelling));
     let Some(Message::CancelOrder(cancel)) = reaction.commands.get(1) else {
         panic!("expected cancel_order, got {:?}", reaction.commands)
     };
@@ -397,7 +397,7 @@ fn a_timeout_the_order_refuses_returns_the_saga_to_completed() {
         )))
         .unwrap();
     assert_eq!(command_types(&reaction), vec!["saga.step_completed"]);
-    assert_eq!(saga.status, Some(SagaStatus::Completed));
+    assert_eq!(saga.header.status, Some(SagaStatus::Completed));
     assert_eq!(saga.cancellation_reason, None);
 }
 
@@ -429,7 +429,7 @@ fn a_cancelled_order_refunds_voids_and_stops_the_timer_then_the_saga_is_cancelle
         customer_id: Some(customer()),
     })))
     .unwrap();
-    assert_eq!(saga.status, Some(SagaStatus::Cancelling));
+    assert_eq!(saga.header.status, Some(SagaStatus::Cancelling));
     let last = saga
         .react(observe(Message::TimerStopped(crate::messages::TimerStopped {
             order_id: order_id(),
@@ -439,7 +439,7 @@ fn a_cancelled_order_refunds_voids_and_stops_the_timer_then_the_saga_is_cancelle
         })))
         .unwrap();
     assert_eq!(command_types(&last), vec!["saga.step_completed", "saga.cancelled"]);
-    assert_eq!(saga.status, Some(SagaStatus::Cancelled));
+    assert_eq!(saga.header.status, Some(SagaStatus::Cancelled));
     assert_eq!(saga.cancellation_reason.as_deref(), Some("changed my mind"));
 }
 
@@ -463,7 +463,7 @@ fn an_order_cancelled_while_authorizing_voids_the_authorization_once_it_arrives(
         customer_id: Some(customer()),
     })))
     .unwrap();
-    assert_eq!(saga.status, Some(SagaStatus::Cancelled));
+    assert_eq!(saga.header.status, Some(SagaStatus::Cancelled));
 }
 
 #[test]
@@ -481,7 +481,7 @@ fn an_order_cancelled_while_authorizing_a_declined_card_needs_no_undo() {
         failed_at: at(),
     })))
     .unwrap();
-    assert_eq!(saga.status, Some(SagaStatus::Cancelled));
+    assert_eq!(saga.header.status, Some(SagaStatus::Cancelled));
 }
 
 #[test]
@@ -555,9 +555,9 @@ fn a_declined_payment_cancels_the_order_and_says_why() {
         })))
         .unwrap();
     assert_eq!(command_types(&reaction), vec!["saga.compensating", "cancel_order"]);
-    assert_eq!(saga.status, Some(SagaStatus::Compensating));
+    assert_eq!(saga.header.status, Some(SagaStatus::Compensating));
     assert_eq!(
-        saga.error.as_deref(),
+        saga.header.error.as_deref(),
         Some("the payment was declined: insufficient funds (INSUFFICIENT_FUNDS)")
     );
 }
@@ -586,7 +586,12 @@ fn a_refused_escrow_hold_voids_the_payment_and_cancels_the_order() {
             customer_id: Some(customer()),
         })))
         .unwrap();
-    assert_eq!(saga.status, Some(SagaStatus::Compensating), "{:?}", reaction.events);
+    assert_eq!(
+        saga.header.status,
+        Some(SagaStatus::Compensating),
+        "{:?}",
+        reaction.events
+    );
 
     saga.react(observe(Message::OrderCancelled(OrderCancelled {
         order_id: order_id(),
@@ -596,9 +601,9 @@ fn a_refused_escrow_hold_voids_the_payment_and_cancels_the_order() {
         cancelled_at: at(),
     })))
     .unwrap();
-    assert_eq!(saga.status, Some(SagaStatus::Compensated));
+    assert_eq!(saga.header.status, Some(SagaStatus::Compensated));
     assert_eq!(
-        saga.error.as_deref(),
+        saga.header.error.as_deref(),
         Some("the escrow hold failed: above the escrow limit")
     );
 }
@@ -632,8 +637,8 @@ fn a_failed_compensation_fails_the_saga() {
         reason: "processor refused".into(),
     })))
     .unwrap();
-    assert_eq!(saga.status, Some(SagaStatus::Failed));
-    assert!(saga.error.as_deref().unwrap().contains("processor refused"));
+    assert_eq!(saga.header.status, Some(SagaStatus::Failed));
+    assert!(saga.header.error.as_deref().unwrap().contains("processor refused"));
 }
 
 #[test]
