@@ -20,7 +20,9 @@
 //!   to the runner's current payout account, which the user service knows.
 //!
 //! Only an order's customer cancels it, only its parties complete or rate it,
-//! only operators release escrow by hand.
+//! only operators release escrow by hand. Whether an order may be completed,
+//! released or rated, and who rates whom, the order decides
+//! (`campusg_domain::order::after_delivery`); these routes ask it.
 
 use std::sync::Arc;
 
@@ -33,7 +35,7 @@ use serde_json::{json, Value};
 use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::messages::{Message, OrderRole, RateUser, RetryPayout};
 use campusg_domain::money::{Cents, DecimalAmount};
-use campusg_domain::order::{Order, OrderStatus};
+use campusg_domain::order::{AfterDeliveryRefusal, Completion, Order, OrderStatus};
 use campusg_domain::payment::PaymentStatus;
 use campusg_domain::saga::refund_order::RefundSaga;
 use campusg_escrow::EscrowService;
@@ -205,19 +207,9 @@ async fn release_escrow(
     JsonBody(request): JsonBody<ReleaseRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let order = gateway.order(request.order_id).await?;
-    let status = order.status.unwrap_or(OrderStatus::Pending);
-    if !matches!(status, OrderStatus::Delivered | OrderStatus::Completed) {
-        return Err(ApiError::conflict(format!(
-            "order {} is {status}; its escrow is released only once it is DELIVERED",
-            request.order_id
-        )));
-    }
-    if order.runner_id.as_ref() != Some(&request.runner_id) {
-        return Err(ApiError::conflict(format!(
-            "{} is not the runner of order {}; its escrow goes to its runner only",
-            request.runner_id, request.order_id
-        )));
-    }
+    order
+        .releases_escrow_to(request.order_id, &request.runner_id)
+        .map_err(refused_after_delivery)?;
     let payment_status = gateway
         .payments
         .payment_of(request.order_id)
@@ -236,6 +228,14 @@ async fn release_escrow(
     campusg_escrow::release_to(&gateway.escrows, request.order_id, request.runner_id).await
 }
 
+/// A refusal about who asks is a 403; one about where the order stands, a 409.
+fn refused_after_delivery(refusal: AfterDeliveryRefusal) -> ApiError {
+    match refusal {
+        AfterDeliveryRefusal::NotAParty { .. } => ApiError::forbidden(refusal.to_string()),
+        _ => ApiError::conflict(refusal.to_string()),
+    }
+}
+
 async fn complete_order(
     State(gateway): State<Gateway>,
     caller: Caller,
@@ -246,21 +246,18 @@ async fn complete_order(
         [order.customer_id.as_ref(), order.runner_id.as_ref()],
         &format!("order {}", request.order_id),
     )?;
-    let status = order.status.unwrap_or(OrderStatus::Pending);
-    let saga_id = match (status, order.runner_id.clone()) {
-        (OrderStatus::Delivered, Some(runner_id)) => {
-            gateway.sagas.start_completion(request.order_id, runner_id).await?
-        }
+    let saga_id = match order.completion(request.order_id).map_err(refused_after_delivery)? {
+        Completion::Start { runner_id } => gateway.sagas.start_completion(request.order_id, runner_id).await?,
         // Completed already: by its saga, which is the answer.
-        (OrderStatus::Completed, _) if gateway.sagas.completion_of(request.order_id).await?.is_some() => {
-            SagaId::for_completion(request.order_id)
-        }
-        _ => {
-            return Err(ApiError::conflict(format!(
-                "order {} is {status}; only a DELIVERED order can be completed",
-                request.order_id
-            )))
-        }
+        Completion::Done => match gateway.sagas.completion_of(request.order_id).await? {
+            Some(_) => SagaId::for_completion(request.order_id),
+            None => {
+                return Err(refused_after_delivery(AfterDeliveryRefusal::NotDelivered {
+                    order_id: request.order_id,
+                    status: OrderStatus::Completed,
+                }))
+            }
+        },
     };
     Ok((
         StatusCode::ACCEPTED,
@@ -287,22 +284,7 @@ async fn rate(
     let rater_id = request.rater_id.clone();
     let order_id = campusg_order::parse_order_id(&order_id)?;
     let order = gateway.order(order_id).await?;
-    let status = order.status.unwrap_or(OrderStatus::Pending);
-    if status != OrderStatus::Completed {
-        return Err(ApiError::conflict(format!(
-            "order {order_id} is {status}; it can be rated once it is COMPLETED"
-        )));
-    }
-    let (rated, role) = if order.customer_id.as_ref() == Some(&rater_id) {
-        (order.runner_id.clone(), OrderRole::Runner)
-    } else if order.runner_id.as_ref() == Some(&rater_id) {
-        (order.customer_id.clone(), OrderRole::Customer)
-    } else {
-        return Err(ApiError::forbidden(format!(
-            "{rater_id} is neither the customer nor the runner of order {order_id}"
-        )));
-    };
-    let rated = rated.ok_or_else(|| ApiError::conflict("the order has no one to rate"))?;
+    let (rated, role) = order.rated_by(order_id, &rater_id).map_err(refused_after_delivery)?;
     let score = request
         .score
         .as_u64()

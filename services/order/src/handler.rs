@@ -3,11 +3,8 @@
 use async_trait::async_trait;
 
 use campusg_domain::ids::{OrderId, SagaId};
-use campusg_domain::messages::{
-    CancelOrder, CreateOrder, Message, OrderCancellationFailed, OrderCancelled, OrderCreationFailed,
-    OrderStatusUpdateFailed, OrderStatusUpdated, UpdateOrderStatus,
-};
-use campusg_domain::order::{Order, OrderCommand, OrderError, OrderStatus, ValidatedOrder};
+use campusg_domain::messages::{CancelOrder, CreateOrder, Message, OrderCreationFailed, UpdateOrderStatus};
+use campusg_domain::order::{Order, OrderCommand, OrderError, ValidatedOrder};
 use campusg_runtime::aggregate::{execute, load};
 use campusg_runtime::consumer::{HandlerError, MessageHandler};
 use campusg_runtime::envelope::Envelope;
@@ -82,28 +79,12 @@ impl OrderService {
         };
         match execute(&mut loaded, change, &()).await {
             Ok(events) => unit.append(contracts, &mut loaded, &events, true).map_err(rejected)?,
-            // Asked again for the status it already has: answer as the first time,
-            // so whoever waits for the answer is not left waiting.
-            Err(OrderError::AlreadyInStatus(status)) => {
-                let order = &loaded.aggregate;
-                let reply = OrderStatusUpdated {
-                    order_id: command.order_id,
-                    status,
-                    previous_status: order.previous_status.unwrap_or(status),
-                    runner_id: order.runner_id.clone(),
-                    updated_at: order.status_times.get(&status).copied().unwrap_or(unit.cause.at),
-                };
-                unit.publish(contracts, &Message::OrderStatusUpdated(reply))
-                    .map_err(rejected)?;
-            }
             Err(refusal) => {
-                let failed = OrderStatusUpdateFailed {
-                    order_id: command.order_id,
-                    status: command.status,
-                    reason: refusal.to_string(),
-                };
-                unit.publish(contracts, &Message::OrderStatusUpdateFailed(failed))
-                    .map_err(rejected)?;
+                let answer =
+                    loaded
+                        .aggregate
+                        .status_change_refused(command.order_id, command.status, refusal, unit.cause.at);
+                unit.publish(contracts, &answer).map_err(rejected)?;
             }
         }
         Ok(())
@@ -120,29 +101,12 @@ impl OrderService {
         };
         match execute(&mut loaded, cancel, &()).await {
             Ok(events) => unit.append(contracts, &mut loaded, &events, true).map_err(rejected)?,
-            Err(OrderError::AlreadyCancelled) => {
-                let order = &loaded.aggregate;
-                let reply = OrderCancelled {
-                    order_id: command.order_id,
-                    previous_status: order.previous_status.unwrap_or(OrderStatus::Cancelled),
-                    reason: order.cancellation_reason.clone().unwrap_or(command.reason),
-                    requested_by: order.cancellation_requested_by.unwrap_or_default(),
-                    cancelled_at: order
-                        .status_times
-                        .get(&OrderStatus::Cancelled)
-                        .copied()
-                        .unwrap_or(unit.cause.at),
-                };
-                unit.publish(contracts, &Message::OrderCancelled(reply))
-                    .map_err(rejected)?;
-            }
             Err(refusal) => {
-                let failed = OrderCancellationFailed {
-                    order_id: command.order_id,
-                    reason: refusal.to_string(),
-                };
-                unit.publish(contracts, &Message::OrderCancellationFailed(failed))
-                    .map_err(rejected)?;
+                let answer =
+                    loaded
+                        .aggregate
+                        .cancellation_refused(command.order_id, command.reason, refusal, unit.cause.at);
+                unit.publish(contracts, &answer).map_err(rejected)?;
             }
         }
         Ok(())
