@@ -298,7 +298,7 @@ pub type ServiceStores = Vec<(&'static str, std::sync::Arc<dyn campusg_runtime::
 /// Opens every service's store, for the operator's commands.
 pub async fn open_service_stores(backends: &crate::settings::Backends) -> anyhow::Result<ServiceStores> {
     let mut stores = Vec::new();
-    for service in crate::startup::SERVICES {
+    for service in crate::services::names() {
         stores.push((service, crate::backends::open_store(backends, service).await?));
     }
     Ok(stores)

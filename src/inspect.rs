@@ -195,31 +195,7 @@ pub fn parse_as_of(text: &str) -> anyhow::Result<AsOf> {
 
 /// Which service's store keeps an aggregate type.
 fn store_of(aggregate_type: &str) -> Option<&'static str> {
-    aggregate_types()
-        .into_iter()
-        .find(|(t, _)| *t == aggregate_type)
-        .map(|(_, service)| service)
-}
-
-/// Every aggregate type campusg keeps, with the service whose store holds it.
-pub fn aggregate_types() -> Vec<(&'static str, &'static str)> {
-    use campusg_domain as d;
-    use cqrs_es::Aggregate;
-    let mut types = vec![
-        (d::order::Order::TYPE, "order"),
-        (d::user::User::TYPE, "user"),
-        (d::payment::Payment::TYPE, "payment"),
-        (d::escrow::Escrow::TYPE, "escrow"),
-        (d::timer::Timer::TYPE, "timer"),
-        (d::notification::Notification::TYPE, "notification"),
-        (d::notification::OrderParties::TYPE, "notification"),
-    ];
-    types.extend(
-        views::SAGA_TYPES
-            .iter()
-            .map(|(_, aggregate_type)| (*aggregate_type, "sagas")),
-    );
-    types
+    crate::services::aggregate(aggregate_type).map(|(_, service)| service)
 }
 
 /// The states after each event of one aggregate, whatever its type.
@@ -227,20 +203,10 @@ pub fn replay_states(
     aggregate_type: &str,
     events: &[campusg_runtime::store::StoredEvent],
 ) -> anyhow::Result<Vec<Value>> {
-    use campusg_domain as d;
-    use campusg_runtime::aggregate::states_after_each;
-    use cqrs_es::Aggregate;
-    Ok(match aggregate_type {
-        t if t == d::order::Order::TYPE => states_after_each::<d::order::Order>(events)?,
-        t if t == d::user::User::TYPE => states_after_each::<d::user::User>(events)?,
-        t if t == d::payment::Payment::TYPE => states_after_each::<d::payment::Payment>(events)?,
-        t if t == d::escrow::Escrow::TYPE => states_after_each::<d::escrow::Escrow>(events)?,
-        t if t == d::timer::Timer::TYPE => states_after_each::<d::timer::Timer>(events)?,
-        t if t == d::notification::Notification::TYPE => states_after_each::<d::notification::Notification>(events)?,
-        t if t == d::notification::OrderParties::TYPE => states_after_each::<d::notification::OrderParties>(events)?,
-        t if views::saga_type_of(t).is_some() => views::states_after_each(t, events)?,
-        other => anyhow::bail!("`{other}` is not an aggregate type campusg knows"),
-    })
+    let Some((kind, _)) = crate::services::aggregate(aggregate_type) else {
+        anyhow::bail!("`{aggregate_type}` is not an aggregate type campusg knows");
+    };
+    Ok((kind.states_after_each)(events)?)
 }
 
 /// Prints an aggregate as it was `as_of` (the latest when `None`), with the
@@ -253,7 +219,9 @@ pub async fn replay(
     json: bool,
 ) -> anyhow::Result<()> {
     let service = store_of(aggregate_type).with_context(|| {
-        let known: Vec<&str> = aggregate_types().into_iter().map(|(t, _)| t).collect();
+        let known: Vec<&str> = crate::services::aggregates()
+            .map(|(kind, _)| kind.aggregate_type)
+            .collect();
         format!("`{aggregate_type}` is not an aggregate type: {}", known.join(", "))
     })?;
     let store = open_store(backends, service).await?;

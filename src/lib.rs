@@ -3,6 +3,7 @@
 //!
 //! - [`settings`]: typed configuration from flags and environment variables.
 //! - [`backends`]: opens the bus and the event stores the settings name.
+//! - [`services`]: every service, listed once, with the role that runs it.
 //! - [`startup`]: builds the whole system (bus, stores, services, HTTP API) and
 //!   runs it until shutdown.
 //! - [`operate`]: what an operator does by hand: publish a message, tail a topic,
@@ -25,5 +26,6 @@ pub mod ledger_check;
 pub mod openapi;
 pub mod operate;
 pub mod rate_limits;
+pub mod services;
 pub mod settings;
 pub mod startup;

@@ -51,39 +51,6 @@ use crate::identity::{authenticate, Identity};
 use crate::rate_limits::{limit_addresses, limit_subjects, RateLimits};
 use crate::settings::{Guard, Role, Settings};
 
-/// The services, each with an event store of its own (a SQLite file, or a
-/// PostgreSQL schema) named after it, and the role that runs it.
-const SERVICE_ROLES: [(Role, &str); 9] = [
-    (Role::Order, "order"),
-    (Role::User, "user"),
-    (Role::Payment, "payment"),
-    (Role::Escrow, "escrow"),
-    (Role::Sagas, "sagas"),
-    (Role::Timer, "timer"),
-    (Role::Notification, "notification"),
-    (Role::Trace, "trace"),
-    (Role::Ledger, "ledger"),
-];
-
-/// The services' names, which name their stores.
-pub const SERVICES: [&str; 9] = {
-    let mut names = [""; 9];
-    let mut i = 0;
-    while i < SERVICE_ROLES.len() {
-        names[i] = SERVICE_ROLES[i].1;
-        i += 1;
-    }
-    names
-};
-
-fn service_name(role: Role) -> &'static str {
-    SERVICE_ROLES
-        .iter()
-        .find(|(r, _)| *r == role)
-        .map(|(_, name)| *name)
-        .expect("every service role has a name")
-}
-
 /// How long shutdown waits for consumers and relays to reach a safe point.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -112,9 +79,10 @@ impl Application {
         // store, a service process to its own. This keeps the PostgreSQL
         // connections of a many-process deployment in check.
         let mut deps_of = HashMap::new();
-        for (role, service) in SERVICE_ROLES {
+        for (role, service) in &crate::services::SERVICES {
+            let role = *role;
             if api || settings.runs(role) {
-                let store = BatchingStore::wrap(open_store(&settings.backends, service).await?);
+                let store = BatchingStore::wrap(open_store(&settings.backends, service.name).await?);
                 let deps = ServiceDeps {
                     store,
                     contracts: contracts.clone(),
@@ -128,7 +96,9 @@ impl Application {
         // The card processor keeps its records in the payment store, through a
         // handle of its own: they commit when made, apart from any batch.
         let sandbox = Arc::new(if api || settings.runs(Role::Payment) {
-            SandboxGateway::keeping_records_in(open_store(&settings.backends, service_name(Role::Payment)).await?)
+            SandboxGateway::keeping_records_in(
+                open_store(&settings.backends, crate::services::name_of(Role::Payment)).await?,
+            )
         } else {
             SandboxGateway::new()
         });
@@ -168,7 +138,7 @@ impl Application {
                 consumers.push(consumer);
             }
             // The API writes to every store, so it relays every outbox too.
-            relays.push((service_name(role), deps.store));
+            relays.push((crate::services::name_of(role), deps.store));
         }
 
         let health = HealthBoard::new();
@@ -199,9 +169,9 @@ impl Application {
                     ledger: ledger.expect(EVERY),
                     idempotent,
                     parked_keys: Arc::new(crate::dead_letters::ParkedKeysApi {
-                        stores: SERVICE_ROLES
+                        stores: crate::services::SERVICES
                             .iter()
-                            .filter_map(|(role, name)| deps(*role).map(|d| (*name, d.store)))
+                            .filter_map(|(role, service)| deps(*role).map(|d| (service.name, d.store)))
                             .collect(),
                         clock: clock.clone(),
                     }),
@@ -359,70 +329,69 @@ fn public_routes() -> Routes<Public> {
         })
 }
 
-/// Every route of the HTTP API and who may call it, for the OpenAPI document:
-/// the same groups [`api_router`] serves, in the same order.
-pub fn route_table() -> Vec<RouteRule> {
-    [
-        public_routes().table(),
-        campusg_order::routes().table(),
-        campusg_user::routes().table(),
-        campusg_payment::routes().table(),
-        campusg_escrow::routes().table(),
-        campusg_sagas::routes().table(),
-        campusg_timer::routes().table(),
-        campusg_notification::routes().table(),
-        campusg_trace::routes().table(),
-        campusg_ledger::routes().table(),
-        crate::gateway::routes().table(),
-        crate::dead_letters::routes().table(),
+/// One group of the API's routes: who may call each (for the OpenAPI
+/// document), and how it is served from the services.
+struct RouteGroup {
+    table: Vec<RouteRule>,
+    serve: Box<dyn FnOnce(&ApiServices) -> Router>,
+}
+
+fn group<S: Clone + Send + Sync + 'static>(
+    routes: Routes<S>,
+    state: impl FnOnce(&ApiServices) -> S + 'static,
+) -> RouteGroup {
+    RouteGroup {
+        table: routes.table().to_vec(),
+        serve: Box::new(move |services| routes.with_state(state(services))),
+    }
+}
+
+/// Every group of routes the HTTP API serves, each named once: the route
+/// table and the router are both made from this list.
+fn route_groups() -> Vec<RouteGroup> {
+    vec![
+        group(public_routes(), |s| Public {
+            health: s.health.clone(),
+            clock: s.clock.clone(),
+        }),
+        group(campusg_order::routes(), |s| s.orders.clone()),
+        group(campusg_user::routes(), |s| s.users.clone()),
+        group(campusg_payment::routes(), |s| s.payments.clone()),
+        group(campusg_escrow::routes(), |s| s.escrows.clone()),
+        group(campusg_sagas::routes(), |s| s.sagas.clone()),
+        group(campusg_timer::routes(), |s| s.timers.clone()),
+        group(campusg_notification::routes(), |s| s.notifications.clone()),
+        group(campusg_trace::routes(), |s| s.trace_index.clone()),
+        group(campusg_ledger::routes(), |s| s.ledger.clone()),
+        group(crate::gateway::routes(), |s| crate::gateway::Gateway {
+            sagas: s.sagas.clone(),
+            orders: s.orders.clone(),
+            users: s.users.clone(),
+            payments: s.payments.clone(),
+            escrows: s.escrows.clone(),
+        }),
+        group(crate::dead_letters::routes(), |s| s.parked_keys.clone()),
     ]
-    .concat()
+}
+
+/// Every route of the HTTP API and who may call it, for the OpenAPI document.
+pub fn route_table() -> Vec<RouteRule> {
+    route_groups().into_iter().flat_map(|group| group.table).collect()
 }
 
 /// The HTTP API: every service's routes, and the gateway's, behind the guard:
 /// per-address limit, then the token, then the per-caller limit. The API's
 /// store of idempotent requests rides along for the mutating routes.
 fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> anyhow::Result<Router> {
-    let ApiServices {
-        health,
-        clock,
-        orders,
-        users,
-        payments,
-        escrows,
-        sagas,
-        timers,
-        notifications,
-        trace_index,
-        ledger,
-        idempotent,
-        parked_keys,
-    } = services;
-    let gateway = crate::gateway::Gateway {
-        sagas: sagas.clone(),
-        orders: orders.clone(),
-        users: users.clone(),
-        payments: payments.clone(),
-        escrows: escrows.clone(),
-    };
     let limits = Arc::new(RateLimits::new(
         guard.rate_limit_per_address,
         guard.rate_limit_per_subject,
         guard.trusted_proxies.clone(),
     ));
-    let mut router = Router::new()
-        .merge(public_routes().with_state(Public { health, clock }))
-        .merge(campusg_order::routes().with_state(orders))
-        .merge(campusg_user::routes().with_state(users))
-        .merge(campusg_payment::routes().with_state(payments))
-        .merge(campusg_escrow::routes().with_state(escrows))
-        .merge(campusg_sagas::routes().with_state(sagas))
-        .merge(campusg_timer::routes().with_state(timers))
-        .merge(campusg_notification::routes().with_state(notifications))
-        .merge(campusg_trace::routes().with_state(trace_index))
-        .merge(campusg_ledger::routes().with_state(ledger))
-        .merge(crate::gateway::routes().with_state(gateway))
-        .merge(crate::dead_letters::routes().with_state(parked_keys))
+    let idempotent = services.idempotent.clone();
+    let mut router = route_groups()
+        .into_iter()
+        .fold(Router::new(), |router, group| router.merge((group.serve)(&services)))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .layer(campusg_runtime::http::body_limit())
         .layer(axum::Extension(idempotent))

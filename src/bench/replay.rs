@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::progress::Phase;
 use super::report::ReplayRate;
 use crate::backends::open_store;
-use crate::inspect::{aggregate_types, replay_states};
+use crate::inspect::replay_states;
 use crate::settings::Backends;
 
 pub struct Replayed {
@@ -25,14 +25,15 @@ pub struct Replayed {
 pub async fn every_aggregate(backends: &Backends, window: (DateTime<Utc>, DateTime<Utc>)) -> anyhow::Result<Replayed> {
     let phase = Phase::step("replay");
     let mut stores = HashMap::new();
-    for (_, service) in aggregate_types() {
+    for (_, service) in crate::services::aggregates() {
         if !stores.contains_key(service) {
             stores.insert(service, open_store(backends, service).await?);
         }
     }
     let (mut aggregates, mut events, mut in_window, mut bytes) = (0u64, 0u64, 0u64, 0usize);
     let mut replaying = Duration::ZERO;
-    for (aggregate_type, service) in aggregate_types() {
+    for (kind, service) in crate::services::aggregates() {
+        let aggregate_type = kind.aggregate_type;
         let started = Instant::now();
         let stored = stores[service].load_type(aggregate_type).await?;
         for history in stored.chunk_by(|a, b| a.aggregate_id == b.aggregate_id) {

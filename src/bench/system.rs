@@ -9,7 +9,6 @@ use anyhow::Context;
 use tokio::process::{Child, Command};
 
 use crate::settings::Backends;
-use crate::startup::SERVICES;
 use campusg_adapters::postgres_store::PostgresEventStore;
 
 /// How long the system may take to answer its first health check.
@@ -122,7 +121,7 @@ pub async fn drop_schemas(backends: &Backends) {
     let Some(url) = &backends.database_url else {
         return;
     };
-    for service in SERVICES.iter().copied().chain([super::floor::FLOOR_SERVICE]) {
+    for service in crate::services::names().chain([crate::startup::API_STORE, super::floor::FLOOR_SERVICE]) {
         if let Err(error) = PostgresEventStore::drop_schema(url, &backends.schema_of(service)).await {
             tracing::warn!(service, error = %error, "cannot drop the bench's schema");
         }

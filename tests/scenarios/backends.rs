@@ -143,7 +143,7 @@ impl Drop for Environment {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                for service in campusg::startup::SERVICES {
+                for service in campusg::services::names().chain([campusg::startup::API_STORE]) {
                     let schema = format!("{prefix}_{service}");
                     let _ = campusg_adapters::postgres_store::PostgresEventStore::drop_schema(&database_url(), &schema)
                         .await;

@@ -422,3 +422,55 @@ async fn tamper_with_escrow_amount(app: &TestApp, order_id: &str, cents: i64) {
         }
     }
 }
+
+/// `campusg replay` on every aggregate the money moves through: the payout,
+/// the order's ledger and the processor's own account of the charge are
+/// replayed from their events and their read models rebuilt, as an order's are.
+#[rstest]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payout_the_ledger_and_the_processor_s_charge_replay_from_their_events(
+    #[values(Backend::Embedded)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    let (order_id, total) = a_completed_order(&app, "cust_replay", "runner_replay").await;
+    payout_when(&app, &order_id, "SENT").await;
+    ledger_check_passes(&app).await;
+    let flags = app.environment.flags();
+    let replay = move |args: Vec<String>| {
+        let flags = flags.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                campusg_with(&flags, &args, None)
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    let (ok, stdout, stderr) = replay(vec![
+        "replay".into(),
+        "payout".into(),
+        order_id.clone(),
+        "--json".into(),
+    ])
+    .await;
+    assert!(ok, "{stderr}");
+    let payout: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(payout["state"]["status"], "SENT", "{payout}");
+    let (ok, stdout, stderr) = replay(vec![
+        "replay".into(),
+        "order_ledger".into(),
+        order_id.clone(),
+        "--json".into(),
+    ])
+    .await;
+    assert!(ok, "{stderr}");
+    let ledger: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(ledger["state"]["balances"]["paid_out"], total, "{ledger}");
+    for aggregate_type in ["payout", "order_ledger", "processor_charge"] {
+        let (ok, stdout, stderr) = replay(vec!["replay".into(), "--rebuild".into(), aggregate_type.into()]).await;
+        assert!(ok, "{aggregate_type}: {stderr}");
+        assert!(stdout.contains(&format!("1 {aggregate_type}")), "{stdout}");
+    }
+}

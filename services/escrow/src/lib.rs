@@ -12,12 +12,20 @@ use std::sync::Arc;
 use campusg_domain::money::Cents;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
 
 pub use routes::{release_to, routes};
 
 pub const SERVICE_NAME: &str = "escrow-service";
 pub const CONSUMER_GROUP: &str = "escrow-service";
+
+/// The service as start-up, `campusg replay` and the tests know it.
+pub const DESCRIPTION: ServiceDescription = ServiceDescription {
+    name: "escrow",
+    source: SERVICE_NAME,
+    consumer_group: CONSUMER_GROUP,
+    aggregates: &[AggregateKind::of::<campusg_domain::escrow::Escrow>()],
+};
 
 pub struct EscrowService {
     deps: ServiceDeps,

@@ -18,13 +18,21 @@ use campusg_domain::ledger::OrderLedger;
 use campusg_runtime::aggregate::load;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
 use campusg_runtime::store::StoreError;
 
 pub use routes::routes;
 
 pub const SERVICE_NAME: &str = "ledger-service";
 pub const CONSUMER_GROUP: &str = "ledger-service";
+
+/// The service as start-up, `campusg replay` and the tests know it.
+pub const DESCRIPTION: ServiceDescription = ServiceDescription {
+    name: "ledger",
+    source: SERVICE_NAME,
+    consumer_group: CONSUMER_GROUP,
+    aggregates: &[AggregateKind::of::<campusg_domain::ledger::OrderLedger>()],
+};
 
 pub struct LedgerService {
     deps: ServiceDeps,

@@ -20,12 +20,23 @@ use std::sync::Arc;
 
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
 
 pub use routes::routes;
 
 pub const SERVICE_NAME: &str = "notification-service";
 pub const CONSUMER_GROUP: &str = "notification-service";
+
+/// The service as start-up, `campusg replay` and the tests know it.
+pub const DESCRIPTION: ServiceDescription = ServiceDescription {
+    name: "notification",
+    source: SERVICE_NAME,
+    consumer_group: CONSUMER_GROUP,
+    aggregates: &[
+        AggregateKind::of::<campusg_domain::notification::Notification>(),
+        AggregateKind::of::<campusg_domain::notification::OrderParties>(),
+    ],
+};
 
 pub struct NotificationService {
     deps: ServiceDeps,

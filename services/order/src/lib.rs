@@ -15,7 +15,7 @@ use std::sync::Arc;
 use campusg_domain::order::OrderRules;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
 
 pub use routes::{may_see, order_view, parse_order_id, routes};
 
@@ -23,6 +23,14 @@ pub use routes::{may_see, order_view, parse_order_id, routes};
 pub const SERVICE_NAME: &str = "order-service";
 /// The consumer group of the order service.
 pub const CONSUMER_GROUP: &str = "order-service";
+
+/// The service as start-up, `campusg replay` and the tests know it.
+pub const DESCRIPTION: ServiceDescription = ServiceDescription {
+    name: "order",
+    source: SERVICE_NAME,
+    consumer_group: CONSUMER_GROUP,
+    aggregates: &[AggregateKind::of::<campusg_domain::order::Order>()],
+};
 
 pub struct OrderService {
     pub(crate) deps: ServiceDeps,

@@ -19,7 +19,7 @@ use campusg_domain::payment::{Payment, PaymentGateway, Payout};
 use campusg_runtime::aggregate::load;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
 use campusg_runtime::store::StoreError;
 
 pub use payouts::PayoutRefused;
@@ -27,6 +27,19 @@ pub use routes::routes;
 
 pub const SERVICE_NAME: &str = "payment-service";
 pub const CONSUMER_GROUP: &str = "payment-service";
+
+/// The service as start-up, `campusg replay` and the tests know it.
+pub const DESCRIPTION: ServiceDescription = ServiceDescription {
+    name: "payment",
+    source: SERVICE_NAME,
+    consumer_group: CONSUMER_GROUP,
+    aggregates: &[
+        AggregateKind::of::<campusg_domain::payment::Payment>(),
+        AggregateKind::of::<campusg_domain::payment::Payout>(),
+        AggregateKind::of::<sandbox::ProcessorCall>(),
+        AggregateKind::of::<sandbox::Charge>(),
+    ],
+};
 
 pub struct PaymentService {
     deps: ServiceDeps,

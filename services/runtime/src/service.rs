@@ -1,14 +1,54 @@
-//! What every service is built from: its event store, the contracts its messages
-//! are checked against, and the clock.
+//! What every service is built from (its event store, the contracts its
+//! messages are checked against, and the clock), and what it declares of
+//! itself for whatever is built from the list of services.
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use crate::clock::Clock;
-use crate::store::{Contracts, EventStore};
+use crate::store::{Contracts, EventStore, StoreError, StoredEvent};
 
 #[derive(Clone)]
 pub struct ServiceDeps {
     pub store: Arc<dyn EventStore>,
     pub contracts: Arc<Contracts>,
     pub clock: Arc<dyn Clock>,
+}
+
+/// A service, as it describes itself: start-up opens the store its name
+/// names, and `campusg replay` finds each of its aggregates there.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceDescription {
+    /// Names its role, its store (`<name>.db`, or the schema `<prefix>_<name>`).
+    pub name: &'static str,
+    /// The `source` of every message it publishes.
+    pub source: &'static str,
+    pub consumer_group: &'static str,
+    /// The aggregates its store keeps (besides the parked keys of its consumer).
+    pub aggregates: &'static [AggregateKind],
+}
+
+/// An aggregate type, and how its history replays: enough to show any
+/// aggregate as it was, or rebuild its read models, without knowing its type.
+#[derive(Clone, Copy)]
+pub struct AggregateKind {
+    pub aggregate_type: &'static str,
+    /// Its read model after each of its events.
+    pub states_after_each: fn(&[StoredEvent]) -> Result<Vec<Value>, StoreError>,
+}
+
+impl AggregateKind {
+    pub const fn of<A: cqrs_es::Aggregate + serde::Serialize>() -> AggregateKind {
+        AggregateKind {
+            aggregate_type: A::TYPE,
+            states_after_each: crate::aggregate::states_after_each::<A>,
+        }
+    }
+}
+
+impl std::fmt::Debug for AggregateKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.aggregate_type)
+    }
 }

@@ -21,12 +21,25 @@ use std::sync::Arc;
 use campusg_domain::order::OrderRules;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
 
 pub use routes::{parse_saga_id, routes};
 
 pub const SERVICE_NAME: &str = "saga-orchestrator";
 pub const CONSUMER_GROUP: &str = "create-order-saga";
+
+/// The service as start-up, `campusg replay` and the tests know it.
+pub const DESCRIPTION: ServiceDescription = ServiceDescription {
+    name: "sagas",
+    source: SERVICE_NAME,
+    consumer_group: CONSUMER_GROUP,
+    aggregates: &[
+        AggregateKind::of::<campusg_domain::saga::create_order::CreateOrderSaga>(),
+        AggregateKind::of::<campusg_domain::saga::accept_order::AcceptOrderSaga>(),
+        AggregateKind::of::<campusg_domain::saga::complete_order::CompleteOrderSaga>(),
+        AggregateKind::of::<campusg_domain::saga::refund_order::RefundSaga>(),
+    ],
+};
 
 pub struct SagaOrchestrator {
     deps: ServiceDeps,

@@ -11,7 +11,6 @@ use campusg_domain::saga::complete_order::{self, CompleteOrderSaga};
 use campusg_domain::saga::create_order::{self, CreateOrderSaga};
 use campusg_domain::saga::refund_order::{self, RefundSaga};
 use campusg_domain::saga::SagaStatus;
-use campusg_runtime::aggregate;
 use campusg_runtime::store::{EventStore, StateQuery, StoreError, StoredEvent};
 
 /// The saga types, each with its aggregate type.
@@ -68,12 +67,13 @@ pub fn saga_view(saga_type: &str, state: &Value) -> Value {
 
 /// A saga's state after each of its events, whatever its type.
 pub fn states_after_each(aggregate_type: &str, events: &[StoredEvent]) -> Result<Vec<Value>, StoreError> {
-    match aggregate_type {
-        t if t == CreateOrderSaga::TYPE => aggregate::states_after_each::<CreateOrderSaga>(events),
-        t if t == AcceptOrderSaga::TYPE => aggregate::states_after_each::<AcceptOrderSaga>(events),
-        t if t == CompleteOrderSaga::TYPE => aggregate::states_after_each::<CompleteOrderSaga>(events),
-        t if t == RefundSaga::TYPE => aggregate::states_after_each::<RefundSaga>(events),
-        other => Err(StoreError::Other(format!("`{other}` is not a saga type"))),
+    match crate::DESCRIPTION
+        .aggregates
+        .iter()
+        .find(|kind| kind.aggregate_type == aggregate_type)
+    {
+        Some(kind) => (kind.states_after_each)(events),
+        None => Err(StoreError::Other(format!("`{aggregate_type}` is not a saga type"))),
     }
 }
 

@@ -22,12 +22,20 @@ use std::time::Duration;
 
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
 
 pub use routes::routes;
 
 pub const SERVICE_NAME: &str = "timer-service";
 pub const CONSUMER_GROUP: &str = "timer-service";
+
+/// The service as start-up, `campusg replay` and the tests know it.
+pub const DESCRIPTION: ServiceDescription = ServiceDescription {
+    name: "timer",
+    source: SERVICE_NAME,
+    consumer_group: CONSUMER_GROUP,
+    aggregates: &[AggregateKind::of::<campusg_domain::timer::Timer>()],
+};
 
 pub struct TimerService {
     deps: ServiceDeps,

@@ -19,13 +19,22 @@ use std::sync::Arc;
 
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::service::{ServiceDeps, ServiceDescription};
 
 pub use routes::routes;
 pub use story::{story, TracedRecord};
 
 pub const SERVICE_NAME: &str = "trace-index";
 pub const CONSUMER_GROUP: &str = "trace-index";
+
+/// The service as start-up, `campusg replay` and the tests know it.
+pub const DESCRIPTION: ServiceDescription = ServiceDescription {
+    name: "trace",
+    source: SERVICE_NAME,
+    consumer_group: CONSUMER_GROUP,
+    // The index keeps records, not aggregates.
+    aggregates: &[],
+};
 
 pub struct TraceIndex {
     deps: ServiceDeps,

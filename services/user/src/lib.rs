@@ -11,13 +11,21 @@ use std::sync::Arc;
 
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
 
 pub use handler::CommandError;
 pub use routes::{routes, PUBLIC_FIELDS};
 
 pub const SERVICE_NAME: &str = "user-service";
 pub const CONSUMER_GROUP: &str = "user-service";
+
+/// The service as start-up, `campusg replay` and the tests know it.
+pub const DESCRIPTION: ServiceDescription = ServiceDescription {
+    name: "user",
+    source: SERVICE_NAME,
+    consumer_group: CONSUMER_GROUP,
+    aggregates: &[AggregateKind::of::<campusg_domain::user::User>()],
+};
 
 pub struct UserService {
     deps: ServiceDeps,
