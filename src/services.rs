@@ -64,4 +64,25 @@ mod tests {
         types.dedup();
         assert_eq!(types.len(), all, "an aggregate type kept by two stores: {types:?}");
     }
+
+    /// A service's subscriptions follow from the types it handles: each must
+    /// be a type the contracts know, on a topic.
+    #[test]
+    fn every_handled_type_has_a_schema_and_a_topic() {
+        let contracts = campusg_runtime::store::Contracts::builtin();
+        for (_, service) in &SERVICES {
+            for message_type in service.handles {
+                assert!(
+                    contracts.topics.topic_for(message_type).is_some(),
+                    "{}: no topic carries `{message_type}`",
+                    service.name
+                );
+                assert!(
+                    contracts.schemas.knows(message_type),
+                    "{}: no schema for `{message_type}`",
+                    service.name
+                );
+            }
+        }
+    }
 }

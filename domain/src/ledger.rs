@@ -84,6 +84,17 @@ pub struct LedgerEntry {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// The message types that post to a ledger: those [`entry_for`] maps to an
+/// entry (keep the two in step).
+pub const POSTED_TYPES: &[&str] = &[
+    "payment.authorized",
+    "payment.voided",
+    "payment.captured",
+    "payment.refunded",
+    "escrow.released",
+    "payout.sent",
+];
+
 /// The entry a money event posts, with the order it belongs to and the party
 /// it names; `None` for a message that moves no money.
 pub fn entry_for(message: &Message) -> Option<(OrderId, Option<Party>, LedgerEntry)> {

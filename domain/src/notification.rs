@@ -108,6 +108,26 @@ fn money(cents: Cents, currency: &str) -> String {
     format!("{currency} {cents}")
 }
 
+/// The message types someone is told of ([`compose`]) or that say who an
+/// order's parties are ([`OrderParties::after`]); keep the three in step.
+pub const NOTIFIED_TYPES: &[&str] = &[
+    "order.created",
+    "order.status_updated",
+    "order.cancelled",
+    "payment.authorized",
+    "payment.failed",
+    "payment.voided",
+    "payment.captured",
+    "payment.refunded",
+    "payout.sent",
+    "payout.waiting",
+    "payout.parked",
+    "escrow.funds_held",
+    "escrow.released",
+    "escrow.refunded",
+    "saga.anomaly_recorded",
+];
+
 /// Who is told what about `message`, given the order's parties before it.
 pub fn compose(message: &Message, parties: &OrderParties) -> Vec<Draft> {
     let customer = parties.customer_id.clone();

@@ -37,6 +37,42 @@ pub enum SagaAddress {
     Nowhere,
 }
 
+/// The message types some saga waits for: every type [`address_of`] sends
+/// somewhere (keep the two in step). The orchestrator's consumer takes these.
+pub const ROUTED_TYPES: &[&str] = &[
+    "order.created",
+    "order.creation_failed",
+    "order.status_updated",
+    "order.status_update_failed",
+    "order.cancelled",
+    "order.cancellation_failed",
+    "user.payment_info_retrieved",
+    "user.payment_info_failed",
+    "user.payout_account_retrieved",
+    "user.payout_account_missing",
+    "payment.authorized",
+    "payment.failed",
+    "payment.voided",
+    "payment.void_failed",
+    "payment.captured",
+    "payment.capture_failed",
+    "payment.refunded",
+    "payment.refund_failed",
+    "payout.sent",
+    "payout.waiting",
+    "payout.parked",
+    "escrow.funds_held",
+    "escrow.hold_failed",
+    "escrow.released",
+    "escrow.release_failed",
+    "escrow.refunded",
+    "escrow.refund_failed",
+    "timer.started",
+    "timer.failed",
+    "timer.stopped",
+    "timer.expired",
+];
+
 /// The saga `message`, published under `correlated`, is for.
 pub fn address_of(message: &Message, correlated: SagaId) -> SagaAddress {
     use Message as M;

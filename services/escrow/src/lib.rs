@@ -24,6 +24,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     name: "escrow",
     source: SERVICE_NAME,
     consumer_group: CONSUMER_GROUP,
+    handles: &["hold_funds", "release_funds", "refund_funds"],
     aggregates: &[AggregateKind::of::<campusg_domain::escrow::Escrow>()],
 };
 
@@ -39,6 +40,6 @@ impl EscrowService {
     }
 
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        Consumer::for_service(CONSUMER_GROUP, &["hold_funds"], &self.deps, bus, self.clone())
+        Consumer::for_service(&DESCRIPTION, &self.deps, bus, self.clone())
     }
 }

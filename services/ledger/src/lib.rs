@@ -31,6 +31,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     name: "ledger",
     source: SERVICE_NAME,
     consumer_group: CONSUMER_GROUP,
+    handles: campusg_domain::ledger::POSTED_TYPES,
     aggregates: &[AggregateKind::of::<campusg_domain::ledger::OrderLedger>()],
 };
 
@@ -50,12 +51,6 @@ impl LedgerService {
     }
 
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        Consumer::for_service(
-            CONSUMER_GROUP,
-            &["payment.captured", "escrow.released"],
-            &self.deps,
-            bus,
-            self.clone(),
-        )
+        Consumer::for_service(&DESCRIPTION, &self.deps, bus, self.clone())
     }
 }

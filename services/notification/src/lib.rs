@@ -32,6 +32,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     name: "notification",
     source: SERVICE_NAME,
     consumer_group: CONSUMER_GROUP,
+    handles: campusg_domain::notification::NOTIFIED_TYPES,
     aggregates: &[
         AggregateKind::of::<campusg_domain::notification::Notification>(),
         AggregateKind::of::<campusg_domain::notification::OrderParties>(),
@@ -48,17 +49,6 @@ impl NotificationService {
     }
 
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        Consumer::for_service(
-            CONSUMER_GROUP,
-            &[
-                "order.created",
-                "payment.authorized",
-                "escrow.funds_held",
-                "saga.anomaly_recorded",
-            ],
-            &self.deps,
-            bus,
-            self.clone(),
-        )
+        Consumer::for_service(&DESCRIPTION, &self.deps, bus, self.clone())
     }
 }

@@ -29,6 +29,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     name: "order",
     source: SERVICE_NAME,
     consumer_group: CONSUMER_GROUP,
+    handles: &["create_order", "update_order_status", "cancel_order"],
     aggregates: &[AggregateKind::of::<campusg_domain::order::Order>()],
 };
 
@@ -44,6 +45,6 @@ impl OrderService {
 
     /// The consumer of `order_commands`.
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        Consumer::for_service(CONSUMER_GROUP, &["create_order"], &self.deps, bus, self.clone())
+        Consumer::for_service(&DESCRIPTION, &self.deps, bus, self.clone())
     }
 }

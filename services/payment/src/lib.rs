@@ -33,6 +33,16 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     name: "payment",
     source: SERVICE_NAME,
     consumer_group: CONSUMER_GROUP,
+    handles: &[
+        "authorize_payment",
+        "void_payment",
+        "capture_payment",
+        "refund_payment",
+        "pay_out_runner",
+        "retry_payout",
+        "user.payout_account_added",
+        "escrow.released",
+    ],
     aggregates: &[
         AggregateKind::of::<campusg_domain::payment::Payment>(),
         AggregateKind::of::<campusg_domain::payment::Payout>(),
@@ -64,12 +74,6 @@ impl PaymentService {
     }
 
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        Consumer::for_service(
-            CONSUMER_GROUP,
-            &["authorize_payment", "user.payout_account_added", "escrow.released"],
-            &self.deps,
-            bus,
-            self.clone(),
-        )
+        Consumer::for_service(&DESCRIPTION, &self.deps, bus, self.clone())
     }
 }

@@ -46,7 +46,7 @@ use crate::health::HealthBoard;
 use crate::parking::{
     parked_key_id, waiting_keys, HeldRecord, ParkedKey, ParkingCommand, ParkingError, PARKED, RETRYING,
 };
-use crate::service::ServiceDeps;
+use crate::service::{ServiceDeps, ServiceDescription};
 use crate::store::{Cause, Contracts, EventStore, HandledMessage, StoreError, UnitOfWork};
 
 /// How many records one poll hands to the loop at most.
@@ -162,6 +162,9 @@ pub struct Consumer {
     /// Where this group records the messages it has handled.
     pub store: Arc<dyn EventStore>,
     pub handler: Handler,
+    /// The message types the handler takes; the rest of its topics' types
+    /// pass it by.
+    handles: &'static [&'static str],
     /// How many records in a row made the handler panic.
     panic_streak: AtomicU32,
     /// The group's parked keys and their status, as of the last poll and the
@@ -181,19 +184,18 @@ enum Verdict {
 }
 
 impl Consumer {
-    /// The consumer of a service: group `group`, on the topics that carry
-    /// `message_types`, recording what it handled in the service's own store.
+    /// The consumer of a service: its group, on the topics that carry the
+    /// types it handles, recording what it handled in the service's own store.
     pub fn for_service(
-        group: &str,
-        message_types: &[&str],
+        service: &ServiceDescription,
         deps: &ServiceDeps,
         bus: Arc<dyn MessageBus>,
         handler: Arc<dyn MessageHandler>,
     ) -> Consumer {
         Consumer {
             config: ConsumerConfig {
-                group: group.to_string(),
-                topics: deps.contracts.topics_carrying(message_types),
+                group: service.consumer_group.to_string(),
+                topics: deps.contracts.topics_carrying(service.handles),
                 max_batch: MAX_BATCH,
                 transient_retry_limit: TRANSIENT_RETRY_LIMIT,
             },
@@ -202,6 +204,7 @@ impl Consumer {
             clock: deps.clock.clone(),
             store: deps.store.clone(),
             handler: Handler::Messages(handler),
+            handles: service.handles,
             panic_streak: AtomicU32::new(0),
             parked: Default::default(),
         }
@@ -227,6 +230,7 @@ impl Consumer {
             clock: deps.clock.clone(),
             store: deps.store.clone(),
             handler: Handler::Records(handler),
+            handles: &[],
             panic_streak: AtomicU32::new(0),
             parked: Default::default(),
         }
@@ -554,6 +558,10 @@ impl Consumer {
                 Ok(message) => message,
                 Err(invalid) => return refused(Some(&envelope), invalid.to_string()),
             };
+            if !self.handles.contains(&envelope.message_type.as_str()) {
+                tracing::trace!("not a type this service handles; passed by");
+                return Ok(Verdict::Done);
+            }
             if self
                 .store
                 .has_handled(&self.config.group, &envelope.id.to_string())

@@ -25,6 +25,9 @@ pub struct ServiceDescription {
     /// The `source` of every message it publishes.
     pub source: &'static str,
     pub consumer_group: &'static str,
+    /// The message types its consumer takes: it subscribes to the topics that
+    /// carry them, and the other types of those topics pass it by.
+    pub handles: &'static [&'static str],
     /// The aggregates its store keeps (besides the parked keys of its consumer).
     pub aggregates: &'static [AggregateKind],
 }

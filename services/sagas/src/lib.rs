@@ -33,6 +33,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     name: "sagas",
     source: SERVICE_NAME,
     consumer_group: CONSUMER_GROUP,
+    handles: campusg_domain::saga::routing::ROUTED_TYPES,
     aggregates: &[
         AggregateKind::of::<campusg_domain::saga::create_order::CreateOrderSaga>(),
         AggregateKind::of::<campusg_domain::saga::accept_order::AcceptOrderSaga>(),
@@ -71,18 +72,6 @@ impl SagaOrchestrator {
     }
 
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        Consumer::for_service(
-            CONSUMER_GROUP,
-            &[
-                "order.created",
-                "user.payment_info_retrieved",
-                "payment.authorized",
-                "escrow.funds_held",
-                "timer.expired",
-            ],
-            &self.deps,
-            bus,
-            self.clone(),
-        )
+        Consumer::for_service(&DESCRIPTION, &self.deps, bus, self.clone())
     }
 }

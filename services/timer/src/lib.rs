@@ -34,6 +34,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     name: "timer",
     source: SERVICE_NAME,
     consumer_group: CONSUMER_GROUP,
+    handles: &["start_order_timer", "stop_order_timer"],
     aggregates: &[AggregateKind::of::<campusg_domain::timer::Timer>()],
 };
 
@@ -55,6 +56,6 @@ impl TimerService {
     }
 
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        Consumer::for_service(CONSUMER_GROUP, &["start_order_timer"], &self.deps, bus, self.clone())
+        Consumer::for_service(&DESCRIPTION, &self.deps, bus, self.clone())
     }
 }

@@ -32,6 +32,8 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     name: "trace",
     source: SERVICE_NAME,
     consumer_group: CONSUMER_GROUP,
+    handles: // Every record of every topic, read raw (`Consumer::for_records`).
+    &[],
     // The index keeps records, not aggregates.
     aggregates: &[],
 };

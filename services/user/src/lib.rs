@@ -24,6 +24,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     name: "user",
     source: SERVICE_NAME,
     consumer_group: CONSUMER_GROUP,
+    handles: &["create_user", "update_user", "rate_user", "get_payment_info", "get_payout_account"],
     aggregates: &[AggregateKind::of::<campusg_domain::user::User>()],
 };
 
@@ -37,6 +38,6 @@ impl UserService {
     }
 
     pub fn consumer(self: &Arc<Self>, bus: Arc<dyn MessageBus>) -> Consumer {
-        Consumer::for_service(CONSUMER_GROUP, &["get_payment_info"], &self.deps, bus, self.clone())
+        Consumer::for_service(&DESCRIPTION, &self.deps, bus, self.clone())
     }
 }

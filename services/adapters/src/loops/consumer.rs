@@ -6,7 +6,7 @@ use campusg_runtime::bus::{MessageBus, OutgoingRecord};
 use campusg_runtime::envelope::Envelope;
 use campusg_runtime::health::HealthBoard;
 use campusg_runtime::parking::{ParkedKey, PARKED};
-use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::service::{ServiceDeps, ServiceDescription};
 use campusg_runtime::store::{Contracts, EventStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +24,15 @@ use campusg_runtime::clock::SystemClock;
 use campusg_runtime::consumer::*;
 use campusg_runtime::store::StateQuery;
 use cqrs_es::Aggregate;
+
+/// A service that handles `stop_order_timer` alone.
+const TIMER_TEST: ServiceDescription = ServiceDescription {
+    name: "timer-test",
+    source: "test",
+    consumer_group: "timer-test",
+    handles: &["stop_order_timer"],
+    aggregates: &[],
+};
 
 /// Handles `stop_order_timer`s: panics on one whose reason is `panic`,
 /// fails for now on one whose reason is `unavailable`, and otherwise notes
@@ -89,7 +98,7 @@ async fn rig(reasons: &[&str]) -> Rig {
         contracts: contracts.clone(),
         clock: Arc::new(SystemClock),
     };
-    let consumer = Consumer::for_service("timer-test", &["stop_order_timer"], &deps, bus.clone(), handler.clone());
+    let consumer = Consumer::for_service(&TIMER_TEST, &deps, bus.clone(), handler.clone());
     Rig {
         _dir: dir,
         contracts,
