@@ -24,7 +24,13 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     name: "user",
     source: SERVICE_NAME,
     consumer_group: CONSUMER_GROUP,
-    handles: &["create_user", "update_user", "rate_user", "get_payment_info", "get_payout_account"],
+    handles: &[
+        "create_user",
+        "update_user",
+        "rate_user",
+        "get_payment_info",
+        "get_payout_account",
+    ],
     aggregates: &[AggregateKind::of::<campusg_domain::user::User>()],
 };
 
