@@ -85,4 +85,174 @@ mod tests {
             }
         }
     }
+
+    /// Every message the domain's own decisions act on is one its service
+    /// declares, or the consumer would pass it by: checked on sample messages
+    /// of every type, made from the schemas (one per value of each enum field,
+    /// so that a decision that depends on a status meets each status).
+    mod declared_types_cover_the_decisions {
+        use serde_json::{json, Map, Value};
+
+        use campusg_domain::ids::{SagaId, UserId};
+        use campusg_domain::ledger::{entry_for, POSTED_TYPES};
+        use campusg_domain::messages::Message;
+        use campusg_domain::notification::{compose, OrderParties, NOTIFIED_TYPES};
+        use campusg_domain::saga::routing::{address_of, SagaAddress, ROUTED_TYPES};
+        use campusg_runtime::embedded::SCHEMA_FILES;
+        use campusg_runtime::store::Contracts;
+
+        /// A value `schema` accepts, with the enum field `vary` (if this is
+        /// it) set to its `choice`th value.
+        fn sample(schema: &Value, path: &str, vary: &str, choice: usize) -> Value {
+            if let Some(values) = schema["enum"].as_array() {
+                let pick = if path == vary { choice } else { 0 };
+                return values[pick.min(values.len() - 1)].clone();
+            }
+            if let Some(first) = schema["anyOf"]
+                .as_array()
+                .or(schema["oneOf"].as_array())
+                .and_then(|s| s.first())
+            {
+                return sample(first, path, vary, choice);
+            }
+            let kind = match &schema["type"] {
+                Value::Array(kinds) => kinds.iter().find(|k| *k != "null").cloned().unwrap_or(Value::Null),
+                other => other.clone(),
+            };
+            match kind.as_str() {
+                Some("object") => {
+                    let mut object = Map::new();
+                    if let Some(properties) = schema["properties"].as_object() {
+                        for (name, property) in properties {
+                            object.insert(name.clone(), sample(property, &format!("{path}/{name}"), vary, choice));
+                        }
+                    }
+                    Value::Object(object)
+                }
+                Some("array") => match schema["minItems"].as_u64() {
+                    Some(n) if n > 0 => json!([sample(&schema["items"], &format!("{path}/0"), vary, choice)]),
+                    _ => json!([]),
+                },
+                Some("integer") | Some("number") => {
+                    let low = schema["minimum"]
+                        .as_i64()
+                        .or(schema["exclusiveMinimum"].as_i64().map(|n| n + 1))
+                        .unwrap_or(1);
+                    json!(low.max(1))
+                }
+                Some("boolean") => json!(true),
+                Some("string") => {
+                    let text = match (schema["format"].as_str(), schema["pattern"].as_str()) {
+                        (Some("uuid"), _) => "0f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f".to_string(),
+                        (Some("date-time"), _) => "2026-11-30T12:00:00Z".to_string(),
+                        (_, Some(pattern)) if pattern.contains("[0-9]+") => "1.00".to_string(),
+                        (_, Some(pattern)) if pattern.starts_with("^[a-z_]") => "a".to_string(),
+                        _ => "user_1".to_string(),
+                    };
+                    let min = schema["minLength"].as_u64().unwrap_or(0) as usize;
+                    format!("{text}{}", "x".repeat(min.saturating_sub(text.len()))).into()
+                }
+                _ => Value::Null,
+            }
+        }
+
+        /// Where the enum fields of `schema` are, as paths.
+        fn enum_paths(schema: &Value, path: &str, found: &mut Vec<(String, usize)>) {
+            if let Some(values) = schema["enum"].as_array() {
+                found.push((path.to_string(), values.len()));
+            }
+            if let Some(properties) = schema["properties"].as_object() {
+                for (name, property) in properties {
+                    enum_paths(property, &format!("{path}/{name}"), found);
+                }
+            }
+        }
+
+        /// Sample messages of every type the contracts know.
+        fn samples() -> Vec<Message> {
+            let contracts = Contracts::builtin();
+            let mut messages = Vec::new();
+            for (message_type, text) in SCHEMA_FILES {
+                // The dead-letter topic's records are the operators', not the services'.
+                let dead_letters = &contracts.topics.dead_letter_topic().name;
+                if contracts
+                    .topics
+                    .topic_for(message_type)
+                    .is_none_or(|topic| &topic.name == dead_letters)
+                {
+                    continue;
+                }
+                let schema: Value = serde_json::from_str(text).unwrap();
+                let mut variations = vec![(String::new(), 1)];
+                enum_paths(&schema, "", &mut variations);
+                for (vary, count) in variations {
+                    for choice in 0..count {
+                        let payload = sample(&schema, "", &vary, choice);
+                        contracts
+                            .schemas
+                            .validate_payload(message_type, &payload)
+                            .unwrap_or_else(|e| panic!("the sample {message_type} {payload} is not valid: {e}"));
+                        let tagged = json!({"type": message_type, "payload": payload});
+                        let message: Message = serde_json::from_value(tagged)
+                            .unwrap_or_else(|e| panic!("the sample {message_type} does not decode: {e}"));
+                        messages.push(message);
+                    }
+                }
+            }
+            assert!(messages.len() > 60, "only {} samples", messages.len());
+            messages
+        }
+
+        fn declared(list: &[&str], message: &Message) -> bool {
+            list.contains(&message.message_type())
+        }
+
+        #[test]
+        fn every_message_a_saga_is_addressed_by_is_routed_to_the_sagas() {
+            for message in samples() {
+                let address = address_of(&message, SagaId(uuid::Uuid::nil()));
+                if address != SagaAddress::Nowhere {
+                    assert!(
+                        declared(ROUTED_TYPES, &message),
+                        "{} is routed but not declared",
+                        message.message_type()
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn every_message_that_posts_to_a_ledger_reaches_the_ledger() {
+            for message in samples() {
+                if entry_for(&message).is_some() {
+                    assert!(
+                        declared(POSTED_TYPES, &message),
+                        "{} posts but is not declared",
+                        message.message_type()
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn every_message_someone_is_told_of_reaches_the_notifications() {
+            let user = UserId::parse("user_1").unwrap();
+            let known = OrderParties {
+                customer_id: Some(user.clone()),
+                runner_id: Some(user),
+                currency: "SGD".into(),
+            };
+            let unknown = OrderParties::default();
+            for message in samples() {
+                let acts = !compose(&message, &known).is_empty() || unknown.after(&message) != unknown;
+                if acts {
+                    assert!(
+                        declared(NOTIFIED_TYPES, &message),
+                        "{} is told but not declared",
+                        message.message_type()
+                    );
+                }
+            }
+        }
+    }
 }

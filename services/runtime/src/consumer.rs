@@ -559,7 +559,7 @@ impl Consumer {
                 Err(invalid) => return refused(Some(&envelope), invalid.to_string()),
             };
             if !self.handles.contains(&envelope.message_type.as_str()) {
-                tracing::trace!("not a type this service handles; passed by");
+                tracing::debug!("not a type this service handles; passed by");
                 return Ok(Verdict::Done);
             }
             if self
