@@ -308,7 +308,7 @@ async fn rate(
     };
     let at = gateway.sagas.clock().now();
     let cause = Cause::request(uuid::Uuid::new_v4().to_string(), campusg_user::SERVICE_NAME, at);
-    gateway.users.handle_command(Message::RateUser(rating), cause).await?;
+    gateway.users.run_command(Message::RateUser(rating), cause).await?;
     let user = gateway
         .users
         .find(&rated)

@@ -6,19 +6,13 @@ use campusg_domain::escrow::{Escrow, EscrowCommand};
 use campusg_domain::ids::EscrowId;
 use campusg_domain::messages::{EscrowOperationFailed, Message};
 use campusg_runtime::aggregate::{execute, load};
-use campusg_runtime::consumer::{HandlerError, MessageHandler};
-use campusg_runtime::envelope::Envelope;
+use campusg_runtime::clock::Clock;
+use campusg_runtime::command::CommandService;
+use campusg_runtime::consumer::HandlerError;
+use campusg_runtime::service::ServiceDescription;
 use campusg_runtime::store::{Cause, UnitOfWork};
 
-use crate::{EscrowService, CONSUMER_GROUP, SERVICE_NAME};
-
-#[async_trait]
-impl MessageHandler for EscrowService {
-    async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
-        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
-        self.handle_command(message, cause).await.map(|_| ())
-    }
-}
+use crate::EscrowService;
 
 /// Which command ran, to name its failure.
 #[derive(Clone, Copy)]
@@ -28,9 +22,16 @@ enum Operation {
     Refund,
 }
 
-impl EscrowService {
+#[async_trait]
+impl CommandService for EscrowService {
+    const DESCRIPTION: ServiceDescription = crate::DESCRIPTION;
+
+    fn clock(&self) -> &dyn Clock {
+        self.deps.clock.as_ref()
+    }
+
     /// Runs one command, commits its outcome, and returns the message that answers it.
-    pub async fn handle_command(&self, message: Message, cause: Cause) -> Result<Option<Message>, HandlerError> {
+    async fn handle_command(&self, message: Message, cause: Cause) -> Result<Option<Message>, HandlerError> {
         let at = cause.at;
         let (order_id, operation, command) = match message {
             Message::HoldFunds(c) => (

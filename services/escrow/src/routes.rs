@@ -14,6 +14,7 @@ use campusg_domain::ids::{EscrowId, OrderId, UserId};
 use campusg_domain::messages::{HoldFunds, Message, RefundFunds, ReleaseFunds};
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
 use campusg_runtime::access::{Access, Routes};
+use campusg_runtime::command::CommandService;
 use campusg_runtime::http::{
     list_read_models, read_model, reason_or, ApiError, JsonBody, MoneyFilters, Page, Path, Query,
 };

@@ -6,35 +6,39 @@ use campusg_domain::ids::{OrderId, SagaId};
 use campusg_domain::messages::{CancelOrder, CreateOrder, Message, OrderCreationFailed, UpdateOrderStatus};
 use campusg_domain::order::{Order, OrderCommand, OrderError, ValidatedOrder};
 use campusg_runtime::aggregate::{execute, load};
-use campusg_runtime::consumer::{HandlerError, MessageHandler};
-use campusg_runtime::envelope::Envelope;
+use campusg_runtime::clock::Clock;
+use campusg_runtime::command::CommandService;
+use campusg_runtime::consumer::HandlerError;
+use campusg_runtime::service::ServiceDescription;
 use campusg_runtime::store::{Cause, UnitOfWork};
 
-use crate::{OrderService, CONSUMER_GROUP, SERVICE_NAME};
+use crate::OrderService;
 
 #[async_trait]
-impl MessageHandler for OrderService {
-    async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
-        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
-        self.handle_command(message, cause).await
-    }
-}
+impl CommandService for OrderService {
+    const DESCRIPTION: ServiceDescription = crate::DESCRIPTION;
 
-impl OrderService {
-    /// Runs one command and commits its outcome. The HTTP API calls this too.
-    pub async fn handle_command(&self, message: Message, cause: Cause) -> Result<(), HandlerError> {
+    fn clock(&self) -> &dyn Clock {
+        self.deps.clock.as_ref()
+    }
+
+    /// Runs one command and commits its outcome. Its answers are events on
+    /// the topic, for the saga that asked; none comes back.
+    async fn handle_command(&self, message: Message, cause: Cause) -> Result<Option<Message>, HandlerError> {
         let mut unit = UnitOfWork::new(cause);
         match message {
             Message::CreateOrder(command) => self.create(command, &mut unit).await?,
             Message::UpdateOrderStatus(command) => self.update_status(command, &mut unit).await?,
             Message::CancelOrder(command) => self.cancel(command, &mut unit).await?,
-            // Other types on the topic are not for this service.
-            _ => return Ok(()),
+            // The consumer hands this service only the types it declares.
+            _ => return Ok(None),
         }
         self.deps.store.commit(unit).await?;
-        Ok(())
+        Ok(None)
     }
+}
 
+impl OrderService {
     async fn create(&self, command: CreateOrder, unit: &mut UnitOfWork) -> Result<(), HandlerError> {
         let order_id = command
             .order_id

@@ -7,31 +7,30 @@ use campusg_domain::messages::{Message, PaymentOperationFailed, PaymentRefundFai
 use campusg_domain::money::Cents;
 use campusg_domain::payment::{GatewayError, Payment, PaymentCommand, PaymentError};
 use campusg_runtime::aggregate::{execute, load};
-use campusg_runtime::consumer::{HandlerError, MessageHandler};
-use campusg_runtime::envelope::Envelope;
+use campusg_runtime::clock::Clock;
+use campusg_runtime::command::CommandService;
+use campusg_runtime::consumer::HandlerError;
+use campusg_runtime::service::ServiceDescription;
 use campusg_runtime::store::{Cause, UnitOfWork};
 
-use crate::{PaymentService, CONSUMER_GROUP, SERVICE_NAME};
+use crate::PaymentService;
 
 #[async_trait]
-impl MessageHandler for PaymentService {
-    async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
-        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
-        if is_payout(&message) {
-            return self
-                .handle_payout(message, cause)
-                .await
-                .map(|_| ())
-                .map_err(HandlerError::from);
-        }
-        self.handle_command(message, cause).await.map(|_| ())
-    }
-}
+impl CommandService for PaymentService {
+    const DESCRIPTION: ServiceDescription = crate::DESCRIPTION;
 
-impl PaymentService {
+    fn clock(&self) -> &dyn Clock {
+        self.deps.clock.as_ref()
+    }
+
     /// Runs one command, commits its outcome, and returns the message that
     /// answers it (the HTTP API shows it to the caller).
-    pub async fn handle_command(&self, message: Message, cause: Cause) -> Result<Option<Message>, HandlerError> {
+    async fn handle_command(&self, message: Message, cause: Cause) -> Result<Option<Message>, HandlerError> {
+        // Payouts keep their own aggregate and answer on the topic.
+        if is_payout(&message) {
+            self.handle_payout(message, cause).await?;
+            return Ok(None);
+        }
         let at = cause.at;
         let (order_id, command) = match message {
             Message::AuthorizePayment(c) => (

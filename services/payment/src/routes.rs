@@ -17,6 +17,7 @@ use campusg_domain::messages::{AuthorizePayment, CapturePayment, Message, VoidPa
 use campusg_domain::money::{Cents, DecimalAmount, DEFAULT_CURRENCY};
 use campusg_domain::payment::{Payment, PaymentStatus, Payout, PayoutStatus};
 use campusg_runtime::access::{Access, Caller, Routes};
+use campusg_runtime::command::CommandService;
 use campusg_runtime::http::{
     list_read_models, read_model, reason_or, status_filter, text_within, ApiError, JsonBody, MoneyFilters, Page, Path,
     Query,

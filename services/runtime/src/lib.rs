@@ -20,6 +20,7 @@
 //!   the services knowing.
 //! - [`deliver_twice`]: fault injection: a bus that delivers every record twice.
 //! - [`crash_points`]: fault injection: the process dies between two writes.
+//! - [`command`]: the one shape of every service that takes commands.
 //! - [`consumer`]: the consumer loop: validate, handle, dead-letter, commit;
 //!   failures classed transient, permanent or fatal.
 //! - [`janitor`]: handled-message marks kept for the dedupe window, then forgotten.
@@ -43,6 +44,7 @@ pub mod aggregate;
 pub mod batch;
 pub mod bus;
 pub mod clock;
+pub mod command;
 pub mod consumer;
 pub mod crash_points;
 pub mod deliver_twice;

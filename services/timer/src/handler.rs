@@ -11,26 +11,40 @@ use campusg_domain::messages::{
 };
 use campusg_domain::timer::{due_after, Timer, TimerCommand, TimerError, TimerSpec, TimerStatus};
 use campusg_runtime::aggregate::{execute, load, Loaded};
-use campusg_runtime::consumer::{HandlerError, MessageHandler};
-use campusg_runtime::envelope::Envelope;
+use campusg_runtime::clock::Clock;
+use campusg_runtime::command::CommandService;
+use campusg_runtime::consumer::HandlerError;
+use campusg_runtime::service::ServiceDescription;
 use campusg_runtime::store::{Cause, StateQuery, UnitOfWork};
 
-use crate::{TimerService, CONSUMER_GROUP, SERVICE_NAME};
+use crate::{TimerService, SERVICE_NAME};
 
 #[async_trait]
-impl MessageHandler for TimerService {
-    async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
-        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
+impl CommandService for TimerService {
+    const DESCRIPTION: ServiceDescription = crate::DESCRIPTION;
+
+    fn clock(&self) -> &dyn Clock {
+        self.deps.clock.as_ref()
+    }
+
+    async fn handle_command(&self, message: Message, cause: Cause) -> Result<Option<Message>, HandlerError> {
         match message {
             Message::StartOrderTimer(command) => {
                 // The command's id names the timer, so a redelivery finds it scheduled.
-                let timer_id = TimerId::for_command(envelope.id);
-                self.start_order_timer(command, timer_id, cause).await
+                let asked_by = cause
+                    .causation_id
+                    .as_deref()
+                    .and_then(|id| uuid::Uuid::parse_str(id).ok());
+                let timer_id = TimerId::for_command(asked_by.unwrap_or_else(uuid::Uuid::new_v4));
+                self.start_order_timer(command, timer_id, cause).await?;
             }
-            Message::StopOrderTimer(command) => self.stop_order_timer(command, cause).await.map(|_| ()),
-            // Other types on the topic are not for this service.
-            _ => Ok(()),
+            Message::StopOrderTimer(command) => {
+                self.stop_order_timer(command, cause).await?;
+            }
+            // The consumer hands this service only the types it declares.
+            _ => {}
         }
+        Ok(None)
     }
 }
 

@@ -9,22 +9,30 @@ use campusg_domain::messages::{
 };
 use campusg_domain::user::{User, UserCommand, UserError};
 use campusg_runtime::aggregate::{execute, load};
-use campusg_runtime::consumer::{HandlerError, MessageHandler};
-use campusg_runtime::envelope::Envelope;
+use campusg_runtime::clock::Clock;
+use campusg_runtime::command::CommandService;
+use campusg_runtime::consumer::HandlerError;
+use campusg_runtime::service::ServiceDescription;
 use campusg_runtime::store::{Cause, UnitOfWork};
 
-use crate::{UserService, CONSUMER_GROUP, SERVICE_NAME};
+use crate::UserService;
 
 #[async_trait]
-impl MessageHandler for UserService {
-    async fn handle(&self, envelope: &Envelope, message: Message) -> Result<(), HandlerError> {
-        let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
-        match self.handle_command(message, cause).await {
+impl CommandService for UserService {
+    const DESCRIPTION: ServiceDescription = crate::DESCRIPTION;
+
+    fn clock(&self) -> &dyn Clock {
+        self.deps.clock.as_ref()
+    }
+
+    /// Runs one command from a topic: a refusal is one for good.
+    async fn handle_command(&self, message: Message, cause: Cause) -> Result<Option<Message>, HandlerError> {
+        match self.run_command(message, cause).await {
             // A duplicate registration of the same user changes nothing.
-            Err(CommandError::Refused(UserError::AlreadyRegistered(_))) => Ok(()),
+            Err(CommandError::Refused(UserError::AlreadyRegistered(_))) => Ok(None),
             Err(CommandError::Refused(refusal)) => Err(HandlerError::Rejected(refusal.to_string())),
             Err(CommandError::Handler(error)) => Err(error),
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(None),
         }
     }
 }
@@ -43,8 +51,10 @@ impl From<campusg_runtime::store::StoreError> for CommandError {
 }
 
 impl UserService {
-    /// Runs one command and commits its outcome. The HTTP API calls this too.
-    pub async fn handle_command(&self, message: Message, cause: Cause) -> Result<(), CommandError> {
+    /// Runs one command and commits its outcome; a refusal comes back typed,
+    /// for the HTTP API to answer 404, 409 or 422 (a topic's command goes
+    /// through [`CommandService::handle_command`], which runs this).
+    pub async fn run_command(&self, message: Message, cause: Cause) -> Result<(), CommandError> {
         let mut unit = UnitOfWork::new(cause);
         let at = unit.cause.at;
         let (user_id, command) = match message {

@@ -96,7 +96,7 @@ async fn create_user(
     let user_id = details.user_id.clone();
     caller.acts_for(&user_id)?;
     service
-        .handle_command(Message::CreateUser(details), request_cause(&service))
+        .run_command(Message::CreateUser(details), request_cause(&service))
         .await
         .map_err(command_error)?;
     Ok((StatusCode::CREATED, Json(read_user(&service, &user_id).await?)))
@@ -140,7 +140,7 @@ async fn update_user(
     // An update that names nothing changes nothing: the answer is the user as they are.
     if names_something {
         service
-            .handle_command(Message::UpdateUser(update), request_cause(&service))
+            .run_command(Message::UpdateUser(update), request_cause(&service))
             .await
             .map_err(command_error)?;
     }
