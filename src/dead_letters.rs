@@ -439,9 +439,19 @@ pub struct KeyRefused(pub String);
 pub fn routes() -> campusg_runtime::access::Routes<std::sync::Arc<ParkedKeysApi>> {
     use campusg_runtime::access::{Access, Routes};
     Routes::new()
-        .get("/api/parked-keys", Access::Operators, list_parked)
-        .post("/api/parked-keys/{key}/retry", Access::Operators, retry_parked)
-        .post("/api/parked-keys/{key}/drop", Access::Operators, drop_parked)
+        .get("/api/parked-keys", "listParkedKeys", Access::Operators, list_parked)
+        .post(
+            "/api/parked-keys/{key}/retry",
+            "retryParkedKey",
+            Access::Operators,
+            retry_parked,
+        )
+        .post(
+            "/api/parked-keys/{key}/drop",
+            "dropParkedKey",
+            Access::Operators,
+            drop_parked,
+        )
 }
 
 /// What the parked-key routes read and change: every service's store.

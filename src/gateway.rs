@@ -69,13 +69,38 @@ impl Gateway {
 
 pub fn routes() -> Routes<Gateway> {
     Routes::new()
-        .post("/escrow/release", Access::Operators, release_escrow)
-        .post("/api/orders/{order_id}/cancel", Access::Customers, cancel_order)
-        .post("/api/sagas/{saga_id}/cancel", Access::Customers, cancel_saga)
-        .post("/saga/complete/completeOrder", Access::Users, complete_order)
-        .post("/api/orders/{order_id}/rating", Access::Users, rate)
-        .post("/api/orders/{order_id}/refunds", Access::Operators, refund)
-        .post("/api/payouts/{order_id}/retry", Access::Operators, retry_payout)
+        .post("/escrow/release", "releaseFunds", Access::Operators, release_escrow)
+        .post(
+            "/api/orders/{order_id}/cancel",
+            "cancelOrder",
+            Access::Customers,
+            cancel_order,
+        )
+        .post(
+            "/api/sagas/{saga_id}/cancel",
+            "cancelSaga",
+            Access::Customers,
+            cancel_saga,
+        )
+        .post(
+            "/saga/complete/completeOrder",
+            "completeOrder",
+            Access::Users,
+            complete_order,
+        )
+        .post("/api/orders/{order_id}/rating", "rateOrder", Access::Users, rate)
+        .post(
+            "/api/orders/{order_id}/refunds",
+            "refundOrder",
+            Access::Operators,
+            refund,
+        )
+        .post(
+            "/api/payouts/{order_id}/retry",
+            "retryPayout",
+            Access::Operators,
+            retry_payout,
+        )
 }
 
 /// Retries a parked payout once, to the runner's payout account as it is now

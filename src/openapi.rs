@@ -1,13 +1,11 @@
 //! The OpenAPI 3.1 document of the HTTP API, served at `GET /openapi.json`.
 //!
-//! It is written by hand: every route the API serves (health, orders, runners,
-//! sagas, users, ratings, notifications, payments, payouts, escrow, the ledger,
-//! timers, traces) with its parameters, request body, answers and error
-//! statuses. Nothing derives it from the handlers, so a route added to a router
-//! must be added here too; the test at the bottom lists every route. Who may
-//! call each route is not written here: it comes from the rule the route
-//! declares ([`crate::startup::route_table`]), and a test checks that the two
-//! agree.
+//! Its paths come from the routes: each route declares its path, its
+//! operation's name and who may call it ([`crate::startup::route_table`]).
+//! What each operation takes and answers (parameters, request body, answers,
+//! error statuses) is written here by hand, by operation name; the tests check
+//! that every route's operation is described and every description is a
+//! route's.
 //!
 //! Each `json!` call stays small (one schema, one operation) and the pieces are
 //! put together with [`Map`] inserts, so no macro hits the recursion limit.
@@ -42,9 +40,10 @@ pub fn document() -> Value {
     document.insert("openapi".into(), json!("3.1.0"));
     document.insert("info".into(), info());
     document.insert("tags".into(), tags());
-    let mut paths = paths();
+    let table = crate::startup::route_table();
+    let mut paths = paths_of(&table, operations());
     add_common_answers(&mut paths);
-    add_access(&mut paths, &crate::startup::route_table());
+    add_access(&mut paths, &table);
     for operation in paths
         .values_mut()
         .filter_map(Value::as_object_mut)
@@ -506,62 +505,86 @@ fn page_of(description: &str, key: &str, item: &str) -> Value {
 // Paths
 // ---------------------------------------------------------------------------
 
-fn paths() -> Map<String, Value> {
-    let mut paths = Map::new();
-    paths.insert("/health".into(), health_path());
-    paths.insert("/openapi.json".into(), openapi_path());
-    paths.insert("/api/orders".into(), orders_path());
-    paths.insert("/api/orders/available".into(), available_orders_path());
-    paths.insert("/api/orders/{order_id}".into(), order_path());
-    paths.insert("/api/orders/{order_id}/accept".into(), accept_order_path());
-    paths.insert(
-        "/api/orders/{order_id}/cancel-acceptance".into(),
+/// Every operation's description, by its `operationId`. Each route names
+/// its operation where it is declared (`Routes::get(path, operation_id, ..)`),
+/// and [`paths_of`] files it under the route's path and method: a path is
+/// written once, on its route.
+fn operations() -> Map<String, Value> {
+    let mut operations = Map::new();
+    for item in [
+        health_path(),
+        openapi_path(),
+        orders_path(),
+        available_orders_path(),
+        order_path(),
+        accept_order_path(),
         cancel_acceptance_path(),
-    );
-    paths.insert("/api/orders/{order_id}/cancel".into(), cancel_order_path());
-    paths.insert("/api/orders/{order_id}/status".into(), order_stage_path());
-    paths.insert("/api/orders/{order_id}/rating".into(), rating_path());
-    paths.insert("/api/orders/{order_id}/refunds".into(), refund_path());
-    paths.insert("/api/orders/{id}/trace".into(), order_trace_path());
-    paths.insert("/api/trace/{id}".into(), trace_path());
-    paths.insert("/api/sagas".into(), sagas_path());
-    paths.insert("/api/sagas/{saga_id}".into(), saga_path());
-    paths.insert("/api/sagas/{saga_id}/history".into(), saga_history_path());
-    paths.insert("/api/sagas/{saga_id}/cancel".into(), cancel_saga_path());
-    paths.insert("/saga/complete/completeOrder".into(), complete_order_path());
-    paths.insert(
-        "/saga/complete/orderUpdateStream/{saga_id}".into(),
+        cancel_order_path(),
+        order_stage_path(),
+        rating_path(),
+        refund_path(),
+        order_trace_path(),
+        trace_path(),
+        sagas_path(),
+        saga_path(),
+        saga_history_path(),
+        cancel_saga_path(),
+        complete_order_path(),
         saga_update_stream_path(),
-    );
-    paths.insert("/users".into(), users_path());
-    paths.insert("/users/{user_id}".into(), user_path());
-    paths.insert("/api/notifications/send".into(), send_notification_path());
-    paths.insert("/api/notifications/user/{user_id}".into(), user_notifications_path());
-    paths.insert("/api/notifications/order/{order_id}".into(), order_notifications_path());
-    paths.insert(
-        "/api/notifications/{notification_id}/read".into(),
+        users_path(),
+        user_path(),
+        send_notification_path(),
+        user_notifications_path(),
+        order_notifications_path(),
         mark_notification_read_path(),
-    );
-    paths.insert("/payments".into(), payments_path());
-    paths.insert("/payments/authorize".into(), payment_authorize_path());
-    paths.insert("/payments/release".into(), payment_release_path());
-    paths.insert("/payments/capture".into(), payment_capture_path());
-    paths.insert("/payments/{payment_id}".into(), payment_path());
-    paths.insert("/api/payouts".into(), payouts_path());
-    paths.insert("/api/payouts/{order_id}/retry".into(), retry_payout_path());
-    paths.insert("/api/ledger".into(), ledger_path());
-    paths.insert("/escrow".into(), escrows_path());
-    paths.insert("/escrow/hold".into(), escrow_hold_path());
-    paths.insert("/escrow/release".into(), escrow_release_path());
-    paths.insert("/escrow/cancel".into(), escrow_cancel_path());
-    paths.insert("/escrow/{escrow_id}".into(), escrow_path());
-    paths.insert("/schedule".into(), schedule_path());
-    paths.insert("/events".into(), timers_path());
-    paths.insert("/events/{timer_id}".into(), timer_path());
-    paths.insert("/events/{timer_id}/cancel".into(), cancel_timer_path());
-    paths.insert("/api/parked-keys".into(), parked_keys_path());
-    paths.insert("/api/parked-keys/{key}/retry".into(), retry_parked_key_path());
-    paths.insert("/api/parked-keys/{key}/drop".into(), drop_parked_key_path());
+        payments_path(),
+        payment_authorize_path(),
+        payment_release_path(),
+        payment_capture_path(),
+        payment_path(),
+        payouts_path(),
+        retry_payout_path(),
+        ledger_path(),
+        escrows_path(),
+        escrow_hold_path(),
+        escrow_release_path(),
+        escrow_cancel_path(),
+        escrow_path(),
+        schedule_path(),
+        timers_path(),
+        timer_path(),
+        cancel_timer_path(),
+        parked_keys_path(),
+        retry_parked_key_path(),
+        drop_parked_key_path(),
+    ] {
+        let Value::Object(methods) = item else {
+            continue;
+        };
+        for (_, operation) in methods {
+            if let Some(id) = operation["operationId"].as_str() {
+                operations.insert(id.to_string(), operation);
+            }
+        }
+    }
+    operations
+}
+
+/// The document's paths: each route's operation under its path and method.
+/// A route whose operation is not described is left out, and the tests say so.
+fn paths_of(table: &[RouteRule], mut operations: Map<String, Value>) -> Map<String, Value> {
+    let mut paths = Map::new();
+    for rule in table {
+        let Some(operation) = operations.remove(rule.operation_id) else {
+            continue;
+        };
+        let item = paths
+            .entry(rule.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(item) = item {
+            item.insert(rule.method.as_str().to_ascii_lowercase(), operation);
+        }
+    }
     paths
 }
 
@@ -4113,57 +4136,22 @@ mod tests {
         }
     }
 
+    /// Every operation described belongs to a route: none is left over
+    /// from a route that was renamed or removed.
     #[test]
-    fn every_route_the_api_serves_is_documented() {
-        let document = document();
-        let paths = document["paths"].as_object().expect("the document has a paths object");
-        for route in [
-            "/health",
-            "/openapi.json",
-            "/api/orders",
-            "/api/orders/available",
-            "/api/orders/{order_id}",
-            "/api/orders/{order_id}/accept",
-            "/api/orders/{order_id}/cancel-acceptance",
-            "/api/orders/{order_id}/cancel",
-            "/api/orders/{order_id}/status",
-            "/api/orders/{order_id}/rating",
-            "/api/orders/{order_id}/refunds",
-            "/api/orders/{id}/trace",
-            "/api/trace/{id}",
-            "/api/sagas",
-            "/api/sagas/{saga_id}",
-            "/api/sagas/{saga_id}/history",
-            "/api/sagas/{saga_id}/cancel",
-            "/saga/complete/completeOrder",
-            "/saga/complete/orderUpdateStream/{saga_id}",
-            "/users",
-            "/users/{user_id}",
-            "/api/notifications/send",
-            "/api/notifications/user/{user_id}",
-            "/api/notifications/order/{order_id}",
-            "/api/notifications/{notification_id}/read",
-            "/payments",
-            "/payments/authorize",
-            "/payments/release",
-            "/payments/capture",
-            "/payments/{payment_id}",
-            "/api/payouts",
-            "/api/payouts/{order_id}/retry",
-            "/api/ledger",
-            "/escrow",
-            "/escrow/hold",
-            "/escrow/release",
-            "/escrow/cancel",
-            "/escrow/{escrow_id}",
-            "/schedule",
-            "/events",
-            "/events/{timer_id}",
-            "/events/{timer_id}/cancel",
-        ] {
-            assert!(paths.contains_key(route), "{route} is not documented");
+    fn every_operation_described_is_a_route_s() {
+        let table = crate::startup::route_table();
+        let named: Vec<&str> = table.iter().map(|rule| rule.operation_id).collect();
+        for id in super::operations().keys() {
+            assert!(
+                named.contains(&id.as_str()),
+                "operation {id} is described but no route names it"
+            );
         }
-        let version = document["openapi"].as_str().expect("`openapi` is a string");
+        let version = document()["openapi"]
+            .as_str()
+            .expect("`openapi` is a string")
+            .to_string();
         assert!(version.starts_with("3.1"), "the document is OpenAPI {version}, not 3.1");
     }
 }

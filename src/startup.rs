@@ -323,8 +323,8 @@ struct Public {
 /// The routes anyone may call, token or not.
 fn public_routes() -> Routes<Public> {
     Routes::new()
-        .get("/health", Access::Public, report_health)
-        .get("/openapi.json", Access::Public, || async {
+        .get("/health", "health", Access::Public, report_health)
+        .get("/openapi.json", "openApiDocument", Access::Public, || async {
             Json(crate::openapi::document())
         })
 }

@@ -24,10 +24,10 @@ use crate::{EscrowService, SERVICE_NAME};
 
 pub fn routes() -> Routes<Arc<EscrowService>> {
     Routes::new()
-        .get("/escrow", Access::Operators, list_escrows)
-        .post("/escrow/hold", Access::Operators, hold)
-        .post("/escrow/cancel", Access::Operators, cancel)
-        .get("/escrow/{escrow_id}", Access::Operators, get_escrow)
+        .get("/escrow", "listEscrows", Access::Operators, list_escrows)
+        .post("/escrow/hold", "holdFunds", Access::Operators, hold)
+        .post("/escrow/cancel", "cancelEscrow", Access::Operators, cancel)
+        .get("/escrow/{escrow_id}", "getEscrow", Access::Operators, get_escrow)
 }
 
 #[derive(Deserialize)]

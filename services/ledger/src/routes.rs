@@ -15,7 +15,7 @@ use campusg_runtime::http::{ApiError, Query};
 use crate::LedgerService;
 
 pub fn routes() -> Routes<Arc<LedgerService>> {
-    Routes::new().get("/api/ledger", Access::Users, get_ledger)
+    Routes::new().get("/api/ledger", "getLedger", Access::Users, get_ledger)
 }
 
 #[derive(Deserialize)]

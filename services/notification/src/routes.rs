@@ -35,10 +35,25 @@ fn may_read(caller: &Caller, inbox: &UserId) -> Result<(), ApiError> {
 
 pub fn routes() -> Routes<Arc<NotificationService>> {
     Routes::new()
-        .post("/api/notifications/send", Access::Operators, send)
-        .get("/api/notifications/user/{user_id}", Access::Users, of_user)
-        .get("/api/notifications/order/{order_id}", Access::Users, of_order)
-        .post("/api/notifications/{notification_id}/read", Access::Users, mark_read)
+        .post("/api/notifications/send", "sendNotification", Access::Operators, send)
+        .get(
+            "/api/notifications/user/{user_id}",
+            "listUserNotifications",
+            Access::Users,
+            of_user,
+        )
+        .get(
+            "/api/notifications/order/{order_id}",
+            "listOrderNotifications",
+            Access::Users,
+            of_order,
+        )
+        .post(
+            "/api/notifications/{notification_id}/read",
+            "markNotificationRead",
+            Access::Users,
+            mark_read,
+        )
 }
 
 #[derive(Deserialize)]

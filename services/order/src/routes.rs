@@ -26,12 +26,27 @@ use crate::OrderService;
 
 pub fn routes() -> Routes<Arc<OrderService>> {
     Routes::new()
-        .get("/api/orders/{order_id}", Access::Users, get_order)
-        .get("/api/orders", Access::Users, list_orders)
-        .get("/api/orders/available", Access::Runners, available_orders)
-        .post("/api/orders/{order_id}/accept", Access::Runners, accept)
-        .post("/api/orders/{order_id}/cancel-acceptance", Access::Runners, give_back)
-        .post("/api/orders/{order_id}/status", Access::Runners, advance)
+        .get("/api/orders/{order_id}", "getOrder", Access::Users, get_order)
+        .get("/api/orders", "listOrders", Access::Users, list_orders)
+        .get(
+            "/api/orders/available",
+            "listAvailableOrders",
+            Access::Runners,
+            available_orders,
+        )
+        .post("/api/orders/{order_id}/accept", "acceptOrder", Access::Runners, accept)
+        .post(
+            "/api/orders/{order_id}/cancel-acceptance",
+            "cancelAcceptance",
+            Access::Runners,
+            give_back,
+        )
+        .post(
+            "/api/orders/{order_id}/status",
+            "reportDeliveryStage",
+            Access::Runners,
+            advance,
+        )
 }
 
 /// A 403 unless `caller` may see `order`: its customer, its runner, a runner

@@ -28,12 +28,12 @@ use crate::{PaymentService, SERVICE_NAME};
 
 pub fn routes() -> Routes<Arc<PaymentService>> {
     Routes::new()
-        .get("/payments", Access::Operators, list_payments)
-        .post("/payments/authorize", Access::Operators, authorize)
-        .post("/payments/release", Access::Operators, release)
-        .post("/payments/capture", Access::Operators, capture)
-        .get("/payments/{payment_id}", Access::Operators, get_payment)
-        .get("/api/payouts", Access::Users, list_payouts)
+        .get("/payments", "listPayments", Access::Operators, list_payments)
+        .post("/payments/authorize", "authorizePayment", Access::Operators, authorize)
+        .post("/payments/release", "releasePayment", Access::Operators, release)
+        .post("/payments/capture", "capturePayment", Access::Operators, capture)
+        .get("/payments/{payment_id}", "getPayment", Access::Operators, get_payment)
+        .get("/api/payouts", "listPayouts", Access::Users, list_payouts)
 }
 
 #[derive(Deserialize)]

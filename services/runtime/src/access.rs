@@ -181,12 +181,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// One route's rule: its method, its path (as the router spells it) and who
-/// may call it.
+/// One route's rule: its method, its path (as the router spells it), the
+/// name of its operation in the OpenAPI document, and who may call it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteRule {
     pub method: Method,
     pub path: &'static str,
+    pub operation_id: &'static str,
     pub access: Access,
 }
 
@@ -211,27 +212,57 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         }
     }
 
-    pub fn get<H: Handler<T, S>, T: 'static>(self, path: &'static str, access: Access, handler: H) -> Self {
-        self.on(Method::GET, MethodFilter::GET, path, access, handler)
+    pub fn get<H: Handler<T, S>, T: 'static>(
+        self,
+        path: &'static str,
+        operation_id: &'static str,
+        access: Access,
+        handler: H,
+    ) -> Self {
+        self.on(Method::GET, MethodFilter::GET, (path, operation_id), access, handler)
     }
 
-    pub fn post<H: Handler<T, S>, T: 'static>(self, path: &'static str, access: Access, handler: H) -> Self {
-        self.on(Method::POST, MethodFilter::POST, path, access, handler)
+    pub fn post<H: Handler<T, S>, T: 'static>(
+        self,
+        path: &'static str,
+        operation_id: &'static str,
+        access: Access,
+        handler: H,
+    ) -> Self {
+        self.on(Method::POST, MethodFilter::POST, (path, operation_id), access, handler)
     }
 
-    pub fn put<H: Handler<T, S>, T: 'static>(self, path: &'static str, access: Access, handler: H) -> Self {
-        self.on(Method::PUT, MethodFilter::PUT, path, access, handler)
+    pub fn put<H: Handler<T, S>, T: 'static>(
+        self,
+        path: &'static str,
+        operation_id: &'static str,
+        access: Access,
+        handler: H,
+    ) -> Self {
+        self.on(Method::PUT, MethodFilter::PUT, (path, operation_id), access, handler)
     }
 
-    pub fn patch<H: Handler<T, S>, T: 'static>(self, path: &'static str, access: Access, handler: H) -> Self {
-        self.on(Method::PATCH, MethodFilter::PATCH, path, access, handler)
+    pub fn patch<H: Handler<T, S>, T: 'static>(
+        self,
+        path: &'static str,
+        operation_id: &'static str,
+        access: Access,
+        handler: H,
+    ) -> Self {
+        self.on(
+            Method::PATCH,
+            MethodFilter::PATCH,
+            (path, operation_id),
+            access,
+            handler,
+        )
     }
 
     fn on<H: Handler<T, S>, T: 'static>(
         mut self,
         method: Method,
         filter: MethodFilter,
-        path: &'static str,
+        (path, operation_id): (&'static str, &'static str),
         access: Access,
         handler: H,
     ) -> Self {
@@ -245,7 +276,12 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         }));
         // Routes on one path with different methods merge into one.
         self.router = self.router.route(path, checked);
-        self.table.push(RouteRule { method, path, access });
+        self.table.push(RouteRule {
+            method,
+            path,
+            operation_id,
+            access,
+        });
         self
     }
 

@@ -28,12 +28,18 @@ use crate::{stream, views, SagaOrchestrator, SERVICE_NAME};
 
 pub fn routes() -> Routes<Arc<SagaOrchestrator>> {
     Routes::new()
-        .post("/api/orders", Access::Customers, place_order)
-        .get("/api/sagas", Access::Operators, list_sagas)
-        .get("/api/sagas/{saga_id}", Access::Users, get_saga)
-        .get("/api/sagas/{saga_id}/history", Access::Users, saga_history)
+        .post("/api/orders", "placeOrder", Access::Customers, place_order)
+        .get("/api/sagas", "listSagas", Access::Operators, list_sagas)
+        .get("/api/sagas/{saga_id}", "getSaga", Access::Users, get_saga)
+        .get(
+            "/api/sagas/{saga_id}/history",
+            "getSagaHistory",
+            Access::Users,
+            saga_history,
+        )
         .get(
             "/saga/complete/orderUpdateStream/{saga_id}",
+            "streamSagaUpdates",
             Access::Users,
             stream::update_stream,
         )

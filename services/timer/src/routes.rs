@@ -26,10 +26,10 @@ use crate::{TimerService, SERVICE_NAME};
 
 pub fn routes() -> Routes<Arc<TimerService>> {
     Routes::new()
-        .post("/schedule", Access::Operators, schedule)
-        .get("/events", Access::Operators, list_timers)
-        .get("/events/{timer_id}", Access::Operators, get_timer)
-        .post("/events/{timer_id}/cancel", Access::Operators, cancel)
+        .post("/schedule", "scheduleTimer", Access::Operators, schedule)
+        .get("/events", "listTimers", Access::Operators, list_timers)
+        .get("/events/{timer_id}", "getTimer", Access::Operators, get_timer)
+        .post("/events/{timer_id}/cancel", "cancelTimer", Access::Operators, cancel)
 }
 
 /// The seeds' `ScheduledEvent`: what to fire, about what, when, with what.

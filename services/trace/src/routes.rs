@@ -13,8 +13,8 @@ use crate::{render, story, TraceIndex};
 
 pub fn routes() -> Routes<Arc<TraceIndex>> {
     Routes::new()
-        .get("/api/orders/{id}/trace", Access::Operators, trace)
-        .get("/api/trace/{id}", Access::Operators, trace)
+        .get("/api/orders/{id}/trace", "traceOrder", Access::Operators, trace)
+        .get("/api/trace/{id}", "trace", Access::Operators, trace)
 }
 
 /// The story of an order, or of the order a saga id belongs to.

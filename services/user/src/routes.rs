@@ -26,11 +26,11 @@ use crate::{UserService, SERVICE_NAME};
 
 pub fn routes() -> Routes<Arc<UserService>> {
     Routes::new()
-        .get("/users", Access::Operators, list_users)
-        .post("/users", Access::Users, create_user)
-        .get("/users/{user_id}", Access::Users, get_user)
-        .put("/users/{user_id}", Access::Users, update_user)
-        .patch("/users/{user_id}", Access::Users, update_user)
+        .get("/users", "listUsers", Access::Operators, list_users)
+        .post("/users", "createUser", Access::Users, create_user)
+        .get("/users/{user_id}", "getUser", Access::Users, get_user)
+        .put("/users/{user_id}", "updateUser", Access::Users, update_user)
+        .patch("/users/{user_id}", "patchUser", Access::Users, update_user)
 }
 
 /// What anyone signed in sees of a user: who they are and how they are
