@@ -12,6 +12,7 @@
 //! ([`floor`]), so each figure can be read as a fraction of what is possible.
 
 mod client;
+mod compare;
 mod completions;
 mod floor;
 mod progress;
@@ -106,6 +107,11 @@ pub struct BenchArgs {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    /// A report saved before (`--json`): each figure is printed beside it, as
+    /// a ratio, so a change shows what it moved.
+    #[arg(long, value_name = "BASELINE.json")]
+    pub compare: Option<PathBuf>,
 }
 
 /// Runs every measurement and prints the report.
@@ -121,15 +127,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .schema_prefix
         .clone()
         .unwrap_or_else(|| format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..10]));
+    // Read before the run, so that a bad path costs nothing.
+    let baseline = match &args.compare {
+        Some(path) => Some(compare::read_baseline(path)?),
+        None => None,
+    };
     let outcome = measure(&args, &backends).await;
     if !args.keep_data {
         system::drop_schemas(&backends).await;
     }
     let report = outcome?;
+    let now = serde_json::to_value(&report)?;
+    let comparison = baseline.as_ref().map(|baseline| compare::figures(baseline, &now));
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut out = now;
+        if let Some(comparison) = &comparison {
+            out["compared_with_baseline"] = serde_json::to_value(comparison)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", report.table());
+        if let Some(comparison) = &comparison {
+            print!("{}", compare::table(comparison));
+        }
     }
     Ok(())
 }
@@ -150,7 +170,8 @@ async fn measure(args: &BenchArgs, backends: &Backends) -> anyhow::Result<Report
 
     let records_before = floor::records_held(bus.as_ref()).await?;
     let (mut saturation, last_order) = saturation(args, &client, &parties, &completions, patience).await?;
-    saturation.observers_behind_secs = settle(&client, &last_order, patience).await?;
+    let behind_secs = settle(&client, &last_order, patience).await?;
+    saturation = saturation.caught_up_after(behind_secs);
     // What the run caused is counted until the observers are done with it too.
     let caught_up = Utc::now();
     saturation.records = (floor::records_held(bus.as_ref()).await? - records_before).max(0) as u64;
@@ -237,6 +258,7 @@ async fn saturation(
         started,
         finished: last,
         observers_behind_secs: 0.0,
+        whole_system_per_sec: 0.0,
     };
     Ok((saturation, order_of[&last_finished.saga_id].clone()))
 }

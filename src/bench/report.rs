@@ -34,6 +34,19 @@ pub struct Saturation {
     /// How long after the last saga completed the observers (trace index,
     /// notifications), which are off the sagas' path, caught up.
     pub observers_behind_secs: f64,
+    /// The whole system's rate, the headline: the orders over the time from
+    /// the first request until every observer had caught up with the last.
+    pub whole_system_per_sec: f64,
+}
+
+impl Saturation {
+    /// The run's figures once the observers have caught up, `behind_secs`
+    /// after the last saga completed.
+    pub fn caught_up_after(mut self, behind_secs: f64) -> Saturation {
+        self.observers_behind_secs = behind_secs;
+        self.whole_system_per_sec = self.orders as f64 / (self.seconds + behind_secs);
+        self
+    }
 }
 
 /// From the time a request was due to its saga's completion, at a fixed offered rate.
@@ -96,8 +109,18 @@ impl Report {
             ("backend".into(), self.backend.to_string()),
             ("clients".into(), self.clients.to_string()),
             (
+                "whole system orders/s".into(),
+                format!(
+                    "{:.1}  ({} orders until every observer caught up)",
+                    s.whole_system_per_sec, s.orders
+                ),
+            ),
+            (
                 "create-order sagas/s".into(),
-                format!("{:.1}  ({} orders in {:.2}s)", s.sagas_per_sec, s.orders, s.seconds),
+                format!(
+                    "{:.1}  ({} orders in {:.2}s, sagas only)",
+                    s.sagas_per_sec, s.orders, s.seconds
+                ),
             ),
             (
                 "observers caught up".into(),

@@ -16,11 +16,14 @@ const ORDERS: u64 = 100;
 const LATENCY_ORDERS: u64 = 30;
 const LIFECYCLE_ORDERS: u64 = 8;
 
-fn bench(environment: &Environment) -> Value {
+/// A short bench run, compared with `baseline`, a report saved before.
+fn bench(environment: &Environment, baseline: &std::path::Path) -> Value {
     let backends = environment.backends();
     let mut command = Command::new(env!("CARGO_BIN_EXE_campusg"));
     command
         .args(["bench", "--json", "--keep-data", "--clients", "4"])
+        .arg("--compare")
+        .arg(baseline)
         .args(["--orders", &ORDERS.to_string()])
         .args(["--latency-orders", &LATENCY_ORDERS.to_string()])
         .args(["--lifecycle-orders", &LIFECYCLE_ORDERS.to_string()])
@@ -53,8 +56,12 @@ async fn a_short_bench_reports_every_figure_and_completes_every_saga(
     #[values(Backend::Embedded, Backend::Kafka)] backend: Backend,
 ) {
     let environment = Environment::new(backend);
+    let saved = tempfile::tempdir().unwrap();
+    let baseline = saved.path().join("baseline.json");
+    let before = serde_json::json!({"saturation": {"whole_system_per_sec": 0.5, "sagas_per_sec": 1.0}});
+    std::fs::write(&baseline, before.to_string()).unwrap();
 
-    let report = tokio::task::block_in_place(|| bench(&environment));
+    let report = tokio::task::block_in_place(|| bench(&environment, &baseline));
 
     assert_eq!(report["saturation"]["orders"], ORDERS);
     assert_eq!(report["latency"]["orders"], LATENCY_ORDERS);
@@ -79,6 +86,17 @@ async fn a_short_bench_reports_every_figure_and_completes_every_saga(
     ] {
         positive(&report, path);
     }
+    // The headline counts until the observers caught up, so it is never above the sagas' own rate.
+    let whole = positive(&report, "/saturation/whole_system_per_sec");
+    assert!(whole <= positive(&report, "/saturation/sagas_per_sec"), "{report}");
+    // Each figure beside the saved run's, as a ratio.
+    let compared = report["compared_with_baseline"].as_array().expect("a comparison");
+    let headline = compared
+        .iter()
+        .find(|c| c["figure"] == "whole system orders/s")
+        .expect("the headline is compared");
+    assert_eq!(headline["baseline"], 0.5);
+    assert_eq!(headline["ratio"].as_f64().unwrap(), whole / 0.5);
     let p50 = positive(&report, "/latency/p50_ms");
     assert!(p50 <= positive(&report, "/latency/p99_ms"));
     assert!(positive(&report, "/latency/p99_ms") <= positive(&report, "/latency/max_ms"));
