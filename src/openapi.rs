@@ -511,7 +511,22 @@ fn page_of(description: &str, key: &str, item: &str) -> Value {
 /// written once, on its route.
 fn operations() -> Map<String, Value> {
     let mut operations = Map::new();
-    for item in [
+    for item in operation_items() {
+        let Value::Object(methods) = item else {
+            continue;
+        };
+        for (_, operation) in methods {
+            if let Some(id) = operation["operationId"].as_str() {
+                operations.insert(id.to_string(), operation);
+            }
+        }
+    }
+    operations
+}
+
+/// Every operation's description, grouped as they are written (by path).
+fn operation_items() -> Vec<Value> {
+    vec![
         health_path(),
         openapi_path(),
         orders_path(),
@@ -557,17 +572,7 @@ fn operations() -> Map<String, Value> {
         parked_keys_path(),
         retry_parked_key_path(),
         drop_parked_key_path(),
-    ] {
-        let Value::Object(methods) = item else {
-            continue;
-        };
-        for (_, operation) in methods {
-            if let Some(id) = operation["operationId"].as_str() {
-                operations.insert(id.to_string(), operation);
-            }
-        }
-    }
-    operations
+    ]
 }
 
 /// The document's paths: each route's operation under its path and method.
@@ -4134,6 +4139,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// No two descriptions share an operation name: the second would
+    /// silently replace the first.
+    #[test]
+    fn every_operation_is_described_once() {
+        let mut ids: Vec<String> = super::operation_items()
+            .iter()
+            .filter_map(serde_json::Value::as_object)
+            .flat_map(|item| item.values())
+            .map(|operation| {
+                operation["operationId"]
+                    .as_str()
+                    .expect("every operation is named")
+                    .to_string()
+            })
+            .collect();
+        let all = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), all, "an operationId is described twice");
     }
 
     /// Every operation described belongs to a route: none is left over

@@ -85,6 +85,10 @@ struct OrderRequest {
     reason: Option<String>,
 }
 
+/// Runs a payment command for a route and answers with the payment. Only the
+/// payment's own commands come here: a payout command takes the topic's path
+/// inside `handle_command` (a refusal logged and dropped), so an operator's
+/// payout goes through `retry_payout` instead, which answers its refusal.
 async fn run(service: &PaymentService, message: Message) -> Result<(StatusCode, Json<Value>), ApiError> {
     let order_id = message.order_id().expect("payment commands name their order");
     let cause = Cause::request(uuid::Uuid::new_v4().to_string(), SERVICE_NAME, service.deps.clock.now());

@@ -30,13 +30,20 @@ impl CommandService for TimerService {
     async fn handle_command(&self, message: Message, cause: Cause) -> Result<Option<Message>, HandlerError> {
         match message {
             Message::StartOrderTimer(command) => {
-                // The command's id names the timer, so a redelivery finds it scheduled.
+                // The command's id names the timer, so a redelivery finds it
+                // scheduled; a start with no message behind it could not be
+                // recognised when repeated, so it is refused.
                 let asked_by = cause
                     .causation_id
                     .as_deref()
                     .and_then(|id| uuid::Uuid::parse_str(id).ok());
-                let timer_id = TimerId::for_command(asked_by.unwrap_or_else(uuid::Uuid::new_v4));
-                self.start_order_timer(command, timer_id, cause).await?;
+                let Some(asked_by) = asked_by else {
+                    return Err(HandlerError::Rejected(
+                        "a timer is started by a start_order_timer message, whose id names it".into(),
+                    ));
+                };
+                self.start_order_timer(command, TimerId::for_command(asked_by), cause)
+                    .await?;
             }
             Message::StopOrderTimer(command) => {
                 self.stop_order_timer(command, cause).await?;
