@@ -1,15 +1,17 @@
 //! Batches on the SQLite store: a poll's work stored whole at its end, or not at all.
 
-use campusg_runtime::bus::OutgoingRecord;
-use campusg_runtime::store::{EventStore, StateQuery, StoreError, UnitOfWork};
 use std::sync::Arc;
 
 use chrono::Utc;
 use serde_json::json;
 
-use crate::sqlite_store::SqliteEventStore;
 use campusg_runtime::batch::*;
-use campusg_runtime::store::{AggregateChange, Cause, HandledMessage, NewEvent};
+use campusg_runtime::bus::OutgoingRecord;
+use campusg_runtime::store::{
+    AggregateChange, Cause, EventStore, HandledMessage, NewEvent, StateQuery, StoreError, UnitOfWork,
+};
+
+use crate::sqlite_store::SqliteEventStore;
 
 async fn stores() -> (tempfile::TempDir, Arc<dyn EventStore>, Arc<dyn EventStore>) {
     let dir = tempfile::tempdir().unwrap();

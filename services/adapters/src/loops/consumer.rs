@@ -1,29 +1,26 @@
 //! The consumer loop on the embedded log and the SQLite store: panics, failures for now and parked keys.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
-use campusg_domain::messages::Message;
+use cqrs_es::Aggregate;
+use tokio_util::sync::CancellationToken;
+
+use campusg_domain::ids::OrderId;
+use campusg_domain::messages::{Message, StopOrderTimer};
+use campusg_runtime::batch::BatchingStore;
 use campusg_runtime::bus::{MessageBus, OutgoingRecord};
+use campusg_runtime::clock::SystemClock;
+use campusg_runtime::consumer::*;
 use campusg_runtime::envelope::Envelope;
 use campusg_runtime::health::HealthBoard;
 use campusg_runtime::parking::{ParkedKey, PARKED};
 use campusg_runtime::service::{ServiceDeps, ServiceDescription};
-use campusg_runtime::store::{Contracts, EventStore};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
-
-use std::sync::Mutex;
-
-use campusg_domain::ids::OrderId;
-use campusg_domain::messages::StopOrderTimer;
+use campusg_runtime::store::{Contracts, EventStore, StateQuery};
 
 use crate::embedded_log::EmbeddedLog;
 use crate::sqlite_store::SqliteEventStore;
-use campusg_runtime::batch::BatchingStore;
-use campusg_runtime::clock::SystemClock;
-use campusg_runtime::consumer::*;
-use campusg_runtime::store::StateQuery;
-use cqrs_es::Aggregate;
 
 /// A service that handles `stop_order_timer` alone.
 const TIMER_TEST: ServiceDescription = ServiceDescription {

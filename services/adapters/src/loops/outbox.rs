@@ -1,20 +1,21 @@
 //! The outbox relay on the embedded log: records a broker refuses for their size are dead-lettered by reference.
 
-use campusg_runtime::bus::{BusError, MessageBus, OutgoingRecord, MAX_RECORD_BYTES};
-use campusg_runtime::store::EventStore;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+
+use campusg_runtime::bus::{
+    BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, RecordPosition, StartFrom, Subscription,
+    TopicDescription, MAX_RECORD_BYTES,
+};
+use campusg_runtime::outbox::*;
+use campusg_runtime::store::{Cause, Contracts, EventStore, UnitOfWork};
+use campusg_runtime::topics::TopicCatalog;
 
 use crate::embedded_log::EmbeddedLog;
 use crate::sqlite_store::SqliteEventStore;
-use campusg_runtime::bus::{BusConsumer, OffsetReset, RecordPosition, StartFrom, Subscription, TopicDescription};
-use campusg_runtime::store::{Cause, Contracts, UnitOfWork};
-use campusg_runtime::topics::TopicCatalog;
-
-use campusg_runtime::outbox::*;
 
 fn record(value: String, id: &str) -> OutgoingRecord {
     OutgoingRecord {
