@@ -103,6 +103,37 @@ async fn trace_tells_a_timed_out_order_from_placement_to_refund(
         .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order: {times:?}");
 
+    // By saga id, the same records, payloads and all: the saga's own stream
+    // only names its order, whose stream has them.
+    let (ok, by_saga, stderr) =
+        tokio::task::block_in_place(|| campusg(&app, &["trace", &saga_id, "--format", "json"], None));
+    assert!(ok, "{stderr}");
+    let by_saga: Value = serde_json::from_str(&by_saga).expect("the JSON form parses");
+    let positions = |story: &Value| -> Vec<(String, i64, i64)> {
+        let mut found: Vec<_> = story["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["topic"].as_str().unwrap().to_string(),
+                    r["partition"].as_i64().unwrap(),
+                    r["offset"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    assert_eq!(positions(&by_saga), positions(&story));
+    assert!(
+        by_saga["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| !r["payload"].is_null()),
+        "{by_saga}"
+    );
     let (ok, text, stderr) = tokio::task::block_in_place(|| campusg(&app, &["trace", &saga_id], None));
     assert!(ok, "{stderr}");
     assert!(text.contains("timer.expired"), "{text}");

@@ -1,12 +1,12 @@
 //! Filing each record under its order and its saga.
 
 use async_trait::async_trait;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use campusg_domain::ids::OrderId;
 use campusg_runtime::bus::Record;
 use campusg_runtime::consumer::{HandlerError, RecordHandler};
-use campusg_runtime::store::{AggregateChange, Cause, HandledMessage, NewEvent, UnitOfWork};
+use campusg_runtime::store::{AggregateChange, Cause, HandledMessage, NewEvent, StoreError, UnitOfWork};
 
 use crate::story::{TracedRecord, ORDER_TRACE, SAGA_TRACE};
 use crate::{TraceIndex, CONSUMER_GROUP, SERVICE_NAME};
@@ -31,25 +31,83 @@ impl RecordHandler for TraceIndex {
             .correlation_id
             .clone()
             .filter(|c| !c.is_empty() && c != "unknown");
-        for (stream, id) in [(ORDER_TRACE, order), (SAGA_TRACE, saga)] {
-            let Some(id) = id else { continue };
-            let version = match self.deps.store.state(stream, &id).await? {
-                Some((version, _)) => version,
-                None => 0,
+        let payload = serde_json::to_value(&traced).expect("traced records serialize");
+        if let Some(order) = &order {
+            let version = self.version_of(ORDER_TRACE, order).await?.0;
+            unit.changes
+                .push(filed(ORDER_TRACE, order, version, &traced, payload.clone(), None));
+        }
+        if let Some(saga) = saga {
+            // A record of an order is read back from the order's stream: the
+            // saga's stream only needs to name each order it touched once.
+            // The rest of the saga's records (keyed by a user, say) are kept
+            // whole.
+            let (version, orders) = self.version_of(SAGA_TRACE, &saga).await?;
+            let filed_for_saga = match &order {
+                Some(order) if orders.contains(order) => None,
+                Some(order) => {
+                    let mut named = orders.clone();
+                    named.push(order.clone());
+                    Some((
+                        TracedRecord {
+                            payload: Value::Null,
+                            ..traced.clone()
+                        },
+                        named,
+                    ))
+                }
+                None => Some((traced.clone(), orders)),
             };
-            unit.changes.push(AggregateChange {
-                aggregate_type: stream.to_string(),
-                aggregate_id: id,
-                expected_version: version,
-                events: vec![NewEvent {
-                    event_type: traced.message_type.clone().unwrap_or_else(|| "unreadable".to_string()),
-                    event_version: "1".to_string(),
-                    payload: serde_json::to_value(&traced).expect("traced records serialize"),
-                }],
-                state: json!({"records": version + 1, "last": traced.position()}),
-            });
+            if let Some((record, orders)) = filed_for_saga {
+                let payload = serde_json::to_value(&record).expect("traced records serialize");
+                unit.changes
+                    .push(filed(SAGA_TRACE, &saga, version, &record, payload, Some(orders)));
+            }
         }
         self.deps.store.commit(unit).await?;
         Ok(())
+    }
+}
+
+impl TraceIndex {
+    /// A stream's version, and the orders a saga's stream has named so far.
+    async fn version_of(&self, stream: &str, id: &str) -> Result<(i64, Vec<String>), StoreError> {
+        Ok(match self.deps.store.state(stream, id).await? {
+            Some((version, state)) => {
+                let orders = state["orders"]
+                    .as_array()
+                    .map(|orders| orders.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                    .unwrap_or_default();
+                (version, orders)
+            }
+            None => (0, Vec::new()),
+        })
+    }
+}
+
+/// `record` appended to `stream`/`id` after `version`; a saga's stream also
+/// keeps the orders it has named.
+fn filed(
+    stream: &str,
+    id: &str,
+    version: i64,
+    record: &TracedRecord,
+    payload: Value,
+    orders: Option<Vec<String>>,
+) -> AggregateChange {
+    let mut state = json!({"records": version + 1, "last": record.position()});
+    if let Some(orders) = orders {
+        state["orders"] = json!(orders);
+    }
+    AggregateChange {
+        aggregate_type: stream.to_string(),
+        aggregate_id: id.to_string(),
+        expected_version: version,
+        events: vec![NewEvent {
+            event_type: record.message_type.clone().unwrap_or_else(|| "unreadable".to_string()),
+            event_version: "1".to_string(),
+            payload,
+        }],
+        state,
     }
 }

@@ -3,9 +3,13 @@
 //!
 //! The indexer is a consumer group of its own (`trace-index`) over every topic
 //! in the catalog, valid records or not. Each record is appended, as an event,
-//! to two streams of the trace store: `order_trace/<order id>` (the record key,
-//! when it is an order id) and `saga_trace/<correlation id>`. A record is filed
-//! once: its position is the handled-message id of the commit that files it.
+//! to the stream of its order in the trace store, `order_trace/<order id>` (the
+//! record key, when it is an order id). The stream of its saga,
+//! `saga_trace/<correlation id>`, keeps the records that have no order whole,
+//! and names each order the saga touched once (that order's first record,
+//! without its payload), so that a saga's story is its orders' streams and
+//! its own. A record is filed once: its position is the handled-message id of
+//! the commit that files it.
 //! [`story`] reads those streams back and puts the records in causal and time
 //! order; [`render`] prints them for people (text, a Mermaid sequence diagram)
 //! or tools (JSON).
