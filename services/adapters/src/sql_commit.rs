@@ -87,10 +87,7 @@ enum NotWritten {
 
 impl From<sqlx::Error> for NotWritten {
     fn from(error: sqlx::Error) -> NotWritten {
-        match &error {
-            sqlx::Error::Database(db) if db.is_unique_violation() => NotWritten::SequenceTaken,
-            _ => NotWritten::Database(error),
-        }
+        NotWritten::Database(error)
     }
 }
 
@@ -138,29 +135,28 @@ async fn write(
     rows: &BatchRows,
 ) -> Result<(), NotWritten> {
     if !rows.handled.is_empty() {
-        let inserted = tx
-            .execute_rows(statements.insert_handled, &rows.handled)
-            .await
-            .map_err(NotWritten::Database)?;
+        let inserted = tx.execute_rows(statements.insert_handled, &rows.handled).await?;
         if inserted < rows.handled.len() as u64 {
             return Err(NotWritten::AlreadyHandled);
         }
     }
     if !rows.events.is_empty() {
-        tx.execute_rows(statements.append_events, &rows.events).await?;
+        // A taken (aggregate, sequence): an aggregate moved past its expected version.
+        tx.execute_rows(statements.append_events, &rows.events)
+            .await
+            .map_err(|error| match &error {
+                sqlx::Error::Database(db) if db.is_unique_violation() => NotWritten::SequenceTaken,
+                _ => NotWritten::Database(error),
+            })?;
     }
     if !rows.states.is_empty() {
-        tx.execute_rows(statements.upsert_states, &rows.states)
-            .await
-            .map_err(NotWritten::Database)?;
+        tx.execute_rows(statements.upsert_states, &rows.states).await?;
     }
     if !rows.outbox.is_empty() {
         if let Some(lock) = statements.lock_outbox {
-            tx.execute(lock).await.map_err(NotWritten::Database)?;
+            tx.execute(lock).await?;
         }
-        tx.execute_rows(statements.insert_outbox, &rows.outbox)
-            .await
-            .map_err(NotWritten::Database)?;
+        tx.execute_rows(statements.insert_outbox, &rows.outbox).await?;
     }
     Ok(())
 }
