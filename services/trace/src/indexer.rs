@@ -31,37 +31,30 @@ impl RecordHandler for TraceIndex {
             .correlation_id
             .clone()
             .filter(|c| !c.is_empty() && c != "unknown");
-        let payload = serde_json::to_value(&traced).expect("traced records serialize");
         if let Some(order) = &order {
             let version = self.version_of(ORDER_TRACE, order).await?.0;
-            unit.changes
-                .push(filed(ORDER_TRACE, order, version, &traced, payload.clone(), None));
+            unit.changes.push(filed(ORDER_TRACE, order, version, &traced, None));
         }
         if let Some(saga) = saga {
             // A record of an order is read back from the order's stream: the
             // saga's stream only needs to name each order it touched once.
             // The rest of the saga's records (keyed by a user, say) are kept
             // whole.
-            let (version, orders) = self.version_of(SAGA_TRACE, &saga).await?;
-            let filed_for_saga = match &order {
-                Some(order) if orders.contains(order) => None,
+            let (version, mut orders) = self.version_of(SAGA_TRACE, &saga).await?;
+            let record = match order {
+                Some(order) if orders.contains(&order) => None,
                 Some(order) => {
-                    let mut named = orders.clone();
-                    named.push(order.clone());
-                    Some((
-                        TracedRecord {
-                            payload: Value::Null,
-                            ..traced.clone()
-                        },
-                        named,
-                    ))
+                    orders.push(order);
+                    Some(TracedRecord {
+                        payload: Value::Null,
+                        ..traced
+                    })
                 }
-                None => Some((traced.clone(), orders)),
+                None => Some(traced),
             };
-            if let Some((record, orders)) = filed_for_saga {
-                let payload = serde_json::to_value(&record).expect("traced records serialize");
+            if let Some(record) = record {
                 unit.changes
-                    .push(filed(SAGA_TRACE, &saga, version, &record, payload, Some(orders)));
+                    .push(filed(SAGA_TRACE, &saga, version, &record, Some(orders)));
             }
         }
         self.deps.store.commit(unit).await?;
@@ -87,14 +80,7 @@ impl TraceIndex {
 
 /// `record` appended to `stream`/`id` after `version`; a saga's stream also
 /// keeps the orders it has named.
-fn filed(
-    stream: &str,
-    id: &str,
-    version: i64,
-    record: &TracedRecord,
-    payload: Value,
-    orders: Option<Vec<String>>,
-) -> AggregateChange {
+fn filed(stream: &str, id: &str, version: i64, record: &TracedRecord, orders: Option<Vec<String>>) -> AggregateChange {
     let mut state = json!({"records": version + 1, "last": record.position()});
     if let Some(orders) = orders {
         state["orders"] = json!(orders);
@@ -106,7 +92,7 @@ fn filed(
         events: vec![NewEvent {
             event_type: record.message_type.clone().unwrap_or_else(|| "unreadable".to_string()),
             event_version: "1".to_string(),
-            payload,
+            payload: serde_json::to_value(record).expect("traced records serialize"),
         }],
         state,
     }
