@@ -269,6 +269,8 @@ impl OrderLedger {
     }
 }
 
+impl crate::snapshot::WholeReadModel for OrderLedger {}
+
 impl Aggregate for OrderLedger {
     const TYPE: &'static str = "order_ledger";
     type Command = LedgerCommand;

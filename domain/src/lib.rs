@@ -18,6 +18,7 @@
 //! - [`idempotency`]: a request retried under the same `Idempotency-Key` gets
 //!   its first answer and causes nothing new.
 //! - [`time`]: times in the form the stores sort.
+//! - [`snapshot`]: which aggregates may be rebuilt from their read model.
 //! - [`saga`]: the saga state machines, themselves event-sourced aggregates whose
 //!   input is the messages they observe and whose output is events plus commands.
 //!
@@ -38,6 +39,7 @@ pub mod notification;
 pub mod order;
 pub mod payment;
 pub mod saga;
+pub mod snapshot;
 pub mod time;
 pub mod timer;
 pub mod user;

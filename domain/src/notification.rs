@@ -60,6 +60,8 @@ impl DomainEvent for OrderPartiesEvent {
     }
 }
 
+impl crate::snapshot::WholeReadModel for OrderParties {}
+
 impl Aggregate for OrderParties {
     const TYPE: &'static str = "order_parties";
     /// The parties as they are now.

@@ -181,6 +181,8 @@ impl Order {
 /// acceptance window to run out, and is cancelled and refunded.
 pub const MAX_ACCEPTANCES: u32 = 10;
 
+impl crate::snapshot::WholeReadModel for Order {}
+
 impl Aggregate for Order {
     const TYPE: &'static str = "order";
     type Command = OrderCommand;

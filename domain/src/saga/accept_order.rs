@@ -227,6 +227,8 @@ impl AcceptOrderSaga {
     }
 }
 
+impl crate::snapshot::WholeReadModel for AcceptOrderSaga {}
+
 impl Aggregate for AcceptOrderSaga {
     const TYPE: &'static str = "accept_order_saga";
     type Command = ObserveAcceptance;

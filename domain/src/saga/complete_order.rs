@@ -483,6 +483,8 @@ impl CompleteOrderSaga {
     }
 }
 
+impl crate::snapshot::WholeReadModel for CompleteOrderSaga {}
+
 impl Aggregate for CompleteOrderSaga {
     const TYPE: &'static str = "complete_order_saga";
     type Command = CompleteOrderSagaCommand;

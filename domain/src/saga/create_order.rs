@@ -840,6 +840,8 @@ fn compensation_command(compensation: Compensation, order_id: OrderId, reason: &
     }
 }
 
+impl crate::snapshot::WholeReadModel for CreateOrderSaga {}
+
 impl Aggregate for CreateOrderSaga {
     const TYPE: &'static str = "create_order_saga";
     type Command = CreateOrderSagaCommand;

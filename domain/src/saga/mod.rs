@@ -27,11 +27,11 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{OrderId, SagaId};
 use crate::messages::{Message, SagaUpdate};
+use crate::snapshot::WholeReadModel;
 
 /// What one observation made a saga do.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,8 +49,10 @@ impl<E> Default for Reaction<E> {
     }
 }
 
-/// A saga: an aggregate whose events cause messages.
-pub trait Saga: Aggregate {
+/// A saga: an aggregate whose events cause messages. A saga is read before
+/// each of its steps, so its read model must be all of it ([`WholeReadModel`]):
+/// it is loaded from it.
+pub trait Saga: WholeReadModel {
     /// The events a command leads to, with no side effects.
     fn decide(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
 

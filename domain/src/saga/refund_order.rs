@@ -274,6 +274,8 @@ impl Saga for RefundSaga {
     }
 }
 
+impl crate::snapshot::WholeReadModel for RefundSaga {}
+
 impl Aggregate for RefundSaga {
     const TYPE: &'static str = "refund_order_saga";
     type Command = RefundSagaCommand;

@@ -14,7 +14,8 @@
 //!
 //! One process may hold a group's partitions at a time: the embedded mode runs
 //! each group once. Producers in other processes (`campusg publish`) are seen
-//! within [`CROSS_PROCESS_POLL`]; producers in this process wake consumers at once.
+//! within [`CROSS_PROCESS_POLL`]; producers in this process wake consumers at
+//! once, and their consumers read what they wrote from memory ([`LogTail`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,6 +28,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Row, SqlitePool};
 use tokio::sync::watch;
 
+use crate::log_tail::{LogTail, TAIL_BYTES, TAIL_RECORDS};
 use crate::sqlite::open_sqlite;
 use campusg_runtime::bus::{
     choose_partition, next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record,
@@ -82,6 +84,7 @@ pub struct EmbeddedLog {
     /// writer that waits here wakes at once instead of in SQLite's busy sleeps.
     write_lock: Arc<tokio::sync::Mutex<()>>,
     unkeyed_counter: Arc<AtomicU64>,
+    tail: Arc<LogTail>,
 }
 
 fn storage_error(error: sqlx::Error) -> BusError {
@@ -104,6 +107,7 @@ impl EmbeddedLog {
             appended: Arc::new(appended),
             write_lock: Arc::default(),
             unkeyed_counter: Arc::default(),
+            tail: Arc::new(LogTail::new(TAIL_RECORDS, TAIL_BYTES)),
         };
         log.ensure_topics(catalog).await?;
         Ok(log)
@@ -183,7 +187,7 @@ impl MessageBus for EmbeddedLog {
         {
             heads.insert((row.get(0), row.get::<i64, _>(1) as i32), row.get(2));
         }
-        let mut positions = Vec::with_capacity(partitioned.len());
+        let mut written = Vec::with_capacity(partitioned.len());
         let mut rows = Vec::with_capacity(partitioned.len());
         for (partition, record) in partitioned {
             let head = heads.entry((record.topic.clone(), partition)).or_insert(0);
@@ -197,13 +201,20 @@ impl MessageBus for EmbeddedLog {
                 "value": record.value,
                 "headers": record.headers,
             }));
-            positions.push(RecordPosition {
+            written.push(Record {
                 topic: record.topic,
                 partition,
                 offset,
+                key: record.key,
+                value: record.value,
+                headers: record.headers,
+                timestamp: Utc
+                    .timestamp_millis_opt(now_ms)
+                    .single()
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
             });
         }
-        sqlx::query(
+        let inserted = sqlx::query(
             r#"INSERT INTO records (topic, partition, "offset", key, value, headers, timestamp_ms)
                SELECT item.value ->> 'topic', item.value ->> 'partition', item.value ->> 'offset',
                       item.value ->> 'key', item.value ->> 'value', item.value -> 'headers', ?
@@ -214,6 +225,9 @@ impl MessageBus for EmbeddedLog {
         .execute(&mut *tx)
         .await
         .map_err(storage_error)?;
+        // One statement under the write lock: its rows took the consecutive
+        // seqs that end at the last inserted one, in the order given.
+        let first_seq = inserted.last_insert_rowid() - written.len() as i64 + 1;
         let moved: Vec<serde_json::Value> = heads
             .iter()
             .map(|((topic, partition), next)| serde_json::json!([topic, partition, next]))
@@ -228,6 +242,8 @@ impl MessageBus for EmbeddedLog {
         .await
         .map_err(storage_error)?;
         tx.commit().await.map_err(storage_error)?;
+        let positions = written.iter().map(Record::position).collect();
+        self.tail.append(first_seq, written);
         self.appended.send_modify(|appended| appended.count(&topics));
         Ok(positions)
     }
@@ -268,6 +284,8 @@ impl MessageBus for EmbeddedLog {
             cursor,
             appended: self.appended.subscribe(),
             write_lock: self.write_lock.clone(),
+            tail: self.tail.clone(),
+            looked_in_file: tokio::time::Instant::now(),
         }))
     }
 
@@ -281,6 +299,9 @@ impl MessageBus for EmbeddedLog {
         .execute(&self.pool)
         .await
         .map_err(storage_error)?;
+        if deleted.rows_affected() > 0 {
+            self.tail.clear();
+        }
         Ok(deleted.rows_affected())
     }
 
@@ -383,6 +404,11 @@ struct EmbeddedConsumer {
     cursor: i64,
     appended: watch::Receiver<Appended>,
     write_lock: Arc<tokio::sync::Mutex<()>>,
+    tail: Arc<LogTail>,
+    /// When this consumer last read the file: one that has read all the tail
+    /// holds looks there for other processes' records once per
+    /// [`CROSS_PROCESS_POLL`], not on every poll.
+    looked_in_file: tokio::time::Instant,
 }
 
 /// Per topic, how many produce calls in this process appended to it.
@@ -409,6 +435,34 @@ impl Appended {
 
 impl EmbeddedConsumer {
     async fn fetch(&mut self, max_records: usize) -> Result<Vec<Record>, BusError> {
+        if let Some(read) = self.tail.read_after(self.cursor, &self.topics, max_records) {
+            self.cursor = read.last_seq;
+            return Ok(read.records.iter().filter_map(|record| self.take(record)).collect());
+        }
+        // Half the interval: the poll loop comes back every CROSS_PROCESS_POLL,
+        // and each of those visits must read the file.
+        if self.tail.ends_at(self.cursor) && self.looked_in_file.elapsed() < CROSS_PROCESS_POLL / 2 {
+            return Ok(Vec::new());
+        }
+        self.looked_in_file = tokio::time::Instant::now();
+        self.fetch_from_file(max_records).await
+    }
+
+    /// A record read from the tail, unless this consumer's position in its
+    /// partition is past it.
+    fn take(&mut self, record: &Record) -> Option<Record> {
+        let position = self
+            .positions
+            .entry((record.topic.clone(), record.partition))
+            .or_insert(0);
+        if record.offset < *position {
+            return None;
+        }
+        *position = record.offset + 1;
+        Some(record.clone())
+    }
+
+    async fn fetch_from_file(&mut self, max_records: usize) -> Result<Vec<Record>, BusError> {
         let placeholders = vec!["?"; self.topics.len()].join(", ");
         let sql = format!(
             r#"SELECT seq, topic, partition, "offset", key, value, headers, timestamp_ms FROM records

@@ -7,7 +7,8 @@
 //! # Layout
 //!
 //! - [`embedded_log`]: the bus in a SQLite file, with Kafka's semantics, for the
-//!   embedded mode.
+//!   embedded mode; [`log_tail`] keeps its newest records in memory for the
+//!   consumers of the process that wrote them.
 //! - [`kafka_bus`]: the bus on Kafka, for the distributed mode.
 //! - [`sqlite_store`]: the event store in SQLite (embedded mode).
 //! - [`postgres_store`]: the event store in PostgreSQL, a schema per service.
@@ -18,6 +19,7 @@
 
 pub mod embedded_log;
 pub mod kafka_bus;
+pub mod log_tail;
 pub mod postgres_store;
 pub mod sql_commit;
 pub mod sqlite;

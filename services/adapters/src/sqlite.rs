@@ -21,7 +21,14 @@ pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, sqlx::Error> {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true);
-    SqlitePoolOptions::new().max_connections(4).connect_with(options).await
+    // A connection is a file handle on this machine, not a socket that can
+    // drop: sqlx's check before each use would only cost a round trip to the
+    // connection's thread on every statement.
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
 }
 
 /// Whether an error is SQLite saying another writer holds the lock, which a

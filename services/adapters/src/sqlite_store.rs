@@ -90,6 +90,12 @@ impl SqliteEventStore {
 const SELECT_EVENTS: &str = "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
      event_version, payload, correlation_id, causation_id, recorded_at FROM events";
 
+/// The read model, only if no event is newer: the events' unique index
+/// answers the maximum at once.
+const SELECT_SNAPSHOT: &str = "SELECT s.version, s.state FROM aggregate_states s
+     WHERE s.aggregate_type = ?1 AND s.aggregate_id = ?2
+       AND s.version = (SELECT MAX(e.sequence) FROM events e WHERE e.aggregate_type = ?1 AND e.aggregate_id = ?2)";
+
 fn stored_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> {
     let payload: String = row.get(6);
     let recorded_at: String = row.get(9);
@@ -234,6 +240,23 @@ impl EventStore for SqliteEventStore {
             .await
             .map_err(storage_error)?;
         Ok(row.is_some())
+    }
+
+    async fn snapshot(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
+        let row = sqlx::query(SELECT_SNAPSHOT)
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        row.map(|row| {
+            let state: &str = row.get(1);
+            Ok((
+                row.get(0),
+                serde_json::from_str(state).map_err(|e| StoreError::Other(e.to_string()))?,
+            ))
+        })
+        .transpose()
     }
 
     async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use campusg_domain::ids::OrderId;
 use campusg_domain::ledger::OrderLedger;
-use campusg_runtime::aggregate::load;
+use campusg_runtime::aggregate::load_from_read_model;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
 use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
@@ -46,7 +46,7 @@ impl LedgerService {
 
     /// An order's ledger, if anything was posted for it.
     pub async fn ledger_of(&self, order_id: OrderId) -> Result<Option<OrderLedger>, StoreError> {
-        let loaded = load::<OrderLedger>(self.deps.store.as_ref(), &order_id.to_string()).await?;
+        let loaded = load_from_read_model::<OrderLedger>(self.deps.store.as_ref(), &order_id.to_string()).await?;
         Ok(loaded.aggregate.order_id.is_some().then_some(loaded.aggregate))
     }
 

@@ -6,7 +6,7 @@ use campusg_domain::messages::{Message, NotificationCreated};
 use campusg_domain::notification::{
     compose, notification_id, Notification, NotificationCommand, NotificationError, OrderParties,
 };
-use campusg_runtime::aggregate::{execute, load};
+use campusg_runtime::aggregate::{execute, load, load_from_read_model};
 use campusg_runtime::consumer::{HandlerError, MessageHandler};
 use campusg_runtime::envelope::Envelope;
 use campusg_runtime::store::{Cause, UnitOfWork};
@@ -25,7 +25,7 @@ impl MessageHandler for NotificationService {
         }
         let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, self.deps.clock.now());
         let mut unit = UnitOfWork::new(cause);
-        let mut parties = load::<OrderParties>(self.deps.store.as_ref(), &order_id.to_string()).await?;
+        let mut parties = load_from_read_model::<OrderParties>(self.deps.store.as_ref(), &order_id.to_string()).await?;
         // Who is told is decided by the parties as they were before the event:
         // a runner who gives an order back is still told so.
         for draft in compose(&message, &parties.aggregate) {

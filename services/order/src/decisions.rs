@@ -10,7 +10,7 @@
 use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::messages::CancelRequester;
 use campusg_domain::order::{Order, OrderCommand, OrderError, OrderStatus};
-use campusg_runtime::aggregate::{execute, load};
+use campusg_runtime::aggregate::{execute, load_from_read_model};
 use campusg_runtime::http::ApiError;
 use campusg_runtime::store::{Cause, StoreError, UnitOfWork};
 
@@ -139,7 +139,7 @@ impl OrderService {
 
     /// An order as it stands, if it exists.
     pub async fn find(&self, order_id: OrderId) -> Result<Option<Order>, StoreError> {
-        let loaded = load::<Order>(self.deps.store.as_ref(), &order_id.to_string()).await?;
+        let loaded = load_from_read_model::<Order>(self.deps.store.as_ref(), &order_id.to_string()).await?;
         Ok(loaded.aggregate.status.is_some().then_some(loaded.aggregate))
     }
 
@@ -153,7 +153,7 @@ impl OrderService {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut loaded = load::<Order>(self.deps.store.as_ref(), &order_id.to_string()).await?;
+            let mut loaded = load_from_read_model::<Order>(self.deps.store.as_ref(), &order_id.to_string()).await?;
             if loaded.aggregate.status.is_none() {
                 return Err(DecisionError::Refused(OrderError::NotFound));
             }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use campusg_domain::ids::{OrderId, SagaId};
 use campusg_domain::messages::{CancelOrder, CreateOrder, Message, OrderCreationFailed, UpdateOrderStatus};
 use campusg_domain::order::{Order, OrderCommand, OrderError, ValidatedOrder};
-use campusg_runtime::aggregate::{execute, load};
+use campusg_runtime::aggregate::{execute, load_from_read_model};
 use campusg_runtime::clock::Clock;
 use campusg_runtime::command::CommandService;
 use campusg_runtime::consumer::HandlerError;
@@ -43,7 +43,7 @@ impl OrderService {
         let order_id = command
             .order_id
             .unwrap_or_else(|| OrderId::for_saga(SagaId::from_correlation(&unit.cause.correlation_id)));
-        let mut loaded = load::<Order>(self.deps.store.as_ref(), &order_id.to_string()).await?;
+        let mut loaded = load_from_read_model::<Order>(self.deps.store.as_ref(), &order_id.to_string()).await?;
         let contracts = &self.deps.contracts;
         let validated = match ValidatedOrder::parse(&command.order_details, &self.rules) {
             Ok(validated) => validated,
@@ -74,7 +74,7 @@ impl OrderService {
     }
 
     async fn update_status(&self, command: UpdateOrderStatus, unit: &mut UnitOfWork) -> Result<(), HandlerError> {
-        let mut loaded = load::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
+        let mut loaded = load_from_read_model::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
         let contracts = &self.deps.contracts;
         let change = OrderCommand::ChangeStatus {
             status: command.status,
@@ -95,7 +95,7 @@ impl OrderService {
     }
 
     async fn cancel(&self, command: CancelOrder, unit: &mut UnitOfWork) -> Result<(), HandlerError> {
-        let mut loaded = load::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
+        let mut loaded = load_from_read_model::<Order>(self.deps.store.as_ref(), &command.order_id.to_string()).await?;
         let contracts = &self.deps.contracts;
         let cancel = OrderCommand::Cancel {
             reason: command.reason.clone(),

@@ -264,6 +264,22 @@ impl EventStore for BatchingStore {
         }
     }
 
+    /// An aggregate the batch changed is answered from what the batch holds:
+    /// if another writer moved it meanwhile, the batch's commit is refused.
+    async fn snapshot(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
+        let key = (aggregate_type.to_string(), aggregate_id.to_string());
+        let held = self.with_batch(|batch| {
+            batch
+                .aggregates
+                .get(&key)
+                .map(|held| (held.version(), held.state.clone()))
+        });
+        match held {
+            Some(Some(state)) => Ok(Some(state)),
+            _ => self.inner.snapshot(aggregate_type, aggregate_id).await,
+        }
+    }
+
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {
         if self.with_batch(|batch| !batch.units.is_empty()) == Some(true) {
             if let Err(error) = flush(self).await {

@@ -380,6 +380,11 @@ pub trait EventStore: Send + Sync {
         status: Option<&str>,
     ) -> Result<u64, StoreError>;
 
+    /// One aggregate's read model and version, if the read model is as new
+    /// as the aggregate's events: what an aggregate whose read model is whole
+    /// is rebuilt from ([`crate::aggregate::load_from_read_model`]).
+    async fn snapshot(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError>;
+
     /// One aggregate's read model and version.
     async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError>;
 

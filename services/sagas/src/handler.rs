@@ -28,7 +28,7 @@ use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand
 use campusg_domain::saga::refund_order::{RefundSaga, RefundSagaCommand};
 use campusg_domain::saga::routing::{address_of, SagaAddress};
 use campusg_domain::saga::Saga;
-use campusg_runtime::aggregate::{load, Loaded};
+use campusg_runtime::aggregate::{load_from_read_model, Loaded};
 use campusg_runtime::consumer::{HandlerError, MessageHandler};
 use campusg_runtime::envelope::Envelope;
 use campusg_runtime::store::{Cause, StateQuery, StoreError, UnitOfWork};
@@ -94,12 +94,18 @@ impl SagaOrchestrator {
     async fn route(&self, correlated: SagaId, message: &Message) -> Result<Route, StoreError> {
         let store = self.deps.store.as_ref();
         Ok(match address_of(message, correlated) {
-            SagaAddress::CreateOrder(saga_id) => Route::CreateOrder(load(store, &saga_id.to_string()).await?),
-            SagaAddress::AcceptOrder(saga_id) => Route::AcceptOrder(load(store, &saga_id.to_string()).await?),
-            SagaAddress::CompleteOrder(saga_id) => Route::CompleteOrder(load(store, &saga_id.to_string()).await?),
-            SagaAddress::Refund(saga_id) => Route::Refund(load(store, &saga_id.to_string()).await?),
+            SagaAddress::CreateOrder(saga_id) => {
+                Route::CreateOrder(load_from_read_model(store, &saga_id.to_string()).await?)
+            }
+            SagaAddress::AcceptOrder(saga_id) => {
+                Route::AcceptOrder(load_from_read_model(store, &saga_id.to_string()).await?)
+            }
+            SagaAddress::CompleteOrder(saga_id) => {
+                Route::CompleteOrder(load_from_read_model(store, &saga_id.to_string()).await?)
+            }
+            SagaAddress::Refund(saga_id) => Route::Refund(load_from_read_model(store, &saga_id.to_string()).await?),
             SagaAddress::CreateOrderOrPlacing { correlated, order_id } => {
-                let created = load::<CreateOrderSaga>(store, &correlated.to_string()).await?;
+                let created = load_from_read_model::<CreateOrderSaga>(store, &correlated.to_string()).await?;
                 if created.aggregate.header.saga_id.is_some() {
                     return Ok(Route::CreateOrder(created));
                 }
@@ -108,16 +114,16 @@ impl SagaOrchestrator {
                     None => None,
                 };
                 match placing {
-                    Some(saga_id) => Route::CreateOrder(load(store, &saga_id.to_string()).await?),
+                    Some(saga_id) => Route::CreateOrder(load_from_read_model(store, &saga_id.to_string()).await?),
                     None => Route::Nowhere,
                 }
             }
             SagaAddress::CreateOrderElseAcceptOrder(saga_id) => {
-                let created = load::<CreateOrderSaga>(store, &saga_id.to_string()).await?;
+                let created = load_from_read_model::<CreateOrderSaga>(store, &saga_id.to_string()).await?;
                 if created.aggregate.header.saga_id.is_some() {
                     Route::CreateOrder(created)
                 } else {
-                    Route::AcceptOrder(load(store, &saga_id.to_string()).await?)
+                    Route::AcceptOrder(load_from_read_model(store, &saga_id.to_string()).await?)
                 }
             }
             SagaAddress::Nowhere => Route::Nowhere,
@@ -127,7 +133,7 @@ impl SagaOrchestrator {
     /// The order's complete-order saga, if it has started.
     pub async fn completion_of(&self, order_id: OrderId) -> Result<Option<CompleteOrderSaga>, StoreError> {
         let saga_id = SagaId::for_completion(order_id);
-        let loaded = load::<CompleteOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
+        let loaded = load_from_read_model::<CompleteOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
         Ok(loaded.aggregate.header.saga_id.is_some().then_some(loaded.aggregate))
     }
 
@@ -136,7 +142,8 @@ impl SagaOrchestrator {
     /// already running.
     pub async fn start_completion(&self, order_id: OrderId, runner_id: UserId) -> Result<SagaId, HandlerError> {
         let saga_id = SagaId::for_completion(order_id);
-        let mut loaded = load::<CompleteOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
+        let mut loaded =
+            load_from_read_model::<CompleteOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
         if loaded.aggregate.header.saga_id.is_some() {
             return Ok(saga_id);
         }
@@ -161,7 +168,7 @@ impl SagaOrchestrator {
     /// retried under its idempotency key).
     pub async fn start_refund(&self, refund: RefundRequest) -> Result<RefundSaga, HandlerError> {
         let saga_id = refund.saga_id;
-        let mut loaded = load::<RefundSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
+        let mut loaded = load_from_read_model::<RefundSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
         if loaded.aggregate.header.saga_id.is_some() {
             return Ok(loaded.aggregate);
         }
@@ -198,7 +205,7 @@ impl SagaOrchestrator {
 
     /// A create-order saga as it stands, if it exists.
     pub async fn create_order_saga(&self, saga_id: SagaId) -> Result<Option<CreateOrderSaga>, StoreError> {
-        let loaded = load::<CreateOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
+        let loaded = load_from_read_model::<CreateOrderSaga>(self.deps.store.as_ref(), &saga_id.to_string()).await?;
         Ok(loaded.aggregate.header.saga_id.is_some().then_some(loaded.aggregate))
     }
 

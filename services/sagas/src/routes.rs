@@ -20,7 +20,7 @@ use campusg_domain::order::ValidatedOrder;
 use campusg_domain::saga::create_order::{CreateOrderSaga, CreateOrderSagaCommand};
 use campusg_domain::saga::SagaStatus;
 use campusg_runtime::access::{Access, Caller, Routes};
-use campusg_runtime::aggregate::load;
+use campusg_runtime::aggregate::load_from_read_model;
 use campusg_runtime::http::{ApiError, JsonBody, Page, Path, Query, RequestKey};
 use campusg_runtime::store::{Cause, StateQuery};
 
@@ -86,7 +86,8 @@ async fn place_order(
     };
     let order_id = OrderId::for_saga(saga_id);
     let at = orchestrator.deps.clock.now();
-    let mut loaded = load::<CreateOrderSaga>(orchestrator.deps.store.as_ref(), &saga_id.to_string()).await?;
+    let mut loaded =
+        load_from_read_model::<CreateOrderSaga>(orchestrator.deps.store.as_ref(), &saga_id.to_string()).await?;
     if loaded.version > 0 {
         // The key's first request is remembered for the dedupe window only;
         // after it, the saga still stands, and a key reused for another order
