@@ -98,7 +98,8 @@ fn storage_error(error: sqlx::Error) -> BusError {
 impl EmbeddedLog {
     /// Opens (or creates) the log in `path` and creates the catalog's topics.
     pub async fn open(path: &Path, catalog: &TopicCatalog) -> Result<EmbeddedLog, BusError> {
-        let pool = open_sqlite(path).await.map_err(storage_error)?;
+        // Every consumer of the process reads it, most from the tail.
+        let pool = open_sqlite(path, 4).await.map_err(storage_error)?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(storage_error)?;
         let (appended, _) = watch::channel(Appended::default());
         let log = EmbeddedLog {

@@ -11,7 +11,12 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, sqlx::Error> {
+/// Opens `path` with at most `connections` connections. Each keeps its own
+/// page cache, and a connection that finds the file changed by another one
+/// drops all of it: a file written far more than it is read concurrently (an
+/// event store) is best served by one connection, whose cache its own commits
+/// keep warm.
+pub async fn open_sqlite(path: &Path, connections: u32) -> Result<SqlitePool, sqlx::Error> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
     }
@@ -25,7 +30,7 @@ pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, sqlx::Error> {
     // drop: sqlx's check before each use would only cost a round trip to the
     // connection's thread on every statement.
     SqlitePoolOptions::new()
-        .max_connections(4)
+        .max_connections(connections)
         .test_before_acquire(false)
         .connect_with(options)
         .await
@@ -52,7 +57,7 @@ mod tests {
     #[tokio::test]
     async fn every_commit_is_on_disk_before_it_returns() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open_sqlite(&dir.path().join("store.db")).await.unwrap();
+        let pool = open_sqlite(&dir.path().join("store.db"), 1).await.unwrap();
         let (synchronous,): (i64,) = sqlx::query_as("PRAGMA synchronous").fetch_one(&pool).await.unwrap();
         assert_eq!(synchronous, 2);
         let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();

@@ -78,7 +78,9 @@ fn json_field(field: &str) -> Result<String, StoreError> {
 
 impl SqliteEventStore {
     pub async fn open(path: &Path) -> Result<SqliteEventStore, StoreError> {
-        let pool = open_sqlite(path).await.map_err(storage_error)?;
+        // One process writes it, through its consumer, its relay and its
+        // routes, one transaction at a time anyway.
+        let pool = open_sqlite(path, 1).await.map_err(storage_error)?;
         sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(storage_error)?;
         Ok(SqliteEventStore {
             pool,
