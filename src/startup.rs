@@ -35,6 +35,7 @@ use campusg_runtime::consumer::Consumer;
 use campusg_runtime::health::HealthBoard;
 use campusg_runtime::http::ApiError;
 use campusg_runtime::outbox::run_outbox_relay;
+use campusg_runtime::remembered::RememberingStore;
 use campusg_runtime::service::ServiceDeps;
 use campusg_runtime::store::{Contracts, EventStore};
 use campusg_sagas::SagaOrchestrator;
@@ -82,7 +83,12 @@ impl Application {
         for (role, service) in &crate::services::SERVICES {
             let role = *role;
             if api || settings.runs(role) {
-                let store = BatchingStore::wrap(open_store(&settings.backends, service.name).await?);
+                let mut store = open_store(&settings.backends, service.name).await?;
+                // Only where its consumer runs: that is what writes the store.
+                if service.remembers_its_read_models && settings.runs(role) {
+                    store = RememberingStore::wrap(store);
+                }
+                let store = BatchingStore::wrap(store);
                 let deps = ServiceDeps {
                     store,
                     contracts: contracts.clone(),

@@ -32,4 +32,5 @@ mod loops {
     mod batch;
     mod consumer;
     mod outbox;
+    mod remembered;
 }

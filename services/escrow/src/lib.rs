@@ -26,6 +26,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     consumer_group: CONSUMER_GROUP,
     handles: &["hold_funds", "release_funds", "refund_funds"],
     aggregates: &[AggregateKind::of::<campusg_domain::escrow::Escrow>()],
+    remembers_its_read_models: false,
 };
 
 pub struct EscrowService {

@@ -33,6 +33,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     consumer_group: CONSUMER_GROUP,
     handles: campusg_domain::ledger::POSTED_TYPES,
     aggregates: &[AggregateKind::of::<campusg_domain::ledger::OrderLedger>()],
+    remembers_its_read_models: false,
 };
 
 pub struct LedgerService {

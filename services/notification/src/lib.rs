@@ -37,6 +37,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
         AggregateKind::of::<campusg_domain::notification::Notification>(),
         AggregateKind::of::<campusg_domain::notification::OrderParties>(),
     ],
+    remembers_its_read_models: false,
 };
 
 pub struct NotificationService {

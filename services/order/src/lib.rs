@@ -31,6 +31,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     consumer_group: CONSUMER_GROUP,
     handles: &["create_order", "update_order_status", "cancel_order"],
     aggregates: &[AggregateKind::of::<campusg_domain::order::Order>()],
+    remembers_its_read_models: false,
 };
 
 pub struct OrderService {

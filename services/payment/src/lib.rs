@@ -49,6 +49,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
         AggregateKind::of::<sandbox::ProcessorCall>(),
         AggregateKind::of::<sandbox::Charge>(),
     ],
+    remembers_its_read_models: false,
 };
 
 pub struct PaymentService {

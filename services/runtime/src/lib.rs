@@ -18,6 +18,8 @@
 //! - [`outbox`]: the relay that publishes what the outbox holds.
 //! - [`batch`]: a consumer's whole poll committed in one transaction, without
 //!   the services knowing.
+//! - [`remembered`]: a store that answers the read models it committed from
+//!   memory, for a service that reads them only to write after them.
 //! - [`deliver_twice`]: fault injection: a bus that delivers every record twice.
 //! - [`crash_points`]: fault injection: the process dies between two writes.
 //! - [`command`]: the one shape of every service that takes commands.
@@ -55,6 +57,7 @@ pub mod idempotency;
 pub mod janitor;
 pub mod outbox;
 pub mod parking;
+pub mod remembered;
 pub mod schema;
 pub mod service;
 pub mod store;

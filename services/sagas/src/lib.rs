@@ -40,6 +40,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
         AggregateKind::of::<campusg_domain::saga::complete_order::CompleteOrderSaga>(),
         AggregateKind::of::<campusg_domain::saga::refund_order::RefundSaga>(),
     ],
+    remembers_its_read_models: false,
 };
 
 pub struct SagaOrchestrator {

@@ -36,6 +36,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     consumer_group: CONSUMER_GROUP,
     handles: &["start_order_timer", "stop_order_timer"],
     aggregates: &[AggregateKind::of::<campusg_domain::timer::Timer>()],
+    remembers_its_read_models: false,
 };
 
 pub struct TimerService {

@@ -40,6 +40,8 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     &[],
     // The index keeps records, not aggregates.
     aggregates: &[],
+    // It reads a stream's read model only to file the next record after it.
+    remembers_its_read_models: true,
 };
 
 pub struct TraceIndex {

@@ -32,6 +32,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
         "get_payout_account",
     ],
     aggregates: &[AggregateKind::of::<campusg_domain::user::User>()],
+    remembers_its_read_models: false,
 };
 
 pub struct UserService {

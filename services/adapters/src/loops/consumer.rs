@@ -29,6 +29,7 @@ const TIMER_TEST: ServiceDescription = ServiceDescription {
     consumer_group: "timer-test",
     handles: &["stop_order_timer"],
     aggregates: &[],
+    remembers_its_read_models: false,
 };
 
 /// Handles `stop_order_timer`s: panics on one whose reason is `panic`,
