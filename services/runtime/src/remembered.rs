@@ -127,8 +127,12 @@ impl EventStore for RememberingStore {
         before: DateTime<Utc>,
         status: Option<&str>,
     ) -> Result<u64, StoreError> {
+        // Forgotten after as well: a commit that finished while the prune
+        // ran would otherwise be remembered for an aggregate it deleted.
         self.memory().forget_all();
-        self.inner.prune_aggregates(aggregate_type, before, status).await
+        let pruned = self.inner.prune_aggregates(aggregate_type, before, status).await;
+        self.memory().forget_all();
+        pruned
     }
 
     async fn snapshot(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {

@@ -30,9 +30,10 @@ pub struct ServiceDescription {
     pub handles: &'static [&'static str],
     /// The aggregates its store keeps (besides the parked keys of its consumer).
     pub aggregates: &'static [AggregateKind],
-    /// Its consumer alone writes its store, and reads a read model only to
-    /// write after it: the store may remember the read models it committed
-    /// instead of reading them again ([`crate::remembered`]).
+    /// Its consumer reads a read model only to write after it: the store may
+    /// remember the read models it committed instead of reading them again
+    /// ([`crate::remembered`]). Another writer (a replica) is met by a
+    /// conflict on the next write, after which the store is read again.
     pub remembers_its_read_models: bool,
 }
 
