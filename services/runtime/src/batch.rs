@@ -187,6 +187,21 @@ impl BatchingStore {
     }
 }
 
+impl BatchingStore {
+    /// The read model and version the batch in progress left an aggregate
+    /// at, if it changed it.
+    fn held_read_model(&self, aggregate_type: &str, aggregate_id: &str) -> Option<(i64, Value)> {
+        let key = (aggregate_type.to_string(), aggregate_id.to_string());
+        self.with_batch(|batch| {
+            batch
+                .aggregates
+                .get(&key)
+                .map(|held| (held.version(), held.state.clone()))
+        })
+        .flatten()
+    }
+}
+
 #[async_trait]
 impl EventStore for BatchingStore {
     async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
@@ -251,32 +266,18 @@ impl EventStore for BatchingStore {
     }
 
     async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
-        let key = (aggregate_type.to_string(), aggregate_id.to_string());
-        let held = self.with_batch(|batch| {
-            batch
-                .aggregates
-                .get(&key)
-                .map(|held| (held.version(), held.state.clone()))
-        });
-        match held {
-            Some(Some(state)) => Ok(Some(state)),
-            _ => self.inner.state(aggregate_type, aggregate_id).await,
+        match self.held_read_model(aggregate_type, aggregate_id) {
+            Some(held) => Ok(Some(held)),
+            None => self.inner.state(aggregate_type, aggregate_id).await,
         }
     }
 
     /// An aggregate the batch changed is answered from what the batch holds:
     /// if another writer moved it meanwhile, the batch's commit is refused.
     async fn snapshot(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
-        let key = (aggregate_type.to_string(), aggregate_id.to_string());
-        let held = self.with_batch(|batch| {
-            batch
-                .aggregates
-                .get(&key)
-                .map(|held| (held.version(), held.state.clone()))
-        });
-        match held {
-            Some(Some(state)) => Ok(Some(state)),
-            _ => self.inner.snapshot(aggregate_type, aggregate_id).await,
+        match self.held_read_model(aggregate_type, aggregate_id) {
+            Some(held) => Ok(Some(held)),
+            None => self.inner.snapshot(aggregate_type, aggregate_id).await,
         }
     }
 
