@@ -13,6 +13,8 @@
 //! - [`identity`]: who a request comes from: bearer tokens, the local signing
 //!   key, an OIDC issuer's keys.
 //! - [`rate_limits`]: requests a minute per client address and per caller.
+//! - [`observability`]: `GET /metrics` and the count of every request.
+//! - [`trace_export`]: spans exported over OTLP when an endpoint is configured.
 
 #![forbid(unsafe_code)]
 
@@ -23,9 +25,11 @@ pub mod gateway;
 pub mod identity;
 pub mod inspect;
 pub mod ledger_check;
+pub mod observability;
 pub mod openapi;
 pub mod operate;
 pub mod rate_limits;
 pub mod services;
 pub mod settings;
 pub mod startup;
+pub mod trace_export;

@@ -609,7 +609,22 @@ const DLQ_LIST_MOST: usize = 1000;
 
 /// Runs the parts `settings` names until SIGINT or SIGTERM.
 async fn run_system(settings: Settings) -> anyhow::Result<()> {
-    campusg_runtime::telemetry::init("info");
+    let roles: Vec<String> = Role::ALL
+        .iter()
+        .filter(|role| settings.runs(**role))
+        .map(|role| format!("{role:?}").to_lowercase())
+        .collect();
+    let service_name = match roles.as_slice() {
+        [one] => format!("campusg-{one}"),
+        _ => "campusg".to_string(),
+    };
+    let traces = campusg::trace_export::TraceExport::install("info", &service_name)?;
+    let outcome = run_system_until_stopped(settings, roles).await;
+    traces.finish().await;
+    outcome
+}
+
+async fn run_system_until_stopped(settings: Settings, roles: Vec<String>) -> anyhow::Result<()> {
     if let Ok(spec) = std::env::var("CAMPUSG_CRASH_POINTS") {
         campusg_runtime::crash_points::arm(&spec).map_err(|e| anyhow::anyhow!("CAMPUSG_CRASH_POINTS: {e}"))?;
         tracing::warn!(crash_points = %spec, "the process will abort at these points, by chance, on purpose");
@@ -633,11 +648,6 @@ async fn run_system(settings: Settings) -> anyhow::Result<()> {
     } else {
         "SQLite"
     };
-    let roles: Vec<String> = Role::ALL
-        .iter()
-        .filter(|role| settings.runs(**role))
-        .map(|role| format!("{role:?}").to_lowercase())
-        .collect();
     tracing::info!(address = %app.address(), %bus, %stores, roles = %roles.join(","), "campusg is up");
     if settings.runs(Role::Api) && settings.guard.oidc_issuer.is_none() {
         let data_dir = backends.data_dir.display();

@@ -529,6 +529,7 @@ fn operation_items() -> Vec<Value> {
     vec![
         health_path(),
         openapi_path(),
+        metrics_path(),
         orders_path(),
         available_orders_path(),
         order_path(),
@@ -601,6 +602,22 @@ fn health_path() -> Value {
             "operationId": "health",
             "summary": "Liveness check",
             "description": "Answers as soon as the HTTP API runs; it does not check the log or the stores.",
+            "responses": responses(vec![("200", ok)])
+        }
+    })
+}
+
+fn metrics_path() -> Value {
+    let ok = json!({
+        "description": "Every metric in Prometheus' text format (docs/operations.md lists them).",
+        "content": { "text/plain": { "schema": { "type": "string" } } }
+    });
+    json!({
+        "get": {
+            "tags": ["system"],
+            "operationId": "metrics",
+            "summary": "Prometheus metrics",
+            "description": "Sagas started and ended, step latency, consumer lag per partition, outbox depth, dead letters, parked keys, HTTP requests. For operators: a scraper carries an operator's bearer token.",
             "responses": responses(vec![("200", ok)])
         }
     })

@@ -46,6 +46,7 @@ use campusg_user::UserService;
 
 use campusg_runtime::access::{Access, RouteRule, Routes};
 use campusg_runtime::idempotency::IdempotentRequests;
+use campusg_runtime::metrics::Metrics;
 
 use crate::backends::{connect_bus, open_store};
 use crate::identity::{authenticate, Identity};
@@ -69,6 +70,7 @@ pub struct Application {
     clock: Arc<dyn Clock>,
     sandbox: Arc<SandboxGateway>,
     health: HealthBoard,
+    metrics: Metrics,
 }
 
 impl Application {
@@ -148,6 +150,7 @@ impl Application {
         }
 
         let health = HealthBoard::new();
+        let metrics = Metrics::new();
         let router = if api {
             const EVERY: &str = "the API process opens every service's store";
             let identity =
@@ -156,6 +159,11 @@ impl Application {
             // Idempotency-Key), in a store of their own.
             let api_store = open_store(&settings.backends, API_STORE).await?;
             relays.push((API_STORE, api_store.clone()));
+            let observed = crate::observability::Observed {
+                metrics: metrics.clone(),
+                health: health.clone(),
+                stores: relays.clone(),
+            };
             let idempotent = Arc::new(IdempotentRequests {
                 store: api_store,
                 clock: clock.clone(),
@@ -174,6 +182,7 @@ impl Application {
                     trace_index: trace_index.expect(EVERY),
                     ledger: ledger.expect(EVERY),
                     idempotent,
+                    observed,
                     parked_keys: Arc::new(crate::dead_letters::ParkedKeysApi {
                         stores: crate::services::SERVICES
                             .iter()
@@ -211,6 +220,7 @@ impl Application {
             clock: clock.clone(),
             sandbox,
             health,
+            metrics,
         })
     }
 
@@ -241,8 +251,9 @@ impl Application {
         let (fatal_sender, mut fatal_receiver) = tokio::sync::mpsc::unbounded_channel();
         for consumer in self.consumers {
             let (shutdown, health, fatal_sender) = (shutdown.clone(), self.health.clone(), fatal_sender.clone());
+            let metrics = self.metrics.clone();
             tracker.spawn(async move {
-                if let Err(fatal) = consumer.run(shutdown.clone(), health).await {
+                if let Err(fatal) = consumer.run(shutdown.clone(), health, metrics).await {
                     let _ = fatal_sender.send(fatal);
                     shutdown.cancel();
                 }
@@ -268,6 +279,7 @@ impl Application {
                 store,
                 self.bus.clone(),
                 dead_letter_topic.clone(),
+                self.metrics.clone(),
                 shutdown.clone(),
             ));
         }
@@ -313,6 +325,7 @@ struct ApiServices {
     trace_index: Arc<TraceIndex>,
     ledger: Arc<LedgerService>,
     idempotent: Arc<IdempotentRequests>,
+    observed: crate::observability::Observed,
     parked_keys: Arc<crate::dead_letters::ParkedKeysApi>,
 }
 
@@ -377,6 +390,7 @@ fn route_groups() -> Vec<RouteGroup> {
             escrows: s.escrows.clone(),
         }),
         group(crate::dead_letters::routes(), |s| s.parked_keys.clone()),
+        group(crate::observability::routes(), |s| s.observed.clone()),
     ]
 }
 
@@ -395,6 +409,7 @@ fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> 
         guard.trusted_proxies.clone(),
     ));
     let idempotent = services.idempotent.clone();
+    let metrics = services.observed.metrics.clone();
     let mut router = route_groups()
         .into_iter()
         .fold(Router::new(), |router, group| router.merge((group.serve)(&services)))
@@ -409,7 +424,11 @@ fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> 
     }
     Ok(router
         .layer(axum::middleware::from_fn(answer_within_deadline))
-        .layer(axum::middleware::from_fn(log_request)))
+        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::observability::observe_requests,
+        )))
 }
 
 /// Browsers may call the API from the configured origins only; with none, no

@@ -978,6 +978,10 @@ pub struct SagaUpdate {
     pub step: String,
     pub error: Option<String>,
     pub at: DateTime<Utc>,
+    /// When the saga started: what its step latency is measured from. Absent
+    /// from updates published before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 fn default_currency() -> String {

@@ -77,9 +77,7 @@ impl TestApp {
         roles: &[Role],
         configure: impl FnOnce(&mut Settings),
     ) -> TestApp {
-        if std::env::var_os("TEST_LOG").is_some() {
-            campusg_runtime::telemetry::init("info");
-        }
+        crate::traces::install();
         let mut settings = Settings::embedded(environment.data_dir.path().to_path_buf());
         settings.backends = environment.backends();
         settings.roles = roles.to_vec();

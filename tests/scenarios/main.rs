@@ -6,6 +6,7 @@
 mod backends;
 mod helpers;
 mod processes;
+mod traces;
 
 mod access;
 mod bad_input;
@@ -20,6 +21,7 @@ mod distributed;
 mod faults;
 mod hand_published;
 mod money;
+mod observability;
 mod processor;
 mod restart;
 mod runners;

@@ -119,6 +119,7 @@ impl SagaHeader {
             step,
             error: self.error.clone(),
             at,
+            started_at: self.started_at,
         }
     }
 }

@@ -31,8 +31,8 @@ use tokio::sync::watch;
 use crate::log_tail::{LogTail, TAIL_BYTES, TAIL_RECORDS};
 use crate::sqlite::open_sqlite;
 use campusg_runtime::bus::{
-    choose_partition, next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record,
-    RecordPosition, StartFrom, Subscription, TopicDescription, MAX_RECORD_BYTES,
+    choose_partition, next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, PartitionLag,
+    Record, RecordPosition, StartFrom, Subscription, TopicDescription, MAX_RECORD_BYTES,
 };
 use campusg_runtime::topics::TopicCatalog;
 
@@ -573,19 +573,29 @@ impl BusConsumer for EmbeddedConsumer {
         tx.commit().await.map_err(storage_error)
     }
 
-    async fn records_behind(&mut self) -> Option<i64> {
+    async fn lag(&mut self) -> Option<Vec<PartitionLag>> {
         let group = self.group.as_ref()?;
         let topics = serde_json::to_string(&self.topics).ok()?;
-        sqlx::query_scalar(
-            "SELECT COALESCE(SUM(h.next_offset - COALESCE(c.next_offset, 0)), 0) FROM partition_heads h
+        let rows = sqlx::query(
+            "SELECT h.topic, h.partition, h.next_offset - COALESCE(c.next_offset, 0) FROM partition_heads h
              LEFT JOIN consumer_offsets c ON c.group_id = ? AND c.topic = h.topic AND c.partition = h.partition
-             WHERE h.topic IN (SELECT value FROM json_each(?))",
+             WHERE h.topic IN (SELECT value FROM json_each(?))
+             ORDER BY h.topic, h.partition",
         )
         .bind(group)
         .bind(topics)
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await
-        .ok()
+        .ok()?;
+        Some(
+            rows.iter()
+                .map(|row| PartitionLag {
+                    topic: row.get(0),
+                    partition: row.get(1),
+                    records_behind: row.get(2),
+                })
+                .collect(),
+        )
     }
 }
 

@@ -24,8 +24,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use campusg_runtime::bus::{
-    next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, Record, RecordPosition, StartFrom,
-    Subscription, TopicDescription, MAX_RECORD_BYTES,
+    next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, PartitionLag, Record, RecordPosition,
+    StartFrom, Subscription, TopicDescription, MAX_RECORD_BYTES,
 };
 use campusg_runtime::topics::TopicCatalog;
 
@@ -568,14 +568,14 @@ impl BusConsumer for KafkaConsumer {
     /// The group's committed offset against each assigned partition's high
     /// watermark. librdkafka asks the broker, blocking, so it runs on a thread
     /// of its own and gives up after a couple of seconds.
-    async fn records_behind(&mut self) -> Option<i64> {
+    async fn lag(&mut self) -> Option<Vec<PartitionLag>> {
         if !self.commits {
             return None;
         }
         let consumer = self.consumer.clone()?;
         let counting = tokio::task::spawn_blocking(move || {
             let committed = consumer.committed(LAG_QUERY_TIMEOUT).ok()?;
-            let mut behind = 0;
+            let mut lag = Vec::new();
             for partition in committed.elements() {
                 let (low, high) = consumer
                     .fetch_watermarks(partition.topic(), partition.partition(), LAG_QUERY_TIMEOUT)
@@ -584,9 +584,13 @@ impl BusConsumer for KafkaConsumer {
                     Offset::Offset(next) => next,
                     _ => low,
                 };
-                behind += (high - next).max(0);
+                lag.push(PartitionLag {
+                    topic: partition.topic().to_string(),
+                    partition: partition.partition(),
+                    records_behind: (high - next).max(0),
+                });
             }
-            Some(behind)
+            Some(lag)
         });
         tokio::time::timeout(2 * LAG_QUERY_TIMEOUT, counting).await.ok()?.ok()?
     }

@@ -447,6 +447,13 @@ impl EventStore for PostgresEventStore {
         Ok(())
     }
 
+    async fn outbox_depth(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(storage_error)
+    }
+
     fn outbox_signal(&self) -> Arc<Notify> {
         self.outbox_signal.clone()
     }

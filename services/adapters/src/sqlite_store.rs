@@ -345,6 +345,13 @@ impl EventStore for SqliteEventStore {
         Ok(())
     }
 
+    async fn outbox_depth(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(storage_error)
+    }
+
     fn outbox_signal(&self) -> Arc<Notify> {
         self.outbox_signal.clone()
     }

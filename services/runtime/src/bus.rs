@@ -34,6 +34,21 @@ impl OutgoingRecord {
             headers: envelope.headers(),
         }
     }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// How far a consumer group is behind in one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub topic: String,
+    pub partition: i32,
+    pub records_behind: i64,
 }
 
 /// A record read from a topic.
@@ -170,9 +185,10 @@ pub trait BusConsumer: Send {
     /// Marks every record up to and including these positions as handled by the group.
     async fn commit(&mut self, positions: &[RecordPosition]) -> Result<(), BusError>;
 
-    /// How many records on its topics the group has not committed yet, for the
-    /// health report; `None` when the bus cannot say cheaply.
-    async fn records_behind(&mut self) -> Option<i64> {
+    /// How many records of each of its partitions the group has not committed
+    /// yet, for the health report and the lag gauge; `None` when the bus cannot
+    /// say cheaply.
+    async fn lag(&mut self) -> Option<Vec<PartitionLag>> {
         None
     }
 

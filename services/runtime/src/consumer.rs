@@ -43,6 +43,7 @@ use crate::bus::{backoff, BusConsumer, MessageBus, OutgoingRecord, Record, Recor
 use crate::clock::Clock;
 use crate::envelope::Envelope;
 use crate::health::HealthBoard;
+use crate::metrics::Metrics;
 use crate::parking::{
     parked_key_id, waiting_keys, HeldRecord, ParkedKey, ParkingCommand, ParkingError, PARKED, RETRYING,
 };
@@ -239,10 +240,15 @@ impl Consumer {
     /// Runs until `shutdown`; stops only between records. An error is fatal:
     /// the consumer has stopped, and the process must exit non-zero. A panic
     /// in the loop itself (outside a handler) is caught and made fatal too.
-    pub async fn run(self, shutdown: CancellationToken, health: HealthBoard) -> Result<(), FatalConsumerError> {
+    pub async fn run(
+        self,
+        shutdown: CancellationToken,
+        health: HealthBoard,
+        metrics: Metrics,
+    ) -> Result<(), FatalConsumerError> {
         let group = self.config.group.clone();
         let span = tracing::info_span!("consumer", group = %group);
-        let outcome = AssertUnwindSafe(self.run_loop(shutdown, health.clone()).instrument(span))
+        let outcome = AssertUnwindSafe(self.run_loop(shutdown, health.clone(), metrics).instrument(span))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
@@ -259,7 +265,12 @@ impl Consumer {
         outcome
     }
 
-    async fn run_loop(self, shutdown: CancellationToken, health: HealthBoard) -> Result<(), FatalConsumerError> {
+    async fn run_loop(
+        self,
+        shutdown: CancellationToken,
+        health: HealthBoard,
+        metrics: Metrics,
+    ) -> Result<(), FatalConsumerError> {
         let group = self.config.group.clone();
         health.update(&group, |_| {});
         let mut consumer = loop {
@@ -294,19 +305,12 @@ impl Consumer {
                     failing_since = None;
                     // How far behind the group is costs a read of the bus (on
                     // Kafka, a round trip): asked every LAG_CHECK_INTERVAL only.
-                    let records_behind = if lag_checked.is_none_or(|at| at.elapsed() >= LAG_CHECK_INTERVAL) {
+                    if lag_checked.is_none_or(|at| at.elapsed() >= LAG_CHECK_INTERVAL) {
                         lag_checked = Some(Instant::now());
-                        Some(consumer.records_behind().await)
-                    } else {
-                        None
-                    };
+                        health.lag_checked(&group, consumer.lag().await);
+                    }
                     let now = self.clock.now();
-                    health.update(&group, |status| {
-                        status.last_poll_at = Some(now);
-                        if let Some(records_behind) = records_behind {
-                            status.records_behind = records_behind;
-                        }
-                    });
+                    health.update(&group, |status| status.last_poll_at = Some(now));
                     records
                 }
                 Err(error) => {
@@ -328,7 +332,9 @@ impl Consumer {
                 }
             }
             let (handled, gave_up) = self.handle_all(&records, &shutdown, &health).await;
-            self.commit(consumer.as_mut(), &handled, &shutdown).await;
+            if self.commit(consumer.as_mut(), &handled, &shutdown).await {
+                metrics.consumed(&group, handled.len());
+            }
             if let Some(fatal) = gave_up {
                 outcome = Err(fatal);
                 break;
@@ -537,10 +543,15 @@ impl Consumer {
             saga_id = %envelope.correlation_id,
             order_id = record.key.as_deref().unwrap_or(""),
             message_type = %envelope.message_type,
+            message_id = %envelope.id,
+            group = %self.config.group,
             topic = %record.topic,
             partition = record.partition,
             offset = record.offset,
+            otel.kind = "consumer",
+            otel.name = %format_args!("{} {}", self.config.group, envelope.message_type),
         );
+        crate::telemetry::set_remote_parent(&span, record.header("traceparent"));
         async {
             let allowed = self
                 .contracts
@@ -879,9 +890,15 @@ impl Consumer {
         }
     }
 
-    async fn commit(&self, consumer: &mut dyn BusConsumer, handled: &[RecordPosition], shutdown: &CancellationToken) {
+    /// Commits the offsets past `handled`; whether the bus took them.
+    async fn commit(
+        &self,
+        consumer: &mut dyn BusConsumer,
+        handled: &[RecordPosition],
+        shutdown: &CancellationToken,
+    ) -> bool {
         if handled.is_empty() {
-            return;
+            return false;
         }
         crate::crash_points::reached(crate::crash_points::AFTER_STORE_COMMIT);
         let mut attempt = 0;
@@ -890,10 +907,11 @@ impl Consumer {
             tracing::warn!(error = %error, attempt, "cannot commit offsets; retrying");
             if shutdown.is_cancelled() || attempt > 20 {
                 // Uncommitted records are redelivered and recognised as duplicates.
-                return;
+                return false;
             }
             tokio::time::sleep(backoff(attempt)).await;
         }
+        true
     }
 }
 

@@ -87,8 +87,8 @@ impl BusConsumer for RepeatingConsumer {
         self.inner.commit(positions).await
     }
 
-    async fn records_behind(&mut self) -> Option<i64> {
-        self.inner.records_behind().await
+    async fn lag(&mut self) -> Option<Vec<crate::bus::PartitionLag>> {
+        self.inner.lag().await
     }
 
     async fn close(self: Box<Self>) {

@@ -17,7 +17,7 @@ use campusg_domain::messages::Message;
 use crate::schema::{SchemaError, SchemaRegistry};
 
 /// Where ids derived from raw records live, apart from the domain's.
-const RECORD_NAMESPACE: Uuid = Uuid::from_u128(0x2f0c_8e1d_5b6a_4c3f_8e7d_6c5b_4a3f_2e1d);
+pub(crate) const RECORD_NAMESPACE: Uuid = Uuid::from_u128(0x2f0c_8e1d_5b6a_4c3f_8e7d_6c5b_4a3f_2e1d);
 
 /// The `source` of a message whose writer did not say who they are.
 pub const MANUAL_SOURCE: &str = "manual";
@@ -146,15 +146,14 @@ impl Envelope {
         ]
     }
 
+    /// The parent span is the one this message is made in, when it is exported
+    /// and in the saga's trace (see `telemetry`); else one named after the
+    /// message's id, so the record still lands in its saga's trace.
     pub fn traceparent(&self) -> String {
-        let trace_id = match Uuid::parse_str(&self.correlation_id) {
-            Ok(uuid) => uuid.simple().to_string(),
-            Err(_) => Uuid::new_v5(&RECORD_NAMESPACE, self.correlation_id.as_bytes())
-                .simple()
-                .to_string(),
-        };
-        let span_id = &self.id.simple().to_string()[..16];
-        format!("00-{trace_id}-{span_id}-01")
+        let trace_id = crate::telemetry::trace_id_of(&self.correlation_id);
+        let span_id = crate::telemetry::current_span_in(trace_id)
+            .unwrap_or_else(|| self.id.simple().to_string()[..16].to_string());
+        format!("00-{}-{span_id}-01", trace_id.simple())
     }
 }
 

@@ -13,6 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::bus::PartitionLag;
+
 /// How long a consumer may retry one record before it counts as stalled.
 pub const STALLED_AFTER: Duration = Duration::from_secs(30);
 
@@ -23,6 +25,10 @@ pub struct ConsumerStatus {
     pub state: &'static str,
     /// Records on its topics its group has not yet committed, when the bus says.
     pub records_behind: Option<i64>,
+    /// The same, per partition, for the lag gauge of `/metrics` (not shown on
+    /// `/health`, which anyone may read).
+    #[serde(skip)]
+    pub partitions: Vec<PartitionLag>,
     pub last_poll_at: Option<DateTime<Utc>>,
     /// When the record it is retrying first failed, while it retries one.
     pub failing_since: Option<DateTime<Utc>>,
@@ -47,6 +53,25 @@ impl HealthBoard {
     pub fn update(&self, group: &str, change: impl FnOnce(&mut ConsumerStatus)) {
         let mut consumers = self.consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         change(consumers.entry(group.to_string()).or_default());
+    }
+
+    /// Records how far behind `group` is, from the bus's answer by partition.
+    pub fn lag_checked(&self, group: &str, partitions: Option<Vec<PartitionLag>>) {
+        self.update(group, |status| {
+            status.records_behind = partitions
+                .as_ref()
+                .map(|partitions| partitions.iter().map(|lag| lag.records_behind).sum());
+            status.partitions = partitions.unwrap_or_default();
+        });
+    }
+
+    /// Each group's lag by partition, as last checked.
+    pub fn lag_by_partition(&self) -> Vec<(String, Vec<PartitionLag>)> {
+        let consumers = self.consumers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        consumers
+            .iter()
+            .map(|(group, status)| (group.clone(), status.partitions.clone()))
+            .collect()
     }
 
     /// Every consumer's status as of `now`, and whether all are healthy.

@@ -55,6 +55,7 @@ pub mod health;
 pub mod http;
 pub mod idempotency;
 pub mod janitor;
+pub mod metrics;
 pub mod outbox;
 pub mod parking;
 pub mod remembered;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{backoff, BusError, MessageBus, OutgoingRecord, MAX_RECORD_BYTES};
 use crate::envelope::Envelope;
+use crate::metrics::Metrics;
 use crate::store::EventStore;
 
 /// How many outbox messages go to the bus in one produce call.
@@ -32,6 +33,7 @@ pub async fn run_outbox_relay(
     store: Arc<dyn EventStore>,
     bus: Arc<dyn MessageBus>,
     dead_letter_topic: String,
+    metrics: Metrics,
     shutdown: CancellationToken,
 ) {
     let signal = store.outbox_signal();
@@ -90,21 +92,24 @@ pub async fn run_outbox_relay(
             one_at_a_time = false;
             for (id, record) in ids.iter().zip(records) {
                 let size = record.size_bytes();
-                let published = match bus.produce(vec![record.clone()]).await {
-                    Err(BusError::TooLarge { .. }) => {
-                        bus.produce(vec![by_reference(&record, size, service, &dead_letter_topic)])
-                            .await
-                    }
-                    other => other,
-                };
-                if published.is_err() || store.outbox_delete(&[*id]).await.is_err() {
+                let mut sent = record.clone();
+                let mut published = bus.produce(vec![record.clone()]).await;
+                if let Err(BusError::TooLarge { .. }) = published {
+                    sent = by_reference(&record, size, service, &dead_letter_topic);
+                    published = bus.produce(vec![sent.clone()]).await;
+                }
+                if published.is_err() {
+                    break;
+                }
+                metrics.published(&[sent]);
+                if store.outbox_delete(&[*id]).await.is_err() {
                     break;
                 }
             }
             continue;
         }
-        match bus.produce(records).await {
-            Ok(_) => {}
+        match bus.produce(records.clone()).await {
+            Ok(_) => metrics.published(&records),
             Err(BusError::TooLarge { size }) => {
                 tracing::warn!(size, "the bus refused a record as too large; publishing one at a time");
                 one_at_a_time = true;

@@ -165,6 +165,10 @@ impl EventStore for RememberingStore {
         self.inner.outbox_delete(ids).await
     }
 
+    async fn outbox_depth(&self) -> Result<i64, StoreError> {
+        self.inner.outbox_depth().await
+    }
+
     fn outbox_signal(&self) -> Arc<Notify> {
         self.inner.outbox_signal()
     }

@@ -399,6 +399,9 @@ pub trait EventStore: Send + Sync {
 
     async fn outbox_delete(&self, ids: &[i64]) -> Result<(), StoreError>;
 
+    /// How many messages wait in the outbox.
+    async fn outbox_depth(&self) -> Result<i64, StoreError>;
+
     /// Notified after a commit that queued messages.
     fn outbox_signal(&self) -> Arc<Notify>;
 

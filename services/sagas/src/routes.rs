@@ -12,6 +12,7 @@ use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::limits::MAX_QUERY_DURATION_SECONDS;
@@ -120,7 +121,11 @@ async fn place_order(
         at,
     };
     let cause = Cause::request(saga_id.to_string(), SERVICE_NAME, at);
-    orchestrator.advance(&mut loaded, start, cause).await?;
+    let trace = campusg_runtime::telemetry::saga_root_span(&saga_id.to_string(), "start create_order saga");
+    orchestrator
+        .advance(&mut loaded, start, cause)
+        .instrument(trace)
+        .await?;
     tracing::info!(saga_id = %saga_id, order_id = %order_id, "create-order saga started");
     Ok((
         StatusCode::ACCEPTED,

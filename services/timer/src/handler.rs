@@ -246,7 +246,9 @@ impl TimerService {
             return Ok(false);
         };
         let mut unit = UnitOfWork::new(Cause::request(correlation_id.clone(), SERVICE_NAME, now));
-        unit.append(&self.deps.contracts, &mut loaded, &events, true)
+        // The expiry is made in its saga's trace: nothing else of the saga runs now.
+        campusg_runtime::telemetry::saga_root_span(&correlation_id, "timer fired")
+            .in_scope(|| unit.append(&self.deps.contracts, &mut loaded, &events, true))
             .map_err(rejected)?;
         self.deps.store.commit(unit).await?;
         tracing::info!(timer_id, saga_id = %correlation_id, order_id = ?order_id, "timer fired");

@@ -15,6 +15,7 @@ use campusg_runtime::clock::SystemClock;
 use campusg_runtime::consumer::*;
 use campusg_runtime::envelope::Envelope;
 use campusg_runtime::health::HealthBoard;
+use campusg_runtime::metrics::Metrics;
 use campusg_runtime::parking::{ParkedKey, PARKED};
 use campusg_runtime::service::{ServiceDeps, ServiceDescription};
 use campusg_runtime::store::{Contracts, EventStore, StateQuery};
@@ -121,7 +122,7 @@ async fn a_handler_that_panics_on_a_record_dead_letters_it_and_the_consumer_goes
     let store = rig.consumer.store.clone();
     let handler = rig.handler.clone();
     let shutdown = CancellationToken::new();
-    let running = tokio::spawn(rig.consumer.run(shutdown.clone(), HealthBoard::new()));
+    let running = tokio::spawn(rig.consumer.run(shutdown.clone(), HealthBoard::new(), Metrics::new()));
 
     let deadline = Instant::now() + Duration::from_secs(20);
     while handler.handled.lock().unwrap().len() < 2 && Instant::now() < deadline {
@@ -144,7 +145,8 @@ async fn a_handler_that_panics_on_record_after_record_stops_the_consumer_fatally
 
     let outcome = tokio::time::timeout(
         Duration::from_secs(20),
-        rig.consumer.run(CancellationToken::new(), HealthBoard::new()),
+        rig.consumer
+            .run(CancellationToken::new(), HealthBoard::new(), Metrics::new()),
     )
     .await
     .expect("the consumer gives up");
@@ -160,7 +162,7 @@ async fn a_failure_for_now_that_outlasts_the_retry_limit_parks_its_key_and_the_c
     let store = rig.consumer.store.clone();
     let handler = rig.handler.clone();
     let shutdown = CancellationToken::new();
-    let running = tokio::spawn(rig.consumer.run(shutdown.clone(), HealthBoard::new()));
+    let running = tokio::spawn(rig.consumer.run(shutdown.clone(), HealthBoard::new(), Metrics::new()));
 
     let deadline = Instant::now() + Duration::from_secs(20);
     while handler.handled.lock().unwrap().is_empty() && Instant::now() < deadline {
@@ -201,7 +203,7 @@ async fn a_record_of_a_parked_key_waits_behind_the_first() {
         .unwrap();
     let handler = rig.handler.clone();
     let shutdown = CancellationToken::new();
-    let running = tokio::spawn(rig.consumer.run(shutdown.clone(), HealthBoard::new()));
+    let running = tokio::spawn(rig.consumer.run(shutdown.clone(), HealthBoard::new(), Metrics::new()));
 
     let deadline = Instant::now() + Duration::from_secs(20);
     while handler.handled.lock().unwrap().is_empty() && Instant::now() < deadline {

@@ -10,6 +10,8 @@ use campusg_runtime::bus::{
     BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, RecordPosition, StartFrom, Subscription,
     TopicDescription, MAX_RECORD_BYTES,
 };
+use campusg_runtime::health::HealthBoard;
+use campusg_runtime::metrics::Metrics;
 use campusg_runtime::outbox::*;
 use campusg_runtime::store::{Cause, Contracts, EventStore, UnitOfWork};
 use campusg_runtime::topics::TopicCatalog;
@@ -74,25 +76,30 @@ impl MessageBus for SmallerBroker {
 }
 
 /// Commits `records` to a fresh order store's outbox, runs the relay over
-/// `bus` until it has published `expected` records, and returns them.
+/// `bus` until it has published `expected` records, and returns them, the
+/// store, and what the relay counted.
 async fn relayed(
     dir: &tempfile::TempDir,
     bus: Arc<dyn MessageBus>,
     records: Vec<OutgoingRecord>,
     expected: usize,
-) -> (Vec<campusg_runtime::bus::Record>, Arc<dyn EventStore>) {
+) -> (Vec<campusg_runtime::bus::Record>, Arc<dyn EventStore>, Metrics) {
     let contracts = Contracts::builtin();
     let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open(&dir.path().join("order.db")).await.unwrap());
     let mut unit = UnitOfWork::new(Cause::request("saga-1".into(), "order", chrono::Utc::now()));
+    let queued = records.len() as i64;
     unit.outbox.extend(records);
     store.commit(unit).await.unwrap();
+    assert_eq!(store.outbox_depth().await.unwrap(), queued);
     let dead_letter_topic = contracts.topics.dead_letter_topic().name.clone();
     let shutdown = CancellationToken::new();
+    let metrics = Metrics::new();
     let relay = tokio::spawn(run_outbox_relay(
         "order",
         store.clone(),
         bus.clone(),
         dead_letter_topic.clone(),
+        metrics.clone(),
         shutdown.clone(),
     ));
     let mut reader = bus
@@ -112,7 +119,7 @@ async fn relayed(
     }
     shutdown.cancel();
     relay.await.unwrap();
-    (seen, store)
+    (seen, store, metrics)
 }
 
 #[tokio::test]
@@ -129,7 +136,7 @@ async fn a_record_a_smaller_broker_refuses_is_found_and_dead_lettered_by_referen
         record("{}".to_string(), "after"),
     ];
 
-    let (seen, store) = relayed(&dir, bus, records, 3).await;
+    let (seen, store, metrics) = relayed(&dir, bus, records, 3).await;
 
     let ids: Vec<_> = seen
         .iter()
@@ -141,6 +148,16 @@ async fn a_record_a_smaller_broker_refuses_is_found_and_dead_lettered_by_referen
     assert_eq!(letter["payload"]["original_id"], "too-large-here");
     assert_eq!(seen[2].header("id"), Some("after"));
     assert!(store.outbox_batch(10).await.unwrap().is_empty());
+    assert_eq!(store.outbox_depth().await.unwrap(), 0);
+    let counted = metrics.render(&HealthBoard::new(), &[("order", store)]).await;
+    assert!(
+        counted.contains(r#"campusg_dead_letters_total{original_topic="order_events"} 1"#),
+        "{counted}"
+    );
+    assert!(
+        counted.contains(r#"campusg_outbox_depth{store="order"} 0"#),
+        "{counted}"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +174,7 @@ async fn a_message_too_large_for_the_bus_is_dead_lettered_by_reference_and_the_n
         record("{}".to_string(), "after"),
     ];
 
-    let (seen, store) = relayed(&dir, bus, records, 2).await;
+    let (seen, store, _) = relayed(&dir, bus, records, 2).await;
 
     assert_eq!(seen.len(), 2, "{seen:?}");
     let letter: serde_json::Value = serde_json::from_str(&seen[0].value).unwrap();
