@@ -408,17 +408,22 @@ fn usable_key(jwk: &Jwk) -> Option<(DecodingKey, Algorithm)> {
     Some((DecodingKey::from_jwk(jwk).ok()?, algorithm))
 }
 
-/// Leaves what the request's `Authorization` header proves in its extensions:
-/// nothing when there is none, the caller, or why the token was refused.
+/// Leaves what the request's `Authorization` header (or, on the console's
+/// pages, its session cookie) proves in its extensions: nothing when there is
+/// none, the caller, or why the token was refused.
 pub async fn authenticate(State(identity): State<Arc<Identity>>, mut request: Request, next: Next) -> Response {
+    let session = crate::console::session_token(&request);
     let header = request.headers().get(axum::http::header::AUTHORIZATION);
-    let authentication = header.map(|value| {
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")));
-        token.map(str::trim)
-    });
+    let authentication = match header {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+                .map(str::trim),
+        ),
+        None => session.as_deref().map(Some),
+    };
     let authentication = match authentication {
         None => None,
         Some(None) => Some(Authentication::Refused(

@@ -71,7 +71,7 @@ pub fn saga_filter(
         saga_type,
         stuck_for,
         with_anomalies,
-        limit: None,
+        ..SagaFilter::default()
     })
 }
 

@@ -13,6 +13,7 @@
 //! - [`identity`]: who a request comes from: bearer tokens, the local signing
 //!   key, an OIDC issuer's keys.
 //! - [`rate_limits`]: requests a minute per client address and per caller.
+//! - [`console`]: the operators' console in the browser, at `/console`.
 //! - [`observability`]: `GET /metrics` and the count of every request.
 //! - [`trace_export`]: spans exported over OTLP when an endpoint is configured.
 
@@ -20,6 +21,7 @@
 
 pub mod backends;
 pub mod bench;
+pub mod console;
 pub mod dead_letters;
 pub mod gateway;
 pub mod identity;

@@ -1,6 +1,6 @@
 //! What the system tells its operators about itself over HTTP: `GET /metrics`
 //! in Prometheus' text format, and the middleware that counts every request
-//! by its route's template and runs it in a span (the child of the caller's
+//! by its route's template and runs it in a span (linked to the caller's
 //! `traceparent`, when it sends one).
 
 use std::sync::Arc;
@@ -64,7 +64,7 @@ pub async fn observe_requests(State(metrics): State<Metrics>, request: Request, 
         .headers()
         .get("traceparent")
         .and_then(|value| value.to_str().ok());
-    campusg_runtime::telemetry::set_remote_parent(&span, traceparent);
+    campusg_runtime::telemetry::link_remote(&span, traceparent);
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);

@@ -1013,6 +1013,16 @@ fn sagas_path() -> Value {
             json!({ "type": "string", "format": "uuid" }),
         ),
         query_param(
+            "customer_id",
+            "Only the sagas of this customer's orders.",
+            schema_ref("UserId"),
+        ),
+        query_param(
+            "runner_id",
+            "Only the sagas that name this runner (accepting, completing).",
+            schema_ref("UserId"),
+        ),
+        query_param(
             "stuck_for",
             &format!("Where is this saga stuck? Only sagas that are not final (`STARTED`, `COMPENSATING`, `CANCELLING`) and whose last step is at least this many seconds old; 0 to {MAX_QUERY_DURATION_SECONDS}."),
             json!({ "type": "integer", "minimum": 0, "maximum": MAX_QUERY_DURATION_SECONDS }),
@@ -1039,7 +1049,7 @@ fn sagas_path() -> Value {
             "tags": ["sagas"],
             "operationId": "listSagas",
             "summary": "List sagas",
-            "description": "Create-order, accept-order and complete-order sagas by type, status and order, only those stuck for a while (`stuck_for`), or only those that did not take a reply (`anomalies`); the filters combine. The most recently started first.",
+            "description": "Create-order, accept-order and complete-order sagas by type, status, order, customer and runner, only those stuck for a while (`stuck_for`), or only those that did not take a reply (`anomalies`); the filters combine. The most recently started first.",
             "parameters": parameters,
             "responses": responses
         }

@@ -164,6 +164,25 @@ impl Application {
                 health: health.clone(),
                 stores: relays.clone(),
             };
+            let parked_keys = Arc::new(crate::dead_letters::ParkedKeysApi {
+                stores: crate::services::SERVICES
+                    .iter()
+                    .filter_map(|(role, service)| deps(*role).map(|d| (service.name, d.store)))
+                    .collect(),
+                clock: clock.clone(),
+            });
+            let store_of = |role| deps(role).map(|d| d.store).expect(EVERY);
+            let console = crate::console::Console::new(
+                store_of(Role::Sagas),
+                store_of(Role::Trace),
+                store_of(Role::Timer),
+                parked_keys.clone(),
+                observed.clone(),
+                identity.clone(),
+                bus.clone(),
+                contracts.clone(),
+                clock.clone(),
+            );
             let idempotent = Arc::new(IdempotentRequests {
                 store: api_store,
                 clock: clock.clone(),
@@ -183,13 +202,8 @@ impl Application {
                     ledger: ledger.expect(EVERY),
                     idempotent,
                     observed,
-                    parked_keys: Arc::new(crate::dead_letters::ParkedKeysApi {
-                        stores: crate::services::SERVICES
-                            .iter()
-                            .filter_map(|(role, service)| deps(*role).map(|d| (service.name, d.store)))
-                            .collect(),
-                        clock: clock.clone(),
-                    }),
+                    parked_keys,
+                    console,
                 },
                 identity,
                 &settings.guard,
@@ -327,6 +341,7 @@ struct ApiServices {
     idempotent: Arc<IdempotentRequests>,
     observed: crate::observability::Observed,
     parked_keys: Arc<crate::dead_letters::ParkedKeysApi>,
+    console: Arc<crate::console::Console>,
 }
 
 /// The store of the API's own records (`api.db`, or the schema `<prefix>_api`).
@@ -413,6 +428,11 @@ fn api_router(services: ApiServices, identity: Arc<Identity>, guard: &Guard) -> 
     let mut router = route_groups()
         .into_iter()
         .fold(Router::new(), |router, group| router.merge((group.serve)(&services)))
+        .merge(
+            crate::console::routes()
+                .with_state(services.console.clone())
+                .layer(axum::middleware::from_fn(crate::console::browser_answers)),
+        )
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .layer(campusg_runtime::http::body_limit())
         .layer(axum::Extension(idempotent))

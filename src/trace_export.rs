@@ -7,6 +7,9 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::Layer;
+
 use campusg_runtime::telemetry::{SagaTraceIds, TracesLayer};
 
 /// Spans exported until [`TraceExport::finish`].
@@ -36,7 +39,11 @@ impl TraceExport {
             .with_batch_exporter(exporter)
             .with_resource(Resource::builder().with_service_name(service_name).build())
             .build();
-        let layer: TracesLayer = Box::new(tracing_opentelemetry::layer().with_tracer(provider.tracer("campusg")));
+        let layer: TracesLayer = Box::new(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("campusg"))
+                .with_filter(filter_fn(campusg_runtime::telemetry::exported)),
+        );
         campusg_runtime::telemetry::init_with(default_filter, Some(layer));
         Ok(TraceExport {
             provider: Some(provider),

@@ -14,7 +14,7 @@ const STAGES: [&str; 5] = ["ON_SITE", "PURCHASED", "COLLECTED", "ON_THE_WAY", "D
 
 /// A customer's order, paid, accepted by `runner` (paid out to
 /// `acct_<runner>`); returns the order id.
-async fn an_accepted_order(app: &TestApp, customer: &str, runner: &str) -> String {
+pub(crate) async fn an_accepted_order(app: &TestApp, customer: &str, runner: &str) -> String {
     app.create_user(customer, Some("pm_card_visa")).await;
     app.create_runner(runner, Some(&format!("acct_{runner}"))).await;
     let (saga_id, order_id) = app.place_order(customer, 12.99, 2.5).await;
@@ -34,7 +34,7 @@ async fn report(app: &TestApp, order_id: &str, runner: &str, stage: &str) -> (u1
     .await
 }
 
-async fn deliver(app: &TestApp, order_id: &str, runner: &str) -> String {
+pub(crate) async fn deliver(app: &TestApp, order_id: &str, runner: &str) -> String {
     let mut saga_id = String::new();
     for stage in STAGES {
         let (status, body) = report(app, order_id, runner, stage).await;

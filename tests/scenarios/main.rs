@@ -13,6 +13,7 @@ mod bad_input;
 mod bad_requests;
 mod bench;
 mod cli;
+mod console;
 mod create_order;
 mod debugging;
 mod delivery;

@@ -62,7 +62,9 @@ fn exported() -> &'static Exported {
             .build();
         let traces = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("campusg-tests"))
-            .with_filter(EnvFilter::new("info"));
+            .with_filter(tracing_subscriber::filter::filter_fn(
+                campusg_runtime::telemetry::exported,
+            ));
         let logs = std::env::var_os("TEST_LOG").is_some().then(|| {
             tracing_subscriber::fmt::layer()
                 .with_target(false)

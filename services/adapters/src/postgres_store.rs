@@ -291,6 +291,22 @@ impl SqlDialect for PostgresEventStore {
     }
 }
 
+/// `select` over the read models of `aggregate_type` whose fields equal
+/// `equals`, and the values to bind in order.
+fn states_where(
+    select: &str,
+    aggregate_type: &str,
+    equals: &[(String, String)],
+) -> Result<(String, Vec<String>), StoreError> {
+    let mut sql = format!("{select} FROM aggregate_states WHERE aggregate_type = $1");
+    let mut binds: Vec<String> = vec![aggregate_type.to_string()];
+    for (field, value) in equals {
+        binds.push(value.clone());
+        sql.push_str(&format!(" AND {} = ${}", json_field(field)?, binds.len()));
+    }
+    Ok((sql, binds))
+}
+
 #[async_trait]
 impl EventStore for PostgresEventStore {
     async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
@@ -390,12 +406,7 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {
-        let mut sql = String::from("SELECT state FROM aggregate_states WHERE aggregate_type = $1");
-        let mut binds: Vec<String> = vec![aggregate_type.to_string()];
-        for (field, value) in &query.equals {
-            binds.push(value.clone());
-            sql.push_str(&format!(" AND {} = ${}", json_field(field)?, binds.len()));
-        }
+        let (mut sql, binds) = states_where("SELECT state", aggregate_type, &query.equals)?;
         match &query.order_by {
             Some(field) => sql.push_str(&format!(" ORDER BY {}", json_field(field)?)),
             None => sql.push_str(" ORDER BY inserted"),
@@ -413,6 +424,15 @@ impl EventStore for PostgresEventStore {
         }
         let rows = statement.fetch_all(&self.pool).await.map_err(storage_error)?;
         Ok(rows.iter().map(|row| row.get::<Value, _>(0)).collect())
+    }
+
+    async fn count_states(&self, aggregate_type: &str, equals: &[(String, String)]) -> Result<i64, StoreError> {
+        let (sql, binds) = states_where("SELECT COUNT(*)", aggregate_type, equals)?;
+        let mut statement = sqlx::query_scalar(&sql);
+        for bind in &binds {
+            statement = statement.bind(bind);
+        }
+        statement.fetch_one(&self.pool).await.map_err(storage_error)
     }
 
     async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError> {

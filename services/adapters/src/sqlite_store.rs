@@ -162,6 +162,22 @@ impl SqlDialect for SqliteEventStore {
     }
 }
 
+/// `select` over the read models of `aggregate_type` whose fields equal
+/// `equals`, and the values to bind in order.
+fn states_where(
+    select: &str,
+    aggregate_type: &str,
+    equals: &[(String, String)],
+) -> Result<(String, Vec<String>), StoreError> {
+    let mut sql = format!("{select} FROM aggregate_states WHERE aggregate_type = ?");
+    let mut binds: Vec<String> = vec![aggregate_type.to_string()];
+    for (field, value) in equals {
+        sql.push_str(&format!(" AND json_extract(state, '{}') = ?", json_field(field)?));
+        binds.push(value.clone());
+    }
+    Ok((sql, binds))
+}
+
 #[async_trait]
 impl EventStore for SqliteEventStore {
     async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
@@ -280,12 +296,7 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {
-        let mut sql = String::from("SELECT state FROM aggregate_states WHERE aggregate_type = ?");
-        let mut binds: Vec<String> = vec![aggregate_type.to_string()];
-        for (field, value) in &query.equals {
-            sql.push_str(&format!(" AND json_extract(state, '{}') = ?", json_field(field)?));
-            binds.push(value.clone());
-        }
+        let (mut sql, binds) = states_where("SELECT state", aggregate_type, &query.equals)?;
         match &query.order_by {
             Some(field) => sql.push_str(&format!(" ORDER BY json_extract(state, '{}')", json_field(field)?)),
             None => sql.push_str(" ORDER BY rowid"),
@@ -306,6 +317,15 @@ impl EventStore for SqliteEventStore {
         rows.iter()
             .map(|row| serde_json::from_str(row.get::<&str, _>(0)).map_err(|e| StoreError::Other(e.to_string())))
             .collect()
+    }
+
+    async fn count_states(&self, aggregate_type: &str, equals: &[(String, String)]) -> Result<i64, StoreError> {
+        let (sql, binds) = states_where("SELECT COUNT(*)", aggregate_type, equals)?;
+        let mut statement = sqlx::query_scalar(&sql);
+        for bind in &binds {
+            statement = statement.bind(bind);
+        }
+        statement.fetch_one(&self.pool).await.map_err(storage_error)
     }
 
     async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError> {

@@ -188,6 +188,23 @@ impl BatchingStore {
 }
 
 impl BatchingStore {
+    /// A query over read models sees what the batch holds: it is committed
+    /// first.
+    async fn commit_held_before_a_query(&self) -> Result<(), StoreError> {
+        if self.with_batch(|batch| !batch.units.is_empty()) == Some(true) {
+            if let Err(error) = flush(self).await {
+                // The held units are lost with the failed commit: the batch
+                // fails, and the handler must not read this as its own outcome
+                // (an `AlreadyHandled` would tell it its message was done).
+                self.with_batch(|batch| batch.refused = Some(error.to_string()));
+                return Err(StoreError::Unavailable(format!(
+                    "the batch could not be committed ({error}); it is handled again record by record"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The read model and version the batch in progress left an aggregate
     /// at, if it changed it.
     fn held_read_model(&self, aggregate_type: &str, aggregate_id: &str) -> Option<(i64, Value)> {
@@ -282,18 +299,13 @@ impl EventStore for BatchingStore {
     }
 
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {
-        if self.with_batch(|batch| !batch.units.is_empty()) == Some(true) {
-            if let Err(error) = flush(self).await {
-                // The held units are lost with the failed commit: the batch
-                // fails, and the handler must not read this as its own outcome
-                // (an `AlreadyHandled` would tell it its message was done).
-                self.with_batch(|batch| batch.refused = Some(error.to_string()));
-                return Err(StoreError::Unavailable(format!(
-                    "the batch could not be committed ({error}); it is handled again record by record"
-                )));
-            }
-        }
+        self.commit_held_before_a_query().await?;
         self.inner.query_states(aggregate_type, query).await
+    }
+
+    async fn count_states(&self, aggregate_type: &str, equals: &[(String, String)]) -> Result<i64, StoreError> {
+        self.commit_held_before_a_query().await?;
+        self.inner.count_states(aggregate_type, equals).await
     }
 
     async fn load_type(&self, aggregate_type: &str) -> Result<Vec<StoredEvent>, StoreError> {

@@ -151,9 +151,9 @@ impl Envelope {
     /// message's id, so the record still lands in its saga's trace.
     pub fn traceparent(&self) -> String {
         let trace_id = crate::telemetry::trace_id_of(&self.correlation_id);
-        let span_id = crate::telemetry::current_span_in(trace_id)
-            .unwrap_or_else(|| self.id.simple().to_string()[..16].to_string());
-        format!("00-{}-{span_id}-01", trace_id.simple())
+        let (span_id, flags) = crate::telemetry::current_span_in(trace_id)
+            .unwrap_or_else(|| (self.id.simple().to_string()[..16].to_string(), "01".to_string()));
+        format!("00-{}-{span_id}-{flags}", trace_id.simple())
     }
 }
 

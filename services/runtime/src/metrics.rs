@@ -1,12 +1,13 @@
 //! The process's Prometheus metrics, served at `GET /metrics`.
 //!
-//! Counters are counted where a fact becomes true once: a message when the
-//! outbox relay has handed it to the bus (after its commit, so a batch that is
-//! redone record by record counts nothing twice), a record when its consumer
-//! commits its offset, a request when it is answered. A saga's start, end and
-//! the latency of each of its steps are read off the progress it publishes on
-//! `saga_events` as that is relayed. Gauges (consumer lag, outbox depth, parked
-//! keys) are read when scraped, from the health board and the stores.
+//! A counter counts a fact where it becomes true: a message when the outbox
+//! relay has published it and its row is gone (so a batch redone record by
+//! record counts nothing; a row published again after a crash or a failed
+//! delete counts once, when it goes), a record when its group commits its
+//! offset, a request when it is answered. A saga's start, end and the latency
+//! of each of its steps are read off the progress it publishes on
+//! `saga_events`, as that is relayed. Gauges (consumer lag, outbox depth,
+//! parked keys) are read when scraped, from the health board and the stores.
 //!
 //! Each [`Metrics`] has its own registry, so two systems in one process (the
 //! scenario tests) never mix their counts.
@@ -14,11 +15,15 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use serde_json::Value;
 
+use campusg_domain::saga::SagaStatus;
+
 use crate::bus::OutgoingRecord;
 use crate::health::HealthBoard;
+use crate::parking::ParkedKey;
 use crate::store::EventStore;
 
 /// Seconds from a saga's start: a step answered at once is milliseconds, one
@@ -29,11 +34,8 @@ const SAGA_STEP_BUCKETS: &[f64] = &[
 const HTTP_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
-/// How many waiting keys of each status a scrape counts per store, at most.
-const PARKED_KEYS_COUNTED: i64 = 10_000;
-
-/// The saga progress types that end a saga, and the outcome each reports.
-const SAGA_ENDS: [&str; 4] = ["saga.completed", "saga.compensated", "saga.failed", "saga.cancelled"];
+/// How long a scrape waits for one store's gauges.
+const STORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Every metric of one running system. Cheap to clone.
 #[derive(Clone)]
@@ -54,6 +56,8 @@ struct Families {
     parked_keys: IntGaugeVec,
     http_requests: IntCounterVec,
     http_seconds: HistogramVec,
+    /// Held by a scrape while it writes the gauges.
+    scraping: tokio::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -140,55 +144,47 @@ impl Metrics {
                 HTTP_BUCKETS,
             ),
             registry,
+            scraping: tokio::sync::Mutex::new(()),
         };
         Metrics {
             inner: Arc::new(families),
         }
     }
 
-    /// Counts records the bus has taken from an outbox, and the sagas' progress among them.
-    pub fn published(&self, records: &[OutgoingRecord]) {
+    /// Counts what a relay published: call once the outbox has let the
+    /// records go, so a record published again after a crash or a failed
+    /// delete is counted once, when its row goes.
+    pub fn published(&self, publication: Publication) {
         let families = &self.inner;
-        for record in records {
-            let message_type = record.header("type").unwrap_or("unknown");
+        for (topic, message_type) in &publication.messages {
             families
                 .published
-                .with_label_values(&[record.topic.as_str(), message_type])
+                .with_label_values(&[topic.as_str(), message_type.as_str()])
                 .inc();
-            if message_type == "dead_letter" {
-                let original = payload_of(record)
-                    .and_then(|payload| payload.get("original_topic")?.as_str().map(str::to_string))
-                    .unwrap_or_else(|| "unknown".to_string());
-                families.dead_letters.with_label_values(&[original.as_str()]).inc();
-            } else if message_type.starts_with("saga.") && message_type != "saga.anomaly_recorded" {
-                if let Some(payload) = payload_of(record) {
-                    self.saga_progressed(message_type, &payload);
-                }
-            }
         }
-    }
-
-    fn saga_progressed(&self, message_type: &str, payload: &Value) {
-        let families = &self.inner;
-        let text = |field: &str| payload.get(field).and_then(Value::as_str);
-        let time = |field: &str| text(field).and_then(|at| DateTime::parse_from_rfc3339(at).ok());
-        let Some(saga_type) = text("saga_type") else {
-            return;
-        };
-        if message_type == "saga.started" {
-            families.sagas_started.with_label_values(&[saga_type]).inc();
-        }
-        if SAGA_ENDS.contains(&message_type) {
-            let outcome = message_type.trim_start_matches("saga.");
-            families.sagas_ended.with_label_values(&[saga_type, outcome]).inc();
-        }
-        if let (Some(step), Some(at), Some(started_at)) = (text("step"), time("at"), time("started_at")) {
-            let seconds = (at.with_timezone(&Utc) - started_at.with_timezone(&Utc)).num_microseconds();
-            let seconds = seconds.unwrap_or(i64::MAX).max(0) as f64 / 1e6;
+        for original_topic in &publication.dead_letters {
             families
-                .saga_step_seconds
-                .with_label_values(&[saga_type, step])
-                .observe(seconds);
+                .dead_letters
+                .with_label_values(&[original_topic.as_str()])
+                .inc();
+        }
+        for progress in &publication.sagas {
+            let saga_type = progress.saga_type.as_str();
+            if progress.started {
+                families.sagas_started.with_label_values(&[saga_type]).inc();
+            }
+            if let Some(outcome) = &progress.ended {
+                families
+                    .sagas_ended
+                    .with_label_values(&[saga_type, outcome.as_str()])
+                    .inc();
+            }
+            if let Some(seconds) = progress.seconds_from_start {
+                families
+                    .saga_step_seconds
+                    .with_label_values(&[saga_type, progress.step.as_str()])
+                    .observe(seconds);
+            }
         }
     }
 
@@ -211,11 +207,14 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Every metric in Prometheus' text format, the gauges read now: consumer
-    /// lag from `board`, outbox depth and parked keys from `stores`. A store
-    /// that cannot be read leaves its gauges out rather than failing the scrape.
+    /// Every metric in Prometheus' text format, the gauges read now:
+    /// consumer lag from `board`, outbox depth and parked keys from `stores`
+    /// (each store given [`STORE_PATIENCE`]). A store that cannot answer
+    /// leaves its gauges out rather than failing the scrape. Scrapes take
+    /// turns, so one does not clear the gauges another is writing.
     pub async fn render(&self, board: &HealthBoard, stores: &[(&'static str, Arc<dyn EventStore>)]) -> String {
         let families = &self.inner;
+        let _turn = families.scraping.lock().await;
         families.consumer_lag.reset();
         for (group, partitions) in board.lag_by_partition() {
             for lag in partitions {
@@ -225,32 +224,170 @@ impl Metrics {
                     .set(lag.records_behind);
             }
         }
+        let gauges = futures_util::future::join_all(stores.iter().map(|(name, store)| async move {
+            let read = async {
+                let depth = store.outbox_depth().await?;
+                let mut waiting = Vec::new();
+                for status in [crate::parking::PARKED, crate::parking::RETRYING] {
+                    let equals = [("status".to_string(), status.to_string())];
+                    waiting.push((status, store.count_states(ParkedKey::TYPE, &equals).await?));
+                }
+                Ok::<_, crate::store::StoreError>((depth, waiting))
+            };
+            let read = match tokio::time::timeout(STORE_PATIENCE, read).await {
+                Ok(read) => read.map_err(|error| error.to_string()),
+                Err(_) => Err(format!("no answer within {STORE_PATIENCE:?}")),
+            };
+            (*name, read)
+        }))
+        .await;
         families.outbox_depth.reset();
         families.parked_keys.reset();
-        for (name, store) in stores {
-            match store.outbox_depth().await {
-                Ok(depth) => families.outbox_depth.with_label_values(&[name]).set(depth),
-                Err(error) => tracing::warn!(store = name, error = %error, "cannot count the outbox for /metrics"),
-            }
-            match crate::parking::waiting_keys(store.as_ref(), None, Some(PARKED_KEYS_COUNTED)).await {
-                Ok(keys) => {
-                    for status in [crate::parking::PARKED, crate::parking::RETRYING] {
-                        let count = keys
-                            .iter()
-                            .filter(|key| key.get("status").and_then(Value::as_str) == Some(status))
-                            .count();
+        for (name, read) in gauges {
+            match read {
+                Ok((depth, waiting)) => {
+                    families.outbox_depth.with_label_values(&[name]).set(depth);
+                    for (status, count) in waiting {
                         families
                             .parked_keys
-                            .with_label_values(&[*name, status.to_lowercase().as_str()])
-                            .set(count as i64);
+                            .with_label_values(&[name, status.to_lowercase().as_str()])
+                            .set(count);
                     }
                 }
-                Err(error) => tracing::warn!(store = name, error = %error, "cannot count parked keys for /metrics"),
+                Err(error) => tracing::warn!(store = name, error = %error, "a store left out of /metrics"),
             }
         }
         TextEncoder::new()
             .encode_to_string(&families.registry.gather())
             .unwrap_or_else(|error| format!("# the metrics could not be encoded: {error}\n"))
+    }
+}
+
+/// One series of a counter or histogram, read back for the console.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series {
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// A counter's value; a histogram's count of observations.
+    pub count: u64,
+    /// A histogram's sum of observations.
+    pub sum: f64,
+}
+
+impl Metrics {
+    /// Every series of the counter or histogram `family` (its name without
+    /// `_total`'s parts: as registered), as counted now.
+    pub fn series(&self, family: &str) -> Vec<Series> {
+        let labels = |metric: &prometheus::proto::Metric| {
+            metric
+                .get_label()
+                .iter()
+                .map(|pair| (pair.name().to_string(), pair.value().to_string()))
+                .collect()
+        };
+        self.inner
+            .registry
+            .gather()
+            .iter()
+            .filter(|found| found.name() == family)
+            .flat_map(|found| found.get_metric().iter())
+            .map(|metric| {
+                let histogram = metric.get_histogram();
+                if histogram.get_sample_count() > 0 {
+                    Series {
+                        labels: labels(metric),
+                        count: histogram.get_sample_count(),
+                        sum: histogram.get_sample_sum(),
+                    }
+                } else {
+                    Series {
+                        labels: labels(metric),
+                        count: metric.get_counter().get_value() as u64,
+                        sum: 0.0,
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+/// What a batch of outbox records counts once published, read from them
+/// before they go to the bus (which takes them).
+#[derive(Debug, Default)]
+pub struct Publication {
+    /// Each record's topic and type.
+    messages: Vec<(String, String)>,
+    /// The topic of the record each dead letter stands for.
+    dead_letters: Vec<String>,
+    sagas: Vec<SagaProgress>,
+}
+
+#[derive(Debug)]
+struct SagaProgress {
+    saga_type: String,
+    step: String,
+    started: bool,
+    /// The outcome, when the update ends the saga.
+    ended: Option<String>,
+    seconds_from_start: Option<f64>,
+}
+
+impl Publication {
+    pub fn of(records: &[OutgoingRecord]) -> Publication {
+        let mut publication = Publication::default();
+        for record in records {
+            let message_type = record.header("type").unwrap_or("unknown");
+            publication
+                .messages
+                .push((record.topic.clone(), message_type.to_string()));
+            // Only a saga's progress and a dead letter are read further: the
+            // rest is counted by its headers alone.
+            if message_type == "dead_letter" {
+                let original = payload_of(record)
+                    .and_then(|payload| payload.get("original_topic")?.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "unknown".to_string());
+                publication.dead_letters.push(original);
+            } else if let Some(kind) = message_type.strip_prefix("saga.") {
+                // An anomaly repeats the step just published; counting it
+                // would count that step's latency twice.
+                if kind == "anomaly_recorded" {
+                    continue;
+                }
+                if let Some(progress) = payload_of(record).and_then(|payload| SagaProgress::of(kind, &payload)) {
+                    publication.sagas.push(progress);
+                }
+            }
+        }
+        publication
+    }
+}
+
+impl SagaProgress {
+    /// `kind` is the update's type after `saga.`: `started`, `completed`, ...
+    fn of(kind: &str, payload: &Value) -> Option<SagaProgress> {
+        let text = |field: &str| payload.get(field).and_then(Value::as_str);
+        let time = |field: &str| {
+            text(field)
+                .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+                .map(|at| at.with_timezone(&Utc))
+        };
+        let seconds_from_start = match (time("at"), time("started_at")) {
+            (Some(at), Some(started_at)) => {
+                let micros = (at - started_at).num_microseconds().unwrap_or(i64::MAX).max(0);
+                Some(micros as f64 / 1e6)
+            }
+            _ => None,
+        };
+        // The update types that end a saga are named after its final statuses.
+        let ended = SagaStatus::parse(kind)
+            .filter(|status| status.is_final())
+            .map(|status| status.as_str().to_lowercase());
+        Some(SagaProgress {
+            saga_type: text("saga_type")?.to_string(),
+            step: text("step").unwrap_or("unknown").to_string(),
+            started: kind == "started",
+            ended,
+            seconds_from_start,
+        })
     }
 }
 
@@ -292,11 +429,11 @@ mod tests {
     async fn a_sagas_progress_counts_its_start_its_end_and_each_steps_latency_from_its_start() {
         let metrics = Metrics::new();
         let start = "2026-11-30T10:00:00Z";
-        metrics.published(&[
+        metrics.published(Publication::of(&[
             saga_record("saga.started", "started", start, start),
             saga_record("saga.step_completed", "order_placed", start, "2026-11-30T10:00:00.040Z"),
             saga_record("saga.completed", "completed", start, "2026-11-30T10:00:02Z"),
-        ]);
+        ]));
         let text = metrics.render(&HealthBoard::new(), &[]).await;
 
         assert_eq!(
@@ -322,6 +459,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"campusg_messages_published_total{topic="saga_events",type="saga.started"} 1"#));
+
+        let ended = metrics.series("campusg_sagas_ended_total");
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].count, 1);
+        assert_eq!(ended[0].labels["outcome"], "completed");
+        let steps = metrics.series("campusg_saga_step_seconds");
+        let completed = steps.iter().find(|s| s.labels["step"] == "completed").unwrap();
+        assert_eq!((completed.count, completed.sum), (1, 2.0));
     }
 
     #[tokio::test]

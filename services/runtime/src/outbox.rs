@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{backoff, BusError, MessageBus, OutgoingRecord, MAX_RECORD_BYTES};
 use crate::envelope::Envelope;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Publication};
 use crate::store::EventStore;
 
 /// How many outbox messages go to the bus in one produce call.
@@ -92,24 +92,23 @@ pub async fn run_outbox_relay(
             one_at_a_time = false;
             for (id, record) in ids.iter().zip(records) {
                 let size = record.size_bytes();
-                let mut sent = record.clone();
+                let mut publication = Publication::of(std::slice::from_ref(&record));
                 let mut published = bus.produce(vec![record.clone()]).await;
                 if let Err(BusError::TooLarge { .. }) = published {
-                    sent = by_reference(&record, size, service, &dead_letter_topic);
-                    published = bus.produce(vec![sent.clone()]).await;
+                    let letter = by_reference(&record, size, service, &dead_letter_topic);
+                    publication = Publication::of(std::slice::from_ref(&letter));
+                    published = bus.produce(vec![letter]).await;
                 }
-                if published.is_err() {
+                if published.is_err() || store.outbox_delete(&[*id]).await.is_err() {
                     break;
                 }
-                metrics.published(&[sent]);
-                if store.outbox_delete(&[*id]).await.is_err() {
-                    break;
-                }
+                metrics.published(publication);
             }
             continue;
         }
-        match bus.produce(records.clone()).await {
-            Ok(_) => metrics.published(&records),
+        let publication = Publication::of(&records);
+        match bus.produce(records).await {
+            Ok(_) => {}
             Err(BusError::TooLarge { size }) => {
                 tracing::warn!(size, "the bus refused a record as too large; publishing one at a time");
                 one_at_a_time = true;
@@ -125,9 +124,11 @@ pub async fn run_outbox_relay(
             }
         }
         crate::crash_points::reached(crate::crash_points::AFTER_PRODUCE);
-        if let Err(error) = store.outbox_delete(&ids).await {
-            // The records are published; they will be published again, and deduplicated.
-            tracing::warn!(error = %error, "cannot clear the published outbox rows");
+        match store.outbox_delete(&ids).await {
+            Ok(()) => metrics.published(publication),
+            // The records are published; they will be published again, and
+            // deduplicated, and counted then.
+            Err(error) => tracing::warn!(error = %error, "cannot clear the published outbox rows"),
         }
         failures = 0;
     }

@@ -153,6 +153,10 @@ impl EventStore for RememberingStore {
         self.inner.query_states(aggregate_type, query).await
     }
 
+    async fn count_states(&self, aggregate_type: &str, equals: &[(String, String)]) -> Result<i64, StoreError> {
+        self.inner.count_states(aggregate_type, equals).await
+    }
+
     async fn load_type(&self, aggregate_type: &str) -> Result<Vec<StoredEvent>, StoreError> {
         self.inner.load_type(aggregate_type).await
     }

@@ -390,6 +390,9 @@ pub trait EventStore: Send + Sync {
 
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError>;
 
+    /// How many read models of `aggregate_type` have these field values.
+    async fn count_states(&self, aggregate_type: &str, equals: &[(String, String)]) -> Result<i64, StoreError>;
+
     /// Every event of every aggregate of a type, by aggregate then sequence: one
     /// read to rebuild them all, instead of one per aggregate.
     async fn load_type(&self, aggregate_type: &str) -> Result<Vec<StoredEvent>, StoreError>;

@@ -11,8 +11,13 @@
 //!   and the consumer's span for the message is that span's child
 //!   ([`set_remote_parent`]);
 //! - work for a saga that starts outside any of its spans (an HTTP request that
-//!   starts a saga, a timer that fires) opens the saga's trace with a root span
-//!   of that id ([`saga_root_span`]), linked to the request's own span.
+//!   starts a saga, a saga started by another one's event, a timer that fires)
+//!   runs in a [`saga_span`]: a root of the saga's trace, linked to the span it
+//!   was started from, which stays its parent in the logs.
+//!
+//! A caller's own `traceparent` on an HTTP request is linked, never followed
+//! ([`link_remote`]): who is outside must not place spans in a saga's trace or
+//! decide what is sampled.
 
 use std::cell::Cell;
 
@@ -26,22 +31,31 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 /// A layer that exports spans, as the binary builds it.
 pub type TracesLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
+/// What an exporting layer exports, whatever `RUST_LOG` lets the logs show:
+/// spans at `info` or above, not the events in them (their text may quote a
+/// refused payload), nor the debug spans of the HTTP and SQL libraries
+/// (the exporter's own requests among them).
+pub fn exported(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.is_span() && *metadata.level() <= tracing::Level::INFO
+}
+
 /// Installs a human-readable subscriber writing to stderr. Safe to call more
 /// than once (tests do); only the first call installs.
 pub fn init(default_filter: &str) {
     init_with(default_filter, None);
 }
 
-/// As [`init`], with `traces` exporting every span the filter lets through.
+/// As [`init`], with `traces` exporting spans. The filter is the logs' own:
+/// what the exporting layer takes is its own choice.
 pub fn init_with(default_filter: &str, traces: Option<TracesLayer>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _ = tracing_subscriber::registry()
         .with(traces)
-        .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_target(false),
+                .with_target(false)
+                .with_filter(filter),
         )
         .try_init();
 }
@@ -53,17 +67,23 @@ pub fn trace_id_of(correlation_id: &str) -> uuid::Uuid {
         .unwrap_or_else(|_| uuid::Uuid::new_v5(&crate::envelope::RECORD_NAMESPACE, correlation_id.as_bytes()))
 }
 
-/// The current span's id, when the current span is exported and belongs to
-/// `trace_id`'s trace: the parent a message made now names.
-pub fn current_span_in(trace_id: uuid::Uuid) -> Option<String> {
+/// The current span's id and trace flags (`01` sampled, `00` not), when the
+/// current span is exported and belongs to `trace_id`'s trace: the parent a
+/// message made now names.
+pub fn current_span_in(trace_id: uuid::Uuid) -> Option<(String, String)> {
+    let current = current_span_context();
+    (current.is_valid() && current.trace_id() == TraceId::from_bytes(trace_id.into_bytes())).then(|| {
+        let flags = if current.is_sampled() { "01" } else { "00" };
+        (current.span_id().to_string(), flags.to_string())
+    })
+}
+
+fn current_span_context() -> SpanContext {
     let span = tracing::Span::current();
     if span.is_none() {
-        return None;
+        return SpanContext::empty_context();
     }
-    let context = span.context();
-    let current = context.span().span_context().clone();
-    (current.is_valid() && current.trace_id() == TraceId::from_bytes(trace_id.into_bytes()))
-        .then(|| current.span_id().to_string())
+    span.context().span().span_context().clone()
 }
 
 /// Makes `span` (not yet entered) the child of the span a W3C `traceparent`
@@ -74,6 +94,14 @@ pub fn set_remote_parent(span: &tracing::Span, traceparent: Option<&str>) {
     };
     // Without an exporting layer there is nothing to parent; that is fine.
     let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
+}
+
+/// Links `span` (not yet entered) to the span a caller's W3C `traceparent`
+/// names, without joining its trace.
+pub fn link_remote(span: &tracing::Span, traceparent: Option<&str>) {
+    if let Some(remote) = traceparent.and_then(remote_span_context) {
+        span.add_link(remote);
+    }
 }
 
 /// `00-<trace id>-<span id>-<flags>`, as W3C Trace Context writes it.
@@ -99,22 +127,31 @@ thread_local! {
     static NEXT_ROOT_TRACE: Cell<Option<TraceId>> = const { Cell::new(None) };
 }
 
-/// A span that opens a saga's trace: a root (whatever span is current) whose
-/// trace id is the saga's correlation id, linked to the span current now (the
-/// HTTP request that starts the saga). Work run in it, and every message it
-/// makes, belongs to the saga's trace.
-pub fn saga_root_span(correlation_id: &str, what: &'static str) -> tracing::Span {
+/// The span a saga's work runs in. Within the saga's trace already (a
+/// consumer's span for one of its messages), a child; else a root of the
+/// saga's trace (its id is the correlation id), linked to the span current
+/// now, which stays its parent for the logs. `name` says what the work is
+/// (`create_order saga`).
+pub fn saga_span(correlation_id: &str, name: &str, order_id: &str) -> tracing::Span {
     let span = tracing::info_span!(
-        parent: None,
-        "saga_root",
+        "saga",
         saga_id = %correlation_id,
-        otel.name = what,
+        order_id,
+        otel.name = name,
     );
-    let started_from = tracing::Span::current().context().span().span_context().clone();
+    let trace_id = TraceId::from_bytes(trace_id_of(correlation_id).into_bytes());
+    let started_from = current_span_context();
+    if started_from.is_valid() && started_from.trace_id() == trace_id {
+        return span;
+    }
+    if span.set_parent(opentelemetry::Context::new()).is_err() {
+        // Not exported: nothing to root.
+        return span;
+    }
     if started_from.is_valid() {
         span.add_link(started_from);
     }
-    NEXT_ROOT_TRACE.set(Some(TraceId::from_bytes(trace_id_of(correlation_id).into_bytes())));
+    NEXT_ROOT_TRACE.set(Some(trace_id));
     // Reading its context starts the span, which takes its trace id now.
     let _ = span.context();
     NEXT_ROOT_TRACE.set(None);
@@ -122,7 +159,7 @@ pub fn saga_root_span(correlation_id: &str, what: &'static str) -> tracing::Span
 }
 
 /// The exporter's id generator: random ids, but for a root span that
-/// [`saga_root_span`] starts, which takes its saga's id.
+/// [`saga_span`] starts, which takes its saga's id.
 #[derive(Debug, Default)]
 pub struct SagaTraceIds {
     random: RandomIdGenerator,

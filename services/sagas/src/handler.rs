@@ -32,6 +32,7 @@ use campusg_runtime::aggregate::{load_from_read_model, Loaded};
 use campusg_runtime::consumer::{HandlerError, MessageHandler};
 use campusg_runtime::envelope::Envelope;
 use campusg_runtime::store::{Cause, StateQuery, StoreError, UnitOfWork};
+use campusg_runtime::telemetry::saga_span;
 
 use crate::{SagaOrchestrator, CONSUMER_GROUP, SERVICE_NAME};
 
@@ -50,18 +51,18 @@ impl MessageHandler for SagaOrchestrator {
         let at = self.deps.clock.now();
         let cause = Cause::message(envelope, CONSUMER_GROUP, SERVICE_NAME, at);
         let correlated = SagaId::from_correlation(&envelope.correlation_id);
-        let order_id = message.order_id();
+        let order_text = message.order_id().map(|id| id.to_string()).unwrap_or_default();
         match self.route(correlated, &message).await? {
             Route::CreateOrder(mut loaded) => {
                 let saga_id = SagaId::parse(&loaded.id).unwrap_or(correlated);
-                let span = tracing::info_span!("saga", %saga_id, order_id = ?order_id, saga_type = "create_order");
+                let span = saga_span(&saga_id.to_string(), "create_order saga", &order_text);
                 let observe = CreateOrderSagaCommand::Observe { saga_id, message, at };
                 self.advance(&mut loaded, observe, cause.correlated_with(saga_id))
                     .instrument(span)
                     .await
             }
             Route::AcceptOrder(mut loaded) => {
-                let span = tracing::info_span!("saga", saga_id = %correlated, order_id = ?order_id, saga_type = "accept_order");
+                let span = saga_span(&correlated.to_string(), "accept_order saga", &order_text);
                 let observe = ObserveAcceptance {
                     saga_id: correlated,
                     message,
@@ -71,7 +72,7 @@ impl MessageHandler for SagaOrchestrator {
             }
             Route::CompleteOrder(mut loaded) => {
                 let saga_id = SagaId::parse(&loaded.id).unwrap_or(correlated);
-                let span = tracing::info_span!("saga", %saga_id, order_id = ?order_id, saga_type = "complete_order");
+                let span = saga_span(&saga_id.to_string(), "complete_order saga", &order_text);
                 let observe = CompleteOrderSagaCommand::Observe { saga_id, message, at };
                 self.advance(&mut loaded, observe, cause.correlated_with(saga_id))
                     .instrument(span)
@@ -79,7 +80,7 @@ impl MessageHandler for SagaOrchestrator {
             }
             Route::Refund(mut loaded) => {
                 let saga_id = SagaId::parse(&loaded.id).unwrap_or(correlated);
-                let span = tracing::info_span!("saga", %saga_id, order_id = ?order_id, saga_type = "refund_order");
+                let span = saga_span(&saga_id.to_string(), "refund_order saga", &order_text);
                 let observe = RefundSagaCommand::Observe { message, at };
                 self.advance(&mut loaded, observe, cause.correlated_with(saga_id))
                     .instrument(span)
@@ -155,7 +156,8 @@ impl SagaOrchestrator {
             at,
         };
         let cause = Cause::request(saga_id.to_string(), SERVICE_NAME, at);
-        match self.advance(&mut loaded, start, cause).await {
+        let span = saga_span(&saga_id.to_string(), "complete_order saga", &order_id.to_string());
+        match self.advance(&mut loaded, start, cause).instrument(span).await {
             Ok(()) => Ok(saga_id),
             // Started meanwhile by the order's DELIVERED event: the same saga.
             Err(HandlerError::Store(StoreError::Conflict { .. })) => Ok(saga_id),
@@ -183,7 +185,7 @@ impl SagaOrchestrator {
             at,
         };
         let cause = Cause::request(saga_id.to_string(), SERVICE_NAME, at);
-        let span = tracing::info_span!("saga", %saga_id, order_id = %refund.order_id, saga_type = "refund_order");
+        let span = saga_span(&saga_id.to_string(), "refund_order saga", &refund.order_id.to_string());
         self.advance(&mut loaded, start, cause).instrument(span).await?;
         Ok(loaded.aggregate)
     }

@@ -14,6 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
+use campusg_runtime::telemetry::saga_span;
+
 use campusg_domain::ids::{OrderId, SagaId, UserId};
 use campusg_domain::limits::MAX_QUERY_DURATION_SECONDS;
 use campusg_domain::messages::OrderDetails;
@@ -121,7 +123,7 @@ async fn place_order(
         at,
     };
     let cause = Cause::request(saga_id.to_string(), SERVICE_NAME, at);
-    let trace = campusg_runtime::telemetry::saga_root_span(&saga_id.to_string(), "start create_order saga");
+    let trace = saga_span(&saga_id.to_string(), "create_order saga", &order_id.to_string());
     orchestrator
         .advance(&mut loaded, start, cause)
         .instrument(trace)
@@ -174,6 +176,8 @@ pub fn unknown(saga_id: SagaId) -> ApiError {
 struct ListParams {
     status: Option<String>,
     order_id: Option<OrderId>,
+    customer_id: Option<UserId>,
+    runner_id: Option<UserId>,
     saga_type: Option<String>,
     /// Only sagas not final whose last step is at least this many seconds old.
     stuck_for: Option<i64>,
@@ -212,6 +216,8 @@ async fn list_sagas(
     let filter = views::SagaFilter {
         status,
         order_id: params.order_id.map(|id| id.to_string()),
+        customer_id: params.customer_id.map(|id| id.to_string()),
+        runner_id: params.runner_id.map(|id| id.to_string()),
         saga_type,
         stuck_for: params
             .stuck_for

@@ -119,6 +119,9 @@ pub async fn history(store: &dyn EventStore, aggregate_type: &str, saga_id: Saga
 pub struct SagaFilter {
     pub status: Option<SagaStatus>,
     pub order_id: Option<String>,
+    /// Only the sagas that name this customer, or this runner.
+    pub customer_id: Option<String>,
+    pub runner_id: Option<String>,
     /// One type (its name and aggregate type); every type when left out.
     pub saga_type: Option<(&'static str, &'static str)>,
     /// Only sagas that are not final and whose last step is at least this old.
@@ -144,8 +147,14 @@ pub async fn list(store: &dyn EventStore, filter: &SagaFilter, now: DateTime<Utc
     if let Some(status) = filter.status {
         query.equals.push(("status".into(), status.as_str().to_string()));
     }
-    if let Some(order_id) = &filter.order_id {
-        query.equals.push(("order_id".into(), order_id.clone()));
+    for (field, wanted) in [
+        ("order_id", &filter.order_id),
+        ("customer_id", &filter.customer_id),
+        ("runner_id", &filter.runner_id),
+    ] {
+        if let Some(wanted) = wanted {
+            query.equals.push((field.into(), wanted.clone()));
+        }
     }
     let types: Vec<_> = match filter.saga_type {
         Some(one) => vec![one],

@@ -247,7 +247,8 @@ impl TimerService {
         };
         let mut unit = UnitOfWork::new(Cause::request(correlation_id.clone(), SERVICE_NAME, now));
         // The expiry is made in its saga's trace: nothing else of the saga runs now.
-        campusg_runtime::telemetry::saga_root_span(&correlation_id, "timer fired")
+        let order = order_id.as_ref().map(ToString::to_string).unwrap_or_default();
+        campusg_runtime::telemetry::saga_span(&correlation_id, "timer fired", &order)
             .in_scope(|| unit.append(&self.deps.contracts, &mut loaded, &events, true))
             .map_err(rejected)?;
         self.deps.store.commit(unit).await?;

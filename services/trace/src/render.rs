@@ -1,4 +1,4 @@
-//! Printing a story: for people (text, a Mermaid sequence diagram) or tools (JSON).
+//! Printing a story: for people (text, a sequence diagram in Mermaid or SVG) or tools (JSON).
 
 use std::fmt::Write;
 
@@ -104,21 +104,118 @@ pub fn json(id: &str, records: &[TracedRecord]) -> Value {
     json!({"id": id, "records": entries})
 }
 
+/// One message of a sequence diagram: who sent it to whom.
+pub struct Arrow<'a> {
+    pub from: String,
+    pub to: String,
+    pub label: &'a str,
+    /// A command (drawn solid), else an event (dashed).
+    pub command: bool,
+    pub record: &'a TracedRecord,
+}
+
+/// The messages of a story as a sequence diagram draws them, in order.
+pub fn arrows(records: &[TracedRecord]) -> Vec<Arrow<'_>> {
+    records
+        .iter()
+        .map(|record| Arrow {
+            from: participant(record.source.as_deref().unwrap_or("unknown")),
+            to: participant(&receiver(&record.topic)),
+            label: record.message_type.as_deref().unwrap_or("(unreadable)"),
+            command: record.topic.ends_with("_commands"),
+            record,
+        })
+        .collect()
+}
+
 /// A Mermaid sequence diagram: who sent each message to whom.
 pub fn mermaid(records: &[TracedRecord]) -> String {
     let mut out = String::from("sequenceDiagram\n");
-    for record in records {
-        let from = participant(record.source.as_deref().unwrap_or("unknown"));
-        let to = participant(&receiver(&record.topic));
-        let label = record.message_type.as_deref().unwrap_or("(unreadable)");
-        let arrow = if record.topic.ends_with("_commands") {
-            "->>"
-        } else {
-            "-->>"
-        };
-        let _ = writeln!(out, "    {from}{arrow}{to}: {label}");
+    for arrow in arrows(records) {
+        let line = if arrow.command { "->>" } else { "-->>" };
+        let _ = writeln!(out, "    {}{line}{}: {}", arrow.from, arrow.to, arrow.label);
     }
     out
+}
+
+/// The same diagram as an SVG drawing, for a browser with no script: a
+/// lifeline per participant in the order they first appear, an arrow per
+/// message, each linked to its record (`#record-<topic>-<partition>-<offset>`).
+pub fn svg(records: &[TracedRecord]) -> String {
+    const COLUMN: usize = 170;
+    const ROW: usize = 34;
+    const TOP: usize = 50;
+    let arrows = arrows(records);
+    let mut participants: Vec<&str> = Vec::new();
+    for arrow in &arrows {
+        for name in [arrow.from.as_str(), arrow.to.as_str()] {
+            if !participants.contains(&name) {
+                participants.push(name);
+            }
+        }
+    }
+    let x = |name: &str| participants.iter().position(|p| *p == name).unwrap_or(0) * COLUMN + COLUMN / 2;
+    let width = participants.len().max(1) * COLUMN;
+    let height = TOP + (arrows.len() + 1) * ROW;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="sequence" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="sequence diagram">"#
+    );
+    out.push_str(r#"<defs><marker id="head" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z"/></marker></defs>"#);
+    for name in &participants {
+        let center = x(name);
+        let _ = write!(
+            out,
+            r#"<g class="participant"><rect x="{}" y="4" width="{}" height="26" rx="4"/><text x="{center}" y="22" text-anchor="middle">{}</text><line x1="{center}" y1="30" x2="{center}" y2="{height}"/></g>"#,
+            center - COLUMN / 2 + 6,
+            COLUMN - 12,
+            escape(name)
+        );
+    }
+    for (row, arrow) in arrows.iter().enumerate() {
+        let y = TOP + row * ROW + ROW / 2;
+        let (from, to) = (x(&arrow.from), x(&arrow.to));
+        let class = if arrow.command { "command" } else { "event" };
+        let (topic, partition, offset) = arrow.record.position();
+        let _ = write!(
+            out,
+            r##"<a href="#record-{}-{partition}-{offset}"><g class="arrow {class}"><title>{} on {} [{partition}] @ {offset}</title>"##,
+            escape(&topic),
+            escape(arrow.label),
+            escape(&topic),
+        );
+        if from == to {
+            let _ = write!(
+                out,
+                r#"<path d="M {from} {} h 30 v 12 h -30" marker-end="url(#head)"/>"#,
+                y - 6
+            );
+        } else {
+            let _ = write!(
+                out,
+                r#"<line x1="{from}" y1="{y}" x2="{to}" y2="{y}" marker-end="url(#head)"/>"#
+            );
+        }
+        let _ = write!(
+            out,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}</text></g></a>"#,
+            (from + to) / 2 + if from == to { 40 } else { 0 },
+            y - 5,
+            escape(arrow.label)
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// Text safe inside SVG (XML) text and attributes.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// Who reads a topic: a command topic's service, the sagas for events.
@@ -139,4 +236,54 @@ fn participant(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn record(topic: &str, offset: i64, source: &str, message_type: &str) -> TracedRecord {
+        TracedRecord {
+            topic: topic.to_string(),
+            partition: 2,
+            offset,
+            key: None,
+            logged_at: Utc::now(),
+            id: None,
+            message_type: Some(message_type.to_string()),
+            correlation_id: None,
+            causation_id: None,
+            source: Some(source.to_string()),
+            timestamp: None,
+            payload: Value::Null,
+        }
+    }
+
+    #[test]
+    fn the_svg_diagram_draws_a_lifeline_per_participant_and_an_arrow_per_message_linked_to_its_record() {
+        let records = [
+            record("order_commands", 7, "saga-orchestrator", "create_order"),
+            record("order_events", 9, "order-service", "order.created"),
+        ];
+        let drawn = svg(&records);
+
+        assert_eq!(drawn.matches(r#"class="participant""#).count(), 2, "{drawn}");
+        assert_eq!(drawn.matches("<g class=\"arrow command\">").count(), 1);
+        assert_eq!(drawn.matches("<g class=\"arrow event\">").count(), 1);
+        assert!(drawn.contains(r##"href="#record-order_commands-2-7""##), "{drawn}");
+        assert_eq!(
+            mermaid(&records),
+            "sequenceDiagram\n    saga_orchestrator->>order_service: create_order\n    order_service-->>saga_orchestrator: order.created\n"
+        );
+    }
+
+    #[test]
+    fn text_from_a_record_cannot_break_out_of_the_svg() {
+        let records = [record("order_events", 1, "x", "<script>alert(1)</script>\"'&")];
+        let drawn = svg(&records);
+        assert!(!drawn.contains("<script>"), "{drawn}");
+        assert!(drawn.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"));
+    }
 }
