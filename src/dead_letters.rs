@@ -106,11 +106,15 @@ pub async fn all(bus: &dyn MessageBus, contracts: &Contracts) -> anyhow::Result<
 
 /// The dead letter named by its offset on the topic or its id.
 pub async fn find(bus: &dyn MessageBus, contracts: &Contracts, id: &str) -> anyhow::Result<DeadLetter> {
-    let letters = all(bus, contracts).await?;
+    named(all(bus, contracts).await?, id)
+        .with_context(|| format!("no dead letter {id} (give its offset or its id; see `campusg dlq list`)"))
+}
+
+/// The letter of `letters` named by its offset on the topic or its id.
+pub fn named(letters: Vec<DeadLetter>, id: &str) -> Option<DeadLetter> {
     letters
         .into_iter()
         .find(|l| l.offset.to_string() == id || l.envelope.id.to_string() == id)
-        .with_context(|| format!("no dead letter {id} (give its offset or its id; see `campusg dlq list`)"))
 }
 
 /// Publishes the dead letter's original record again, to its original topic,
@@ -148,7 +152,12 @@ pub async fn retry(
             );
         }
     }
-    let retried_as = Uuid::new_v4();
+    // Named after the letter and how often it was retried: two operators
+    // retrying it at once publish one id, which its consumer handles once.
+    let retried_as = Uuid::new_v5(
+        &letter.envelope.id,
+        format!("retry {}", letter.actions.len()).as_bytes(),
+    );
     let (value, headers) = match serde_json::from_str::<Value>(raw) {
         Ok(Value::Object(mut message)) => {
             message.insert("id".into(), json!(retried_as));
@@ -187,6 +196,75 @@ pub async fn retry(
     )
     .await?;
     Ok(retried_as)
+}
+
+/// What retrying a dead letter did.
+pub enum LetterRetry {
+    /// Its key is parked in the group that dead-lettered it: the key's held
+    /// records, the letter's own first, are handled again there, in order.
+    KeyRetried { key: String, group: String },
+    /// Its record was published again, under this id.
+    PublishedAgain(Uuid),
+}
+
+/// Retries a dead letter the one safe way. A record whose key was parked is
+/// held with its key: while parked, the key is retried (and the letter noted
+/// as retried in place); once the key was dealt with, the letter is refused,
+/// since its record, published again, would be handled a second time. Any
+/// other letter's record is published again.
+pub async fn retry_letter(
+    bus: &dyn MessageBus,
+    contracts: &Contracts,
+    stores: &ServiceStores,
+    letter: &DeadLetter,
+    by: &str,
+    force: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<LetterRetry> {
+    let key = letter.field("original_key").as_str().unwrap_or_default();
+    let group = letter.field("consumer_group").as_str().unwrap_or_default();
+    if !key.is_empty() {
+        if let Some(status) = parking_of(stores, group, key).await? {
+            if status == "PARKED" {
+                act_on_key(stores, key, Some(group), &KeyAction::Retry, by, now).await?;
+                record_retried_in_place(bus, contracts, letter, by, now).await?;
+                return Ok(LetterRetry::KeyRetried {
+                    key: key.to_string(),
+                    group: group.to_string(),
+                });
+            }
+            bail!(
+                "dead letter {}: its key {key} was parked in {group} and is {status}; its records were dealt with there",
+                letter.offset
+            );
+        }
+    }
+    Ok(LetterRetry::PublishedAgain(
+        retry(bus, contracts, letter, by, force, now).await?,
+    ))
+}
+
+/// Drops a dead letter, and its key's held records in the letter's own group
+/// (another group's records of the same key, a payment's void say, are not
+/// this letter's to drop). Returns the groups whose held records were dropped.
+pub async fn drop_letter(
+    bus: &dyn MessageBus,
+    contracts: &Contracts,
+    stores: &ServiceStores,
+    letter: &DeadLetter,
+    reason: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<String>> {
+    let key = letter.field("original_key").as_str().unwrap_or_default();
+    let group = letter.field("consumer_group").as_str().unwrap_or_default();
+    let mut dropped = Vec::new();
+    if !key.is_empty() {
+        let action = KeyAction::Drop(reason.to_string());
+        dropped = act_on_key(stores, key, Some(group), &action, by, now).await?;
+    }
+    drop(bus, contracts, letter, reason, by, now).await?;
+    Ok(dropped)
 }
 
 /// How `key` stands in `group` if it was ever parked there (PARKED, RETRYING,

@@ -759,32 +759,17 @@ async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
                 return Ok(());
             }
             let letter = dead_letters::find(bus.as_ref(), &contracts, id).await?;
-            let key = letter.envelope.payload["original_key"].as_str().unwrap_or_default();
-            let letter_group = letter.envelope.payload["consumer_group"].as_str().unwrap_or_default();
-            if !key.is_empty() {
-                if let Some(status) = dead_letters::parking_of(&stores, letter_group, key).await? {
-                    if status == "PARKED" {
-                        dead_letters::act_on_key(&stores, key, Some(letter_group), &retry, &by, now).await?;
-                        dead_letters::record_retried_in_place(bus.as_ref(), &contracts, &letter, &by, now).await?;
-                        println!(
-                            "dead letter {}: its key {key} is parked in {letter_group}; its held records are handled again, in order",
-                            letter.offset
-                        );
-                        return Ok(());
-                    }
-                    // Published again, the record would be handled a second time.
-                    anyhow::bail!(
-                        "dead letter {}: its key {key} was parked in {letter_group} and is {status}; its records were dealt with there",
-                        letter.offset
-                    );
-                }
+            match dead_letters::retry_letter(bus.as_ref(), &contracts, &stores, &letter, &by, *force, now).await? {
+                dead_letters::LetterRetry::KeyRetried { key, group } => println!(
+                    "dead letter {}: its key {key} is parked in {group}; its held records are handled again, in order",
+                    letter.offset
+                ),
+                dead_letters::LetterRetry::PublishedAgain(retried_as) => println!(
+                    "dead letter {} published again to {} as {retried_as}; recorded as retried by {by}",
+                    letter.offset,
+                    letter.envelope.payload["original_topic"].as_str().unwrap_or("?")
+                ),
             }
-            let retried_as = dead_letters::retry(bus.as_ref(), &contracts, &letter, &by, *force, now).await?;
-            println!(
-                "dead letter {} published again to {} as {retried_as}; recorded as retried by {by}",
-                letter.offset,
-                letter.envelope.payload["original_topic"].as_str().unwrap_or("?")
-            );
         }
         DlqCommand::Drop { id, group, reason, .. } => {
             let by = dead_letters::operator();
@@ -799,19 +784,13 @@ async fn run_dlq(command: DlqCommand) -> anyhow::Result<()> {
             }
             let letter = dead_letters::find(bus.as_ref(), &contracts, id).await?;
             let key = letter.envelope.payload["original_key"].as_str().unwrap_or_default();
-            let letter_group = letter.envelope.payload["consumer_group"].as_str().unwrap_or_default();
-            if !key.is_empty() {
-                // Only the letter's own group: another group's records of the
-                // same key (a payment's void, say) are not this letter's to drop.
-                let groups = dead_letters::act_on_key(&stores, key, Some(letter_group), &drop, &by, now).await?;
-                if !groups.is_empty() {
-                    println!(
-                        "dead letter {}: its key {key}'s held records in {letter_group} are dropped",
-                        letter.offset
-                    );
-                }
+            for group in dead_letters::drop_letter(bus.as_ref(), &contracts, &stores, &letter, reason, &by, now).await?
+            {
+                println!(
+                    "dead letter {}: its key {key}'s held records in {group} are dropped",
+                    letter.offset
+                );
             }
-            dead_letters::drop(bus.as_ref(), &contracts, &letter, reason, &by, now).await?;
             println!("dead letter {} dropped by {by}: {reason}", letter.offset);
         }
     }

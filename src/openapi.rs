@@ -1014,7 +1014,7 @@ fn sagas_path() -> Value {
         ),
         query_param(
             "customer_id",
-            "Only the sagas of this customer's orders.",
+            "Only the create-order sagas of this customer's orders (the other sagas do not name the customer).",
             schema_ref("UserId"),
         ),
         query_param(

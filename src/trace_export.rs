@@ -7,7 +7,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 
-use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::filter::{filter_fn, LevelFilter};
 use tracing_subscriber::Layer;
 
 use campusg_runtime::telemetry::{SagaTraceIds, TracesLayer};
@@ -42,7 +42,7 @@ impl TraceExport {
         let layer: TracesLayer = Box::new(
             tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer("campusg"))
-                .with_filter(filter_fn(campusg_runtime::telemetry::exported)),
+                .with_filter(filter_fn(campusg_runtime::telemetry::exported).with_max_level_hint(LevelFilter::INFO)),
         );
         campusg_runtime::telemetry::init_with(default_filter, Some(layer));
         Ok(TraceExport {

@@ -4,12 +4,11 @@
 //! Who may see it is declared route by route, as for the API ([`routes`]):
 //! operators, but for signing in. Sign-in takes a token (the bearer tokens the
 //! API takes: the local key's or an OIDC issuer's) and keeps it in a cookie
-//! that is `HttpOnly`, `Secure`, `SameSite=Strict` and scoped to `/console`;
-//! a bearer header works too. The identity layer reads that cookie for
-//! `/console` paths only ([`session_token`]), so the API never takes a cookie,
-//! and a form that changes something is refused when the browser says it
-//! came from another site. What an operator does here is recorded under
-//! their name, as over the API.
+//! that is `HttpOnly`, `Secure` and `SameSite=Strict`; a bearer header works
+//! too. The identity layer reads that cookie for the console's paths only
+//! ([`session_token`]), so the API never takes a cookie, and a form that
+//! changes something is refused when it came from another site. What an
+//! operator does here is recorded under their name, as over the API.
 //!
 //! The console is not part of the API's OpenAPI document: it answers HTML.
 
@@ -41,20 +40,27 @@ use campusg_runtime::store::{Contracts, EventStore, StateQuery};
 use campusg_sagas::views;
 use campusg_trace::story::TracedRecord;
 
-use crate::dead_letters::{act_on_key, KeyAction, ParkedKeysApi};
+use crate::dead_letters::{act_on_key, KeyAction, LetterRetry, ParkedKeysApi};
 use crate::identity::Identity;
 use crate::observability::Observed;
 use pages::html;
 
-/// The cookie that keeps a signed-in operator's token.
-pub const COOKIE: &str = "campusg_console";
+/// The cookie that keeps a signed-in operator's token. `__Host-` makes the
+/// browser refuse one set by another host (a sibling subdomain) or for a
+/// narrower path, so nobody can slip theirs in beside it.
+pub const COOKIE: &str = "__Host-campusg_console";
+/// The longest token a session keeps: browsers drop larger cookies.
+const MAX_SESSION_TOKEN_BYTES: usize = 3_900;
 /// Sagas on one page of the list.
 const PAGE_SIZE: i64 = 50;
 /// A status count past this is shown as "1000+".
 const COUNTED_AT_MOST: i64 = 1000;
+/// How long a page waits for one store's answer about itself.
+const STORE_PATIENCE: Duration = Duration::from_secs(2);
 /// How often the live stream looks for a change.
 const LIVE_POLL: Duration = Duration::from_secs(1);
-/// The most dead letters and parked keys a page lists, newest first.
+/// The most parked keys (oldest park first) and dead letters (newest first) a
+/// page lists.
 const LISTED_AT_MOST: usize = 100;
 
 /// How many sagas ended, by type and outcome.
@@ -153,9 +159,14 @@ pub fn routes() -> Routes<Arc<Console>> {
         .get("/console/live", "consoleLive", Access::Operators, live)
 }
 
-/// The token of a console session: the cookie, on `/console` paths only.
+/// Whether `path` is the console's: the API never reads the session cookie.
+fn is_console(path: &str) -> bool {
+    path == "/console" || path.starts_with("/console/")
+}
+
+/// The token of a console session: the cookie, on the console's paths only.
 pub fn session_token(request: &Request) -> Option<String> {
-    if !request.uri().path().starts_with("/console") {
+    if !is_console(request.uri().path()) {
         return None;
     }
     request
@@ -173,12 +184,7 @@ pub fn session_token(request: &Request) -> Option<String> {
 /// page that says so. A form posted from another site is refused: the cookie
 /// is `SameSite=Strict`, and this holds even where a browser ignores that.
 pub async fn browser_answers(request: Request, next: Next) -> Response {
-    let cross_site = request
-        .headers()
-        .get("sec-fetch-site")
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|site| site != "same-origin" && site != "none");
-    if request.method() == Method::POST && cross_site {
+    if request.method() == Method::POST && !from_own_pages(request.headers()) {
         return ApiError::forbidden("the console takes forms from its own pages only").into_response();
     }
     let is_get = request.method() == Method::GET;
@@ -206,6 +212,21 @@ pub async fn browser_answers(request: Request, next: Next) -> Response {
     response
 }
 
+/// Whether a form came from the console's own pages: the browser says so
+/// (`Sec-Fetch-Site`), or, in one too old to, its `Origin` is this host.
+fn from_own_pages(headers: &HeaderMap) -> bool {
+    let header = |name: header::HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
+    if let Some(site) = header(header::HeaderName::from_static("sec-fetch-site")) {
+        return site == "same-origin" || site == "none";
+    }
+    match (header(header::ORIGIN), header(header::HOST)) {
+        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, authority)| authority == host),
+        // No browser that sends forms across sites leaves both out.
+        (None, _) => true,
+        (Some(_), None) => false,
+    }
+}
+
 async fn sign_in_page() -> Response {
     html(StatusCode::OK, &pages::SignIn { error: None })
 }
@@ -228,7 +249,7 @@ async fn sign_in(State(console): State<Arc<Console>>, Form(form): Form<SignInFor
     };
     // A token goes into a header: only the characters a JWT has.
     let well_formed = !token.is_empty()
-        && token.len() <= 8 * 1024
+        && token.len() <= MAX_SESSION_TOKEN_BYTES
         && token
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte));
@@ -243,14 +264,14 @@ async fn sign_in(State(console): State<Arc<Console>>, Form(form): Form<SignInFor
         ),
         Ok(caller) => {
             tracing::info!(operator = %caller.user, "signed in to the console");
-            let cookie = format!("{COOKIE}={token}; Path=/console; HttpOnly; Secure; SameSite=Strict");
+            let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict");
             ([(header::SET_COOKIE, cookie)], Redirect::to("/console/sagas")).into_response()
         }
     }
 }
 
 async fn sign_out() -> Response {
-    let cookie = format!("{COOKIE}=; Path=/console; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/console/login")).into_response()
 }
 
@@ -638,6 +659,8 @@ async fn dead_letters(State(console): State<Arc<Console>>, Query(notice): Query<
     let parked = parked
         .iter()
         .map(|key| pages::ParkedKeyRow {
+            retry_action: key_action(&key["key"], &key["group"], "retry"),
+            drop_action: key_action(&key["key"], &key["group"], "drop"),
             key: text_of(&key["key"]),
             group: text_of(&key["group"]),
             status: text_of(&key["status"]),
@@ -652,8 +675,10 @@ async fn dead_letters(State(console): State<Arc<Console>>, Query(notice): Query<
         .take(LISTED_AT_MOST)
         .map(|letter| {
             let field = |name: &str| text_of(&letter.envelope.payload[name]);
+            let id = letter.envelope.id.to_string();
             pages::LetterRow {
-                id: letter.envelope.id.to_string(),
+                retry_action: format!("/console/dead-letters/{}/retry", path_segment(&id)),
+                drop_action: format!("/console/dead-letters/{}/drop", path_segment(&id)),
                 offset: letter.offset,
                 failed_at: when(&letter.envelope.timestamp),
                 status: letter.status().to_string(),
@@ -682,6 +707,17 @@ async fn dead_letters(State(console): State<Arc<Console>>, Query(notice): Query<
             letters,
         },
     )
+}
+
+/// `text` as one segment of a path: a key may hold `/`, `?`, `#` or `..`.
+fn path_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Where a parked key's form posts `verb` (retry, drop), for its group only.
+fn key_action(key: &Value, group: &Value, verb: &str) -> String {
+    let group = serde_urlencoded::to_string([("group", text_of(group))]).unwrap_or_default();
+    format!("/console/parked-keys/{}/{verb}?{group}", path_segment(&text_of(key)))
 }
 
 #[derive(Deserialize)]
@@ -757,23 +793,38 @@ async fn drop_key(
     }
 }
 
+/// The dead letter `id` names (its offset or its id), or the answer that says
+/// why there is none.
+async fn letter_named(console: &Console, id: &str) -> Result<crate::dead_letters::DeadLetter, Response> {
+    let letters = crate::dead_letters::all(console.bus.as_ref(), &console.contracts)
+        .await
+        .map_err(|error| ApiError::internal(error).into_response())?;
+    crate::dead_letters::named(letters, id)
+        .ok_or_else(|| ApiError::not_found(format!("no dead letter {id}")).into_response())
+}
+
 async fn retry_letter(State(console): State<Arc<Console>>, caller: Caller, Path(id): Path<String>) -> Response {
-    let letter = match crate::dead_letters::find(console.bus.as_ref(), &console.contracts, &id).await {
+    let letter = match letter_named(&console, &id).await {
         Ok(letter) => letter,
-        Err(error) => return ApiError::not_found(error.to_string()).into_response(),
+        Err(answer) => return answer,
     };
     let by = caller.user.to_string();
-    match crate::dead_letters::retry(
+    let retried = crate::dead_letters::retry_letter(
         console.bus.as_ref(),
         &console.contracts,
+        &console.parked.stores,
         &letter,
         &by,
         false,
         console.clock.now(),
     )
-    .await
-    {
-        Ok(new_id) => done(format!(
+    .await;
+    match retried {
+        Ok(LetterRetry::KeyRetried { key, group }) => done(format!(
+            "Dead letter {}: its key {key} is parked in {group}; its held records are handled again, in order, by {by}.",
+            letter.offset
+        )),
+        Ok(LetterRetry::PublishedAgain(new_id)) => done(format!(
             "Dead letter {} published again as {new_id} by {by}.",
             letter.offset
         )),
@@ -791,22 +842,28 @@ async fn drop_letter(
         Ok(reason) => reason,
         Err(refused) => return refused.into_response(),
     };
-    let letter = match crate::dead_letters::find(console.bus.as_ref(), &console.contracts, &id).await {
+    let letter = match letter_named(&console, &id).await {
         Ok(letter) => letter,
-        Err(error) => return ApiError::not_found(error.to_string()).into_response(),
+        Err(answer) => return answer,
     };
     let by = caller.user.to_string();
-    match crate::dead_letters::drop(
+    let dropped = crate::dead_letters::drop_letter(
         console.bus.as_ref(),
         &console.contracts,
+        &console.parked.stores,
         &letter,
         &reason,
         &by,
         console.clock.now(),
     )
-    .await
-    {
-        Ok(()) => done(format!("Dead letter {} dropped by {by}: {reason}", letter.offset)),
+    .await;
+    match dropped {
+        Ok(groups) if groups.is_empty() => done(format!("Dead letter {} dropped by {by}: {reason}", letter.offset)),
+        Ok(groups) => done(format!(
+            "Dead letter {} dropped by {by}, with its key's held records in {}: {reason}",
+            letter.offset,
+            groups.join(", ")
+        )),
         Err(error) => ApiError::conflict(error.to_string()).into_response(),
     }
 }
@@ -892,9 +949,10 @@ async fn system(State(console): State<Arc<Console>>) -> Response {
         .collect();
     let mut outboxes = Vec::new();
     for (name, store) in &console.observed.stores {
-        let depth = match store.outbox_depth().await {
-            Ok(depth) => depth.to_string(),
-            Err(error) => format!("cannot tell: {error}"),
+        let depth = match tokio::time::timeout(STORE_PATIENCE, store.outbox_depth()).await {
+            Ok(Ok(depth)) => depth.to_string(),
+            Ok(Err(error)) => format!("cannot tell: {error}"),
+            Err(_) => format!("no answer within {STORE_PATIENCE:?}"),
         };
         outboxes.push((name.to_string(), depth));
     }
@@ -968,9 +1026,74 @@ fn page_headers(headers: &mut HeaderMap) {
     headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("a valid header"));
     headers.insert(header::X_FRAME_OPTIONS, "DENY".parse().expect("a valid header"));
     headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        "nosniff".parse().expect("a valid header"),
+    );
+    headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
             .parse()
             .expect("a valid header"),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use rstest::rstest;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_parked_keys_form_posts_to_that_key_whatever_it_holds() {
+        let key = json!("x/../../dead-letters/1?group=other#top");
+        let action = key_action(&key, &json!("payment-service"), "retry");
+        assert_eq!(
+            action,
+            "/console/parked-keys/x%2F%2E%2E%2F%2E%2E%2Fdead%2Dletters%2F1%3Fgroup%3Dother%23top/retry?group=payment-service"
+        );
+    }
+
+    #[rstest]
+    #[case::the_console("/console", true)]
+    #[case::a_page("/console/sagas", true)]
+    #[case::a_look_alike("/consoles", false)]
+    #[case::another_look_alike("/console-evil/x", false)]
+    #[case::the_api("/api/sagas", false)]
+    fn only_the_consoles_own_paths_read_the_session_cookie(#[case] path: &str, #[case] console: bool) {
+        let request = Request::builder()
+            .uri(path)
+            .header(header::COOKIE, format!("other=1; {COOKIE}=the.token"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(session_token(&request).is_some(), console);
+        if console {
+            assert_eq!(session_token(&request).as_deref(), Some("the.token"));
+        }
+    }
+
+    #[rstest]
+    #[case::same_origin(Some("same-origin"), None, true)]
+    #[case::typed_by_hand(Some("none"), None, true)]
+    #[case::another_site(Some("cross-site"), None, false)]
+    #[case::a_sibling_subdomain(Some("same-site"), None, false)]
+    #[case::an_old_browser_here(None, Some("http://console.example:8080"), true)]
+    #[case::an_old_browser_elsewhere(None, Some("https://evil.example"), false)]
+    #[case::no_browser(None, None, true)]
+    fn a_form_counts_as_the_consoles_own_only_from_its_own_pages(
+        #[case] site: Option<&str>,
+        #[case] origin: Option<&str>,
+        #[case] own: bool,
+    ) {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("console.example:8080"));
+        if let Some(site) = site {
+            headers.insert("sec-fetch-site", HeaderValue::from_str(site).unwrap());
+        }
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
+        }
+        assert_eq!(from_own_pages(&headers), own);
+    }
 }

@@ -146,6 +146,9 @@ pub struct Order {
 }
 
 pub struct ParkedKeyRow {
+    /// Where its forms post, each part encoded.
+    pub retry_action: String,
+    pub drop_action: String,
     pub key: String,
     pub group: String,
     pub status: String,
@@ -155,7 +158,8 @@ pub struct ParkedKeyRow {
 }
 
 pub struct LetterRow {
-    pub id: String,
+    pub retry_action: String,
+    pub drop_action: String,
     pub offset: i64,
     pub failed_at: String,
     pub status: String,

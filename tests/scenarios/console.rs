@@ -303,6 +303,33 @@ async fn an_operator_finds_a_compensated_saga_sees_it_unwind_and_retries_a_parke
     assert_eq!(path_of(&browser).await, format!("/console/sagas/{waiting}"));
     picture(&browser, "saga-completed").await;
 
+    // The dead letter of the record that parked the key cannot be published
+    // again beside it: the capture would be handled twice.
+    let letters = campusg::dead_letters::all(app.bus.as_ref(), &app.contracts)
+        .await
+        .unwrap();
+    let letter = letters
+        .iter()
+        .find(|letter| letter.envelope.payload["original_key"] == order_id.as_str())
+        .expect("the parked record's dead letter");
+    let again = app
+        .client
+        .post(format!(
+            "{}/console/dead-letters/{}/retry",
+            app.address, letter.envelope.id
+        ))
+        .bearer_auth(app.operator_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    assert!(again
+        .text()
+        .await
+        .unwrap()
+        .contains("its records were dealt with there"));
+    assert_eq!(app.sandbox.ledger().captures, 1);
+
     browser.goto(&format!("{}/console/system", app.address)).await.unwrap();
     assert!(text_of(&browser, "#consumer-groups").await.contains("payment-service"));
     picture(&browser, "system").await;
@@ -345,7 +372,8 @@ async fn the_console_refuses_anyone_but_an_operator_and_forms_from_other_sites()
         .unwrap();
     assert_eq!(signed_in.status(), 303);
     let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_string();
-    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/console"] {
+    assert!(cookie.starts_with("__Host-"), "{cookie}");
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
     let session = cookie.split(';').next().unwrap().to_string();
@@ -369,6 +397,15 @@ async fn the_console_refuses_anyone_but_an_operator_and_forms_from_other_sites()
         .post(format!("{}/console/parked-keys/someone/retry", app.address))
         .header("cookie", &session)
         .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    // And from a browser that does not say where a form came from, by its origin.
+    let forged = client
+        .post(format!("{}/console/parked-keys/someone/retry", app.address))
+        .header("cookie", &session)
+        .header("origin", "https://evil.example")
         .send()
         .await
         .unwrap();

@@ -4,6 +4,9 @@
 (() => {
   const regions = document.querySelectorAll("[data-live]");
   if (regions.length === 0 || !window.EventSource) return;
+  const isBeingFilled = (region) =>
+    region.contains(document.activeElement) ||
+    [...region.querySelectorAll("input, textarea")].some((field) => field.value !== "");
   let busy = false;
   let again = false;
   const refresh = async () => {
@@ -15,7 +18,10 @@
         const page = new DOMParser().parseFromString(await response.text(), "text/html");
         for (const region of regions) {
           const fresh = page.querySelector(`[data-live="${region.dataset.live}"]`);
-          if (fresh && fresh.innerHTML !== region.innerHTML) region.innerHTML = fresh.innerHTML;
+          // Not under the operator's hand: rows that move while they point at
+          // one, or a reason they are typing, would make them act on another.
+          if (!fresh || region.matches(":hover") || isBeingFilled(region)) continue;
+          if (fresh.innerHTML !== region.innerHTML) region.innerHTML = fresh.innerHTML;
         }
       }
     } finally {
