@@ -185,6 +185,15 @@ impl Identity {
         })
     }
 
+    /// Where a browser signs in, when the tokens come from an OIDC issuer
+    /// that names its authorization and token endpoints.
+    pub fn sign_in_endpoints(&self) -> Option<&SignInEndpoints> {
+        match &self.keys {
+            Keys::Oidc(jwks) => jwks.sign_in.as_ref(),
+            Keys::Local(_) => None,
+        }
+    }
+
     /// The caller a token names, or why it does not hold.
     pub async fn verify(&self, token: &str) -> Result<Caller, String> {
         if token.len() > MAX_TOKEN_BYTES {
@@ -249,9 +258,20 @@ fn role_of(claim: Option<&Value>) -> Option<Role> {
     }
 }
 
+/// Where a browser signs in at an OIDC issuer, as its discovery document
+/// names them (the authorization code flow).
+#[derive(Clone, Debug)]
+pub struct SignInEndpoints {
+    pub issuer: String,
+    pub authorization: String,
+    pub token: String,
+}
+
 /// An OIDC issuer's keys, by `kid`.
 struct Jwks {
     issuer: String,
+    /// When the issuer's document names both endpoints.
+    sign_in: Option<SignInEndpoints>,
     jwks_uri: String,
     client: reqwest::Client,
     cached: std::sync::Mutex<CachedKeys>,
@@ -318,9 +338,24 @@ impl Jwks {
             .with_context(|| format!("{discovery} names no jwks_uri"))?
             .to_string();
         anyhow::ensure!(secure_url(&jwks_uri), "the issuer's jwks_uri `{jwks_uri}` is not https");
+        let endpoint = |name: &str| {
+            document[name]
+                .as_str()
+                .filter(|url| secure_url(url))
+                .map(str::to_string)
+        };
+        let sign_in = match (endpoint("authorization_endpoint"), endpoint("token_endpoint")) {
+            (Some(authorization), Some(token)) => Some(SignInEndpoints {
+                issuer: issuer.clone(),
+                authorization,
+                token,
+            }),
+            _ => None,
+        };
         let jwks = Jwks {
             // Tokens name the issuer as its document does.
             issuer: document["issuer"].as_str().unwrap_or(&issuer).to_string(),
+            sign_in,
             jwks_uri,
             client,
             cached: std::sync::Mutex::new(CachedKeys::default()),

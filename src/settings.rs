@@ -140,6 +140,26 @@ pub struct Guard {
     #[arg(long, env = "CAMPUSG_OIDC_ISSUER")]
     pub oidc_issuer: Option<String>,
 
+    /// The console's client id at the OIDC issuer: with it, the console's
+    /// sign-in page offers to sign in at the issuer (authorization code flow
+    /// with PKCE); its redirect URI is `<console url>/console/oidc/callback`.
+    #[arg(long, env = "CAMPUSG_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    pub oidc_client_id: Option<String>,
+
+    /// The console's client secret at the issuer, for a confidential client.
+    #[arg(
+        long,
+        env = "CAMPUSG_OIDC_CLIENT_SECRET",
+        hide_env_values = true,
+        requires = "oidc_client_id"
+    )]
+    pub oidc_client_secret: Option<String>,
+
+    /// The console's address as browsers reach it (`https://ops.example`), for
+    /// the issuer's redirect; the request's own host when left out.
+    #[arg(long, env = "CAMPUSG_CONSOLE_URL")]
+    pub console_url: Option<String>,
+
     /// The audience (`aud`) every token must name.
     #[arg(long, env = "CAMPUSG_JWT_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
     pub jwt_audience: String,
@@ -176,6 +196,9 @@ impl Default for Guard {
     fn default() -> Guard {
         Guard {
             oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            console_url: None,
             jwt_audience: DEFAULT_AUDIENCE.to_string(),
             jwt_leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
             jwt_role_claim: DEFAULT_ROLE_CLAIM.to_string(),

@@ -182,6 +182,7 @@ impl Application {
                 bus.clone(),
                 contracts.clone(),
                 clock.clone(),
+                sign_in_at_issuer(&settings.guard, &identity),
             );
             let idempotent = Arc::new(IdempotentRequests {
                 store: api_store,
@@ -323,6 +324,18 @@ impl Application {
             Err(_) => Ok(()),
         }
     }
+}
+
+/// The console as a client of the OIDC issuer, when the issuer names where to
+/// sign in and the console has a client id there.
+fn sign_in_at_issuer(guard: &Guard, identity: &Identity) -> Option<crate::console::SignInAtIssuer> {
+    Some(crate::console::SignInAtIssuer {
+        endpoints: identity.sign_in_endpoints()?.clone(),
+        client_id: guard.oidc_client_id.clone()?,
+        client_secret: guard.oidc_client_secret.clone(),
+        console_url: guard.console_url.clone(),
+        http: reqwest::Client::new(),
+    })
 }
 
 /// Every service, for the HTTP API to serve.

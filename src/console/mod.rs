@@ -12,7 +12,10 @@
 //!
 //! The console is not part of the API's OpenAPI document: it answers HTML.
 
+mod oidc;
 mod pages;
+
+pub use oidc::SignInAtIssuer;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -79,6 +82,8 @@ pub struct Console {
     pub bus: Arc<dyn MessageBus>,
     pub contracts: Arc<Contracts>,
     pub clock: Arc<dyn Clock>,
+    /// Sign-in at the OIDC issuer, when one is configured with a client id.
+    sign_in_at_issuer: Option<SignInAtIssuer>,
     /// The sagas ended by type and outcome at the last look at the system
     /// page, for a rate over the time since.
     last_ended: Mutex<Option<(Instant, EndedSagas)>>,
@@ -96,6 +101,7 @@ impl Console {
         bus: Arc<dyn MessageBus>,
         contracts: Arc<Contracts>,
         clock: Arc<dyn Clock>,
+        sign_in_at_issuer: Option<SignInAtIssuer>,
     ) -> Arc<Console> {
         Arc::new(Console {
             sagas,
@@ -107,6 +113,7 @@ impl Console {
             bus,
             contracts,
             clock,
+            sign_in_at_issuer,
             last_ended: Mutex::new(None),
         })
     }
@@ -121,6 +128,18 @@ pub fn routes() -> Routes<Arc<Console>> {
         .get("/console/login", "consoleSignInPage", Access::Public, sign_in_page)
         .post("/console/login", "consoleSignIn", Access::Public, sign_in)
         .post("/console/logout", "consoleSignOut", Access::Public, sign_out)
+        .get(
+            "/console/oidc/start",
+            "consoleSignInAtIssuer",
+            Access::Public,
+            oidc::start,
+        )
+        .get(
+            "/console/oidc/callback",
+            "consoleSignedInAtIssuer",
+            Access::Public,
+            oidc::callback,
+        )
         .get("/console/assets/{file}", "consoleAsset", Access::Public, asset)
         .get("/console/sagas", "consoleSagas", Access::Operators, sagas)
         .get("/console/sagas/{saga_id}", "consoleSaga", Access::Operators, saga)
@@ -169,13 +188,17 @@ pub fn session_token(request: &Request) -> Option<String> {
     if !is_console(request.uri().path()) {
         return None;
     }
-    request
-        .headers()
+    cookie(request.headers(), COOKIE)
+}
+
+/// The value of the cookie `name` the request carries.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|cookies| cookies.split(';'))
-        .find_map(|cookie| cookie.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .find_map(|cookie| cookie.trim().strip_prefix(name)?.strip_prefix('='))
         .map(str::to_string)
 }
 
@@ -227,8 +250,17 @@ fn from_own_pages(headers: &HeaderMap) -> bool {
     }
 }
 
-async fn sign_in_page() -> Response {
-    html(StatusCode::OK, &pages::SignIn { error: None })
+async fn sign_in_page(State(console): State<Arc<Console>>) -> Response {
+    html(
+        StatusCode::OK,
+        &pages::SignIn {
+            error: None,
+            issuer: console
+                .sign_in_at_issuer
+                .as_ref()
+                .map(|issuer| issuer.endpoints.issuer.clone()),
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -238,12 +270,21 @@ struct SignInForm {
 
 /// Keeps an operator's token in the session cookie; refuses any other.
 async fn sign_in(State(console): State<Arc<Console>>, Form(form): Form<SignInForm>) -> Response {
-    let token = form.token.trim();
+    match operator_session(&console, form.token.trim()).await {
+        Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/console/sagas")).into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// The session cookie for `token`, if it is an operator's; else the sign-in
+/// page again, saying why not.
+async fn operator_session(console: &Console, token: &str) -> Result<String, Response> {
     let refused = |status, error: &str| {
         html(
             status,
             &pages::SignIn {
                 error: Some(error.to_string()),
+                issuer: None,
             },
         )
     };
@@ -254,18 +295,23 @@ async fn sign_in(State(console): State<Arc<Console>>, Form(form): Form<SignInFor
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte));
     if !well_formed {
-        return refused(StatusCode::UNAUTHORIZED, "That is not a token.");
+        return Err(refused(
+            StatusCode::UNAUTHORIZED,
+            "That is not a token the console can keep.",
+        ));
     }
     match console.identity.verify(token).await {
-        Err(reason) => refused(StatusCode::UNAUTHORIZED, &format!("The token was refused: {reason}")),
-        Ok(caller) if !caller.is_operator() => refused(
+        Err(reason) => Err(refused(
+            StatusCode::UNAUTHORIZED,
+            &format!("The token was refused: {reason}"),
+        )),
+        Ok(caller) if !caller.is_operator() => Err(refused(
             StatusCode::FORBIDDEN,
             &format!("{} is a {}; the console is for operators.", caller.user, caller.role),
-        ),
+        )),
         Ok(caller) => {
             tracing::info!(operator = %caller.user, "signed in to the console");
-            let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict");
-            ([(header::SET_COOKIE, cookie)], Redirect::to("/console/sagas")).into_response()
+            Ok(format!("{COOKIE}={token}; Path=/; HttpOnly; Secure; SameSite=Strict"))
         }
     }
 }

@@ -19,7 +19,13 @@ pub fn html(status: StatusCode, page: &impl Template) -> Response {
 #[template(path = "login.html")]
 pub struct SignIn {
     pub error: Option<String>,
+    /// The OIDC issuer the operator may sign in at, when one is configured.
+    pub issuer: Option<String>,
 }
+
+#[derive(Template)]
+#[template(path = "signed_in.html")]
+pub struct SignedIn {}
 
 #[derive(Template)]
 #[template(path = "refused.html")]

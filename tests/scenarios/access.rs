@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rstest::rstest;
 use serde_json::{json, Value};
 
@@ -324,47 +322,16 @@ fn base64_url(text: &str) -> String {
     out
 }
 
-/// A stand-in OpenID Connect issuer on a random port: its discovery document
-/// and its JWKS, holding the public half of the test key under `kid`.
-async fn an_oidc_issuer(key: &EncodingKey, kid: &str) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut jwk = Jwk::from_encoding_key(key, Algorithm::ES256).unwrap();
-    jwk.common.key_id = Some(kid.to_string());
-    let jwks = Arc::new(JwkSet { keys: vec![jwk] });
-    let discovery = json!({"issuer": base, "jwks_uri": format!("{base}/keys")});
-    let app = axum::Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            axum::routing::get(move || async move { axum::Json(discovery) }),
-        )
-        .route(
-            "/keys",
-            axum::routing::get(move || async move { axum::Json((*jwks).clone()) }),
-        );
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
-}
-
 #[tokio::test]
 async fn a_token_signed_by_the_oidc_issuer_is_accepted_and_no_other() {
-    let pem = include_bytes!("fixtures/oidc-test-signing-key.pem");
-    let key = EncodingKey::from_ec_pem(pem).unwrap();
-    let issuer = an_oidc_issuer(&key, "test-key-1").await;
+    let issuer = crate::oidc::Issuer::start().await;
     let environment = Arc::new(Environment::new(Backend::Embedded));
-    let configured_issuer = issuer.clone();
+    let configured_issuer = issuer.url.clone();
     let app = TestApp::spawn_configured(environment, &[], move |settings| {
         settings.guard.oidc_issuer = Some(configured_issuer);
     })
     .await;
-    let now = app.environment.clock.now();
-    let signed = |kid: &str, role: &str| {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(kid.to_string());
-        let claims = json!({"sub": "runner_oidc", "role": role, "iss": issuer, "aud": "campusg",
-            "exp": (now + chrono::Duration::minutes(10)).timestamp()});
-        jsonwebtoken::encode(&header, &claims, &key).unwrap()
-    };
+    let signed = |kid: &str, role: &str| issuer.token("runner_oidc", role, kid);
 
     let (status, body) = app
         .get_as("/api/orders/available", Some(&signed("test-key-1", "runner")))

@@ -420,3 +420,47 @@ async fn the_console_refuses_anyone_but_an_operator_and_forms_from_other_sites()
     assert_eq!(bad.status(), 401);
     assert!(bad.headers().get("set-cookie").is_none());
 }
+
+#[tokio::test]
+async fn an_operator_signs_in_at_the_oidc_issuer_and_a_runner_signed_in_there_is_refused() {
+    let issuer = crate::oidc::Issuer::start().await;
+    let environment = std::sync::Arc::new(Environment::new(Backend::Embedded));
+    let configured = issuer.url.clone();
+    let app = TestApp::spawn_configured(environment, &[], move |settings| {
+        settings.guard.oidc_issuer = Some(configured);
+        settings.guard.oidc_client_id = Some(crate::oidc::CLIENT_ID.to_string());
+    })
+    .await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+
+    // A runner the issuer signs in is not let into the console.
+    issuer.signs_in("runner_oidc", "runner");
+    browser.goto(&format!("{}/console/sagas", app.address)).await.unwrap();
+    shown(&browser, "#sign-in-at-issuer").await;
+    click(&browser, "#sign-in-at-issuer").await;
+    shown(&browser, "#sign-in-error").await;
+    let refused = text_of(&browser, "#sign-in-error").await;
+    assert!(refused.contains("runner_oidc is a runner"), "{refused}");
+
+    // An operator it signs in is.
+    issuer.signs_in("ops_oidc", "operator");
+    browser.goto(&format!("{}/console/login", app.address)).await.unwrap();
+    click(&browser, "#sign-in-at-issuer").await;
+    shown(&browser, "#saga-filters").await;
+    assert_eq!(path_of(&browser).await, "/console/sagas");
+    browser.close().await.unwrap();
+
+    // A callback the console did not start (no state of its own) signs no one in.
+    let forged = app
+        .client
+        .get(format!(
+            "{}/console/oidc/callback?code=stolen&state=guessed",
+            app.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    assert!(forged.headers().get("set-cookie").is_none());
+}

@@ -5,6 +5,7 @@
 
 mod backends;
 mod helpers;
+mod oidc;
 mod processes;
 mod traces;
 
