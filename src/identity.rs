@@ -298,15 +298,25 @@ impl CachedKeys {
     }
 }
 
-/// Only `https`, but for the loopback (a test's or a sidecar's issuer).
-fn secure_url(url: &str) -> bool {
-    url.starts_with("https://")
-        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|local| {
-                url.strip_prefix(local)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-            })
+/// Only `https`, but for the loopback (a test's or a sidecar's issuer); never
+/// with a user or password in it (`http://localhost:@elsewhere`).
+pub fn secure_url(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return false;
+    }
+    match parsed.scheme() {
+        "https" => true,
+        "http" => is_loopback(parsed.host_str().unwrap_or_default()),
+        _ => false,
+    }
+}
+
+/// Whether `host` (a URL's or a `Host` header's, without its port) is this machine.
+pub fn is_loopback(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1")
 }
 
 impl Jwks {
@@ -544,6 +554,9 @@ mod tests {
     #[case::loopback("http://127.0.0.1:8443/realms/campus", true)]
     #[case::localhost("http://localhost", true)]
     #[case::a_lookalike("http://localhost.evil.example", false)]
+    #[case::a_user_before_another_host("http://localhost:@evil.example/token", false)]
+    #[case::credentials("https://user:secret@login.example.edu", false)]
+    #[case::not_a_url("https//login.example.edu", false)]
     fn an_issuer_is_reached_over_https_but_on_the_loopback(#[case] url: &str, #[case] secure: bool) {
         assert_eq!(secure_url(url), secure);
     }

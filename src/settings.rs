@@ -225,6 +225,12 @@ pub struct Settings {
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
 
+    /// For a process that does not serve the API (`serve order`, ...): serve
+    /// its own `GET /health` and `GET /metrics` (operators) on this port; 0
+    /// picks a free one. None when left out.
+    #[arg(long, env = "CAMPUSG_ADMIN_PORT")]
+    pub admin_port: Option<u16>,
+
     /// Which parts to run (all, unless listed).
     #[arg(long = "role", value_enum, value_delimiter = ',', env = "CAMPUSG_ROLES")]
     pub roles: Vec<Role>,
@@ -304,6 +310,7 @@ impl Settings {
             guard: Guard::default(),
             host: IpAddr::from([127, 0, 0, 1]),
             port: 0,
+            admin_port: None,
             roles: Vec::new(),
             max_delivery_fee: Cents(2000),
             escrow_hold_limit: Cents(50_000),

@@ -182,7 +182,7 @@ impl Application {
                 bus.clone(),
                 contracts.clone(),
                 clock.clone(),
-                sign_in_at_issuer(&settings.guard, &identity),
+                sign_in_at_issuer(&settings.guard, &identity)?,
             );
             let idempotent = Arc::new(IdempotentRequests {
                 store: api_store,
@@ -209,18 +209,30 @@ impl Application {
                 identity,
                 &settings.guard,
             )?
+        } else if settings.admin_port.is_some() {
+            let identity =
+                Arc::new(Identity::from_settings(&settings.guard, &settings.backends.data_dir, clock.clone()).await?);
+            let observed = crate::observability::Observed {
+                metrics: metrics.clone(),
+                health: health.clone(),
+                stores: relays.clone(),
+            };
+            admin_router(health.clone(), clock.clone(), observed, identity)
         } else {
             Router::new()
         };
 
-        let (listener, address) = if api {
-            let listener = TcpListener::bind((settings.host, settings.port))
-                .await
-                .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
-            let address = listener.local_addr()?;
-            (Some(listener), address)
-        } else {
-            (None, SocketAddr::from((settings.host, 0)))
+        // The API's port, or a service process's admin port when it has one.
+        let port = if api { Some(settings.port) } else { settings.admin_port };
+        let (listener, address) = match port {
+            Some(port) => {
+                let listener = TcpListener::bind((settings.host, port))
+                    .await
+                    .with_context(|| format!("cannot listen on {}:{port}", settings.host))?;
+                let address = listener.local_addr()?;
+                (Some(listener), address)
+            }
+            None => (None, SocketAddr::from((settings.host, 0))),
         };
         Ok(Application {
             listener,
@@ -239,7 +251,8 @@ impl Application {
         })
     }
 
-    /// The address the HTTP API listens on.
+    /// The address the HTTP API listens on (or, in a process without the API,
+    /// its admin port: `--admin-port`).
     pub fn address(&self) -> SocketAddr {
         self.address
     }
@@ -302,7 +315,7 @@ impl Application {
             tracker.spawn(run_timer_worker(timers, shutdown.clone()));
         }
         if let Some(listener) = self.listener {
-            tracing::info!(address = %self.address, "HTTP API listening");
+            tracing::info!(address = %self.address, "HTTP listening");
             let stop = shutdown.clone();
             // The client's address, for the per-address rate limit.
             let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
@@ -326,16 +339,24 @@ impl Application {
     }
 }
 
-/// The console as a client of the OIDC issuer, when the issuer names where to
-/// sign in and the console has a client id there.
-fn sign_in_at_issuer(guard: &Guard, identity: &Identity) -> Option<crate::console::SignInAtIssuer> {
-    Some(crate::console::SignInAtIssuer {
-        endpoints: identity.sign_in_endpoints()?.clone(),
-        client_id: guard.oidc_client_id.clone()?,
-        client_secret: guard.oidc_client_secret.clone(),
-        console_url: guard.console_url.clone(),
-        http: reqwest::Client::new(),
-    })
+/// The console as a client of the OIDC issuer, when it has a client id there.
+/// A client id for an issuer that names no endpoints to sign in at stops the
+/// start, rather than leave the console without its sign-in.
+fn sign_in_at_issuer(guard: &Guard, identity: &Identity) -> anyhow::Result<Option<crate::console::SignInAtIssuer>> {
+    let Some(client_id) = guard.oidc_client_id.clone() else {
+        return Ok(None);
+    };
+    let endpoints = identity.sign_in_endpoints().with_context(|| {
+        "--oidc-client-id is set, but the OIDC issuer's discovery document names no https authorization and token endpoints"
+    })?;
+    crate::console::SignInAtIssuer::new(
+        endpoints.clone(),
+        client_id,
+        guard.oidc_client_secret.clone(),
+        guard.console_url.clone(),
+        &guard.jwt_audience,
+    )
+    .map(Some)
 }
 
 /// Every service, for the HTTP API to serve.
@@ -391,6 +412,27 @@ fn group<S: Clone + Send + Sync + 'static>(
         table: routes.table().to_vec(),
         serve: Box::new(move |services| routes.with_state(state(services))),
     }
+}
+
+/// What a process that does not serve the API answers on its admin port:
+/// whether it is healthy, for anyone, and its metrics, for operators.
+fn admin_router(
+    health: HealthBoard,
+    clock: Arc<dyn Clock>,
+    observed: crate::observability::Observed,
+    identity: Arc<Identity>,
+) -> Router {
+    let metrics = observed.metrics.clone();
+    public_routes()
+        .with_state::<()>(Public { health, clock })
+        .merge(crate::observability::routes().with_state::<()>(observed))
+        .fallback(|| async { ApiError::not_found("this process serves /health and /metrics only") })
+        .layer(axum::middleware::from_fn_with_state(identity, authenticate))
+        .layer(axum::middleware::from_fn(answer_within_deadline))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::observability::observe_requests,
+        ))
 }
 
 /// Every group of routes the HTTP API serves, each named once: the route

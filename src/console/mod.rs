@@ -219,7 +219,9 @@ pub async fn browser_answers(request: Request, next: Next) -> Response {
             .is_some_and(|kind| kind.as_bytes().starts_with(b"text/html"))
     };
     let mut response = match response.status() {
-        StatusCode::UNAUTHORIZED if is_get => Redirect::to("/console/login").into_response(),
+        // The access rule's refusal (JSON) sends a browser to sign in; a page
+        // that refuses (a sign-in that failed) says why itself.
+        StatusCode::UNAUTHORIZED if is_get && !is_page(&response) => Redirect::to("/console/login").into_response(),
         // The access rule's refusal (JSON) becomes a page; a page says why itself.
         StatusCode::FORBIDDEN if !is_page(&response) => html(
             StatusCode::FORBIDDEN,

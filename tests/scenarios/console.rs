@@ -462,5 +462,84 @@ async fn an_operator_signs_in_at_the_oidc_issuer_and_a_runner_signed_in_there_is
         .await
         .unwrap();
     assert_eq!(forged.status(), 400);
-    assert!(forged.headers().get("set-cookie").is_none());
+    let sessions = forged
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter(|cookie| cookie.to_str().unwrap().starts_with("__Host-campusg_console="))
+        .count();
+    assert_eq!(sessions, 0, "no session for a callback the console did not start");
+}
+
+#[tokio::test]
+async fn a_sign_in_at_the_issuer_spends_its_state_once_and_shows_the_issuers_refusal() {
+    let issuer = crate::oidc::Issuer::start().await;
+    let environment = std::sync::Arc::new(Environment::new(Backend::Embedded));
+    let configured = issuer.url.clone();
+    let app = TestApp::spawn_configured(environment, &[], move |settings| {
+        settings.guard.oidc_issuer = Some(configured);
+        settings.guard.oidc_client_id = Some(crate::oidc::CLIENT_ID.to_string());
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Started: the flow's cookie, and the state sent to the issuer.
+    let started = client
+        .get(format!("{}/console/oidc/start", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 303);
+    let flow = started.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let location = reqwest::Url::parse(started.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(location.path(), "/authorize");
+    let state = location
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .map(|(_, value)| value.to_string())
+        .unwrap();
+    let callback = |query: String| {
+        client
+            .get(format!("{}/console/oidc/callback?{query}", app.address))
+            .header("cookie", &flow)
+            .send()
+    };
+    let spends_its_cookie = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|cookie| cookie.to_str().unwrap().starts_with("__Host-campusg_oidc=;"))
+    };
+
+    // Another state than its own: refused, and the flow is spent.
+    let wrong = callback(format!("code=abc&state={}", "x".repeat(state.len())))
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 400);
+    assert!(spends_its_cookie(&wrong));
+    // The issuer's refusal is shown by its code, never by text the link carries.
+    let denied = callback(format!(
+        "error=access_denied&error_description=call+0800-SCAM&state={state}"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(denied.status(), 403);
+    assert!(spends_its_cookie(&denied));
+    let page = denied.text().await.unwrap();
+    assert!(page.contains("refused the sign-in (access_denied)"), "{page}");
+    assert!(!page.contains("SCAM"), "{page}");
+    let made_up = callback(format!("error=%3Cb%3Ecall+us%3C%2Fb%3E&state={state}"))
+        .await
+        .unwrap();
+    let page = made_up.text().await.unwrap();
+    assert!(page.contains("(an error)") && !page.contains("call us"), "{page}");
 }

@@ -272,3 +272,44 @@ async fn a_saga_is_one_trace_from_its_request_through_every_service_it_crossed(
         "spans from the services the saga crossed: {groups:?}"
     );
 }
+
+/// A process that runs one service and no API answers `/health` and, for
+/// operators, `/metrics` on its admin port: its own consumers' lag and its
+/// own store.
+#[tokio::test]
+async fn a_service_process_serves_its_health_and_metrics_on_its_admin_port() {
+    let environment = std::sync::Arc::new(crate::backends::Environment::new(Backend::Embedded));
+    let payments = TestApp::spawn_configured(environment, &[campusg::settings::Role::Payment], |settings| {
+        settings.admin_port = Some(0);
+    })
+    .await;
+
+    let (status, health) = payments.get_as("/health", None).await;
+    assert_eq!(status, 200, "{health}");
+    assert!(health["consumers"]["payment-service"].is_object(), "{health}");
+    let text = eventually("the payment service's lag on /metrics", || async {
+        let text = scrape(&payments, &payments.operator_token())
+            .await
+            .map_err(|status| status.to_string())?;
+        if text
+            .contains(r#"campusg_consumer_lag_records{group="payment-service",partition="0",topic="payment_commands"}"#)
+        {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    })
+    .await;
+    assert!(
+        sample(&text, r#"campusg_outbox_depth{store="payment"}"#).is_some(),
+        "{text}"
+    );
+    assert!(
+        !text.contains(r#"group="order-service""#),
+        "only its own consumers: {text}"
+    );
+    let customer = payments.token("cust_nosy", CallerRole::Customer);
+    assert_eq!(scrape(&payments, &customer).await.err(), Some(403));
+    assert_eq!(payments.get_as("/metrics", None).await.0, 401);
+    assert_eq!(payments.get("/api/orders/available").await.0, 404, "no API here");
+}
