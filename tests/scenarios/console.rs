@@ -421,8 +421,8 @@ async fn the_console_refuses_anyone_but_an_operator_and_forms_from_other_sites()
     assert!(bad.headers().get("set-cookie").is_none());
 }
 
-#[tokio::test]
-async fn an_operator_signs_in_at_the_oidc_issuer_and_a_runner_signed_in_there_is_refused() {
+/// The system with the tests' stand-in OIDC issuer, the console a client of it.
+async fn signing_in_at_an_issuer() -> (crate::oidc::Issuer, TestApp) {
     let issuer = crate::oidc::Issuer::start().await;
     let environment = std::sync::Arc::new(Environment::new(Backend::Embedded));
     let configured = issuer.url.clone();
@@ -431,6 +431,12 @@ async fn an_operator_signs_in_at_the_oidc_issuer_and_a_runner_signed_in_there_is
         settings.guard.oidc_client_id = Some(crate::oidc::CLIENT_ID.to_string());
     })
     .await;
+    (issuer, app)
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_at_the_oidc_issuer_and_a_runner_signed_in_there_is_refused() {
+    let (issuer, app) = signing_in_at_an_issuer().await;
     let driver = Driver::start().await;
     let browser = driver.browser().await;
 
@@ -473,14 +479,7 @@ async fn an_operator_signs_in_at_the_oidc_issuer_and_a_runner_signed_in_there_is
 
 #[tokio::test]
 async fn a_sign_in_at_the_issuer_spends_its_state_once_and_shows_the_issuers_refusal() {
-    let issuer = crate::oidc::Issuer::start().await;
-    let environment = std::sync::Arc::new(Environment::new(Backend::Embedded));
-    let configured = issuer.url.clone();
-    let app = TestApp::spawn_configured(environment, &[], move |settings| {
-        settings.guard.oidc_issuer = Some(configured);
-        settings.guard.oidc_client_id = Some(crate::oidc::CLIENT_ID.to_string());
-    })
-    .await;
+    let (_issuer, app) = signing_in_at_an_issuer().await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
