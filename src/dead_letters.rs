@@ -602,6 +602,29 @@ async fn drop_parked(
     act(&api, &caller, &key, scope.group.as_deref(), KeyAction::Drop(reason)).await
 }
 
+impl ParkedKeysApi {
+    /// An operator's `action` on `key` (in `group`, or every group that
+    /// parked it), recorded under `caller`: the groups it was taken in, or
+    /// the answer that says why none (404 parked nowhere, 409 refused).
+    pub async fn act(
+        &self,
+        caller: &Caller,
+        key: &str,
+        group: Option<&str>,
+        action: &KeyAction,
+    ) -> Result<Vec<String>, ApiError> {
+        campusg_runtime::http::text_within("key", key, campusg_domain::limits::MAX_NAME_CHARS)?;
+        let by = caller.user.to_string();
+        let groups = act_on_key(&self.stores, key, group, action, &by, self.clock.now())
+            .await
+            .map_err(internal)?;
+        if groups.is_empty() {
+            return Err(ApiError::not_found(format!("key {key} is parked in no consumer group")));
+        }
+        Ok(groups)
+    }
+}
+
 async fn act(
     api: &ParkedKeysApi,
     caller: &Caller,
@@ -609,17 +632,12 @@ async fn act(
     group: Option<&str>,
     action: KeyAction,
 ) -> Result<Json<Value>, ApiError> {
-    campusg_runtime::http::text_within("key", key, campusg_domain::limits::MAX_NAME_CHARS)?;
-    let by = caller.user.to_string();
-    let groups = act_on_key(&api.stores, key, group, &action, &by, api.clock.now())
-        .await
-        .map_err(internal)?;
-    if groups.is_empty() {
-        return Err(ApiError::not_found(format!("key {key} is parked in no consumer group")));
-    }
+    let groups = api.act(caller, key, group, &action).await?;
     let done = match action {
         KeyAction::Retry => "retrying",
         KeyAction::Drop(_) => "dropped",
     };
-    Ok(Json(json!({"key": key, "groups": groups, "status": done, "by": by})))
+    Ok(Json(
+        json!({"key": key, "groups": groups, "status": done, "by": caller.user}),
+    ))
 }

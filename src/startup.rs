@@ -149,21 +149,27 @@ impl Application {
             relays.push((crate::services::name_of(role), deps.store));
         }
 
+        // The API's own records (the requests it answered under an
+        // Idempotency-Key), in a store of their own.
+        let api_store = if api {
+            let store = open_store(&settings.backends, API_STORE).await?;
+            relays.push((API_STORE, store.clone()));
+            Some(store)
+        } else {
+            None
+        };
         let health = HealthBoard::new();
         let metrics = Metrics::new();
-        let router = if api {
+        // What `/metrics` reads, on the API's port or a service's admin port.
+        let observed = crate::observability::Observed {
+            metrics: metrics.clone(),
+            health: health.clone(),
+            stores: relays.clone(),
+        };
+        let router = if let Some(api_store) = api_store {
             const EVERY: &str = "the API process opens every service's store";
             let identity =
                 Arc::new(Identity::from_settings(&settings.guard, &settings.backends.data_dir, clock.clone()).await?);
-            // The API's own records (the requests it answered under an
-            // Idempotency-Key), in a store of their own.
-            let api_store = open_store(&settings.backends, API_STORE).await?;
-            relays.push((API_STORE, api_store.clone()));
-            let observed = crate::observability::Observed {
-                metrics: metrics.clone(),
-                health: health.clone(),
-                stores: relays.clone(),
-            };
             let parked_keys = Arc::new(crate::dead_letters::ParkedKeysApi {
                 stores: crate::services::SERVICES
                     .iter()
@@ -212,12 +218,7 @@ impl Application {
         } else if settings.admin_port.is_some() {
             let identity =
                 Arc::new(Identity::from_settings(&settings.guard, &settings.backends.data_dir, clock.clone()).await?);
-            let observed = crate::observability::Observed {
-                metrics: metrics.clone(),
-                health: health.clone(),
-                stores: relays.clone(),
-            };
-            admin_router(health.clone(), clock.clone(), observed, identity)
+            admin_router(observed, clock.clone(), identity)
         } else {
             Router::new()
         };
@@ -416,15 +417,14 @@ fn group<S: Clone + Send + Sync + 'static>(
 
 /// What a process that does not serve the API answers on its admin port:
 /// whether it is healthy, for anyone, and its metrics, for operators.
-fn admin_router(
-    health: HealthBoard,
-    clock: Arc<dyn Clock>,
-    observed: crate::observability::Observed,
-    identity: Arc<Identity>,
-) -> Router {
+fn admin_router(observed: crate::observability::Observed, clock: Arc<dyn Clock>, identity: Arc<Identity>) -> Router {
     let metrics = observed.metrics.clone();
+    let public = Public {
+        health: observed.health.clone(),
+        clock,
+    };
     public_routes()
-        .with_state::<()>(Public { health, clock })
+        .with_state::<()>(public)
         .merge(crate::observability::routes().with_state::<()>(observed))
         .fallback(|| async { ApiError::not_found("this process serves /health and /metrics only") })
         .layer(axum::middleware::from_fn_with_state(identity, authenticate))

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use campusg_domain::ids::{OrderId, SagaId, UserId};
-use campusg_domain::limits::{MAX_NAME_CHARS, MAX_QUERY_DURATION_SECONDS, MAX_TEXT_CHARS};
+use campusg_domain::limits::{MAX_QUERY_DURATION_SECONDS, MAX_TEXT_CHARS};
 use campusg_domain::saga::SagaStatus;
 use campusg_domain::timer::{Timer, TimerStatus};
 use campusg_runtime::access::{Access, Caller, Routes};
@@ -43,7 +43,7 @@ use campusg_runtime::store::{Contracts, EventStore, StateQuery};
 use campusg_sagas::views;
 use campusg_trace::story::TracedRecord;
 
-use crate::dead_letters::{act_on_key, KeyAction, LetterRetry, ParkedKeysApi};
+use crate::dead_letters::{KeyAction, LetterRetry, ParkedKeysApi};
 use crate::identity::Identity;
 use crate::observability::Observed;
 use pages::html;
@@ -58,8 +58,6 @@ const MAX_SESSION_TOKEN_BYTES: usize = 3_900;
 const PAGE_SIZE: i64 = 50;
 /// A status count past this is shown as "1000+".
 const COUNTED_AT_MOST: i64 = 1000;
-/// How long a page waits for one store's answer about itself.
-const STORE_PATIENCE: Duration = Duration::from_secs(2);
 /// How often the live stream looks for a change.
 const LIVE_POLL: Duration = Duration::from_secs(1);
 /// The most parked keys (oldest park first) and dead letters (newest first) a
@@ -440,11 +438,10 @@ async fn sagas(State(console): State<Arc<Console>>, Query(form): Query<pages::Sa
     for status in SagaStatus::ALL {
         let counting = views::SagaFilter {
             status: Some(status),
-            limit: Some(COUNTED_AT_MOST + 1),
             ..filter.clone()
         };
-        let count = match views::list(store, &counting, now).await {
-            Ok(found) => found.len() as i64,
+        let count = match views::count(store, &counting, now).await {
+            Ok(count) => count,
             Err(error) => return ApiError::from(error).into_response(),
         };
         listed.counts.push(pages::StatusCount {
@@ -540,14 +537,10 @@ fn saga_row(view: &Value) -> pages::SagaRow {
     }
 }
 
-fn record_anchor(record: &TracedRecord) -> String {
-    format!("record-{}-{}-{}", record.topic, record.partition, record.offset)
-}
-
 fn record_row(record: &TracedRecord) -> pages::RecordRow {
     let header = |name: &str, value: &Option<String>| value.clone().map(|value| (name.to_string(), value));
     pages::RecordRow {
-        anchor: record_anchor(record),
+        anchor: record.anchor(),
         topic: record.topic.clone(),
         partition: record.partition,
         offset: record.offset,
@@ -608,7 +601,7 @@ async fn saga(State(console): State<Arc<Console>>, Path(saga_id): Path<String>) 
         let record = records
             .iter()
             .find(|record| record.id.as_deref() == Some(caused_by.as_str()))
-            .map(record_anchor);
+            .map(TracedRecord::anchor);
         let compensation = name.starts_with("compensation");
         if name == "compensation_completed" {
             compensations.push(pages::Undone {
@@ -796,26 +789,17 @@ fn reason_given(reason: &str) -> Result<String, ApiError> {
 }
 
 async fn act(console: &Console, caller: &Caller, key: &str, group: Option<&str>, action: KeyAction) -> Response {
-    if let Err(refused) = campusg_runtime::http::text_within("key", key, MAX_NAME_CHARS) {
-        return refused.into_response();
-    }
     let verb = match &action {
         KeyAction::Retry => "retried",
         KeyAction::Drop(_) => "dropped",
     };
-    let by = caller.user.to_string();
-    match act_on_key(&console.parked.stores, key, group, &action, &by, console.clock.now()).await {
-        Ok(groups) if groups.is_empty() => {
-            ApiError::not_found(format!("key {key} is parked in no consumer group")).into_response()
-        }
+    match console.parked.act(caller, key, group, &action).await {
         Ok(groups) => {
+            let by = &caller.user;
             tracing::info!(operator = %by, key, groups = ?groups, verb, "parked key acted on from the console");
             done(format!("Key {key} {verb} in {} by {by}.", groups.join(", ")))
         }
-        Err(error) => match error.downcast::<crate::dead_letters::KeyRefused>() {
-            Ok(refused) => ApiError::conflict(refused.0).into_response(),
-            Err(other) => ApiError::internal(other).into_response(),
-        },
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -995,15 +979,17 @@ async fn system(State(console): State<Arc<Console>>) -> Response {
             error: status.last_error.clone().unwrap_or_default(),
         })
         .collect();
-    let mut outboxes = Vec::new();
-    for (name, store) in &console.observed.stores {
-        let depth = match tokio::time::timeout(STORE_PATIENCE, store.outbox_depth()).await {
-            Ok(Ok(depth)) => depth.to_string(),
-            Ok(Err(error)) => format!("cannot tell: {error}"),
-            Err(_) => format!("no answer within {STORE_PATIENCE:?}"),
-        };
-        outboxes.push((name.to_string(), depth));
-    }
+    let outboxes = campusg_runtime::metrics::read_stores(&console.observed.stores)
+        .await
+        .into_iter()
+        .map(|(name, read)| {
+            let depth = match read {
+                Ok(reading) => reading.outbox_depth.to_string(),
+                Err(why) => format!("cannot tell: {why}"),
+            };
+            (name.to_string(), depth)
+        })
+        .collect();
     let due_next = StateQuery {
         equals: vec![("status".into(), TimerStatus::Scheduled.as_str().into())],
         order_by: Some("due_key".into()),

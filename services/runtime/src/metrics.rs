@@ -224,30 +224,17 @@ impl Metrics {
                     .set(lag.records_behind);
             }
         }
-        let gauges = futures_util::future::join_all(stores.iter().map(|(name, store)| async move {
-            let read = async {
-                let depth = store.outbox_depth().await?;
-                let mut waiting = Vec::new();
-                for status in [crate::parking::PARKED, crate::parking::RETRYING] {
-                    let equals = [("status".to_string(), status.to_string())];
-                    waiting.push((status, store.count_states(ParkedKey::TYPE, &equals).await?));
-                }
-                Ok::<_, crate::store::StoreError>((depth, waiting))
-            };
-            let read = match tokio::time::timeout(STORE_PATIENCE, read).await {
-                Ok(read) => read.map_err(|error| error.to_string()),
-                Err(_) => Err(format!("no answer within {STORE_PATIENCE:?}")),
-            };
-            (*name, read)
-        }))
-        .await;
+        let readings = read_stores(stores).await;
         families.outbox_depth.reset();
         families.parked_keys.reset();
-        for (name, read) in gauges {
+        for (name, read) in readings {
             match read {
-                Ok((depth, waiting)) => {
-                    families.outbox_depth.with_label_values(&[name]).set(depth);
-                    for (status, count) in waiting {
+                Ok(reading) => {
+                    families
+                        .outbox_depth
+                        .with_label_values(&[name])
+                        .set(reading.outbox_depth);
+                    for (status, count) in reading.waiting_keys {
                         families
                             .parked_keys
                             .with_label_values(&[name, status.to_lowercase().as_str()])
@@ -261,6 +248,42 @@ impl Metrics {
             .encode_to_string(&families.registry.gather())
             .unwrap_or_else(|error| format!("# the metrics could not be encoded: {error}\n"))
     }
+}
+
+/// What a store says of its own backlog.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreReading {
+    /// Messages committed to its outbox and not yet published.
+    pub outbox_depth: i64,
+    /// Keys whose records wait, by status (`PARKED`, `RETRYING`).
+    pub waiting_keys: Vec<(&'static str, i64)>,
+}
+
+/// Each store's reading, all at once, each given [`STORE_PATIENCE`]: a store
+/// that does not answer in time, or fails, is named with why.
+pub async fn read_stores(
+    stores: &[(&'static str, Arc<dyn EventStore>)],
+) -> Vec<(&'static str, Result<StoreReading, String>)> {
+    futures_util::future::join_all(stores.iter().map(|(name, store)| async move {
+        let read = async {
+            let outbox_depth = store.outbox_depth().await?;
+            let mut waiting_keys = Vec::new();
+            for status in [crate::parking::PARKED, crate::parking::RETRYING] {
+                let equals = [("status".to_string(), status.to_string())];
+                waiting_keys.push((status, store.count_states(ParkedKey::TYPE, &equals).await?));
+            }
+            Ok::<_, crate::store::StoreError>(StoreReading {
+                outbox_depth,
+                waiting_keys,
+            })
+        };
+        let read = match tokio::time::timeout(STORE_PATIENCE, read).await {
+            Ok(read) => read.map_err(|error| error.to_string()),
+            Err(_) => Err(format!("no answer within {STORE_PATIENCE:?}")),
+        };
+        (*name, read)
+    }))
+    .await
 }
 
 /// One series of a counter or histogram, read back for the console.

@@ -134,7 +134,7 @@ pub struct SagaFilter {
 
 /// The sagas `filter` selects, the most recently started first.
 pub async fn list(store: &dyn EventStore, filter: &SagaFilter, now: DateTime<Utc>) -> Result<Vec<Value>, StoreError> {
-    let mut query = StateQuery {
+    let query = StateQuery {
         order_by: Some("started_at".into()),
         descending: true,
         limit: if filter.stuck_for.is_some() || filter.with_anomalies {
@@ -142,26 +142,11 @@ pub async fn list(store: &dyn EventStore, filter: &SagaFilter, now: DateTime<Utc
         } else {
             filter.limit
         },
+        equals: fields_of(filter),
         ..StateQuery::default()
     };
-    if let Some(status) = filter.status {
-        query.equals.push(("status".into(), status.as_str().to_string()));
-    }
-    for (field, wanted) in [
-        ("order_id", &filter.order_id),
-        ("customer_id", &filter.customer_id),
-        ("runner_id", &filter.runner_id),
-    ] {
-        if let Some(wanted) = wanted {
-            query.equals.push((field.into(), wanted.clone()));
-        }
-    }
-    let types: Vec<_> = match filter.saga_type {
-        Some(one) => vec![one],
-        None => SAGA_TYPES.to_vec(),
-    };
     let mut sagas = Vec::new();
-    for (saga_type, aggregate_type) in types {
+    for (saga_type, aggregate_type) in types_of(filter) {
         for state in store.query_states(aggregate_type, &query).await? {
             if let Some(stuck_for) = filter.stuck_for {
                 if !is_stuck(&state, now, stuck_for) {
@@ -177,6 +162,42 @@ pub async fn list(store: &dyn EventStore, filter: &SagaFilter, now: DateTime<Utc
     }
     sagas.sort_by(|a, b| b["created_at"].as_str().cmp(&a["created_at"].as_str()));
     Ok(sagas)
+}
+
+/// How many sagas `filter` selects, its `limit` aside: counted by the store
+/// when the filter is only read-model fields, else listed and counted.
+pub async fn count(store: &dyn EventStore, filter: &SagaFilter, now: DateTime<Utc>) -> Result<i64, StoreError> {
+    if filter.stuck_for.is_some() || filter.with_anomalies {
+        return Ok(list(store, filter, now).await?.len() as i64);
+    }
+    let equals = fields_of(filter);
+    let mut total = 0;
+    for (_, aggregate_type) in types_of(filter) {
+        total += store.count_states(aggregate_type, &equals).await?;
+    }
+    Ok(total)
+}
+
+/// The read-model fields `filter` asks to equal.
+fn fields_of(filter: &SagaFilter) -> Vec<(String, String)> {
+    let status = filter.status.map(|status| status.as_str().to_string());
+    [
+        ("status", status.as_ref()),
+        ("order_id", filter.order_id.as_ref()),
+        ("customer_id", filter.customer_id.as_ref()),
+        ("runner_id", filter.runner_id.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(field, wanted)| Some((field.to_string(), wanted?.clone())))
+    .collect()
+}
+
+/// The saga types `filter` looks at: its one, or all.
+fn types_of(filter: &SagaFilter) -> Vec<(&'static str, &'static str)> {
+    match filter.saga_type {
+        Some(one) => vec![one],
+        None => SAGA_TYPES.to_vec(),
+    }
 }
 
 /// Whether a saga still has work to do and has not moved for `stuck_for`.

@@ -140,7 +140,7 @@ pub fn mermaid(records: &[TracedRecord]) -> String {
 
 /// The same diagram as an SVG drawing, for a browser with no script: a
 /// lifeline per participant in the order they first appear, an arrow per
-/// message, each linked to its record (`#record-<topic>-<partition>-<offset>`).
+/// message, each linked to its record (`TracedRecord::anchor`).
 pub fn svg(records: &[TracedRecord]) -> String {
     const COLUMN: usize = 170;
     const ROW: usize = 34;
@@ -180,8 +180,8 @@ pub fn svg(records: &[TracedRecord]) -> String {
         let (topic, partition, offset) = arrow.record.position();
         let _ = write!(
             out,
-            r##"<a href="#record-{}-{partition}-{offset}"><g class="arrow {class}"><title>{} on {} [{partition}] @ {offset}</title>"##,
-            escape(&topic),
+            r##"<a href="#{}"><g class="arrow {class}"><title>{} on {} [{partition}] @ {offset}</title>"##,
+            escape(&arrow.record.anchor()),
             escape(arrow.label),
             escape(&topic),
         );

@@ -74,6 +74,11 @@ impl TracedRecord {
     pub fn position(&self) -> (String, i32, i64) {
         (self.topic.clone(), self.partition, self.offset)
     }
+
+    /// The record's name in a page, which a diagram's arrow links to.
+    pub fn anchor(&self) -> String {
+        format!("record-{}-{}-{}", self.topic, self.partition, self.offset)
+    }
 }
 
 /// The whole story of an order, or of the order(s) a saga id touched: every
