@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::sync::OnceCell;
 
 use campusg_adapters::embedded_log::EmbeddedLog;
 use campusg_adapters::kafka_bus::{security_settings_from, KafkaBus, KafkaSettings};
-use campusg_adapters::postgres_store::PostgresEventStore;
+use campusg_adapters::postgres_store::{self, PgPool, PostgresEventStore};
 use campusg_adapters::sqlite_store::SqliteEventStore;
 use campusg_runtime::bus::{backoff, BusError, MessageBus};
 use campusg_runtime::deliver_twice::DeliveringTwice;
@@ -49,58 +50,102 @@ async fn connect_chosen_bus(backends: &Backends, catalog: &TopicCatalog) -> anyh
                 fetch_wait_ms: backends.kafka_fetch_wait_ms,
                 security: security_settings_from(std::env::vars()),
             })?;
-            let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
-            let mut attempt = 0;
-            loop {
-                match bus.ensure_topics(catalog).await {
-                    Ok(()) => return Ok(Arc::new(bus)),
-                    Err(error @ (BusError::Unavailable(_) | BusError::Other(_)))
-                        if tokio::time::Instant::now() < deadline =>
-                    {
-                        attempt += 1;
-                        tracing::warn!(kafka = %servers, error = %error, attempt, "waiting for Kafka");
-                        tokio::time::sleep(backoff(attempt).max(Duration::from_millis(500))).await;
-                    }
-                    Err(error) => return Err(error).with_context(|| format!("Kafka at {servers} is not usable")),
-                }
-            }
+            let unreachable = |error: &BusError| matches!(error, BusError::Unavailable(_) | BusError::Other(_));
+            waiting_for("Kafka", servers, unreachable, || bus.ensure_topics(catalog))
+                .await
+                .with_context(|| format!("Kafka at {servers} is not usable"))?;
+            Ok(Arc::new(bus))
         }
     }
 }
 
-/// Opens one service's event store. An unreachable PostgreSQL is waited for.
+/// Opens one service's event store, for a command that needs one. A process
+/// that opens several opens them through one [`StoreOpener`].
 pub async fn open_store(backends: &Backends, service: &str) -> anyhow::Result<Arc<dyn EventStore>> {
-    match &backends.database_url {
-        None => {
+    StoreOpener::for_command(backends).open(service).await
+}
+
+/// Opens the event stores of one process: SQLite files, or PostgreSQL schemas
+/// that share one pool of at most `connections`, so that what a process asks
+/// of the server's connection limit does not grow with the stores it opens.
+pub struct StoreOpener {
+    backends: Backends,
+    connections: u32,
+    /// What the process runs, in its pool's name.
+    process: String,
+    pool: OnceCell<PgPool>,
+}
+
+impl StoreOpener {
+    /// For a process that runs `process` (its roles, or its instance id),
+    /// with at most `connections` to PostgreSQL.
+    pub fn new(backends: &Backends, connections: u32, process: &str) -> StoreOpener {
+        StoreOpener {
+            backends: backends.clone(),
+            connections,
+            process: process.to_string(),
+            pool: OnceCell::new(),
+        }
+    }
+
+    /// For an operator's command (`campusg ledger check`, `dlq`, ...).
+    pub fn for_command(backends: &Backends) -> StoreOpener {
+        StoreOpener::new(backends, backends.database_connections(), "command")
+    }
+
+    /// The store of `service`. An unreachable PostgreSQL is waited for.
+    pub async fn open(&self, service: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+        let backends = &self.backends;
+        let Some(url) = &backends.database_url else {
             let path = backends.store_path(service);
             let store = SqliteEventStore::open(&path)
                 .await
                 .with_context(|| format!("cannot open the {service} event store at {}", path.display()))?;
-            Ok(Arc::new(store))
-        }
-        Some(url) => {
-            let schema = backends.schema_of(service);
-            let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
-            let mut attempt = 0;
-            loop {
-                match PostgresEventStore::open(url, &schema).await {
-                    Ok(store) => {
-                        return Ok(Arc::new(match &backends.instance_id {
-                            Some(instance) => store.leasing_as(instance),
-                            None => store,
-                        }))
-                    }
-                    Err(error @ StoreError::Unavailable(_)) if tokio::time::Instant::now() < deadline => {
-                        attempt += 1;
-                        tracing::warn!(schema = %schema, error = %error, attempt, "waiting for PostgreSQL");
-                        tokio::time::sleep(backoff(attempt).max(Duration::from_millis(500))).await;
-                    }
-                    Err(error) => {
-                        return Err(error)
-                            .with_context(|| format!("cannot open the {service} event store in schema {schema}"))
-                    }
-                }
+            return Ok(Arc::new(store));
+        };
+        let schema = backends.schema_of(service);
+        let unavailable = |error: &StoreError| matches!(error, StoreError::Unavailable(_));
+        let opened = waiting_for("PostgreSQL", &schema, unavailable, || async {
+            let pool = self.pool(url).await?;
+            PostgresEventStore::open_in(pool, &schema).await
+        })
+        .await
+        .with_context(|| format!("cannot open the {service} event store in schema {schema}"))?;
+        Ok(Arc::new(match &backends.instance_id {
+            Some(instance) => opened.leasing_as(instance),
+            None => opened,
+        }))
+    }
+
+    /// The process's pool, connected by the first store that needs it.
+    async fn pool(&self, url: &str) -> Result<PgPool, StoreError> {
+        let name = postgres_store::pool_name(&self.backends.schema_prefix, &self.process);
+        self.pool
+            .get_or_try_init(|| postgres_store::connect(url, self.connections, &name))
+            .await
+            .cloned()
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails with an error that is not
+/// `transient`, or `what` (at `at`) has been unreachable for
+/// [`STARTUP_PATIENCE`], with a log line per attempt.
+async fn waiting_for<T, E, F, Fut>(what: &str, at: &str, transient: impl Fn(&E) -> bool, mut attempt: F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
+    let mut attempts = 0;
+    loop {
+        match attempt().await {
+            Err(error) if transient(&error) && tokio::time::Instant::now() < deadline => {
+                attempts += 1;
+                tracing::warn!(at, error = %error, attempt = attempts, "waiting for {what}");
+                tokio::time::sleep(backoff(attempts).max(Duration::from_millis(500))).await;
             }
+            done => return done,
         }
     }
 }

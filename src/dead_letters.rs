@@ -375,9 +375,10 @@ pub type ServiceStores = Vec<(&'static str, std::sync::Arc<dyn campusg_runtime::
 
 /// Opens every service's store, for the operator's commands.
 pub async fn open_service_stores(backends: &crate::settings::Backends) -> anyhow::Result<ServiceStores> {
+    let opener = crate::backends::StoreOpener::for_command(backends);
     let mut stores = Vec::new();
     for service in crate::services::names() {
-        stores.push((service, crate::backends::open_store(backends, service).await?));
+        stores.push((service, opener.open(service).await?));
     }
     Ok(stores)
 }

@@ -209,6 +209,15 @@ pub fn replay_states(
     Ok((kind.states_after_each)(events)?)
 }
 
+/// The state after all of one aggregate's events, whatever its type: what a
+/// rebuild writes.
+pub fn rebuilt_state(aggregate_type: &str, events: &[campusg_runtime::store::StoredEvent]) -> anyhow::Result<Value> {
+    let Some((kind, _)) = crate::services::aggregate(aggregate_type) else {
+        anyhow::bail!("`{aggregate_type}` is not an aggregate type campusg knows");
+    };
+    Ok((kind.state_after)(events)?)
+}
+
 /// Prints an aggregate as it was `as_of` (the latest when `None`), with the
 /// events that led there.
 pub async fn replay(
@@ -327,9 +336,7 @@ pub async fn rebuild(backends: &Backends, aggregate_type: &str) -> anyhow::Resul
     let events = store.load_type(aggregate_type).await?;
     let mut rebuilt = 0;
     for history in events.chunk_by(|a, b| a.aggregate_id == b.aggregate_id) {
-        let Some(state) = replay_states(aggregate_type, history)?.pop() else {
-            continue;
-        };
+        let state = rebuilt_state(aggregate_type, history)?;
         let mut unit = UnitOfWork::new(Cause::request(
             format!("rebuild:{aggregate_type}"),
             "operator",

@@ -9,14 +9,15 @@ use campusg_ledger::check::{check, Books, ProcessorRecord, Report};
 use campusg_payment::sandbox::ProcessorCall;
 use campusg_runtime::aggregate::load_all;
 
-use crate::backends::open_store;
+use crate::backends::StoreOpener;
 use crate::settings::Backends;
 
 /// Reads every source and compares them.
 pub async fn run(backends: &Backends) -> anyhow::Result<Report> {
-    let payment_store = open_store(backends, "payment").await?;
-    let escrow_store = open_store(backends, "escrow").await?;
-    let ledger_store = open_store(backends, "ledger").await?;
+    let stores = StoreOpener::for_command(backends);
+    let payment_store = stores.open("payment").await?;
+    let escrow_store = stores.open("escrow").await?;
+    let ledger_store = stores.open("ledger").await?;
     let processor = load_all::<ProcessorCall>(payment_store.as_ref())
         .await?
         .into_iter()

@@ -88,6 +88,14 @@ pub struct Backends {
     #[arg(long, env = "CAMPUSG_SCHEMA_PREFIX", default_value = "campusg")]
     pub schema_prefix: String,
 
+    /// The most connections this process holds to PostgreSQL, shared by every
+    /// store it opens [default: 4 for one service's process or a command,
+    /// 10 for the API's or one running several services, 20 for `up`]. A
+    /// deployment needs the sum over its processes below the server's
+    /// `max_connections`.
+    #[arg(long, env = "DATABASE_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_connections: Option<u32>,
+
     /// Fault injection for the chaos suite: every consumer gets each record
     /// twice, as after a rebalance that lost a commit.
     #[arg(long, env = "CAMPUSG_DELIVER_TWICE", hide = true)]
@@ -104,6 +112,7 @@ impl Backends {
             kafka_fetch_wait_ms: 50,
             database_url: None,
             schema_prefix: "campusg".to_string(),
+            database_connections: None,
             deliver_twice: false,
         }
     }
@@ -118,6 +127,13 @@ impl Backends {
 
     pub fn schema_of(&self, service: &str) -> String {
         format!("{}_{service}", self.schema_prefix)
+    }
+
+    /// The connections a command or one service's process holds to
+    /// PostgreSQL at most: a service's consumer, relay and janitor, and a
+    /// request or two.
+    pub fn database_connections(&self) -> u32 {
+        self.database_connections.unwrap_or(4)
     }
 }
 
@@ -339,10 +355,82 @@ impl Settings {
         self.roles.is_empty() || self.roles.contains(&role)
     }
 
+    /// The connections this process holds to PostgreSQL at most: more where
+    /// it opens several services' stores (the API opens every one), but not a
+    /// pool per store.
+    pub fn database_connections(&self) -> u32 {
+        let several = self.roles.iter().any(|role| *role != self.roles[0]);
+        match self.backends.database_connections {
+            Some(connections) => connections,
+            // The whole system in one process: every consumer, relay and the
+            // API's requests (10 costs it a tenth of its rate on Kafka).
+            None if self.roles.is_empty() => 20,
+            None if self.runs(Role::Api) || several => 10,
+            None => self.backends.database_connections(),
+        }
+    }
+
+    /// What this process runs, as its PostgreSQL sessions are named: its
+    /// instance id, its roles, or `up` for all of them.
+    pub fn process_name(&self) -> String {
+        if let Some(instance) = &self.backends.instance_id {
+            return instance.clone();
+        }
+        if self.roles.is_empty() {
+            return "up".to_string();
+        }
+        let names: Vec<String> = self
+            .roles
+            .iter()
+            .filter_map(|role| role.to_possible_value().map(|value| value.get_name().to_string()))
+            .collect();
+        names.join("+")
+    }
+
     pub fn order_rules(&self) -> OrderRules {
         OrderRules {
             max_delivery_fee: self.max_delivery_fee,
             currency: self.currency.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case::everything_in_one_process(&[], None, 20)]
+    #[case::the_api(&[Role::Api], None, 10)]
+    #[case::several_services(&[Role::Order, Role::Payment], None, 10)]
+    #[case::one_service(&[Role::Payment], None, 4)]
+    #[case::one_service_named_twice(&[Role::Payment, Role::Payment], None, 4)]
+    #[case::as_set(&[], Some(3), 3)]
+    fn a_process_that_opens_more_stores_gets_more_database_connections(
+        #[case] roles: &[Role],
+        #[case] set: Option<u32>,
+        #[case] expected: u32,
+    ) {
+        let mut settings = Settings::embedded(PathBuf::from("."));
+        settings.roles = roles.to_vec();
+        settings.backends.database_connections = set;
+        assert_eq!(settings.database_connections(), expected);
+    }
+
+    #[rstest]
+    #[case(&[], None, "up")]
+    #[case(&[Role::Order, Role::Payment], None, "order+payment")]
+    #[case(&[Role::Payment], Some("payment-2"), "payment-2")]
+    fn a_process_is_named_by_its_instance_or_its_roles(
+        #[case] roles: &[Role],
+        #[case] instance: Option<&str>,
+        #[case] expected: &str,
+    ) {
+        let mut settings = Settings::embedded(PathBuf::from("."));
+        settings.roles = roles.to_vec();
+        settings.backends.instance_id = instance.map(str::to_string);
+        assert_eq!(settings.process_name(), expected);
     }
 }

@@ -48,7 +48,7 @@ use campusg_runtime::access::{Access, RouteRule, Routes};
 use campusg_runtime::idempotency::IdempotentRequests;
 use campusg_runtime::metrics::Metrics;
 
-use crate::backends::{connect_bus, open_store};
+use crate::backends::{connect_bus, StoreOpener};
 use crate::identity::{authenticate, Identity};
 use crate::rate_limits::{limit_addresses, limit_subjects, RateLimits};
 use crate::settings::{Guard, Role, Settings};
@@ -79,13 +79,17 @@ impl Application {
         let bus = connect_bus(&settings.backends, &contracts.topics).await?;
         let api = settings.runs(Role::Api);
         // A process opens only the stores it uses: the API writes to every
-        // store, a service process to its own. This keeps the PostgreSQL
-        // connections of a many-process deployment in check.
+        // store, a service process to its own. They share one pool.
+        let stores = StoreOpener::new(
+            &settings.backends,
+            settings.database_connections(),
+            &settings.process_name(),
+        );
         let mut deps_of = HashMap::new();
         for (role, service) in &crate::services::SERVICES {
             let role = *role;
             if api || settings.runs(role) {
-                let mut store = open_store(&settings.backends, service.name).await?;
+                let mut store = stores.open(service.name).await?;
                 // Only where its consumer runs: that is what writes the store.
                 if service.remembers_its_read_models && settings.runs(role) {
                     store = RememberingStore::wrap(store);
@@ -104,9 +108,7 @@ impl Application {
         // The card processor keeps its records in the payment store, through a
         // handle of its own: they commit when made, apart from any batch.
         let sandbox = Arc::new(if api || settings.runs(Role::Payment) {
-            SandboxGateway::keeping_records_in(
-                open_store(&settings.backends, crate::services::name_of(Role::Payment)).await?,
-            )
+            SandboxGateway::keeping_records_in(stores.open(crate::services::name_of(Role::Payment)).await?)
         } else {
             SandboxGateway::new()
         });
@@ -152,7 +154,7 @@ impl Application {
         // The API's own records (the requests it answered under an
         // Idempotency-Key), in a store of their own.
         let api_store = if api {
-            let store = open_store(&settings.backends, API_STORE).await?;
+            let store = stores.open(API_STORE).await?;
             relays.push((API_STORE, store.clone()));
             Some(store)
         } else {

@@ -182,6 +182,7 @@ async fn measure(args: &BenchArgs, backends: &Backends) -> anyhow::Result<Report
     let lifecycle_orders = args.lifecycle_orders.unwrap_or(args.orders / 10).max(1);
     let lifecycle = lifecycle(lifecycle_orders, &client, &parties, &completions, patience).await?;
     let peak_rss_mib = system.peak_rss_mib()?;
+    let malloc_arena_max = system.malloc_arena_max.clone();
     completions.stop().await;
     system.stop().await;
 
@@ -216,6 +217,7 @@ async fn measure(args: &BenchArgs, backends: &Backends) -> anyhow::Result<Report
         lifecycle,
         replay: replay.rate,
         peak_rss_mib,
+        malloc_arena_max,
         floor,
         share,
     })

@@ -16,6 +16,9 @@ pub struct Report {
     pub lifecycle: Lifecycle,
     pub replay: ReplayRate,
     pub peak_rss_mib: f64,
+    /// The glibc arenas the system ran with (`MALLOC_ARENA_MAX`): they move
+    /// its peak memory by a sixth.
+    pub malloc_arena_max: String,
     pub floor: Floor,
     pub share: ShareOfFloor,
 }
@@ -147,7 +150,13 @@ impl Report {
                     self.replay.events_per_sec, self.replay.events, self.replay.aggregates, self.replay.seconds
                 ),
             ),
-            ("peak RSS of the system".into(), format!("{:.1} MiB", self.peak_rss_mib)),
+            (
+                "peak RSS of the system".into(),
+                format!(
+                    "{:.1} MiB  (MALLOC_ARENA_MAX={})",
+                    self.peak_rss_mib, self.malloc_arena_max
+                ),
+            ),
             (
                 "floor: bus records/s".into(),
                 format!(

@@ -14,10 +14,19 @@ use campusg_adapters::postgres_store::PostgresEventStore;
 /// How long the system may take to answer its first health check.
 const STARTUP_PATIENCE: Duration = Duration::from_secs(120);
 
+/// glibc gives each thread that calls `malloc` an arena of its own, and
+/// SQLite allocates from a thread per file: two arenas hold the embedded
+/// system's peak about 25 MiB lower at the same rate (docs/benchmarks.md,
+/// "Two malloc arenas"). The Dockerfile runs the system with this setting;
+/// the bench runs it the same way, unless its own environment says otherwise.
+const MALLOC_ARENAS: (&str, &str) = ("MALLOC_ARENA_MAX", "2");
+
 pub struct SystemUnderTest {
     child: Child,
     port: u16,
     log: PathBuf,
+    /// The `MALLOC_ARENA_MAX` the system runs with.
+    pub malloc_arena_max: String,
 }
 
 impl SystemUnderTest {
@@ -47,8 +56,21 @@ impl SystemUnderTest {
                 .args(["--schema-prefix", &backends.schema_prefix])
                 .args(["--kafka-fetch-wait-ms", &backends.kafka_fetch_wait_ms.to_string()]);
         }
+        let (name, value) = MALLOC_ARENAS;
+        let malloc_arena_max = match std::env::var(name) {
+            Ok(own) => own,
+            Err(_) => {
+                command.env(name, value);
+                value.to_string()
+            }
+        };
         let child = command.spawn().context("cannot start `campusg up`")?;
-        let mut system = SystemUnderTest { child, port, log };
+        let mut system = SystemUnderTest {
+            child,
+            port,
+            log,
+            malloc_arena_max,
+        };
         system.wait_until_ready().await?;
         Ok(system)
     }
@@ -121,6 +143,9 @@ pub async fn drop_schemas(backends: &Backends) {
     let Some(url) = &backends.database_url else {
         return;
     };
+    if let Err(error) = PostgresEventStore::end_sessions(url, &backends.schema_prefix).await {
+        tracing::warn!(error = %error, "cannot end the bench's PostgreSQL sessions");
+    }
     for service in crate::services::names().chain([crate::startup::API_STORE, super::floor::FLOOR_SERVICE]) {
         if let Err(error) = PostgresEventStore::drop_schema(url, &backends.schema_of(service)).await {
             tracing::warn!(service, error = %error, "cannot drop the bench's schema");

@@ -130,6 +130,18 @@ impl Environment {
     }
 }
 
+/// The PostgreSQL sessions the systems under `schema_prefix` hold now, by
+/// their `application_name`.
+pub async fn postgres_sessions(schema_prefix: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+    sqlx::query_scalar("SELECT application_name FROM pg_stat_activity WHERE starts_with(application_name, $1)")
+        .bind(format!("campusg-{schema_prefix}"))
+        .fetch_all(&mut db)
+        .await
+        .unwrap()
+}
+
 impl Drop for Environment {
     fn drop(&mut self) {
         if self.backend != Backend::Kafka {
@@ -143,10 +155,11 @@ impl Drop for Environment {
                 .build()
                 .unwrap();
             runtime.block_on(async {
+                use campusg_adapters::postgres_store::PostgresEventStore;
+                let _ = PostgresEventStore::end_sessions(&database_url(), &prefix).await;
                 for service in campusg::services::names().chain([campusg::startup::API_STORE]) {
                     let schema = format!("{prefix}_{service}");
-                    let _ = campusg_adapters::postgres_store::PostgresEventStore::drop_schema(&database_url(), &schema)
-                        .await;
+                    let _ = PostgresEventStore::drop_schema(&database_url(), &schema).await;
                 }
             });
         })

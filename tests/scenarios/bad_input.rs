@@ -259,13 +259,8 @@ async fn health_reports_each_consumer_and_a_stalled_one_makes_it_503(#[values(Ba
 
     // Hold the user service's store so that its consumer fails for now.
     let store = app.environment.data_dir.path().join("user.db");
-    use sqlx::ConnectOptions;
-    let mut blocker = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&store)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query("BEGIN EXCLUSIVE").execute(&mut blocker).await.unwrap();
+    let blocker = rusqlite::Connection::open(&store).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     // The create-order saga asks the user service for the payment method.
     let (saga_id, _) = app.place_order("cust_stalled", 12.99, 0.0).await;
     crate::helpers::eventually("the user consumer fails for now", || async {
@@ -282,7 +277,7 @@ async fn health_reports_each_consumer_and_a_stalled_one_makes_it_503(#[values(Ba
     assert_eq!(health["consumers"]["user-service"]["state"], "stalled", "{health}");
     assert_eq!(health["consumers"]["order-service"]["state"], "running", "{health}");
 
-    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    blocker.execute_batch("ROLLBACK").unwrap();
     crate::helpers::eventually("the user consumer recovers", || async {
         let (status, health) = app.get("/health").await;
         match status {

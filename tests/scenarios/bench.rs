@@ -30,7 +30,8 @@ fn bench(environment: &Environment, baseline: &std::path::Path) -> Value {
         .args(["--floor-records", "500"])
         .arg("--data-dir")
         .arg(&backends.data_dir)
-        .env("RUST_LOG", "error");
+        .env("RUST_LOG", "error")
+        .env_remove("MALLOC_ARENA_MAX");
     if let (Some(kafka), Some(database_url)) = (&backends.kafka, &backends.database_url) {
         command.args(["--kafka", kafka, "--database-url", database_url]);
         command.args(["--schema-prefix", &backends.schema_prefix]);
@@ -64,6 +65,8 @@ async fn a_short_bench_reports_every_figure_and_completes_every_saga(
     let report = tokio::task::block_in_place(|| bench(&environment, &baseline));
 
     assert_eq!(report["saturation"]["orders"], ORDERS);
+    // The system runs as the Dockerfile runs it, with two malloc arenas.
+    assert_eq!(report["malloc_arena_max"], "2", "{report}");
     assert_eq!(report["latency"]["orders"], LATENCY_ORDERS);
     assert_eq!(report["lifecycle"]["orders"], LIFECYCLE_ORDERS);
     for path in [

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::backends::{Backend, Environment};
+use crate::backends::{postgres_sessions, Backend, Environment};
 use crate::processes::{free_port, get_json, operator_client, wait_until_healthy, Process};
 
 fn serve(environment: &Environment, role: &str, replica: u32, port: u16) -> Process {
@@ -65,6 +65,24 @@ async fn two_hundred_orders_survive_a_replica_of_each_scaled_service_being_kille
         .await
         .unwrap();
     assert_eq!(created.status().as_u16(), 201);
+
+    // The most sessions the deployment holds at once while it works.
+    let most_sessions = std::sync::Arc::new(std::sync::Mutex::new((0usize, Vec::<String>::new())));
+    let sessions = tokio::spawn({
+        let (most_sessions, prefix) = (most_sessions.clone(), environment.schema_prefix.clone());
+        async move {
+            loop {
+                let names = postgres_sessions(&prefix).await;
+                {
+                    let mut most = most_sessions.lock().unwrap();
+                    if names.len() > most.0 {
+                        *most = (names.len(), names);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
 
     let mut sagas = Vec::new();
     for i in 0..200 {
@@ -142,6 +160,22 @@ async fn two_hundred_orders_survive_a_replica_of_each_scaled_service_being_kille
     assert!(escrows
         .iter()
         .all(|e| e["status"] == "HELD" && e["amount_cents"] == 950));
+
+    // The stores of a process share one pool: 10 connections for the API's,
+    // which opens every store, 4 for each of the ten others. (With a pool per
+    // store, this deployment held about 70 of the server's 100.)
+    sessions.abort();
+    let (most, names) = most_sessions.lock().unwrap().clone();
+    assert!(
+        most <= 10 + 4 * 10,
+        "at most {most} PostgreSQL sessions at once, more than the processes were given: {names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .all(|name| name.starts_with(&format!("campusg-{}:", environment.schema_prefix))),
+        "every session belongs to a process's pool: {names:?}"
+    );
 }
 
 #[tokio::test]

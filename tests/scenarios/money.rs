@@ -390,19 +390,16 @@ async fn tamper_with_escrow_amount(app: &TestApp, order_id: &str, cents: i64) {
     match environment.backend {
         Backend::Embedded => {
             let path = environment.data_dir.path().join("escrow.db");
-            let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-                .await
+            let db = rusqlite::Connection::open(path).unwrap();
+            db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            let changed = db
+                .execute(
+                    "UPDATE events SET payload = json_set(payload, '$.payload.amount_cents', ?) \
+                     WHERE aggregate_type = 'escrow' AND payload LIKE '%' || ? || '%'",
+                    rusqlite::params![cents, order_id],
+                )
                 .unwrap();
-            let changed = sqlx::query(
-                "UPDATE events SET payload = json_set(payload, '$.payload.amount_cents', ?) \
-                 WHERE aggregate_type = 'escrow' AND payload LIKE '%' || ? || '%'",
-            )
-            .bind(cents)
-            .bind(order_id)
-            .execute(&mut db)
-            .await
-            .unwrap();
-            assert!(changed.rows_affected() > 0);
+            assert!(changed > 0);
         }
         Backend::Kafka => {
             let mut db = sqlx::PgConnection::connect(&crate::backends::database_url())

@@ -16,7 +16,13 @@
 //! each group once. Producers in other processes (`campusg publish`) are seen
 //! within [`CROSS_PROCESS_POLL`]; producers in this process wake consumers at
 //! once, and their consumers read what they wrote from memory ([`LogTail`]).
+//!
+//! The process reaches the file through one connection, on its own thread
+//! ([`crate::sqlite`]): a produce call or an offset commit is one transaction
+//! run there in one hop, and the work on that thread is what orders the
+//! process's writes (and the tail's appends) as SQLite commits them.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,11 +31,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::{Row, SqlitePool};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use tokio::sync::watch;
 
 use crate::log_tail::{LogTail, TAIL_BYTES, TAIL_RECORDS};
-use crate::sqlite::open_sqlite;
+use crate::sqlite::{is_busy, on_connection, open_sqlite, Connection};
 use campusg_runtime::bus::{
     choose_partition, next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, PartitionLag,
     Record, RecordPosition, StartFrom, Subscription, TopicDescription, MAX_RECORD_BYTES,
@@ -74,39 +80,57 @@ CREATE TABLE IF NOT EXISTS consumer_offsets (
 
 #[derive(Clone)]
 pub struct EmbeddedLog {
-    pool: SqlitePool,
+    db: Connection,
     partitions: Arc<std::sync::RwLock<HashMap<String, u32>>>,
     /// How many produce calls in this process appended to each topic: a
     /// waiting consumer wakes on a change and reads only if one of its topics
     /// moved.
     appended: Arc<watch::Sender<Appended>>,
-    /// One writer at a time in this process: SQLite allows one anyway, and a
-    /// writer that waits here wakes at once instead of in SQLite's busy sleeps.
-    write_lock: Arc<tokio::sync::Mutex<()>>,
     unkeyed_counter: Arc<AtomicU64>,
     tail: Arc<LogTail>,
 }
 
-fn storage_error(error: sqlx::Error) -> BusError {
-    if crate::sqlite::is_busy(&error) {
+fn storage_error(error: tokio_rusqlite::Error) -> BusError {
+    if is_busy(&error) {
         BusError::Unavailable(error.to_string())
     } else {
         BusError::Other(error.to_string())
     }
 }
 
+fn sqlite_error(error: rusqlite::Error) -> BusError {
+    storage_error(error.into())
+}
+
+/// Runs `work` on the log's connection, on its thread.
+async fn on_log<R: Send + 'static>(
+    db: &Connection,
+    work: impl FnOnce(&mut rusqlite::Connection) -> Result<R, BusError> + Send + 'static,
+) -> Result<R, BusError> {
+    on_connection(db, work, storage_error).await
+}
+
+fn immediate(db: &mut rusqlite::Connection) -> Result<rusqlite::Transaction<'_>, BusError> {
+    db.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sqlite_error)
+}
+
+fn timestamp(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 impl EmbeddedLog {
     /// Opens (or creates) the log in `path` and creates the catalog's topics.
     pub async fn open(path: &Path, catalog: &TopicCatalog) -> Result<EmbeddedLog, BusError> {
-        // Every consumer of the process reads it, most from the tail.
-        let pool = open_sqlite(path, 4).await.map_err(storage_error)?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(storage_error)?;
+        let db = open_sqlite(path).await.map_err(storage_error)?;
+        on_log(&db, |db| db.execute_batch(SCHEMA).map_err(sqlite_error)).await?;
         let (appended, _) = watch::channel(Appended::default());
         let log = EmbeddedLog {
-            pool,
+            db,
             partitions: Arc::default(),
             appended: Arc::new(appended),
-            write_lock: Arc::default(),
             unkeyed_counter: Arc::default(),
             tail: Arc::new(LogTail::new(TAIL_RECORDS, TAIL_BYTES)),
         };
@@ -118,31 +142,124 @@ impl EmbeddedLog {
         if let Some(&n) = self.partitions.read().expect("not poisoned").get(topic) {
             return Ok(n);
         }
-        let row = sqlx::query("SELECT partitions FROM topics WHERE name = ?")
-            .bind(topic)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(storage_error)?;
-        let n: i64 = row.ok_or_else(|| BusError::UnknownTopic(topic.to_string()))?.get(0);
+        let name = topic.to_string();
+        let n = on_log(&self.db, move |db| partitions_of(db, &name)).await?;
         self.partitions
             .write()
             .expect("not poisoned")
-            .insert(topic.to_string(), n as u32);
-        Ok(n as u32)
+            .insert(topic.to_string(), n);
+        Ok(n)
     }
+}
 
-    /// The next offset of every partition of `topic`: where "latest" begins.
-    async fn heads(&self, topic: &str) -> Result<HashMap<i32, i64>, BusError> {
-        let rows = sqlx::query("SELECT partition, next_offset FROM partition_heads WHERE topic = ?")
-            .bind(topic)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage_error)?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<i64, _>(0) as i32, r.get::<i64, _>(1)))
-            .collect())
+/// Every row `sql` selects with `params`, each read by `read`, through the
+/// connection's cache of prepared statements.
+fn all_rows<T, C: FromIterator<T>>(
+    db: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<C, BusError> {
+    let mut statement = db.prepare_cached(sql).map_err(sqlite_error)?;
+    let rows = statement
+        .query_map(params, read)
+        .and_then(|rows| rows.collect::<rusqlite::Result<C>>())
+        .map_err(sqlite_error);
+    rows
+}
+
+fn partitions_of(db: &rusqlite::Connection, topic: &str) -> Result<u32, BusError> {
+    let n: Option<i64> = db
+        .prepare_cached("SELECT partitions FROM topics WHERE name = ?")
+        .and_then(|mut statement| statement.query_row([topic], |row| row.get(0)).optional())
+        .map_err(sqlite_error)?;
+    n.map(|n| n as u32)
+        .ok_or_else(|| BusError::UnknownTopic(topic.to_string()))
+}
+
+/// The next offset of every partition of `topic`: where "latest" begins.
+fn heads(db: &rusqlite::Connection, topic: &str) -> Result<HashMap<i32, i64>, BusError> {
+    all_rows(
+        db,
+        "SELECT partition, next_offset FROM partition_heads WHERE topic = ?",
+        [topic],
+        |row| Ok((row.get::<_, i64>(0)? as i32, row.get(1)?)),
+    )
+}
+
+/// Appends `partitioned` records in one transaction, each at the head of its
+/// partition, and returns them as written with the `seq` of the first.
+/// Another process's producer waits for the write lock this transaction
+/// takes first, so the heads stay right.
+fn append(
+    db: &mut rusqlite::Connection,
+    partitioned: Vec<(i32, OutgoingRecord)>,
+    now_ms: i64,
+) -> Result<(i64, Vec<Record>), BusError> {
+    let tx = immediate(db)?;
+    let mut heads: HashMap<(String, i32), i64> = HashMap::new();
+    let mut written = Vec::with_capacity(partitioned.len());
+    let mut first_seq = None;
+    {
+        let mut read_head = tx
+            .prepare_cached("SELECT next_offset FROM partition_heads WHERE topic = ? AND partition = ?")
+            .map_err(sqlite_error)?;
+        let mut insert = tx
+            .prepare_cached(
+                r#"INSERT INTO records (topic, partition, "offset", key, value, headers, timestamp_ms)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)"#,
+            )
+            .map_err(sqlite_error)?;
+        for (partition, record) in partitioned {
+            let head = match heads.entry((record.topic.clone(), partition)) {
+                Entry::Occupied(head) => head.into_mut(),
+                Entry::Vacant(head) => {
+                    let stored: Option<i64> = read_head
+                        .query_row(params![record.topic, partition], |row| row.get(0))
+                        .optional()
+                        .map_err(sqlite_error)?;
+                    head.insert(stored.unwrap_or(0))
+                }
+            };
+            let offset = *head;
+            *head += 1;
+            let headers = serde_json::to_string(&record.headers).expect("strings serialize");
+            insert
+                .execute(params![
+                    record.topic,
+                    partition,
+                    offset,
+                    record.key,
+                    record.value,
+                    headers,
+                    now_ms
+                ])
+                .map_err(sqlite_error)?;
+            first_seq.get_or_insert(tx.last_insert_rowid());
+            written.push(Record {
+                topic: record.topic,
+                partition,
+                offset,
+                key: record.key,
+                value: record.value,
+                headers: record.headers,
+                timestamp: timestamp(now_ms),
+            });
+        }
+        let mut move_head = tx
+            .prepare_cached(
+                "INSERT INTO partition_heads (topic, partition, next_offset) VALUES (?, ?, ?)
+                 ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+            )
+            .map_err(sqlite_error)?;
+        for ((topic, partition), next) in &heads {
+            move_head
+                .execute(params![topic, partition, next])
+                .map_err(sqlite_error)?;
+        }
     }
+    tx.commit().map_err(sqlite_error)?;
+    Ok((first_seq.unwrap_or(0), written))
 }
 
 #[async_trait]
@@ -165,193 +282,112 @@ impl MessageBus for EmbeddedLog {
             let partition = choose_partition(record.key.as_deref(), partitions, fallback);
             partitioned.push((partition, record));
         }
+        let mut topics: Vec<String> = partitioned.iter().map(|(_, r)| r.topic.clone()).collect();
+        topics.sort();
+        topics.dedup();
         let now_ms = Utc::now().timestamp_millis();
-        let topics: Vec<String> = {
-            let mut topics: Vec<String> = partitioned.iter().map(|(_, r)| r.topic.clone()).collect();
-            topics.sort();
-            topics.dedup();
-            topics
-        };
-        let _writing = self.write_lock.lock().await;
-        // Three statements however many records: read the heads, insert the
-        // records, move the heads. Another process's producer waits for the
-        // write lock this transaction takes first, so the heads stay right.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
-        let mut heads: HashMap<(String, i32), i64> = HashMap::new();
-        for row in sqlx::query(
-            "SELECT topic, partition, next_offset FROM partition_heads WHERE topic IN (SELECT value FROM json_each(?))",
-        )
-        .bind(serde_json::to_string(&topics).expect("names serialize"))
-        .fetch_all(&mut *tx)
+        let (tail, appended) = (self.tail.clone(), self.appended.clone());
+        on_log(&self.db, move |db| {
+            let (first_seq, written) = append(db, partitioned, now_ms)?;
+            let positions = written.iter().map(Record::position).collect();
+            // Here, on the connection's thread, the tail takes the records in
+            // the order SQLite committed them; only then are readers woken.
+            tail.append(first_seq, written);
+            appended.send_modify(|appended| appended.count(&topics));
+            Ok(positions)
+        })
         .await
-        .map_err(storage_error)?
-        {
-            heads.insert((row.get(0), row.get::<i64, _>(1) as i32), row.get(2));
-        }
-        let mut written = Vec::with_capacity(partitioned.len());
-        let mut rows = Vec::with_capacity(partitioned.len());
-        for (partition, record) in partitioned {
-            let head = heads.entry((record.topic.clone(), partition)).or_insert(0);
-            let offset = *head;
-            *head += 1;
-            rows.push(serde_json::json!({
-                "topic": record.topic,
-                "partition": partition,
-                "offset": offset,
-                "key": record.key,
-                "value": record.value,
-                "headers": record.headers,
-            }));
-            written.push(Record {
-                topic: record.topic,
-                partition,
-                offset,
-                key: record.key,
-                value: record.value,
-                headers: record.headers,
-                timestamp: Utc
-                    .timestamp_millis_opt(now_ms)
-                    .single()
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
-            });
-        }
-        let inserted = sqlx::query(
-            r#"INSERT INTO records (topic, partition, "offset", key, value, headers, timestamp_ms)
-               SELECT item.value ->> 'topic', item.value ->> 'partition', item.value ->> 'offset',
-                      item.value ->> 'key', item.value ->> 'value', item.value -> 'headers', ?
-               FROM json_each(?) AS item ORDER BY item.key"#,
-        )
-        .bind(now_ms)
-        .bind(serde_json::Value::Array(rows).to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(storage_error)?;
-        // One statement under the write lock: its rows took the consecutive
-        // seqs that end at the last inserted one, in the order given.
-        let first_seq = inserted.last_insert_rowid() - written.len() as i64 + 1;
-        let moved: Vec<serde_json::Value> = heads
-            .iter()
-            .map(|((topic, partition), next)| serde_json::json!([topic, partition, next]))
-            .collect();
-        sqlx::query(
-            "INSERT INTO partition_heads (topic, partition, next_offset)
-             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
-             ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
-        )
-        .bind(serde_json::Value::Array(moved).to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(storage_error)?;
-        tx.commit().await.map_err(storage_error)?;
-        let positions = written.iter().map(Record::position).collect();
-        self.tail.append(first_seq, written);
-        self.appended.send_modify(|appended| appended.count(&topics));
-        Ok(positions)
     }
 
     async fn subscribe(&self, subscription: Subscription) -> Result<Box<dyn BusConsumer>, BusError> {
-        let mut positions: HashMap<(String, i32), i64> = HashMap::new();
         for topic in &subscription.topics {
-            let partitions = self.partition_count(topic).await?;
-            let heads = self.heads(topic).await?;
-            let committed: HashMap<i32, i64> = match &subscription.group {
-                Some(group) => {
-                    sqlx::query("SELECT partition, next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?")
-                        .bind(group)
-                        .bind(topic)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(storage_error)?
-                        .iter()
-                        .map(|r| (r.get::<i64, _>(0) as i32, r.get::<i64, _>(1)))
-                        .collect()
-                }
-                None => HashMap::new(),
-            };
-            for partition in 0..partitions as i32 {
-                let start = committed.get(&partition).copied().unwrap_or(match subscription.start {
-                    StartFrom::Earliest => 0,
-                    StartFrom::Latest => heads.get(&partition).copied().unwrap_or(0),
-                });
-                positions.insert((topic.clone(), partition), start);
-            }
+            self.partition_count(topic).await?;
         }
-        let cursor = cursor_before(&self.pool, &positions).await?;
+        let (topics, group, start) = (
+            subscription.topics.clone(),
+            subscription.group.clone(),
+            subscription.start,
+        );
+        let (positions, cursor) = on_log(&self.db, move |db| {
+            let positions = starting_positions(db, &topics, group.as_deref(), start)?;
+            let cursor = cursor_before(db, &positions).map_err(sqlite_error)?;
+            Ok((positions, cursor))
+        })
+        .await?;
         Ok(Box::new(EmbeddedConsumer {
-            pool: self.pool.clone(),
+            db: self.db.clone(),
             group: subscription.group,
             topics: subscription.topics,
             positions,
             cursor,
             appended: self.appended.subscribe(),
-            write_lock: self.write_lock.clone(),
             tail: self.tail.clone(),
             looked_in_file: tokio::time::Instant::now(),
         }))
     }
 
     async fn enforce_retention(&self, now: chrono::DateTime<Utc>) -> Result<u64, BusError> {
-        let _writing = self.write_lock.lock().await;
-        let deleted = sqlx::query(
-            "DELETE FROM records WHERE timestamp_ms <
-                 ? - (SELECT retention_ms FROM topics WHERE topics.name = records.topic)",
-        )
-        .bind(now.timestamp_millis())
-        .execute(&self.pool)
+        let tail = self.tail.clone();
+        on_log(&self.db, move |db| {
+            let deleted = db
+                .execute(
+                    "DELETE FROM records WHERE timestamp_ms <
+                         ? - (SELECT retention_ms FROM topics WHERE topics.name = records.topic)",
+                    [now.timestamp_millis()],
+                )
+                .map_err(sqlite_error)?;
+            if deleted > 0 {
+                tail.clear();
+            }
+            Ok(deleted as u64)
+        })
         .await
-        .map_err(storage_error)?;
-        if deleted.rows_affected() > 0 {
-            self.tail.clear();
-        }
-        Ok(deleted.rows_affected())
     }
 
     async fn ensure_topics(&self, catalog: &TopicCatalog) -> Result<(), BusError> {
-        let _writing = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
-        for topic in catalog.topics() {
-            sqlx::query("INSERT OR IGNORE INTO topics (name, partitions, retention_ms) VALUES (?, ?, ?)")
-                .bind(&topic.name)
-                .bind(topic.partitions as i64)
-                .bind(topic.retention_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage_error)?;
-            let partitions: i64 = sqlx::query("SELECT partitions FROM topics WHERE name = ?")
-                .bind(&topic.name)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(storage_error)?
-                .get(0);
-            for partition in 0..partitions {
-                sqlx::query("INSERT OR IGNORE INTO partition_heads (topic, partition, next_offset) VALUES (?, ?, 0)")
-                    .bind(&topic.name)
-                    .bind(partition)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(storage_error)?;
+        let topics: Vec<(String, i64, i64)> = catalog
+            .topics()
+            .iter()
+            .map(|topic| (topic.name.clone(), topic.partitions as i64, topic.retention_ms))
+            .collect();
+        on_log(&self.db, move |db| {
+            let tx = immediate(db)?;
+            for (name, partitions, retention_ms) in &topics {
+                tx.execute(
+                    "INSERT OR IGNORE INTO topics (name, partitions, retention_ms) VALUES (?, ?, ?)",
+                    params![name, partitions, retention_ms],
+                )
+                .map_err(sqlite_error)?;
+                for partition in 0..partitions_of(&tx, name)? {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO partition_heads (topic, partition, next_offset) VALUES (?, ?, 0)",
+                        params![name, partition],
+                    )
+                    .map_err(sqlite_error)?;
+                }
             }
-        }
-        tx.commit().await.map_err(storage_error)
+            tx.commit().map_err(sqlite_error)
+        })
+        .await
     }
 
     async fn describe_topics(&self) -> Result<Vec<TopicDescription>, BusError> {
-        let topics = sqlx::query("SELECT name, partitions FROM topics ORDER BY name")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage_error)?;
-        let mut described = Vec::new();
-        for row in topics {
-            let name: String = row.get(0);
-            let partitions: i64 = row.get(1);
-            let records = self.heads(&name).await?.values().sum();
-            described.push(TopicDescription {
-                name,
-                partitions: partitions as u32,
-                records,
-            });
-        }
-        Ok(described)
+        on_log(&self.db, |db| {
+            all_rows(
+                db,
+                "SELECT t.name, t.partitions, COALESCE(SUM(h.next_offset), 0) FROM topics t
+                 LEFT JOIN partition_heads h ON h.topic = t.name GROUP BY t.name ORDER BY t.name",
+                [],
+                |row| {
+                    Ok(TopicDescription {
+                        name: row.get(0)?,
+                        partitions: row.get::<_, i64>(1)? as u32,
+                        records: row.get(2)?,
+                    })
+                },
+            )
+        })
+        .await
     }
 
     async fn reset_offsets(
@@ -361,42 +397,69 @@ impl MessageBus for EmbeddedLog {
         partition: Option<i32>,
         to: OffsetReset,
     ) -> Result<(), BusError> {
-        let partitions = self.partition_count(topic).await?;
-        let heads = self.heads(topic).await?;
+        let (group, topic) = (group.to_string(), topic.to_string());
         let now_ms = Utc::now().timestamp_millis();
-        let _writing = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
-        for p in 0..partitions as i32 {
-            if partition.is_some_and(|only| only != p) {
-                continue;
+        on_log(&self.db, move |db| {
+            let tx = immediate(db)?;
+            let heads = heads(&tx, &topic)?;
+            for p in 0..partitions_of(&tx, &topic)? as i32 {
+                if partition.is_some_and(|only| only != p) {
+                    continue;
+                }
+                let head = heads.get(&p).copied().unwrap_or(0);
+                let next_offset = match to {
+                    OffsetReset::Earliest => 0,
+                    OffsetReset::Latest => head,
+                    OffsetReset::To(offset) => offset.clamp(0, head),
+                };
+                tx.execute(
+                    "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, committed_at_ms)
+                     VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (group_id, topic, partition)
+                     DO UPDATE SET next_offset = excluded.next_offset, committed_at_ms = excluded.committed_at_ms",
+                    params![group, topic, p, next_offset, now_ms],
+                )
+                .map_err(sqlite_error)?;
             }
-            let head = heads.get(&p).copied().unwrap_or(0);
-            let next_offset = match to {
-                OffsetReset::Earliest => 0,
-                OffsetReset::Latest => head,
-                OffsetReset::To(offset) => offset.clamp(0, head),
-            };
-            sqlx::query(
-                "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, committed_at_ms)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (group_id, topic, partition)
-                 DO UPDATE SET next_offset = excluded.next_offset, committed_at_ms = excluded.committed_at_ms",
-            )
-            .bind(group)
-            .bind(topic)
-            .bind(p)
-            .bind(next_offset)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
-        }
-        tx.commit().await.map_err(storage_error)
+            tx.commit().map_err(sqlite_error)
+        })
+        .await
     }
 }
 
+/// Where a subscription starts in each partition of its topics: the group's
+/// committed offset, or (none committed) its start.
+fn starting_positions(
+    db: &rusqlite::Connection,
+    topics: &[String],
+    group: Option<&str>,
+    start: StartFrom,
+) -> Result<HashMap<(String, i32), i64>, BusError> {
+    let mut positions = HashMap::new();
+    for topic in topics {
+        let heads = heads(db, topic)?;
+        let committed: HashMap<i32, i64> = match group {
+            Some(group) => all_rows(
+                db,
+                "SELECT partition, next_offset FROM consumer_offsets WHERE group_id = ? AND topic = ?",
+                [group, topic.as_str()],
+                |row| Ok((row.get::<_, i64>(0)? as i32, row.get(1)?)),
+            )?,
+            None => HashMap::new(),
+        };
+        for partition in 0..partitions_of(db, topic)? as i32 {
+            let start = committed.get(&partition).copied().unwrap_or(match start {
+                StartFrom::Earliest => 0,
+                StartFrom::Latest => heads.get(&partition).copied().unwrap_or(0),
+            });
+            positions.insert((topic.clone(), partition), start);
+        }
+    }
+    Ok(positions)
+}
+
 struct EmbeddedConsumer {
-    pool: SqlitePool,
+    db: Connection,
     group: Option<String>,
     topics: Vec<String>,
     /// The next offset to hand out, per partition.
@@ -404,7 +467,6 @@ struct EmbeddedConsumer {
     /// The `seq` of the last record looked at.
     cursor: i64,
     appended: watch::Receiver<Appended>,
-    write_lock: Arc<tokio::sync::Mutex<()>>,
     tail: Arc<LogTail>,
     /// When this consumer last read the file: one that has read all the tail
     /// holds looks there for other processes' records once per
@@ -432,6 +494,12 @@ impl Appended {
             .map(|topic| self.by_topic.get(topic).copied().unwrap_or(0))
             .collect()
     }
+}
+
+/// A record read from the file, with its `seq`.
+struct StoredRecord {
+    seq: i64,
+    record: Record,
 }
 
 impl EmbeddedConsumer {
@@ -469,39 +537,39 @@ impl EmbeddedConsumer {
             r#"SELECT seq, topic, partition, "offset", key, value, headers, timestamp_ms FROM records
                WHERE seq > ? AND topic IN ({placeholders}) ORDER BY seq LIMIT ?"#
         );
-        let mut query = sqlx::query(&sql).bind(self.cursor);
-        for topic in &self.topics {
-            query = query.bind(topic);
-        }
-        let rows = query
-            .bind(max_records as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage_error)?;
-        let mut records = Vec::with_capacity(rows.len());
-        for row in rows {
-            self.cursor = row.get::<i64, _>(0);
-            let topic: String = row.get(1);
-            let partition = row.get::<i64, _>(2) as i32;
-            let offset: i64 = row.get(3);
-            let position = self.positions.entry((topic.clone(), partition)).or_insert(0);
-            if offset < *position {
+        let mut binds: Vec<rusqlite::types::Value> = vec![self.cursor.into()];
+        binds.extend(self.topics.iter().map(|topic| topic.clone().into()));
+        binds.push((max_records as i64).into());
+        let stored: Vec<StoredRecord> = on_log(&self.db, move |db| {
+            all_rows(db, &sql, rusqlite::params_from_iter(binds), |row| {
+                let headers: String = row.get(6)?;
+                Ok(StoredRecord {
+                    seq: row.get(0)?,
+                    record: Record {
+                        topic: row.get(1)?,
+                        partition: row.get::<_, i64>(2)? as i32,
+                        offset: row.get(3)?,
+                        key: row.get(4)?,
+                        value: row.get(5)?,
+                        headers: serde_json::from_str(&headers).unwrap_or_default(),
+                        timestamp: timestamp(row.get(7)?),
+                    },
+                })
+            })
+        })
+        .await?;
+        let mut records = Vec::with_capacity(stored.len());
+        for StoredRecord { seq, record } in stored {
+            self.cursor = seq;
+            let position = self
+                .positions
+                .entry((record.topic.clone(), record.partition))
+                .or_insert(0);
+            if record.offset < *position {
                 continue;
             }
-            *position = offset + 1;
-            let headers: Vec<(String, String)> = serde_json::from_str(row.get::<&str, _>(6)).unwrap_or_default();
-            records.push(Record {
-                topic,
-                partition,
-                offset,
-                key: row.get(4),
-                value: row.get(5),
-                headers,
-                timestamp: Utc
-                    .timestamp_millis_opt(row.get(7))
-                    .single()
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
-            });
+            *position = record.offset + 1;
+            records.push(record);
         }
         Ok(records)
     }
@@ -543,59 +611,62 @@ impl BusConsumer for EmbeddedConsumer {
     }
 
     async fn commit(&mut self, positions: &[RecordPosition]) -> Result<(), BusError> {
-        let Some(group) = &self.group else {
+        let Some(group) = self.group.clone() else {
             return Ok(());
         };
-        let next_offsets = next_offsets(positions);
+        let next_offsets: Vec<(String, i32, i64)> = next_offsets(positions)
+            .into_iter()
+            .map(|((topic, partition), next)| (topic.to_string(), partition, next))
+            .collect();
         if next_offsets.is_empty() {
             return Ok(());
         }
         let now_ms = Utc::now().timestamp_millis();
-        let _writing = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
-        for ((topic, partition), next_offset) in next_offsets {
-            sqlx::query(
-                "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, committed_at_ms)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (group_id, topic, partition)
-                 DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset),
-                               committed_at_ms = excluded.committed_at_ms",
-            )
-            .bind(group)
-            .bind(topic)
-            .bind(partition)
-            .bind(next_offset)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
-        }
-        tx.commit().await.map_err(storage_error)
+        on_log(&self.db, move |db| {
+            let tx = immediate(db)?;
+            {
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset, committed_at_ms)
+                         VALUES (?, ?, ?, ?, ?)
+                         ON CONFLICT (group_id, topic, partition)
+                         DO UPDATE SET next_offset = MAX(next_offset, excluded.next_offset),
+                                       committed_at_ms = excluded.committed_at_ms",
+                    )
+                    .map_err(sqlite_error)?;
+                for (topic, partition, next_offset) in next_offsets {
+                    upsert
+                        .execute(params![group, topic, partition, next_offset, now_ms])
+                        .map_err(sqlite_error)?;
+                }
+            }
+            tx.commit().map_err(sqlite_error)
+        })
+        .await
     }
 
     async fn lag(&mut self) -> Option<Vec<PartitionLag>> {
-        let group = self.group.as_ref()?;
+        let group = self.group.clone()?;
         let topics = serde_json::to_string(&self.topics).ok()?;
-        let rows = sqlx::query(
-            "SELECT h.topic, h.partition, h.next_offset - COALESCE(c.next_offset, 0) FROM partition_heads h
-             LEFT JOIN consumer_offsets c ON c.group_id = ? AND c.topic = h.topic AND c.partition = h.partition
-             WHERE h.topic IN (SELECT value FROM json_each(?))
-             ORDER BY h.topic, h.partition",
-        )
-        .bind(group)
-        .bind(topics)
-        .fetch_all(&self.pool)
+        on_log(&self.db, move |db| {
+            all_rows(
+                db,
+                "SELECT h.topic, h.partition, h.next_offset - COALESCE(c.next_offset, 0) FROM partition_heads h
+                 LEFT JOIN consumer_offsets c ON c.group_id = ? AND c.topic = h.topic AND c.partition = h.partition
+                 WHERE h.topic IN (SELECT value FROM json_each(?))
+                 ORDER BY h.topic, h.partition",
+                [group, topics],
+                |row| {
+                    Ok(PartitionLag {
+                        topic: row.get(0)?,
+                        partition: row.get(1)?,
+                        records_behind: row.get(2)?,
+                    })
+                },
+            )
+        })
         .await
-        .ok()?;
-        Some(
-            rows.iter()
-                .map(|row| PartitionLag {
-                    topic: row.get(0),
-                    partition: row.get(1),
-                    records_behind: row.get(2),
-                })
-                .collect(),
-        )
+        .ok()
     }
 }
 
@@ -603,25 +674,15 @@ impl BusConsumer for EmbeddedConsumer {
 /// any of its partitions still needs, or at the newest record when none needs
 /// any. The newest seq is read first: a record appended while the positions
 /// are looked up then lands after the cursor, never before it.
-async fn cursor_before(pool: &SqlitePool, positions: &HashMap<(String, i32), i64>) -> Result<i64, BusError> {
-    let newest_seq: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM records")
-        .fetch_one(pool)
-        .await
-        .map_err(storage_error)?
-        .get(0);
+fn cursor_before(db: &rusqlite::Connection, positions: &HashMap<(String, i32), i64>) -> rusqlite::Result<i64> {
+    let newest_seq: i64 = db.query_row("SELECT COALESCE(MAX(seq), 0) FROM records", [], |row| row.get(0))?;
     let mut cursor = newest_seq;
+    let mut oldest_needed =
+        db.prepare_cached(r#"SELECT MIN(seq) FROM records WHERE topic = ? AND partition = ? AND "offset" >= ?"#)?;
     for ((topic, partition), offset) in positions {
         // The record at the position, or (deleted by retention) the oldest
         // after it; none (NULL, not 0) when the partition is read to its end.
-        let seq: Option<i64> =
-            sqlx::query(r#"SELECT MIN(seq) FROM records WHERE topic = ? AND partition = ? AND "offset" >= ?"#)
-                .bind(topic)
-                .bind(partition)
-                .bind(offset)
-                .fetch_one(pool)
-                .await
-                .map_err(storage_error)?
-                .get::<Option<i64>, _>(0);
+        let seq: Option<i64> = oldest_needed.query_row(params![topic, partition, offset], |row| row.get(0))?;
         if let Some(seq) = seq {
             cursor = cursor.min(seq - 1);
         }
@@ -658,12 +719,15 @@ mod tests {
         for p in 0..TopicCatalog::builtin().get("order_events").unwrap().partitions as i32 {
             positions.insert(("order_events".to_string(), p), if p == partition { 50 } else { 0 });
         }
-        let newest: i64 = sqlx::query("SELECT MAX(seq) FROM records")
-            .fetch_one(&log.pool)
+        let (newest, cursor) = log
+            .db
+            .call(move |db| {
+                let newest: i64 = db.query_row("SELECT MAX(seq) FROM records", [], |row| row.get(0))?;
+                Ok((newest, cursor_before(db, &positions)?))
+            })
             .await
-            .unwrap()
-            .get(0);
-        assert_eq!(cursor_before(&log.pool, &positions).await.unwrap(), newest);
+            .unwrap();
+        assert_eq!(cursor, newest);
     }
 
     fn record(topic: &str, key: &str, value: &str) -> OutgoingRecord {

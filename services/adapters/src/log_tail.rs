@@ -77,7 +77,7 @@ impl LogTail {
     }
 
     /// Takes `records`, just committed with the `seq`s from `first_seq` on,
-    /// in order. Called under the log's write lock, so calls come in commit
+    /// in order. Called on the log's connection thread, so calls come in commit
     /// order.
     pub fn append(&self, first_seq: i64, records: Vec<Record>) {
         let mut run = self.run.lock().expect("not poisoned");

@@ -1,6 +1,12 @@
 //! The event store in PostgreSQL: one schema per service, so a service never
 //! reads another's tables. The schema and its tables are created on start.
 //!
+//! A process's stores share one pool ([`connect`]): its connections are
+//! bounded by one setting, not by how many stores it opens. So no connection
+//! is set to a schema; every statement names its tables with its store's
+//! schema ([`PostgresEventStore::sql`]). (The tables are created under a
+//! `SET LOCAL search_path`, which ends with its transaction.)
+//!
 //! Several replicas of a service share one schema. Appends stay safe through the
 //! unique (aggregate, sequence) key; the outbox is relayed by one replica at a
 //! time, the holder of a lease row with a deadline on the server's clock, so
@@ -18,14 +24,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Executor, Row};
+pub use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::types::Json;
+use sqlx::{Connection, Executor, Row};
 use tokio::sync::Notify;
 
 use campusg_runtime::bus::OutgoingRecord;
-use campusg_runtime::store::{EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+use campusg_runtime::store::{BatchRows, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
 
-use crate::sql_commit::{commit_units, CommitStatements, SqlDialect};
+use crate::sql_commit::{settle, steps, CommitStatements, NotWritten};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -78,6 +86,9 @@ pub const OUTBOX_LEASE: Duration = Duration::from_secs(10);
 
 pub struct PostgresEventStore {
     pool: PgPool,
+    schema: String,
+    /// The commit protocol's statements, written once for this schema.
+    commit: [String; 5],
     outbox_signal: Arc<Notify>,
     /// This store's name on the outbox lease: one per process and store.
     lease_holder: String,
@@ -110,9 +121,17 @@ fn json_field(field: &str) -> Result<String, StoreError> {
     }
 }
 
-/// How this store's sessions name themselves in `pg_stat_activity`.
+/// The name of a store of its own (`open`) in `pg_stat_activity`, and of its
+/// outbox lease holder.
 fn application_name(schema: &str) -> String {
     format!("campusg-{schema}")
+}
+
+/// The name of a process's pool in `pg_stat_activity`: its schema prefix and
+/// what the process runs (`campusg-campusg:payment-2`), so an operator sees
+/// whose sessions they are.
+pub fn pool_name(schema_prefix: &str, process: &str) -> String {
+    format!("campusg-{schema_prefix}:{process}")
 }
 
 /// Whether `schema` is a plain identifier, safe to splice into SQL.
@@ -124,37 +143,49 @@ fn valid_schema_name(schema: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// A pool of at most `max_connections` to `database_url`, for every store a
+/// process opens; its sessions are named `application_name` in
+/// `pg_stat_activity`.
+pub async fn connect(database_url: &str, max_connections: u32, application_name: &str) -> Result<PgPool, StoreError> {
+    let options = PgConnectOptions::from_str(database_url)
+        .map_err(storage_error)?
+        .application_name(application_name)
+        // Each store's statements are their own (they name its schema): room
+        // for every store a process may open.
+        .statement_cache_capacity(STATEMENTS_PER_CONNECTION);
+    // Idle connections go back: a deployment runs many processes against one
+    // server's connection limit (100 by default).
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .idle_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(storage_error)
+}
+
+/// How many prepared statements a connection keeps: about twenty per store,
+/// for the ten schemas the API's process opens. (The queries built from a
+/// request's filters are not kept.)
+const STATEMENTS_PER_CONNECTION: usize = 250;
+
 impl PostgresEventStore {
-    /// Connects to `database_url`, creating `schema` and its tables if needed;
-    /// every connection of the pool works inside `schema`.
+    /// Connects to `database_url` with a pool of its own (tests, and tools
+    /// that open one store), creating `schema` and its tables if needed.
     pub async fn open(database_url: &str, schema: &str) -> Result<PostgresEventStore, StoreError> {
+        let pool = connect(database_url, 4, &application_name(schema)).await?;
+        PostgresEventStore::open_in(pool, schema).await
+    }
+
+    /// The store in `schema`, on a pool other stores may share, creating the
+    /// schema and its tables if needed.
+    pub async fn open_in(pool: PgPool, schema: &str) -> Result<PostgresEventStore, StoreError> {
         if !valid_schema_name(schema) {
             return Err(StoreError::Other(format!(
                 "`{schema}` is not a schema name (lowercase letters, digits, `_`)"
             )));
         }
-        let search_path = format!("SET search_path TO {schema}");
-        let options = PgConnectOptions::from_str(database_url)
-            .map_err(storage_error)?
-            .application_name(&application_name(schema));
-        // Small pools that give idle connections back: a deployment runs many
-        // processes, each with a pool per store it uses, against one server's
-        // connection limit (100 by default).
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .min_connections(0)
-            .idle_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |connection, _| {
-                let search_path = search_path.clone();
-                Box::pin(async move {
-                    connection.execute(search_path.as_str()).await?;
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(storage_error)?;
         let mut tx = pool.begin().await.map_err(storage_error)?;
         // Replicas starting together would race on CREATE; one at a time.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('campusg-migrate'))")
@@ -171,12 +202,26 @@ impl PostgresEventStore {
             .map_err(storage_error)?;
         sqlx::raw_sql(SCHEMA).execute(&mut *tx).await.map_err(storage_error)?;
         tx.commit().await.map_err(storage_error)?;
+        let in_schema = |template: &str| template.replace("{schema}", schema);
         Ok(PostgresEventStore {
             pool,
+            schema: schema.to_string(),
+            commit: [
+                in_schema(INSERT_HANDLED),
+                in_schema(APPEND_EVENTS),
+                in_schema(UPSERT_STATES),
+                in_schema(LOCK_OUTBOX),
+                in_schema(INSERT_OUTBOX),
+            ],
             outbox_signal: Arc::new(Notify::new()),
             lease_holder: format!("{}/{}", application_name(schema), uuid::Uuid::new_v4()),
             lease_term: OUTBOX_LEASE,
         })
+    }
+
+    /// `template` with its tables in this store's schema (`{schema}.events`).
+    fn sql(&self, template: &str) -> String {
+        template.replace("{schema}", &self.schema)
     }
 
     /// The same store, holding the outbox lease under `instance`'s name: a
@@ -194,6 +239,22 @@ impl PostgresEventStore {
         self
     }
 
+    /// Ends the sessions of every process pool under `schema_prefix` (a
+    /// test's or a bench's systems, before their schemas are dropped: a
+    /// process stopped mid-transaction can leave its session holding locks).
+    pub async fn end_sessions(database_url: &str, schema_prefix: &str) -> Result<(), StoreError> {
+        let mut connection = PgConnection::connect(database_url).await.map_err(storage_error)?;
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE starts_with(application_name, $1) AND pid <> pg_backend_pid()",
+        )
+        .bind(pool_name(schema_prefix, ""))
+        .execute(&mut connection)
+        .await
+        .map_err(storage_error)?;
+        Ok(())
+    }
+
     /// Drops `schema` and everything in it (tests clean up with this).
     pub async fn drop_schema(database_url: &str, schema: &str) -> Result<(), StoreError> {
         if !valid_schema_name(schema) {
@@ -207,11 +268,14 @@ impl PostgresEventStore {
         // A process that stopped mid-transaction (a runtime dropped with a commit
         // in flight) can leave its session holding locks; end the schema's
         // sessions first, or the drop would wait for them forever.
-        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()")
-            .bind(application_name(schema))
-            .execute(&pool)
-            .await
-            .map_err(storage_error)?;
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(application_name(schema))
+        .execute(&pool)
+        .await
+        .map_err(storage_error)?;
         pool.execute("SET lock_timeout = '30s'").await.map_err(storage_error)?;
         pool.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
             .await
@@ -222,13 +286,14 @@ impl PostgresEventStore {
 }
 
 const SELECT_EVENTS: &str = "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
-     event_version, payload, correlation_id, causation_id, recorded_at FROM events";
+     event_version, payload, correlation_id, causation_id, recorded_at FROM {schema}.events";
 
 /// The read model, only if no event is newer: the events' unique index
 /// answers the maximum at once.
-const SELECT_SNAPSHOT: &str = "SELECT s.version, s.state FROM aggregate_states s
+const SELECT_SNAPSHOT: &str = "SELECT s.version, s.state FROM {schema}.aggregate_states s
      WHERE s.aggregate_type = $1 AND s.aggregate_id = $2
-       AND s.version = (SELECT MAX(e.sequence) FROM events e WHERE e.aggregate_type = $1 AND e.aggregate_id = $2)";
+       AND s.version = (SELECT MAX(e.sequence) FROM {schema}.events e
+                        WHERE e.aggregate_type = $1 AND e.aggregate_id = $2)";
 
 fn stored_event(row: &sqlx::postgres::PgRow) -> StoredEvent {
     StoredEvent {
@@ -245,60 +310,71 @@ fn stored_event(row: &sqlx::postgres::PgRow) -> StoredEvent {
     }
 }
 
-#[async_trait]
-impl SqlDialect for PostgresEventStore {
-    type Transaction = sqlx::Transaction<'static, sqlx::Postgres>;
+// PostgreSQL's statements of the commit protocol, in `{schema}`.
+const INSERT_HANDLED: &str = "INSERT INTO {schema}.handled_messages (consumer, message_id, handled_at)
+     SELECT item ->> 'consumer', item ->> 'message_id', (item ->> 'at')::timestamptz
+     FROM jsonb_array_elements($1) AS item
+     ON CONFLICT DO NOTHING";
+const APPEND_EVENTS: &str = "INSERT INTO {schema}.events (aggregate_type, aggregate_id, sequence, event_type,
+                         event_version, payload, correlation_id, causation_id, recorded_at)
+     SELECT item ->> 'aggregate_type', item ->> 'aggregate_id', (item ->> 'sequence')::bigint,
+            item ->> 'event_type', item ->> 'event_version', item -> 'payload',
+            item ->> 'correlation_id', item ->> 'causation_id', (item ->> 'at')::timestamptz
+     FROM jsonb_array_elements($1) WITH ORDINALITY AS rows (item, position) ORDER BY position";
+const UPSERT_STATES: &str = "INSERT INTO {schema}.aggregate_states AS stored
+         (aggregate_type, aggregate_id, version, state, updated_at)
+     SELECT item ->> 'aggregate_type', item ->> 'aggregate_id', (item ->> 'version')::bigint,
+            item -> 'state', (item ->> 'at')::timestamptz
+     FROM jsonb_array_elements($1) AS item
+     ON CONFLICT (aggregate_type, aggregate_id)
+     DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
+     WHERE stored.version <= excluded.version";
+// Ids come from a sequence when a row is inserted, not when it commits: two
+// replicas could commit their rows out of id order, and the relay see a
+// later commit's rows before an earlier one's. Taking ids under this store's
+// lock, held until the commit is visible, makes id order commit order.
+const LOCK_OUTBOX: &str = "SELECT pg_advisory_xact_lock(hashtext('{schema}.outbox'))";
+const INSERT_OUTBOX: &str = "INSERT INTO {schema}.outbox (topic, key, value, headers)
+     SELECT item ->> 'topic', item ->> 'key', item ->> 'value', item -> 'headers'
+     FROM jsonb_array_elements($1) WITH ORDINALITY AS rows (item, position) ORDER BY position";
 
-    const STATEMENTS: CommitStatements = CommitStatements {
-        insert_handled: "INSERT INTO handled_messages (consumer, message_id, handled_at)
-             SELECT item ->> 'consumer', item ->> 'message_id', (item ->> 'at')::timestamptz
-             FROM jsonb_array_elements($1) AS item
-             ON CONFLICT DO NOTHING",
-        append_events: "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                                 payload, correlation_id, causation_id, recorded_at)
-             SELECT item ->> 'aggregate_type', item ->> 'aggregate_id', (item ->> 'sequence')::bigint,
-                    item ->> 'event_type', item ->> 'event_version', item -> 'payload',
-                    item ->> 'correlation_id', item ->> 'causation_id', (item ->> 'at')::timestamptz
-             FROM jsonb_array_elements($1) WITH ORDINALITY AS rows (item, position) ORDER BY position",
-        upsert_states: "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
-             SELECT item ->> 'aggregate_type', item ->> 'aggregate_id', (item ->> 'version')::bigint,
-                    item -> 'state', (item ->> 'at')::timestamptz
-             FROM jsonb_array_elements($1) AS item
-             ON CONFLICT (aggregate_type, aggregate_id)
-             DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
-             WHERE aggregate_states.version <= excluded.version",
-        // Ids come from a sequence when a row is inserted, not when it
-        // commits: two replicas could commit their rows out of id order, and
-        // the relay see a later commit's rows before an earlier one's. Taking
-        // ids under this store's lock, held until the commit is visible, makes
-        // id order commit order.
-        lock_outbox: Some("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.outbox'))"),
-        insert_outbox: "INSERT INTO outbox (topic, key, value, headers)
-             SELECT item ->> 'topic', item ->> 'key', item ->> 'value', item -> 'headers'
-             FROM jsonb_array_elements($1) WITH ORDINALITY AS rows (item, position) ORDER BY position",
-    };
-
-    async fn begin(&self) -> Result<Self::Transaction, sqlx::Error> {
-        self.pool.begin().await
+impl PostgresEventStore {
+    /// Runs the commit protocol's steps in one transaction.
+    async fn write(&self, rows: &BatchRows<'_>) -> Result<(), NotWritten<sqlx::Error>> {
+        let [insert_handled, append_events, upsert_states, lock_outbox, insert_outbox] = &self.commit;
+        let statements = CommitStatements {
+            insert_handled,
+            append_events,
+            upsert_states,
+            lock_outbox: Some(lock_outbox),
+            insert_outbox,
+        };
+        let mut tx = self.pool.begin().await.map_err(NotWritten::Database)?;
+        for step in steps(&statements, rows) {
+            let mut statement = sqlx::query(step.statement);
+            if let Some(rows) = step.rows {
+                statement = statement.bind(Json(rows));
+            }
+            let outcome = statement.execute(&mut *tx).await.map(|done| done.rows_affected());
+            step.judge(outcome, is_unique_violation)?;
+        }
+        tx.commit().await.map_err(NotWritten::Database)
     }
+}
 
-    fn storage_error(error: sqlx::Error) -> StoreError {
-        storage_error(error)
-    }
-
-    fn outbox_ready(&self) -> &Notify {
-        &self.outbox_signal
-    }
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 /// `select` over the read models of `aggregate_type` whose fields equal
 /// `equals`, and the values to bind in order.
 fn states_where(
     select: &str,
+    schema: &str,
     aggregate_type: &str,
     equals: &[(String, String)],
 ) -> Result<(String, Vec<String>), StoreError> {
-    let mut sql = format!("{select} FROM aggregate_states WHERE aggregate_type = $1");
+    let mut sql = format!("{select} FROM {schema}.aggregate_states WHERE aggregate_type = $1");
     let mut binds: Vec<String> = vec![aggregate_type.to_string()];
     for (field, value) in equals {
         binds.push(value.clone());
@@ -310,9 +386,9 @@ fn states_where(
 #[async_trait]
 impl EventStore for PostgresEventStore {
     async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(&self.sql(&format!(
             "{SELECT_EVENTS} WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
-        ))
+        )))
         .bind(aggregate_type)
         .bind(aggregate_id)
         .fetch_all(&self.pool)
@@ -322,9 +398,9 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn load_type(&self, aggregate_type: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(&self.sql(&format!(
             "{SELECT_EVENTS} WHERE aggregate_type = $1 ORDER BY aggregate_id, sequence"
-        ))
+        )))
         .bind(aggregate_type)
         .fetch_all(&self.pool)
         .await
@@ -333,11 +409,14 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn commit_batch(&self, units: Vec<UnitOfWork>) -> Result<(), StoreError> {
-        commit_units(self, units).await
+        let rows = BatchRows::of(&units);
+        let written = self.write(&rows).await;
+        let queued = !rows.outbox.is_empty();
+        settle(self, &units, queued, written, storage_error, &self.outbox_signal).await
     }
 
     async fn prune_handled(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let pruned = sqlx::query("DELETE FROM handled_messages WHERE handled_at < $1")
+        let pruned = sqlx::query(&self.sql("DELETE FROM {schema}.handled_messages WHERE handled_at < $1"))
             .bind(before)
             .execute(&self.pool)
             .await
@@ -353,17 +432,17 @@ impl EventStore for PostgresEventStore {
     ) -> Result<u64, StoreError> {
         let doomed = "aggregate_type = $1 AND updated_at < $2 AND ($3::text IS NULL OR state ->> 'status' = $3)";
         let mut tx = self.pool.begin().await.map_err(storage_error)?;
-        sqlx::query(&format!(
-            "DELETE FROM events WHERE aggregate_type = $1 AND aggregate_id IN
-                 (SELECT aggregate_id FROM aggregate_states WHERE {doomed})"
-        ))
+        sqlx::query(&self.sql(&format!(
+            "DELETE FROM {{schema}}.events WHERE aggregate_type = $1 AND aggregate_id IN
+                 (SELECT aggregate_id FROM {{schema}}.aggregate_states WHERE {doomed})"
+        )))
         .bind(aggregate_type)
         .bind(before)
         .bind(status)
         .execute(&mut *tx)
         .await
         .map_err(storage_error)?;
-        let pruned = sqlx::query(&format!("DELETE FROM aggregate_states WHERE {doomed}"))
+        let pruned = sqlx::query(&self.sql(&format!("DELETE FROM {{schema}}.aggregate_states WHERE {doomed}")))
             .bind(aggregate_type)
             .bind(before)
             .bind(status)
@@ -375,17 +454,18 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM handled_messages WHERE consumer = $1 AND message_id = $2")
-            .bind(consumer)
-            .bind(message_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(storage_error)?;
+        let row =
+            sqlx::query(&self.sql("SELECT 1 FROM {schema}.handled_messages WHERE consumer = $1 AND message_id = $2"))
+                .bind(consumer)
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(storage_error)?;
         Ok(row.is_some())
     }
 
     async fn snapshot(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
-        let row = sqlx::query(SELECT_SNAPSHOT)
+        let row = sqlx::query(&self.sql(SELECT_SNAPSHOT))
             .bind(aggregate_type)
             .bind(aggregate_id)
             .fetch_optional(&self.pool)
@@ -395,18 +475,19 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
-        let row =
-            sqlx::query("SELECT version, state FROM aggregate_states WHERE aggregate_type = $1 AND aggregate_id = $2")
-                .bind(aggregate_type)
-                .bind(aggregate_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(storage_error)?;
+        let row = sqlx::query(&self.sql(
+            "SELECT version, state FROM {schema}.aggregate_states WHERE aggregate_type = $1 AND aggregate_id = $2",
+        ))
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(storage_error)?;
         Ok(row.map(|row| (row.get(0), row.get(1))))
     }
 
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {
-        let (mut sql, binds) = states_where("SELECT state", aggregate_type, &query.equals)?;
+        let (mut sql, binds) = states_where("SELECT state", &self.schema, aggregate_type, &query.equals)?;
         match &query.order_by {
             Some(field) => sql.push_str(&format!(" ORDER BY {}", json_field(field)?)),
             None => sql.push_str(" ORDER BY inserted"),
@@ -418,7 +499,8 @@ impl EventStore for PostgresEventStore {
             sql.push_str(&format!(" LIMIT {limit}"));
         }
         sql.push_str(&format!(" OFFSET {}", query.offset.max(0)));
-        let mut statement = sqlx::query(&sql);
+        // Its text varies with the filters and the page: not worth keeping.
+        let mut statement = sqlx::query(&sql).persistent(false);
         for bind in &binds {
             statement = statement.bind(bind);
         }
@@ -427,8 +509,8 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn count_states(&self, aggregate_type: &str, equals: &[(String, String)]) -> Result<i64, StoreError> {
-        let (sql, binds) = states_where("SELECT COUNT(*)", aggregate_type, equals)?;
-        let mut statement = sqlx::query_scalar(&sql);
+        let (sql, binds) = states_where("SELECT COUNT(*)", &self.schema, aggregate_type, equals)?;
+        let mut statement = sqlx::query_scalar(&sql).persistent(false);
         for bind in &binds {
             statement = statement.bind(bind);
         }
@@ -436,11 +518,12 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError> {
-        let rows = sqlx::query("SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage_error)?;
+        let rows =
+            sqlx::query(&self.sql("SELECT id, topic, key, value, headers FROM {schema}.outbox ORDER BY id LIMIT $1"))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(storage_error)?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -459,7 +542,7 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn outbox_delete(&self, ids: &[i64]) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+        sqlx::query(&self.sql("DELETE FROM {schema}.outbox WHERE id = ANY($1)"))
             .bind(ids)
             .execute(&self.pool)
             .await
@@ -468,7 +551,7 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn outbox_depth(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        sqlx::query_scalar(&self.sql("SELECT COUNT(*) FROM {schema}.outbox"))
             .fetch_one(&self.pool)
             .await
             .map_err(storage_error)
@@ -480,13 +563,13 @@ impl EventStore for PostgresEventStore {
 
     async fn claim_outbox(&self) -> Result<bool, StoreError> {
         // Taken if free or lapsed, renewed if ours; the server's clock decides.
-        let held = sqlx::query(
-            "INSERT INTO outbox_lease (id, holder, expires_at)
+        let held = sqlx::query(&self.sql(
+            "INSERT INTO {schema}.outbox_lease AS lease (id, holder, expires_at)
              VALUES (1, $1, clock_timestamp() + make_interval(secs => $2))
              ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
-             WHERE outbox_lease.holder = EXCLUDED.holder OR outbox_lease.expires_at < clock_timestamp()
+             WHERE lease.holder = EXCLUDED.holder OR lease.expires_at < clock_timestamp()
              RETURNING holder",
-        )
+        ))
         .bind(&self.lease_holder)
         .bind(self.lease_term.as_secs_f64())
         .fetch_optional(&self.pool)

@@ -1,9 +1,12 @@
 //! The commit protocol both SQL event stores follow, written once; each
-//! dialect supplies its statements ([`CommitStatements`]).
+//! dialect supplies its statements ([`CommitStatements`]) and each store runs
+//! the steps on its own binding (sqlx for PostgreSQL, rusqlite on the
+//! connection's thread for SQLite).
 //!
-//! A batch of units of work is written table by table, one set-based statement
-//! per table taking the whole batch's rows as one JSON array
-//! ([`BatchRows`]), in one transaction:
+//! A batch of units of work is written table by table ([`BatchRows`]), in one
+//! transaction (PostgreSQL runs one set-based statement per table, taking its
+//! rows as one JSON array; SQLite, where a statement costs no round trip, runs
+//! the same insert once per row):
 //!
 //! 1. the handled-message marks: if one was already there, the cause was
 //!    handled before and nothing is written ([`StoreError::AlreadyHandled`]);
@@ -15,150 +18,180 @@
 //! 4. the outbox, under the dialect's outbox lock if it has one, so that
 //!    outbox ids follow commit order.
 //!
-//! After the commit, the outbox relay is woken if anything was queued.
+//! After the commit, the outbox relay is woken if anything was queued
+//! ([`settle`]).
 
-use async_trait::async_trait;
-use serde_json::Value;
-use sqlx::types::Json;
 use tokio::sync::Notify;
 
-use campusg_runtime::store::{conflict_among, BatchRows, EventStore, StoreError, UnitOfWork};
+use campusg_runtime::store::{
+    conflict_among, BatchRows, EventRow, EventStore, HandledRow, OutboxRow, StateRow, StoreError, UnitOfWork,
+};
 
-/// The statements one dialect writes a batch with. Each `insert` and `upsert`
-/// takes the rows of its table as its one parameter, a JSON array of the
-/// objects [`BatchRows`] describes.
-pub struct CommitStatements {
-    pub insert_handled: &'static str,
-    pub append_events: &'static str,
-    pub upsert_states: &'static str,
+/// The statements one dialect writes a batch with. How a statement takes its
+/// rows ([`TableRows`]) is the dialect's: all at once as a JSON array, or
+/// one row at a time.
+pub struct CommitStatements<'s> {
+    pub insert_handled: &'s str,
+    pub append_events: &'s str,
+    pub upsert_states: &'s str,
     /// Taken before the outbox rows and held until the commit, where several
     /// processes write one store.
-    pub lock_outbox: Option<&'static str>,
-    pub insert_outbox: &'static str,
+    pub lock_outbox: Option<&'s str>,
+    pub insert_outbox: &'s str,
 }
 
-/// An open transaction of either database: all the protocol needs of one.
-#[async_trait]
-pub trait SqlTransaction: Send {
-    /// Runs `statement` with `rows` bound as its one parameter; how many rows
-    /// it changed.
-    async fn execute_rows(&mut self, statement: &str, rows: &[Value]) -> Result<u64, sqlx::Error>;
-
-    async fn execute(&mut self, statement: &str) -> Result<(), sqlx::Error>;
-
-    async fn commit(self) -> Result<(), sqlx::Error>;
+/// One statement of the protocol, in the order the batch runs them.
+pub struct Step<'a, 'u> {
+    pub statement: &'a str,
+    /// The rows the statement writes; `None` for the outbox lock.
+    pub rows: Option<TableRows<'a, 'u>>,
+    meaning: Meaning,
 }
 
-/// One implementation per database, from the same lines: sqlx has no trait
-/// for a query result's row count, so the impl cannot be generic.
-macro_rules! sql_transaction {
-    ($database:ty) => {
-        #[async_trait]
-        impl SqlTransaction for sqlx::Transaction<'static, $database> {
-            async fn execute_rows(&mut self, statement: &str, rows: &[Value]) -> Result<u64, sqlx::Error> {
-                let done = sqlx::query(statement)
-                    .bind(Json(rows))
-                    .execute(&mut **self)
-                    .await?;
-                Ok(done.rows_affected())
-            }
+/// The rows of one table of a batch.
+#[derive(Clone, Copy)]
+pub enum TableRows<'a, 'u> {
+    Handled(&'a [HandledRow<'u>]),
+    Events(&'a [EventRow<'u>]),
+    States(&'a [StateRow<'u>]),
+    Outbox(&'a [OutboxRow<'u>]),
+}
 
-            async fn execute(&mut self, statement: &str) -> Result<(), sqlx::Error> {
-                sqlx::query(statement).execute(&mut **self).await?;
-                Ok(())
-            }
-
-            async fn commit(self) -> Result<(), sqlx::Error> {
-                sqlx::Transaction::commit(self).await
-            }
+impl TableRows<'_, '_> {
+    fn len(&self) -> usize {
+        match self {
+            TableRows::Handled(rows) => rows.len(),
+            TableRows::Events(rows) => rows.len(),
+            TableRows::States(rows) => rows.len(),
+            TableRows::Outbox(rows) => rows.len(),
         }
-    };
+    }
 }
 
-sql_transaction!(sqlx::Sqlite);
-sql_transaction!(sqlx::Postgres);
+/// A table's rows as one JSON array, for a dialect whose statement takes them
+/// all as its one parameter.
+impl serde::Serialize for TableRows<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TableRows::Handled(rows) => rows.serialize(serializer),
+            TableRows::Events(rows) => rows.serialize(serializer),
+            TableRows::States(rows) => rows.serialize(serializer),
+            TableRows::Outbox(rows) => rows.serialize(serializer),
+        }
+    }
+}
+
+/// What a statement's outcome says about the batch.
+#[derive(Clone, Copy)]
+enum Meaning {
+    /// Fewer rows inserted than given: one was there, so the cause was handled.
+    EveryRowNew,
+    /// A unique violation: an aggregate moved past its expected version.
+    SequencesFree,
+    Done,
+}
 
 /// Why a batch was not written.
-enum NotWritten {
+pub enum NotWritten<E> {
     AlreadyHandled,
     SequenceTaken,
-    Database(sqlx::Error),
+    /// Its caller stopped waiting before the commit (a request past its
+    /// deadline was answered "retry"), so it was rolled back: a store whose
+    /// work runs on after the caller is gone checks this last.
+    CallerGone,
+    Database(E),
 }
 
-impl From<sqlx::Error> for NotWritten {
-    fn from(error: sqlx::Error) -> NotWritten {
-        NotWritten::Database(error)
-    }
-}
-
-/// A SQL event store, as the protocol sees it: its dialect's statements, how
-/// it opens a transaction, how its database's errors read as the store's.
-#[async_trait]
-pub trait SqlDialect: EventStore {
-    type Transaction: SqlTransaction;
-
-    const STATEMENTS: CommitStatements;
-
-    async fn begin(&self) -> Result<Self::Transaction, sqlx::Error>;
-
-    fn storage_error(error: sqlx::Error) -> StoreError;
-
-    /// Woken after a commit that queued messages.
-    fn outbox_ready(&self) -> &Notify;
-}
-
-/// Commits `units` to `store`, all or none (see the module's documentation
-/// for the steps).
-pub async fn commit_units<S: SqlDialect>(store: &S, units: Vec<UnitOfWork>) -> Result<(), StoreError> {
-    let rows = BatchRows::of(&units);
-    let mut tx = store.begin().await.map_err(S::storage_error)?;
-    match write(&mut tx, &S::STATEMENTS, &rows).await {
-        Ok(()) => {}
-        Err(NotWritten::AlreadyHandled) => return Err(StoreError::AlreadyHandled),
-        Err(NotWritten::SequenceTaken) => {
-            // Rolled back before the store is read again: SQLite allows one writer.
-            drop(tx);
-            return Err(conflict_among(store, &units).await);
-        }
-        Err(NotWritten::Database(error)) => return Err(S::storage_error(error)),
-    }
-    tx.commit().await.map_err(S::storage_error)?;
-    if !rows.outbox.is_empty() {
-        store.outbox_ready().notify_one();
-    }
-    Ok(())
-}
-
-async fn write(
-    tx: &mut impl SqlTransaction,
-    statements: &CommitStatements,
-    rows: &BatchRows,
-) -> Result<(), NotWritten> {
+/// The statements that write `rows`, in order; tables without rows are left
+/// out.
+pub fn steps<'a, 'u>(statements: &CommitStatements<'a>, rows: &'a BatchRows<'u>) -> Vec<Step<'a, 'u>> {
+    let step = |statement, rows, meaning| Step {
+        statement,
+        rows: Some(rows),
+        meaning,
+    };
+    let mut steps = Vec::with_capacity(5);
     if !rows.handled.is_empty() {
-        let inserted = tx.execute_rows(statements.insert_handled, &rows.handled).await?;
-        if inserted < rows.handled.len() as u64 {
-            return Err(NotWritten::AlreadyHandled);
-        }
+        steps.push(step(
+            statements.insert_handled,
+            TableRows::Handled(&rows.handled),
+            Meaning::EveryRowNew,
+        ));
     }
     if !rows.events.is_empty() {
-        // A taken (aggregate, sequence): an aggregate moved past its expected version.
-        tx.execute_rows(statements.append_events, &rows.events)
-            .await
-            .map_err(|error| match &error {
-                sqlx::Error::Database(db) if db.is_unique_violation() => NotWritten::SequenceTaken,
-                _ => NotWritten::Database(error),
-            })?;
+        steps.push(step(
+            statements.append_events,
+            TableRows::Events(&rows.events),
+            Meaning::SequencesFree,
+        ));
     }
     if !rows.states.is_empty() {
-        tx.execute_rows(statements.upsert_states, &rows.states).await?;
+        steps.push(step(
+            statements.upsert_states,
+            TableRows::States(&rows.states),
+            Meaning::Done,
+        ));
     }
     if !rows.outbox.is_empty() {
         if let Some(lock) = statements.lock_outbox {
-            tx.execute(lock).await?;
+            steps.push(Step {
+                statement: lock,
+                rows: None,
+                meaning: Meaning::Done,
+            });
         }
-        tx.execute_rows(statements.insert_outbox, &rows.outbox).await?;
+        steps.push(step(
+            statements.insert_outbox,
+            TableRows::Outbox(&rows.outbox),
+            Meaning::Done,
+        ));
     }
-    Ok(())
+    steps
+}
+
+impl Step<'_, '_> {
+    /// What the statement's outcome (the rows it changed, or the database's
+    /// error) means for the batch: go on, or stop and roll back.
+    pub fn judge<E>(
+        &self,
+        outcome: Result<u64, E>,
+        is_unique_violation: impl Fn(&E) -> bool,
+    ) -> Result<(), NotWritten<E>> {
+        match (self.meaning, outcome) {
+            (Meaning::EveryRowNew, Ok(inserted)) if inserted < self.rows.map_or(0, |rows| rows.len()) as u64 => {
+                Err(NotWritten::AlreadyHandled)
+            }
+            (Meaning::SequencesFree, Err(error)) if is_unique_violation(&error) => Err(NotWritten::SequenceTaken),
+            (_, Ok(_)) => Ok(()),
+            (_, Err(error)) => Err(NotWritten::Database(error)),
+        }
+    }
+}
+
+/// The store's answer for a batch whose transaction ended in `written`
+/// (committed, or rolled back already), and the relay woken if it queued
+/// messages.
+pub async fn settle<E>(
+    store: &dyn EventStore,
+    units: &[UnitOfWork],
+    queued: bool,
+    written: Result<(), NotWritten<E>>,
+    storage_error: impl FnOnce(E) -> StoreError,
+    outbox_ready: &Notify,
+) -> Result<(), StoreError> {
+    match written {
+        Ok(()) => {
+            if queued {
+                outbox_ready.notify_one();
+            }
+            Ok(())
+        }
+        Err(NotWritten::AlreadyHandled) => Err(StoreError::AlreadyHandled),
+        // Read after the rollback: SQLite allows one writer.
+        Err(NotWritten::SequenceTaken) => Err(conflict_among(store, units).await),
+        Err(NotWritten::CallerGone) => Err(StoreError::Unavailable("the caller stopped waiting".into())),
+        Err(NotWritten::Database(error)) => Err(storage_error(error)),
+    }
 }
 
 /// The protocol's guarantees, checked once against each database.

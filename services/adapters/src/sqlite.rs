@@ -4,49 +4,96 @@
 //! separate files, and the later of two writes must never survive the earlier);
 //! and a busy timeout, because `campusg publish` may write the same log file
 //! from another process.
+//!
+//! A file is one rusqlite connection on a thread of its own
+//! ([`tokio_rusqlite`]): a caller hands it a whole piece of work (a batch's
+//! transaction, a read and the decoding of its rows) and awaits the answer,
+//! one hop between threads. One connection, because SQLite drops a
+//! connection's whole page cache when it finds the file written by another:
+//! a file written far more than it is read concurrently is best served by the
+//! one connection whose cache its own commits keep warm.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use rusqlite::ErrorCode;
+pub use tokio_rusqlite::Connection;
 
-/// Opens `path` with at most `connections` connections. Each keeps its own
-/// page cache, and a connection that finds the file changed by another one
-/// drops all of it: a file written far more than it is read concurrently (an
-/// event store) is best served by one connection, whose cache its own commits
-/// keep warm.
-pub async fn open_sqlite(path: &Path, connections: u32) -> Result<SqlitePool, sqlx::Error> {
+/// How many prepared statements a connection keeps: every statement the log
+/// or a store runs, with room for the queries built from filters.
+const STATEMENT_CACHE: usize = 64;
+
+/// Opens (or creates) `path` and sets it up.
+pub async fn open_sqlite(path: &Path) -> Result<Connection, tokio_rusqlite::Error> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+        std::fs::create_dir_all(parent).map_err(|error| tokio_rusqlite::Error::Other(Box::new(error)))?;
     }
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true);
-    // A connection is a file handle on this machine, not a socket that can
-    // drop: sqlx's check before each use would only cost a round trip to the
-    // connection's thread on every statement.
-    SqlitePoolOptions::new()
-        .max_connections(connections)
-        .test_before_acquire(false)
-        .connect_with(options)
-        .await
+    let connection = Connection::open(path).await?;
+    connection
+        .call(|db| {
+            db.busy_timeout(Duration::from_secs(10))?;
+            let journal: String = db.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+            if !journal.eq_ignore_ascii_case("wal") {
+                return Err(tokio_rusqlite::Error::Other(
+                    format!("the file cannot use a write-ahead log (journal mode {journal})").into(),
+                ));
+            }
+            db.pragma_update(None, "synchronous", "FULL")?;
+            db.pragma_update(None, "foreign_keys", "ON")?;
+            db.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            Ok(())
+        })
+        .await?;
+    Ok(connection)
+}
+
+/// Runs `work` on the connection's thread and hands back its answer; `lost`
+/// says what the caller's error is when the connection itself failed. Work
+/// that panics fails alone, as a task would: its transaction rolls back as it
+/// unwinds, and the thread goes on serving the file.
+pub async fn on_connection<R, E>(
+    db: &Connection,
+    work: impl FnOnce(&mut rusqlite::Connection) -> Result<R, E> + Send + 'static,
+    lost: fn(tokio_rusqlite::Error) -> E,
+) -> Result<R, E>
+where
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    db.call(move |db| {
+        std::panic::catch_unwind(AssertUnwindSafe(|| work(db)))
+            .map_err(|_| tokio_rusqlite::Error::Other("work on a SQLite connection panicked".into()))
+    })
+    .await
+    .map_err(lost)?
 }
 
 /// Whether an error is SQLite saying another writer holds the lock, which a
-/// retry resolves.
-pub fn is_busy(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => {
-            let message = db.message();
-            message.contains("database is locked") || message.contains("busy")
-        }
-        sqlx::Error::PoolTimedOut => true,
-        _ => false,
-    }
+/// retry resolves. A connection whose thread is gone never comes back: that
+/// is not for retrying.
+pub fn is_busy(error: &tokio_rusqlite::Error) -> bool {
+    matches!(error, tokio_rusqlite::Error::Rusqlite(error) if is_locked(error))
+}
+
+fn is_locked(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Whether an insert broke a unique key.
+pub fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.code == ErrorCode::ConstraintViolation
+                && matches!(
+                    failure.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                )
+    )
 }
 
 #[cfg(test)]
@@ -57,10 +104,52 @@ mod tests {
     #[tokio::test]
     async fn every_commit_is_on_disk_before_it_returns() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open_sqlite(&dir.path().join("store.db"), 1).await.unwrap();
-        let (synchronous,): (i64,) = sqlx::query_as("PRAGMA synchronous").fetch_one(&pool).await.unwrap();
+        let db = open_sqlite(&dir.path().join("store.db")).await.unwrap();
+        let (synchronous, journal) = db
+            .call(|db| {
+                let synchronous: i64 = db.pragma_query_value(None, "synchronous", |row| row.get(0))?;
+                let journal: String = db.pragma_query_value(None, "journal_mode", |row| row.get(0))?;
+                Ok((synchronous, journal))
+            })
+            .await
+            .unwrap();
         assert_eq!(synchronous, 2);
-        let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(&pool).await.unwrap();
         assert_eq!(journal, "wal");
+    }
+
+    /// A panic in one piece of work fails that piece only: the connection
+    /// serves the next caller, and the panicking transaction left nothing.
+    #[tokio::test]
+    async fn work_that_panics_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_sqlite(&dir.path().join("store.db")).await.unwrap();
+        on_connection(
+            &db,
+            |db| db.execute_batch("CREATE TABLE t (n INTEGER)"),
+            |e| panic!("{e}"),
+        )
+        .await
+        .unwrap();
+
+        let panicked = on_connection(
+            &db,
+            |db| -> Result<(), String> {
+                let tx = db.transaction().map_err(|e| e.to_string())?;
+                tx.execute("INSERT INTO t VALUES (1)", []).map_err(|e| e.to_string())?;
+                panic!("a bug in the middle of a transaction")
+            },
+            |error| error.to_string(),
+        )
+        .await;
+
+        assert!(panicked.unwrap_err().contains("panicked"));
+        let rows: i64 = on_connection(
+            &db,
+            |db| db.query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0)),
+            |e| panic!("{e}"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows, 0);
     }
 }

@@ -5,15 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rusqlite::{params, params_from_iter, TransactionBehavior};
 use serde_json::Value;
-use sqlx::{Row, SqlitePool};
 use tokio::sync::Notify;
 
-use crate::sqlite::{is_busy, open_sqlite};
+use crate::sql_commit::{settle, steps, CommitStatements, NotWritten, TableRows};
+use crate::sqlite::{is_busy, is_unique_violation, on_connection, open_sqlite, Connection};
 use campusg_runtime::bus::OutgoingRecord;
-use campusg_runtime::store::{EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
-
-use crate::sql_commit::{commit_units, CommitStatements, SqlDialect};
+use campusg_runtime::store::{BatchRows, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -54,16 +53,20 @@ CREATE INDEX IF NOT EXISTS handled_messages_by_time ON handled_messages (handled
 "#;
 
 pub struct SqliteEventStore {
-    pool: SqlitePool,
+    db: Connection,
     outbox_signal: Arc<Notify>,
 }
 
-fn storage_error(error: sqlx::Error) -> StoreError {
+fn storage_error(error: tokio_rusqlite::Error) -> StoreError {
     if is_busy(&error) {
         StoreError::Unavailable(error.to_string())
     } else {
         StoreError::Other(error.to_string())
     }
+}
+
+fn sqlite_error(error: rusqlite::Error) -> StoreError {
+    storage_error(error.into())
 }
 
 /// A field name safe to splice into a JSON path: letters, digits and `_` only.
@@ -78,14 +81,43 @@ fn json_field(field: &str) -> Result<String, StoreError> {
 
 impl SqliteEventStore {
     pub async fn open(path: &Path) -> Result<SqliteEventStore, StoreError> {
-        // One process writes it, through its consumer, its relay and its
-        // routes, one transaction at a time anyway.
-        let pool = open_sqlite(path, 1).await.map_err(storage_error)?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await.map_err(storage_error)?;
-        Ok(SqliteEventStore {
-            pool,
+        let db = open_sqlite(path).await.map_err(storage_error)?;
+        let store = SqliteEventStore {
+            db,
             outbox_signal: Arc::new(Notify::new()),
+        };
+        store
+            .on_connection(|db| db.execute_batch(SCHEMA).map_err(sqlite_error))
+            .await?;
+        Ok(store)
+    }
+
+    /// Runs `work` on the store's connection, on its thread: the statements
+    /// and the decoding of their rows in one hop.
+    async fn on_connection<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut rusqlite::Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        on_connection(&self.db, work, storage_error).await
+    }
+
+    /// The rows `sql` selects with `binds`, each decoded by `decode`.
+    async fn select<R: Send + 'static>(
+        &self,
+        sql: String,
+        binds: Vec<rusqlite::types::Value>,
+        decode: fn(&rusqlite::Row) -> Result<R, StoreError>,
+    ) -> Result<Vec<R>, StoreError> {
+        self.on_connection(move |db| {
+            let mut statement = db.prepare_cached(&sql).map_err(sqlite_error)?;
+            let mut rows = statement.query(params_from_iter(binds)).map_err(sqlite_error)?;
+            let mut decoded = Vec::new();
+            while let Some(row) = rows.next().map_err(sqlite_error)? {
+                decoded.push(decode(row)?);
+            }
+            Ok(decoded)
         })
+        .await
     }
 }
 
@@ -98,68 +130,130 @@ const SELECT_SNAPSHOT: &str = "SELECT s.version, s.state FROM aggregate_states s
      WHERE s.aggregate_type = ?1 AND s.aggregate_id = ?2
        AND s.version = (SELECT MAX(e.sequence) FROM events e WHERE e.aggregate_type = ?1 AND e.aggregate_id = ?2)";
 
-fn stored_event(row: &sqlx::sqlite::SqliteRow) -> Result<StoredEvent, StoreError> {
-    let payload: String = row.get(6);
-    let recorded_at: String = row.get(9);
+/// Column `index` of `row`, as text, without copying it out of SQLite.
+fn text<'row>(row: &'row rusqlite::Row, index: usize) -> Result<&'row str, StoreError> {
+    row.get_ref(index)
+        .and_then(|value| value.as_str().map_err(Into::into))
+        .map_err(sqlite_error)
+}
+
+fn column<T: rusqlite::types::FromSql>(row: &rusqlite::Row, index: usize) -> Result<T, StoreError> {
+    row.get(index).map_err(sqlite_error)
+}
+
+fn json(text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Other(e.to_string()))
+}
+
+fn stored_event(row: &rusqlite::Row) -> Result<StoredEvent, StoreError> {
     Ok(StoredEvent {
-        global_position: row.get(0),
-        aggregate_type: row.get(1),
-        aggregate_id: row.get(2),
-        sequence: row.get(3),
-        event_type: row.get(4),
-        event_version: row.get(5),
-        payload: serde_json::from_str(&payload).map_err(|e| StoreError::Other(e.to_string()))?,
-        correlation_id: row.get(7),
-        causation_id: row.get(8),
-        recorded_at: DateTime::parse_from_rfc3339(&recorded_at)
+        global_position: column(row, 0)?,
+        aggregate_type: column(row, 1)?,
+        aggregate_id: column(row, 2)?,
+        sequence: column(row, 3)?,
+        event_type: column(row, 4)?,
+        event_version: column(row, 5)?,
+        payload: json(text(row, 6)?)?,
+        correlation_id: column(row, 7)?,
+        causation_id: column(row, 8)?,
+        recorded_at: DateTime::parse_from_rfc3339(text(row, 9)?)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|e| StoreError::Other(e.to_string()))?,
     })
 }
 
-#[async_trait]
-impl SqlDialect for SqliteEventStore {
-    type Transaction = sqlx::Transaction<'static, sqlx::Sqlite>;
+fn version_and_state(row: &rusqlite::Row) -> Result<(i64, Value), StoreError> {
+    Ok((column(row, 0)?, json(text(row, 1)?)?))
+}
 
-    // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.
-    const STATEMENTS: CommitStatements = CommitStatements {
-        insert_handled: "INSERT INTO handled_messages (consumer, message_id, handled_at)
-             SELECT value ->> 'consumer', value ->> 'message_id', value ->> 'at'
-             FROM json_each(?) WHERE true
-             ON CONFLICT DO NOTHING",
-        append_events: "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                                 payload, correlation_id, causation_id, recorded_at)
-             SELECT value ->> 'aggregate_type', value ->> 'aggregate_id', value ->> 'sequence',
-                    value ->> 'event_type', value ->> 'event_version', value -> 'payload',
-                    value ->> 'correlation_id', value ->> 'causation_id', value ->> 'at'
-             FROM json_each(?) ORDER BY key",
-        upsert_states: "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
-             SELECT value ->> 'aggregate_type', value ->> 'aggregate_id', value ->> 'version',
-                    value -> 'state', value ->> 'at'
-             FROM json_each(?) WHERE true
-             ON CONFLICT (aggregate_type, aggregate_id)
-             DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
-             WHERE aggregate_states.version <= excluded.version",
-        // One process writes a SQLite store, one transaction at a time.
-        lock_outbox: None,
-        insert_outbox: "INSERT INTO outbox (topic, key, value, headers)
-             SELECT item.value ->> 'topic', item.value ->> 'key', item.value ->> 'value', item.value -> 'headers'
-             FROM json_each(?) AS item ORDER BY item.key",
-    };
+/// SQLite's statements of the commit protocol, each run once per row.
+const STATEMENTS: CommitStatements<'static> = CommitStatements {
+    insert_handled: "INSERT INTO handled_messages (consumer, message_id, handled_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
+    append_events: "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, correlation_id, causation_id, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    upsert_states: "INSERT INTO aggregate_states (aggregate_type, aggregate_id, version, state, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (aggregate_type, aggregate_id)
+         DO UPDATE SET version = excluded.version, state = excluded.state, updated_at = excluded.updated_at
+         WHERE aggregate_states.version <= excluded.version",
+    // One process writes a SQLite store, one transaction at a time.
+    lock_outbox: None,
+    insert_outbox: "INSERT INTO outbox (topic, key, value, headers) VALUES (?1, ?2, ?3, ?4)",
+};
 
-    /// IMMEDIATE takes the write lock at once: a transaction that read first
-    /// and wrote later could fail on another's write instead of waiting.
-    async fn begin(&self) -> Result<Self::Transaction, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+/// Runs the commit protocol's steps in one transaction. IMMEDIATE takes the
+/// write lock at once: a transaction that read first and wrote later could
+/// fail on another's write instead of waiting. Dropped unfinished, the
+/// transaction rolls back; so it is when `caller_waits` says the caller gave
+/// up, as a future dropped mid-transaction rolled back with sqlx.
+fn write(
+    db: &mut rusqlite::Connection,
+    rows: &BatchRows<'_>,
+    caller_waits: impl Fn() -> bool,
+) -> Result<(), NotWritten<rusqlite::Error>> {
+    let tx = db
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(NotWritten::Database)?;
+    for step in steps(&STATEMENTS, rows) {
+        let outcome = match step.rows {
+            Some(rows) => insert_each(&tx, step.statement, rows),
+            None => tx.execute(step.statement, []),
+        };
+        step.judge(outcome.map(|changed| changed as u64), is_unique_violation)?;
     }
-
-    fn storage_error(error: sqlx::Error) -> StoreError {
-        storage_error(error)
+    if !caller_waits() {
+        return Err(NotWritten::CallerGone);
     }
+    tx.commit().map_err(NotWritten::Database)
+}
 
-    fn outbox_ready(&self) -> &Notify {
-        &self.outbox_signal
+/// Runs `statement` once for each of `rows`, bound column by column, and
+/// answers how many rows it changed; the first error stops it.
+fn insert_each(tx: &rusqlite::Transaction, statement: &str, rows: TableRows) -> rusqlite::Result<usize> {
+    let mut insert = tx.prepare_cached(statement)?;
+    let mut changed = 0;
+    match rows {
+        TableRows::Handled(rows) => {
+            for row in rows {
+                changed += insert.execute(params![row.consumer, row.message_id, row.at])?;
+            }
+        }
+        TableRows::Events(rows) => {
+            for row in rows {
+                changed += insert.execute(params![
+                    row.aggregate_type,
+                    row.aggregate_id,
+                    row.sequence,
+                    row.event_type,
+                    row.event_version,
+                    row.payload.to_string(),
+                    row.correlation_id,
+                    row.causation_id,
+                    row.at,
+                ])?;
+            }
+        }
+        TableRows::States(rows) => {
+            for row in rows {
+                changed += insert.execute(params![
+                    row.aggregate_type,
+                    row.aggregate_id,
+                    row.version,
+                    row.state.to_string(),
+                    row.at,
+                ])?;
+            }
+        }
+        TableRows::Outbox(rows) => {
+            for row in rows {
+                let headers = serde_json::to_string(row.headers).expect("pairs of strings serialize");
+                changed += insert.execute(params![row.topic, row.key, row.value, headers])?;
+            }
+        }
     }
+    Ok(changed)
 }
 
 /// `select` over the read models of `aggregate_type` whose fields equal
@@ -168,53 +262,71 @@ fn states_where(
     select: &str,
     aggregate_type: &str,
     equals: &[(String, String)],
-) -> Result<(String, Vec<String>), StoreError> {
+) -> Result<(String, Vec<rusqlite::types::Value>), StoreError> {
     let mut sql = format!("{select} FROM aggregate_states WHERE aggregate_type = ?");
-    let mut binds: Vec<String> = vec![aggregate_type.to_string()];
+    let mut binds = vec![text_value(aggregate_type)];
     for (field, value) in equals {
         sql.push_str(&format!(" AND json_extract(state, '{}') = ?", json_field(field)?));
-        binds.push(value.clone());
+        binds.push(text_value(value));
     }
     Ok((sql, binds))
+}
+
+fn text_value(text: &str) -> rusqlite::types::Value {
+    rusqlite::types::Value::Text(text.to_string())
 }
 
 #[async_trait]
 impl EventStore for SqliteEventStore {
     async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "{SELECT_EVENTS} WHERE aggregate_type = ? AND aggregate_id = ? ORDER BY sequence"
-        ))
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .fetch_all(&self.pool)
+        self.select(
+            format!("{SELECT_EVENTS} WHERE aggregate_type = ? AND aggregate_id = ? ORDER BY sequence"),
+            vec![text_value(aggregate_type), text_value(aggregate_id)],
+            stored_event,
+        )
         .await
-        .map_err(storage_error)?;
-        rows.iter().map(stored_event).collect()
     }
 
     async fn load_type(&self, aggregate_type: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "{SELECT_EVENTS} WHERE aggregate_type = ? ORDER BY aggregate_id, sequence"
-        ))
-        .bind(aggregate_type)
-        .fetch_all(&self.pool)
+        self.select(
+            format!("{SELECT_EVENTS} WHERE aggregate_type = ? ORDER BY aggregate_id, sequence"),
+            vec![text_value(aggregate_type)],
+            stored_event,
+        )
         .await
-        .map_err(storage_error)?;
-        rows.iter().map(stored_event).collect()
     }
 
     async fn commit_batch(&self, units: Vec<UnitOfWork>) -> Result<(), StoreError> {
-        commit_units(self, units).await
+        let queued = units.iter().any(|unit| !unit.outbox.is_empty());
+        // Dropped with this future if the caller stops waiting.
+        let waiting = Arc::new(());
+        let caller = Arc::downgrade(&waiting);
+        let caller_waits = move || caller.strong_count() > 0;
+        // The rows borrow from the units, so the units go to the connection's
+        // thread and come back for `settle`.
+        let (written, units) = on_connection(
+            &self.db,
+            move |db| {
+                let written = write(db, &BatchRows::of(&units), caller_waits);
+                Ok((written, units))
+            },
+            storage_error,
+        )
+        .await?;
+        drop(waiting);
+        settle(self, &units, queued, written, sqlite_error, &self.outbox_signal).await
     }
 
     async fn prune_handled(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         // Marks are RFC 3339 text in UTC, which sorts as the times do (to the second).
-        let pruned = sqlx::query("DELETE FROM handled_messages WHERE handled_at < ?")
-            .bind(before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .execute(&self.pool)
-            .await
-            .map_err(storage_error)?;
-        Ok(pruned.rows_affected())
+        let before = before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.on_connection(move |db| {
+            let pruned = db
+                .execute("DELETE FROM handled_messages WHERE handled_at < ?", [before])
+                .map_err(sqlite_error)?;
+            Ok(pruned as u64)
+        })
+        .await
     }
 
     async fn prune_aggregates(
@@ -224,75 +336,62 @@ impl EventStore for SqliteEventStore {
         status: Option<&str>,
     ) -> Result<u64, StoreError> {
         let before = before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let doomed = "aggregate_type = ? AND updated_at < ? AND (? IS NULL OR json_extract(state, '$.status') = ?)";
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(storage_error)?;
-        sqlx::query(&format!(
-            "DELETE FROM events WHERE aggregate_type = ? AND aggregate_id IN
-                 (SELECT aggregate_id FROM aggregate_states WHERE {doomed})"
-        ))
-        .bind(aggregate_type)
-        .bind(aggregate_type)
-        .bind(&before)
-        .bind(status)
-        .bind(status)
-        .execute(&mut *tx)
+        let (aggregate_type, status) = (aggregate_type.to_string(), status.map(str::to_string));
+        self.on_connection(move |db| {
+            let doomed =
+                "aggregate_type = ?1 AND updated_at < ?2 AND (?3 IS NULL OR json_extract(state, '$.status') = ?3)";
+            let tx = db
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sqlite_error)?;
+            let binds = rusqlite::params![aggregate_type, before, status];
+            tx.execute(
+                &format!(
+                    "DELETE FROM events WHERE aggregate_type = ?1 AND aggregate_id IN
+                         (SELECT aggregate_id FROM aggregate_states WHERE {doomed})"
+                ),
+                binds,
+            )
+            .map_err(sqlite_error)?;
+            let pruned = tx
+                .execute(&format!("DELETE FROM aggregate_states WHERE {doomed}"), binds)
+                .map_err(sqlite_error)?;
+            tx.commit().map_err(sqlite_error)?;
+            Ok(pruned as u64)
+        })
         .await
-        .map_err(storage_error)?;
-        let pruned = sqlx::query(&format!("DELETE FROM aggregate_states WHERE {doomed}"))
-            .bind(aggregate_type)
-            .bind(&before)
-            .bind(status)
-            .bind(status)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
-        tx.commit().await.map_err(storage_error)?;
-        Ok(pruned.rows_affected())
     }
 
     async fn has_handled(&self, consumer: &str, message_id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM handled_messages WHERE consumer = ? AND message_id = ?")
-            .bind(consumer)
-            .bind(message_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(storage_error)?;
-        Ok(row.is_some())
+        let found = self
+            .select(
+                "SELECT 1 FROM handled_messages WHERE consumer = ? AND message_id = ?".into(),
+                vec![text_value(consumer), text_value(message_id)],
+                |_| Ok(()),
+            )
+            .await?;
+        Ok(!found.is_empty())
     }
 
     async fn snapshot(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
-        let row = sqlx::query(SELECT_SNAPSHOT)
-            .bind(aggregate_type)
-            .bind(aggregate_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(storage_error)?;
-        row.map(|row| {
-            let state: &str = row.get(1);
-            Ok((
-                row.get(0),
-                serde_json::from_str(state).map_err(|e| StoreError::Other(e.to_string()))?,
-            ))
-        })
-        .transpose()
+        let found = self
+            .select(
+                SELECT_SNAPSHOT.into(),
+                vec![text_value(aggregate_type), text_value(aggregate_id)],
+                version_and_state,
+            )
+            .await?;
+        Ok(found.into_iter().next())
     }
 
     async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
-        let row =
-            sqlx::query("SELECT version, state FROM aggregate_states WHERE aggregate_type = ? AND aggregate_id = ?")
-                .bind(aggregate_type)
-                .bind(aggregate_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(storage_error)?;
-        row.map(|row| {
-            let state: String = row.get(1);
-            Ok((
-                row.get(0),
-                serde_json::from_str(&state).map_err(|e| StoreError::Other(e.to_string()))?,
-            ))
-        })
-        .transpose()
+        let found = self
+            .select(
+                "SELECT version, state FROM aggregate_states WHERE aggregate_type = ? AND aggregate_id = ?".into(),
+                vec![text_value(aggregate_type), text_value(aggregate_id)],
+                version_and_state,
+            )
+            .await?;
+        Ok(found.into_iter().next())
     }
 
     async fn query_states(&self, aggregate_type: &str, query: &StateQuery) -> Result<Vec<Value>, StoreError> {
@@ -309,67 +408,54 @@ impl EventStore for SqliteEventStore {
             query.limit.unwrap_or(-1),
             query.offset.max(0)
         ));
-        let mut statement = sqlx::query(&sql);
-        for bind in &binds {
-            statement = statement.bind(bind);
-        }
-        let rows = statement.fetch_all(&self.pool).await.map_err(storage_error)?;
-        rows.iter()
-            .map(|row| serde_json::from_str(row.get::<&str, _>(0)).map_err(|e| StoreError::Other(e.to_string())))
-            .collect()
+        self.select(sql, binds, |row| json(text(row, 0)?)).await
     }
 
     async fn count_states(&self, aggregate_type: &str, equals: &[(String, String)]) -> Result<i64, StoreError> {
         let (sql, binds) = states_where("SELECT COUNT(*)", aggregate_type, equals)?;
-        let mut statement = sqlx::query_scalar(&sql);
-        for bind in &binds {
-            statement = statement.bind(bind);
-        }
-        statement.fetch_one(&self.pool).await.map_err(storage_error)
+        let counted = self.select(sql, binds, |row| column(row, 0)).await?;
+        Ok(counted.into_iter().next().unwrap_or(0))
     }
 
     async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError> {
-        let rows = sqlx::query("SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage_error)?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let headers: String = row.get(4);
-                (
-                    row.get(0),
+        self.select(
+            "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT ?".into(),
+            vec![rusqlite::types::Value::Integer(limit)],
+            |row| {
+                Ok((
+                    column(row, 0)?,
                     OutgoingRecord {
-                        topic: row.get(1),
-                        key: row.get(2),
-                        value: row.get(3),
-                        headers: serde_json::from_str(&headers).unwrap_or_default(),
+                        topic: column(row, 1)?,
+                        key: column(row, 2)?,
+                        value: column(row, 3)?,
+                        headers: serde_json::from_str(text(row, 4)?).unwrap_or_default(),
                     },
-                )
-            })
-            .collect())
+                ))
+            },
+        )
+        .await
     }
 
     async fn outbox_delete(&self, ids: &[i64]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
-        let placeholders = vec!["?"; ids.len()].join(", ");
-        let sql = format!("DELETE FROM outbox WHERE id IN ({placeholders})");
-        let mut statement = sqlx::query(&sql);
-        for id in ids {
-            statement = statement.bind(id);
-        }
-        statement.execute(&self.pool).await.map_err(storage_error)?;
-        Ok(())
+        let ids = serde_json::to_string(ids).expect("integers serialize");
+        self.on_connection(move |db| {
+            db.prepare_cached("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))")
+                .and_then(|mut statement| statement.execute([ids]))
+                .map_err(sqlite_error)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn outbox_depth(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(storage_error)
+        self.on_connection(|db| {
+            db.query_row("SELECT COUNT(*) FROM outbox", [], |row| row.get(0))
+                .map_err(sqlite_error)
+        })
+        .await
     }
 
     fn outbox_signal(&self) -> Arc<Notify> {
@@ -379,5 +465,191 @@ impl EventStore for SqliteEventStore {
     /// A SQLite store belongs to one process.
     async fn claim_outbox(&self) -> Result<bool, StoreError> {
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use campusg_runtime::bus::OutgoingRecord;
+    use campusg_runtime::store::{AggregateChange, Cause, HandledMessage, NewEvent};
+
+    fn one_event(id: &str) -> UnitOfWork {
+        let mut unit = UnitOfWork::new(Cause::request("test".into(), "test", Utc::now()));
+        unit.changes.push(AggregateChange {
+            aggregate_type: "thing".into(),
+            aggregate_id: id.into(),
+            expected_version: 0,
+            events: vec![NewEvent {
+                event_type: "thing.made".into(),
+                event_version: "1".into(),
+                payload: json!({}),
+            }],
+            state: json!({}),
+        });
+        unit
+    }
+
+    /// Each column holds what the readers (the store's own, `scripts/chaos`,
+    /// which opens the files directly) expect, in the type they expect: the
+    /// rows are bound by position, and neighbouring columns share a type.
+    #[tokio::test]
+    async fn each_column_of_a_batch_holds_its_own_value_in_its_own_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteEventStore::open(&path).await.unwrap();
+        let at = Utc::now();
+        let mut handled = one_event("handled");
+        handled.cause = Cause {
+            correlation_id: "saga-1".into(),
+            causation_id: Some("message-1".into()),
+            source: "test",
+            at,
+            handled: Some(HandledMessage {
+                consumer: "group-1".into(),
+                message_id: "message-1".into(),
+            }),
+        };
+        handled.changes[0].events[0].payload = json!({"price": 12.99, "name": "caf\u{e9} \"x\""});
+        handled.changes[0].state = json!({"status": "MADE", "n": 1});
+        let mut requested = one_event("requested");
+        requested.outbox.push(OutgoingRecord {
+            topic: "thing_events".into(),
+            key: None,
+            value: r#"{"id":"m"}"#.into(),
+            headers: vec![("type".into(), "thing.made".into())],
+        });
+        store.commit_batch(vec![handled, requested]).await.unwrap();
+
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let event: (
+            String,
+            String,
+            String,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+        ) = db
+            .query_row(
+                "SELECT aggregate_type, aggregate_id, typeof(sequence), sequence, event_type, event_version,
+                        payload, correlation_id, causation_id, recorded_at
+                 FROM events WHERE aggregate_id = 'handled'",
+                [],
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                        row.get(7)?,
+                        row.get(8)?,
+                        row.get(9)?,
+                    ))
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            event,
+            (
+                "thing".into(),
+                "handled".into(),
+                "integer".into(),
+                1,
+                "thing.made".into(),
+                "1".into(),
+                json!({"price": 12.99, "name": "caf\u{e9} \"x\""}).to_string(),
+                "saga-1".into(),
+                Some("message-1".into()),
+                at.to_rfc3339(),
+            )
+        );
+        let causation: Option<String> = db
+            .query_row(
+                "SELECT causation_id FROM events WHERE aggregate_id = 'requested'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(causation, None);
+        let state: (String, i64, String, String) = db
+            .query_row(
+                "SELECT typeof(version), version, state, updated_at FROM aggregate_states WHERE aggregate_id = 'handled'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            state,
+            (
+                "integer".into(),
+                1,
+                json!({"status": "MADE", "n": 1}).to_string(),
+                at.to_rfc3339()
+            )
+        );
+        let mark: (String, String, String) = db
+            .query_row(
+                "SELECT consumer, message_id, handled_at FROM handled_messages",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(mark, ("group-1".into(), "message-1".into(), at.to_rfc3339()));
+        let outbox: (String, Option<String>, String, String) = db
+            .query_row("SELECT topic, key, value, headers FROM outbox", [], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .unwrap();
+        assert_eq!(
+            outbox,
+            (
+                "thing_events".into(),
+                None,
+                r#"{"id":"m"}"#.into(),
+                r#"[["type","thing.made"]]"#.into()
+            )
+        );
+    }
+
+    /// A request answered "retry" at its deadline must leave nothing done:
+    /// its commit, queued behind other work on the connection's thread, rolls
+    /// back when it finds its caller gone.
+    #[tokio::test]
+    async fn a_commit_whose_caller_stopped_waiting_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteEventStore::open(&dir.path().join("store.db")).await.unwrap();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let db = store.db.clone();
+        let busy = tokio::spawn(async move {
+            db.call(move |_| {
+                started.send(()).ok();
+                held.recv().ok();
+                Ok(())
+            })
+            .await
+        });
+        running.await.unwrap();
+
+        let gave_up = tokio::time::timeout(Duration::from_millis(50), store.commit(one_event("a"))).await;
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+
+        assert!(gave_up.is_err(), "the commit should still have been queued");
+        assert!(store.load("thing", "a").await.unwrap().is_empty());
+        store.commit(one_event("b")).await.unwrap();
+        assert_eq!(store.load("thing", "b").await.unwrap().len(), 1);
     }
 }

@@ -98,8 +98,19 @@ pub fn states_after_each<A: Aggregate + serde::Serialize>(events: &[StoredEvent]
         .collect()
 }
 
+/// The aggregate's read model after all of `events`, folded with its own
+/// `apply` and written out once.
+pub fn state_after<A: Aggregate + serde::Serialize>(events: &[StoredEvent]) -> Result<Value, StoreError> {
+    let mut aggregate = A::default();
+    for stored in events {
+        aggregate.apply(decode::<A>(stored)?);
+    }
+    serde_json::to_value(&aggregate).map_err(|e| StoreError::Other(e.to_string()))
+}
+
 fn decode<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, StoreError> {
-    serde_json::from_value(stored.payload.clone()).map_err(|e| {
+    use serde::Deserialize;
+    A::Event::deserialize(&stored.payload).map_err(|e| {
         StoreError::Permanent(format!(
             "{} {} event {} does not read: {e}",
             A::TYPE,

@@ -1,5 +1,5 @@
 //! Batches: a consumer handles a whole poll's records, and the store commits
-//! their work in one transaction, with one statement per table.
+//! their work in one transaction (on PostgreSQL, one statement per table).
 //!
 //! Services do not know about it. Their stores are wrapped in a
 //! [`BatchingStore`]; while a consumer runs a batch ([`in_batch`]), the wrapper

@@ -44,6 +44,8 @@ pub struct AggregateKind {
     pub aggregate_type: &'static str,
     /// Its read model after each of its events.
     pub states_after_each: fn(&[StoredEvent]) -> Result<Vec<Value>, StoreError>,
+    /// Its read model after all of its events: what a rebuild writes.
+    pub state_after: fn(&[StoredEvent]) -> Result<Value, StoreError>,
 }
 
 impl AggregateKind {
@@ -51,6 +53,7 @@ impl AggregateKind {
         AggregateKind {
             aggregate_type: A::TYPE,
             states_after_each: crate::aggregate::states_after_each::<A>,
+            state_after: crate::aggregate::state_after::<A>,
         }
     }
 }

@@ -200,55 +200,93 @@ impl UnitOfWork {
     }
 }
 
-/// The rows a batch of units writes, table by table and in order, as JSON
-/// arrays: one statement per table inserts a whole batch (SQLite's `json_each`,
-/// PostgreSQL's `jsonb_array_elements`), however many units it holds.
-pub struct BatchRows {
-    /// `{consumer, message_id, at}`
-    pub handled: Vec<Value>,
-    /// `{aggregate_type, aggregate_id, sequence, event_type, event_version,
-    /// payload, correlation_id, causation_id, at}`
-    pub events: Vec<Value>,
-    /// `{aggregate_type, aggregate_id, version, state, at}`, the last of each
-    /// aggregate only: one statement may not upsert a row twice.
-    pub states: Vec<Value>,
-    /// `{topic, key, value, headers}`
-    pub outbox: Vec<Value>,
+/// The rows a batch of units writes, table by table and in order, borrowed
+/// from the units. PostgreSQL takes each table's rows as one JSON array (one
+/// statement per table, `jsonb_array_elements`), so they serialize as JSON
+/// objects with these field names; SQLite binds them row by row to a
+/// prepared insert, where a statement costs no round trip.
+pub struct BatchRows<'u> {
+    pub handled: Vec<HandledRow<'u>>,
+    pub events: Vec<EventRow<'u>>,
+    /// The last state of each aggregate only: one statement may not upsert a
+    /// row twice.
+    pub states: Vec<StateRow<'u>>,
+    pub outbox: Vec<OutboxRow<'u>>,
 }
 
-impl BatchRows {
-    pub fn of(units: &[UnitOfWork]) -> BatchRows {
+#[derive(serde::Serialize)]
+pub struct HandledRow<'u> {
+    pub consumer: &'u str,
+    pub message_id: &'u str,
+    /// RFC 3339, as every time a store keeps.
+    pub at: String,
+}
+
+#[derive(serde::Serialize)]
+pub struct EventRow<'u> {
+    pub aggregate_type: &'u str,
+    pub aggregate_id: &'u str,
+    pub sequence: i64,
+    pub event_type: &'u str,
+    pub event_version: &'u str,
+    pub payload: &'u Value,
+    pub correlation_id: &'u str,
+    pub causation_id: Option<&'u str>,
+    pub at: String,
+}
+
+#[derive(serde::Serialize)]
+pub struct StateRow<'u> {
+    pub aggregate_type: &'u str,
+    pub aggregate_id: &'u str,
+    pub version: i64,
+    pub state: &'u Value,
+    pub at: String,
+}
+
+#[derive(serde::Serialize)]
+pub struct OutboxRow<'u> {
+    pub topic: &'u str,
+    pub key: Option<&'u str>,
+    pub value: &'u str,
+    pub headers: &'u [(String, String)],
+}
+
+impl<'u> BatchRows<'u> {
+    pub fn of(units: &'u [UnitOfWork]) -> BatchRows<'u> {
         let (mut handled, mut events, mut outbox) = (Vec::new(), Vec::new(), Vec::new());
-        let mut states: Vec<Value> = Vec::new();
+        let mut states: Vec<StateRow<'u>> = Vec::new();
         let mut state_index: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
         for unit in units {
             let at = unit.cause.at.to_rfc3339();
             if let Some(message) = &unit.cause.handled {
-                handled.push(
-                    serde_json::json!({"consumer": message.consumer, "message_id": message.message_id, "at": at}),
-                );
+                handled.push(HandledRow {
+                    consumer: &message.consumer,
+                    message_id: &message.message_id,
+                    at: at.clone(),
+                });
             }
             for change in &unit.changes {
                 for (index, event) in change.events.iter().enumerate() {
-                    events.push(serde_json::json!({
-                        "aggregate_type": change.aggregate_type,
-                        "aggregate_id": change.aggregate_id,
-                        "sequence": change.expected_version + index as i64 + 1,
-                        "event_type": event.event_type,
-                        "event_version": event.event_version,
-                        "payload": event.payload,
-                        "correlation_id": unit.cause.correlation_id,
-                        "causation_id": unit.cause.causation_id,
-                        "at": at,
-                    }));
+                    events.push(EventRow {
+                        aggregate_type: &change.aggregate_type,
+                        aggregate_id: &change.aggregate_id,
+                        sequence: change.expected_version + index as i64 + 1,
+                        event_type: &event.event_type,
+                        event_version: &event.event_version,
+                        payload: &event.payload,
+                        correlation_id: &unit.cause.correlation_id,
+                        causation_id: unit.cause.causation_id.as_deref(),
+                        at: at.clone(),
+                    });
                 }
-                let state = serde_json::json!({
-                    "aggregate_type": change.aggregate_type,
-                    "aggregate_id": change.aggregate_id,
-                    "version": change.expected_version + change.events.len() as i64,
-                    "state": change.state,
-                    "at": at,
-                });
+                let state = StateRow {
+                    aggregate_type: &change.aggregate_type,
+                    aggregate_id: &change.aggregate_id,
+                    version: change.expected_version + change.events.len() as i64,
+                    state: &change.state,
+                    at: at.clone(),
+                };
                 match state_index.entry((&change.aggregate_type, &change.aggregate_id)) {
                     std::collections::hash_map::Entry::Occupied(slot) => states[*slot.get()] = state,
                     std::collections::hash_map::Entry::Vacant(slot) => {
@@ -258,12 +296,12 @@ impl BatchRows {
                 }
             }
             for record in &unit.outbox {
-                outbox.push(serde_json::json!({
-                    "topic": record.topic,
-                    "key": record.key,
-                    "value": record.value,
-                    "headers": record.headers,
-                }));
+                outbox.push(OutboxRow {
+                    topic: &record.topic,
+                    key: record.key.as_deref(),
+                    value: &record.value,
+                    headers: &record.headers,
+                });
             }
         }
         BatchRows {
