@@ -94,7 +94,12 @@ impl TestApp {
         let running = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         TestApp {
             address,
-            client: reqwest::Client::new(),
+            // The system answers within 30 s or says why: a request that hangs
+            // past this is a failure to show, not a wait.
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("a client"),
             bus,
             contracts,
             sandbox,

@@ -9,7 +9,8 @@
 //! here, and calls that time out come back as [`BusError::Unavailable`], which
 //! every caller retries.
 
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -294,18 +295,14 @@ impl KafkaBus {
     }
 
     /// A consumer outside any group's membership, for metadata and offsets.
-    fn metadata_consumer(&self, group: &str) -> Result<Arc<StreamConsumer<LoggingContext>>, BusError> {
+    fn metadata_consumer(&self, group: &str) -> Result<SharedConsumer, BusError> {
         self.consumer_config(group)
             .create_with_context(LoggingContext)
-            .map(Arc::new)
+            .map(SharedConsumer::new)
             .map_err(|e| BusError::Other(format!("cannot configure a Kafka consumer: {e}")))
     }
 
-    async fn partition_count(
-        &self,
-        consumer: Arc<StreamConsumer<LoggingContext>>,
-        topic: &str,
-    ) -> Result<i32, BusError> {
+    async fn partition_count(&self, consumer: SharedConsumer, topic: &str) -> Result<i32, BusError> {
         let topic = topic.to_string();
         tokio::task::spawn_blocking(move || {
             let metadata = consumer
@@ -321,12 +318,7 @@ impl KafkaBus {
         .map_err(|e| BusError::Other(e.to_string()))?
     }
 
-    async fn watermarks(
-        &self,
-        consumer: Arc<StreamConsumer<LoggingContext>>,
-        topic: &str,
-        partition: i32,
-    ) -> Result<(i64, i64), BusError> {
+    async fn watermarks(&self, consumer: SharedConsumer, topic: &str, partition: i32) -> Result<(i64, i64), BusError> {
         let topic = topic.to_string();
         tokio::task::spawn_blocking(move || {
             consumer
@@ -369,7 +361,7 @@ impl MessageBus for KafkaBus {
                     .map_err(|e| BusError::Other(format!("cannot configure a Kafka consumer: {e}")))?;
                 consumer.subscribe(&topics).map_err(unavailable)?;
                 Ok(Box::new(KafkaConsumer {
-                    consumer: Some(Arc::new(consumer)),
+                    consumer: Some(SharedConsumer::new(consumer)),
                     commits: true,
                 }))
             }
@@ -500,8 +492,77 @@ impl MessageBus for KafkaBus {
 
 struct KafkaConsumer {
     /// `None` once closed.
-    consumer: Option<Arc<StreamConsumer<LoggingContext>>>,
+    consumer: Option<SharedConsumer>,
     commits: bool,
+}
+
+/// A librdkafka consumer that queries running on blocking threads may share,
+/// and that closes on a thread of its own when the last of them lets go.
+///
+/// librdkafka's close leaves the group and blocks until the broker answers,
+/// which takes long when the broker is gone and may never end
+/// (rust-rdkafka#509). Run on the async runtime it would stall every task; run
+/// on the runtime's blocking pool it would stall the runtime's shutdown, which
+/// waits for that pool (a test never ends, a process never exits). A thread
+/// nobody joins is the one place it cannot hold anything up.
+#[derive(Clone)]
+struct SharedConsumer(Arc<ClosesApart>);
+
+struct ClosesApart {
+    consumer: Option<StreamConsumer<LoggingContext>>,
+    /// Told when the close has ended, if someone waits for it.
+    closed: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl SharedConsumer {
+    fn new(consumer: StreamConsumer<LoggingContext>) -> SharedConsumer {
+        SharedConsumer(Arc::new(ClosesApart {
+            consumer: Some(consumer),
+            closed: Mutex::new(None),
+        }))
+    }
+
+    /// Lets go of this handle and waits, up to `patience`, until the consumer
+    /// has left its group: now, or when the last query holding it ends.
+    /// Whether it has.
+    async fn close_within(self, patience: Duration) -> bool {
+        let (tell, closed) = tokio::sync::oneshot::channel();
+        *self.0.closed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(tell);
+        drop(self);
+        matches!(tokio::time::timeout(patience, closed).await, Ok(Ok(())))
+    }
+}
+
+impl Deref for SharedConsumer {
+    type Target = StreamConsumer<LoggingContext>;
+
+    fn deref(&self) -> &Self::Target {
+        self.0
+            .consumer
+            .as_ref()
+            .expect("the consumer is only taken when dropped")
+    }
+}
+
+impl Drop for ClosesApart {
+    fn drop(&mut self) {
+        let Some(consumer) = self.consumer.take() else { return };
+        let closed = self
+            .closed
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let closing = move || {
+            drop(consumer);
+            if let Some(tell) = closed {
+                let _ = tell.send(());
+            }
+        };
+        // Should no thread be had, the close runs here: late, never lost.
+        if let Err(error) = std::thread::Builder::new().name("kafka-close".into()).spawn(closing) {
+            tracing::warn!(%error, "kafka: no thread to close a consumer on");
+        }
+    }
 }
 
 /// How long one broker query for the health report may take.
@@ -513,19 +574,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 impl KafkaConsumer {
     fn consumer(&self) -> &StreamConsumer<LoggingContext> {
         self.consumer
-            .as_ref()
+            .as_deref()
             .expect("a consumer is not used after it is closed")
-    }
-}
-
-impl Drop for KafkaConsumer {
-    /// librdkafka's close blocks until the group is left, which takes long when
-    /// the broker is gone; it must never block the async runtime, so it runs on
-    /// a thread of its own.
-    fn drop(&mut self) {
-        if let Some(consumer) = self.consumer.take() {
-            std::thread::spawn(move || drop(consumer));
-        }
     }
 }
 
@@ -597,8 +647,7 @@ impl BusConsumer for KafkaConsumer {
 
     async fn close(mut self: Box<Self>) {
         if let Some(consumer) = self.consumer.take() {
-            let closing = tokio::task::spawn_blocking(move || drop(consumer));
-            if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+            if !consumer.close_within(CLOSE_TIMEOUT).await {
                 tracing::warn!("kafka: the consumer did not leave its group within {CLOSE_TIMEOUT:?}");
             }
         }

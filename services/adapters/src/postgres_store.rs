@@ -187,6 +187,12 @@ impl PostgresEventStore {
             )));
         }
         let mut tx = pool.begin().await.map_err(storage_error)?;
+        // A session that holds a lock here and never ends its transaction
+        // (a client frozen mid-start) fails a start instead of stalling it.
+        sqlx::raw_sql("SET LOCAL lock_timeout = '60s'")
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
         // Replicas starting together would race on CREATE; one at a time.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('campusg-migrate'))")
             .execute(&mut *tx)
