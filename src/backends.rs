@@ -14,6 +14,7 @@ use campusg_adapters::postgres_store::{self, PgPool, PostgresEventStore};
 use campusg_adapters::sqlite_store::SqliteEventStore;
 use campusg_runtime::bus::{backoff, BusError, MessageBus};
 use campusg_runtime::deliver_twice::DeliveringTwice;
+use campusg_runtime::service::StoreReads;
 use campusg_runtime::store::{EventStore, StoreError};
 use campusg_runtime::topics::TopicCatalog;
 
@@ -93,12 +94,18 @@ impl StoreOpener {
         StoreOpener::new(backends, backends.database_connections(), "command")
     }
 
-    /// The store of `service`. An unreachable PostgreSQL is waited for.
+    /// The store of `service`, for a caller that reads it often.
     pub async fn open(&self, service: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+        self.open_read(service, StoreReads::Often).await
+    }
+
+    /// The store of `service`, read as `reads` says (what an embedded store
+    /// keeps of it in memory). An unreachable PostgreSQL is waited for.
+    pub async fn open_read(&self, service: &str, reads: StoreReads) -> anyhow::Result<Arc<dyn EventStore>> {
         let backends = &self.backends;
         let Some(url) = &backends.database_url else {
             let path = backends.store_path(service);
-            let store = SqliteEventStore::open(&path)
+            let store = SqliteEventStore::open_read(&path, reads)
                 .await
                 .with_context(|| format!("cannot open the {service} event store at {}", path.display()))?;
             return Ok(Arc::new(store));

@@ -36,7 +36,7 @@ use campusg_runtime::health::HealthBoard;
 use campusg_runtime::http::ApiError;
 use campusg_runtime::outbox::run_outbox_relay;
 use campusg_runtime::remembered::RememberingStore;
-use campusg_runtime::service::ServiceDeps;
+use campusg_runtime::service::{ServiceDeps, StoreReads};
 use campusg_runtime::store::{Contracts, EventStore};
 use campusg_sagas::SagaOrchestrator;
 use campusg_timer::worker::run_timer_worker;
@@ -89,7 +89,7 @@ impl Application {
         for (role, service) in &crate::services::SERVICES {
             let role = *role;
             if api || settings.runs(role) {
-                let mut store = stores.open(service.name).await?;
+                let mut store = stores.open_read(service.name, service.store_reads).await?;
                 // Only where its consumer runs: that is what writes the store.
                 if service.remembers_its_read_models && settings.runs(role) {
                     store = RememberingStore::wrap(store);
@@ -154,7 +154,8 @@ impl Application {
         // The API's own records (the requests it answered under an
         // Idempotency-Key), in a store of their own.
         let api_store = if api {
-            let store = stores.open(API_STORE).await?;
+            // Read once a request, for its key.
+            let store = stores.open_read(API_STORE, StoreReads::Seldom).await?;
             relays.push((API_STORE, store.clone()));
             Some(store)
         } else {

@@ -35,7 +35,7 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use tokio::sync::watch;
 
 use crate::log_tail::{LogTail, TAIL_BYTES, TAIL_RECORDS};
-use crate::sqlite::{is_busy, on_connection, open_sqlite, Connection};
+use crate::sqlite::{is_busy, on_connection, open_sqlite, Connection, PageCache};
 use campusg_runtime::bus::{
     choose_partition, next_offsets, BusConsumer, BusError, MessageBus, OffsetReset, OutgoingRecord, PartitionLag,
     Record, RecordPosition, StartFrom, Subscription, TopicDescription, MAX_RECORD_BYTES,
@@ -124,7 +124,7 @@ fn timestamp(ms: i64) -> DateTime<Utc> {
 impl EmbeddedLog {
     /// Opens (or creates) the log in `path` and creates the catalog's topics.
     pub async fn open(path: &Path, catalog: &TopicCatalog) -> Result<EmbeddedLog, BusError> {
-        let db = open_sqlite(path).await.map_err(storage_error)?;
+        let db = open_sqlite(path, PageCache::DEFAULT).await.map_err(storage_error)?;
         on_log(&db, |db| db.execute_batch(SCHEMA).map_err(sqlite_error)).await?;
         let (appended, _) = watch::channel(Appended::default());
         let log = EmbeddedLog {

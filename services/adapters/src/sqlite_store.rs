@@ -10,8 +10,9 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::sql_commit::{settle, steps, CommitStatements, NotWritten, TableRows};
-use crate::sqlite::{is_busy, is_unique_violation, on_connection, open_sqlite, Connection};
+use crate::sqlite::{is_busy, is_unique_violation, on_connection, open_sqlite, Connection, PageCache};
 use campusg_runtime::bus::OutgoingRecord;
+use campusg_runtime::service::StoreReads;
 use campusg_runtime::store::{BatchRows, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
 
 const SCHEMA: &str = r#"
@@ -80,8 +81,19 @@ fn json_field(field: &str) -> Result<String, StoreError> {
 }
 
 impl SqliteEventStore {
+    /// Opens (or creates) the store in `path`, for a caller that reads it often.
     pub async fn open(path: &Path) -> Result<SqliteEventStore, StoreError> {
-        let db = open_sqlite(path).await.map_err(storage_error)?;
+        SqliteEventStore::open_read(path, StoreReads::Often).await
+    }
+
+    /// Opens (or creates) the store in `path`, keeping as much of it in
+    /// memory as `reads` calls for.
+    pub async fn open_read(path: &Path, reads: StoreReads) -> Result<SqliteEventStore, StoreError> {
+        let cache = match reads {
+            StoreReads::Often => PageCache::DEFAULT,
+            StoreReads::Seldom => PageCache::SMALL,
+        };
+        let db = open_sqlite(path, cache).await.map_err(storage_error)?;
         let store = SqliteEventStore {
             db,
             outbox_signal: Arc::new(Notify::new()),
@@ -478,6 +490,30 @@ mod tests {
     use super::*;
     use campusg_runtime::bus::OutgoingRecord;
     use campusg_runtime::store::{AggregateChange, Cause, HandledMessage, NewEvent};
+
+    /// A store read seldom keeps a quarter of SQLite's page cache; the
+    /// others, and every store a command opens, keep SQLite's default.
+    #[rstest::rstest]
+    #[case::often(StoreReads::Often, -2000)]
+    #[case::seldom(StoreReads::Seldom, -512)]
+    #[tokio::test]
+    async fn a_store_keeps_as_much_of_its_file_in_memory_as_it_is_read(
+        #[case] reads: StoreReads,
+        #[case] kib_negated: i64,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteEventStore::open_read(&dir.path().join("store.db"), reads)
+            .await
+            .unwrap();
+        let cache_size = store
+            .on_connection(|db| {
+                db.pragma_query_value(None, "cache_size", |row| row.get::<_, i64>(0))
+                    .map_err(sqlite_error)
+            })
+            .await
+            .unwrap();
+        assert_eq!(cache_size, kib_negated);
+    }
 
     fn one_event(id: &str) -> UnitOfWork {
         let mut unit = UnitOfWork::new(Cause::request("test".into(), "test", Utc::now()));

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use campusg_domain::money::Cents;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription, StoreReads};
 
 pub use routes::{release_to, routes};
 
@@ -27,6 +27,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     handles: &["hold_funds", "release_funds", "refund_funds"],
     aggregates: &[AggregateKind::of::<campusg_domain::escrow::Escrow>()],
     remembers_its_read_models: false,
+    store_reads: StoreReads::Often,
 };
 
 pub struct EscrowService {

@@ -18,7 +18,7 @@ use campusg_domain::ledger::OrderLedger;
 use campusg_runtime::aggregate::load_from_read_model;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription, StoreReads};
 use campusg_runtime::store::StoreError;
 
 pub use routes::routes;
@@ -34,6 +34,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     handles: campusg_domain::ledger::POSTED_TYPES,
     aggregates: &[AggregateKind::of::<campusg_domain::ledger::OrderLedger>()],
     remembers_its_read_models: false,
+    store_reads: StoreReads::Seldom,
 };
 
 pub struct LedgerService {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription, StoreReads};
 
 pub use routes::routes;
 
@@ -38,6 +38,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
         AggregateKind::of::<campusg_domain::notification::OrderParties>(),
     ],
     remembers_its_read_models: false,
+    store_reads: StoreReads::Seldom,
 };
 
 pub struct NotificationService {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use campusg_domain::order::OrderRules;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription, StoreReads};
 
 pub use routes::{may_see, order_view, parse_order_id, routes};
 
@@ -32,6 +32,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     handles: &["create_order", "update_order_status", "cancel_order"],
     aggregates: &[AggregateKind::of::<campusg_domain::order::Order>()],
     remembers_its_read_models: false,
+    store_reads: StoreReads::Often,
 };
 
 pub struct OrderService {

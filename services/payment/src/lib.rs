@@ -19,7 +19,7 @@ use campusg_domain::payment::{Payment, PaymentGateway, Payout};
 use campusg_runtime::aggregate::load;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription, StoreReads};
 use campusg_runtime::store::StoreError;
 
 pub use payouts::PayoutRefused;
@@ -50,6 +50,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
         AggregateKind::of::<sandbox::Charge>(),
     ],
     remembers_its_read_models: false,
+    store_reads: StoreReads::Often,
 };
 
 pub struct PaymentService {

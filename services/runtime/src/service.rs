@@ -35,6 +35,21 @@ pub struct ServiceDescription {
     /// ([`crate::remembered`]). Another writer (a replica) is met by a
     /// conflict on the next write, after which the store is read again.
     pub remembers_its_read_models: bool,
+    /// How often its consumer reads its store back: what the store keeps of
+    /// it in memory.
+    pub store_reads: StoreReads,
+}
+
+/// How often a service reads its own store back while it works. An embedded
+/// store keeps SQLite's page cache (2 MB) for a store read often and a
+/// quarter of it for one read seldom: the page caches are most of the
+/// memory a whole system holds that is not the allocators' (docs/benchmarks.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreReads {
+    /// On the sagas' path: each message loads what earlier ones wrote.
+    Often,
+    /// Mostly appended to: an observer, or a record looked up once an order.
+    Seldom,
 }
 
 /// An aggregate type, and how its history replays: enough to show any

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use campusg_domain::order::OrderRules;
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription, StoreReads};
 
 pub use routes::{parse_saga_id, routes};
 
@@ -41,6 +41,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
         AggregateKind::of::<campusg_domain::saga::refund_order::RefundSaga>(),
     ],
     remembers_its_read_models: false,
+    store_reads: StoreReads::Often,
 };
 
 pub struct SagaOrchestrator {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription, StoreReads};
 
 pub use routes::routes;
 
@@ -37,6 +37,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     handles: &["start_order_timer", "stop_order_timer"],
     aggregates: &[AggregateKind::of::<campusg_domain::timer::Timer>()],
     remembers_its_read_models: false,
+    store_reads: StoreReads::Seldom,
 };
 
 pub struct TimerService {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::{ServiceDeps, ServiceDescription};
+use campusg_runtime::service::{ServiceDeps, ServiceDescription, StoreReads};
 
 pub use routes::routes;
 pub use story::{story, TracedRecord};
@@ -42,6 +42,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     aggregates: &[],
     // It reads a stream's read model only to file the next record after it.
     remembers_its_read_models: true,
+    store_reads: StoreReads::Seldom,
 };
 
 pub struct TraceIndex {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use campusg_runtime::bus::MessageBus;
 use campusg_runtime::consumer::Consumer;
-use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription};
+use campusg_runtime::service::{AggregateKind, ServiceDeps, ServiceDescription, StoreReads};
 
 pub use handler::CommandError;
 pub use routes::{routes, PUBLIC_FIELDS};
@@ -33,6 +33,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     ],
     aggregates: &[AggregateKind::of::<campusg_domain::user::User>()],
     remembers_its_read_models: false,
+    store_reads: StoreReads::Seldom,
 };
 
 pub struct UserService {

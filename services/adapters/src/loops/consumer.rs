@@ -17,7 +17,7 @@ use campusg_runtime::envelope::Envelope;
 use campusg_runtime::health::HealthBoard;
 use campusg_runtime::metrics::Metrics;
 use campusg_runtime::parking::{ParkedKey, PARKED};
-use campusg_runtime::service::{ServiceDeps, ServiceDescription};
+use campusg_runtime::service::{ServiceDeps, ServiceDescription, StoreReads};
 use campusg_runtime::store::{Contracts, EventStore, StateQuery};
 
 use crate::embedded_log::EmbeddedLog;
@@ -31,6 +31,7 @@ const TIMER_TEST: ServiceDescription = ServiceDescription {
     handles: &["stop_order_timer"],
     aggregates: &[],
     remembers_its_read_models: false,
+    store_reads: StoreReads::Often,
 };
 
 /// Handles `stop_order_timer`s: panics on one whose reason is `panic`,
