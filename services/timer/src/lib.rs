@@ -37,7 +37,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     handles: &["start_order_timer", "stop_order_timer"],
     aggregates: &[AggregateKind::of::<campusg_domain::timer::Timer>()],
     remembers_its_read_models: false,
-    store_reads: StoreReads::Seldom,
+    store_reads: StoreReads::Often,
 };
 
 pub struct TimerService {

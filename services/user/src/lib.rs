@@ -33,7 +33,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     ],
     aggregates: &[AggregateKind::of::<campusg_domain::user::User>()],
     remembers_its_read_models: false,
-    store_reads: StoreReads::Seldom,
+    store_reads: StoreReads::Often,
 };
 
 pub struct UserService {
