@@ -48,7 +48,8 @@ pub struct ServiceDescription {
 pub enum StoreReads {
     /// On the sagas' path: each message loads what earlier ones wrote.
     Often,
-    /// Mostly appended to: an observer, or a record looked up once an order.
+    /// Mostly appended to: an observer (trace index, notifications), the
+    /// ledger's books, the API's keys (read once a keyed request).
     Seldom,
 }
 
