@@ -86,10 +86,17 @@ impl Application {
             &settings.process_name(),
         );
         let mut deps_of = HashMap::new();
+        // The card processor keeps its records in the payment store through
+        // the store itself, not the consumer's batching handle: they commit
+        // when made, apart from any batch. One connection, so one page cache.
+        let mut card_records = None;
         for (role, service) in &crate::services::SERVICES {
             let role = *role;
             if api || settings.runs(role) {
                 let mut store = stores.open_read(service.name, service.store_reads).await?;
+                if role == Role::Payment {
+                    card_records = Some(store.clone());
+                }
                 // Only where its consumer runs: that is what writes the store.
                 if service.remembers_its_read_models && settings.runs(role) {
                     store = RememberingStore::wrap(store);
@@ -105,12 +112,9 @@ impl Application {
         }
         let deps = |role: Role| deps_of.get(&role).cloned();
 
-        // The card processor keeps its records in the payment store, through a
-        // handle of its own: they commit when made, apart from any batch.
-        let sandbox = Arc::new(if api || settings.runs(Role::Payment) {
-            SandboxGateway::keeping_records_in(stores.open(crate::services::name_of(Role::Payment)).await?)
-        } else {
-            SandboxGateway::new()
+        let sandbox = Arc::new(match card_records {
+            Some(store) => SandboxGateway::keeping_records_in(store),
+            None => SandboxGateway::new(),
         });
         let orders = deps(Role::Order).map(|d| OrderService::new(d, settings.order_rules()));
         let users = deps(Role::User).map(UserService::new);

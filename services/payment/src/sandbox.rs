@@ -227,9 +227,9 @@ impl SandboxGateway {
         SandboxGateway::default()
     }
 
-    /// A sandbox that keeps its records in `store`: give it a store handle of
-    /// its own, not a consumer's batching one, so that its records commit when
-    /// it makes them, as a remote processor's do.
+    /// A sandbox that keeps its records in `store`: give it the store itself,
+    /// not a consumer's batching handle, so that its records commit when it
+    /// makes them, as a remote processor's do.
     pub fn keeping_records_in(store: Arc<dyn EventStore>) -> SandboxGateway {
         SandboxGateway {
             state: Mutex::default(),
