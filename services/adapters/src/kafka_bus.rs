@@ -42,6 +42,10 @@ const STATIC_SESSION_TIMEOUT_MS: u32 = 45_000;
 const MAX_POLL_INTERVAL_MS: u32 = 900_000;
 /// How long an admin or metadata call may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// What a consumer fetches ahead of its polls, at most. librdkafka's default
+/// is 64 MiB per consumer, and a process runs a consumer per service: a few
+/// thousand records ahead is more than a consumer's next batches take.
+const PREFETCH_KIB: u32 = 4096;
 
 #[derive(Clone, Debug)]
 pub struct KafkaSettings {
@@ -278,7 +282,8 @@ impl KafkaBus {
             // partition, so no second owner handles the same records.
             .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS.to_string())
             .set("heartbeat.interval.ms", "1000")
-            .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string());
+            .set("fetch.wait.max.ms", self.settings.fetch_wait_ms.to_string())
+            .set("queued.max.messages.kbytes", PREFETCH_KIB.to_string());
         if let Some(instance) = &self.settings.instance_id {
             // A static member: its session outlives a restart, so that it takes
             // its partitions back without a rebalance.
