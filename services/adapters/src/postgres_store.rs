@@ -31,7 +31,7 @@ use sqlx::{Connection, Executor, Row};
 use tokio::sync::Notify;
 
 use campusg_runtime::bus::OutgoingRecord;
-use campusg_runtime::store::{BatchRows, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+use campusg_runtime::store::{BatchRows, EventStore, StateQuery, StoreError, StoredEvent, TypeEvent, UnitOfWork};
 
 use crate::sql_commit::{settle, steps, CommitStatements, NotWritten};
 
@@ -294,6 +294,9 @@ impl PostgresEventStore {
 const SELECT_EVENTS: &str = "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
      event_version, payload, correlation_id, causation_id, recorded_at FROM {schema}.events";
 
+/// The payload as text: parsed once, by the reader, into the event's type.
+const SELECT_TYPE_EVENTS: &str = "SELECT aggregate_id, sequence, payload::text, recorded_at FROM {schema}.events";
+
 /// The read model, only if no event is newer: the events' unique index
 /// answers the maximum at once.
 const SELECT_SNAPSHOT: &str = "SELECT s.version, s.state FROM {schema}.aggregate_states s
@@ -313,6 +316,15 @@ fn stored_event(row: &sqlx::postgres::PgRow) -> StoredEvent {
         correlation_id: row.get(7),
         causation_id: row.get(8),
         recorded_at: row.get::<DateTime<Utc>, _>(9),
+    }
+}
+
+fn type_event(row: &sqlx::postgres::PgRow) -> TypeEvent {
+    TypeEvent {
+        aggregate_id: row.get(0),
+        sequence: row.get(1),
+        payload: row.get(2),
+        recorded_at: row.get(3),
     }
 }
 
@@ -403,15 +415,15 @@ impl EventStore for PostgresEventStore {
         Ok(rows.iter().map(stored_event).collect())
     }
 
-    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<TypeEvent>, StoreError> {
         let rows = sqlx::query(&self.sql(&format!(
-            "{SELECT_EVENTS} WHERE aggregate_type = $1 ORDER BY aggregate_id, sequence"
+            "{SELECT_TYPE_EVENTS} WHERE aggregate_type = $1 ORDER BY aggregate_id, sequence"
         )))
         .bind(aggregate_type)
         .fetch_all(&self.pool)
         .await
         .map_err(storage_error)?;
-        Ok(rows.iter().map(stored_event).collect())
+        Ok(rows.iter().map(type_event).collect())
     }
 
     async fn commit_batch(&self, units: Vec<UnitOfWork>) -> Result<(), StoreError> {

@@ -13,7 +13,7 @@ use crate::sql_commit::{settle, steps, CommitStatements, NotWritten, TableRows};
 use crate::sqlite::{is_busy, is_unique_violation, on_connection, open_sqlite, Connection, PageCache};
 use campusg_runtime::bus::OutgoingRecord;
 use campusg_runtime::service::StoreReads;
-use campusg_runtime::store::{BatchRows, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+use campusg_runtime::store::{BatchRows, EventStore, StateQuery, StoreError, StoredEvent, TypeEvent, UnitOfWork};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
@@ -136,6 +136,8 @@ impl SqliteEventStore {
 const SELECT_EVENTS: &str = "SELECT global_position, aggregate_type, aggregate_id, sequence, event_type, \
      event_version, payload, correlation_id, causation_id, recorded_at FROM events";
 
+const SELECT_TYPE_EVENTS: &str = "SELECT aggregate_id, sequence, payload, recorded_at FROM events";
+
 /// The read model, only if no event is newer: the events' unique index
 /// answers the maximum at once.
 const SELECT_SNAPSHOT: &str = "SELECT s.version, s.state FROM aggregate_states s
@@ -168,10 +170,23 @@ fn stored_event(row: &rusqlite::Row) -> Result<StoredEvent, StoreError> {
         payload: json(text(row, 6)?)?,
         correlation_id: column(row, 7)?,
         causation_id: column(row, 8)?,
-        recorded_at: DateTime::parse_from_rfc3339(text(row, 9)?)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| StoreError::Other(e.to_string()))?,
+        recorded_at: time(text(row, 9)?)?,
     })
+}
+
+fn type_event(row: &rusqlite::Row) -> Result<TypeEvent, StoreError> {
+    Ok(TypeEvent {
+        aggregate_id: column(row, 0)?,
+        sequence: column(row, 1)?,
+        payload: column(row, 2)?,
+        recorded_at: time(text(row, 3)?)?,
+    })
+}
+
+fn time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Other(e.to_string()))
 }
 
 fn version_and_state(row: &rusqlite::Row) -> Result<(i64, Value), StoreError> {
@@ -299,13 +314,19 @@ impl EventStore for SqliteEventStore {
         .await
     }
 
-    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        self.select(
-            format!("{SELECT_EVENTS} WHERE aggregate_type = ? ORDER BY aggregate_id, sequence"),
-            vec![text_value(aggregate_type)],
-            stored_event,
-        )
-        .await
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<TypeEvent>, StoreError> {
+        // In the order the rows lie in the file, each page read once, and
+        // sorted here: by the unique index it was a page read per event, most
+        // of them past SQLite's cache, and two thirds of a replay's time.
+        let mut events = self
+            .select(
+                format!("{SELECT_TYPE_EVENTS} NOT INDEXED WHERE aggregate_type = ?"),
+                vec![text_value(aggregate_type)],
+                type_event,
+            )
+            .await?;
+        events.sort_unstable_by(|a, b| (&a.aggregate_id, a.sequence).cmp(&(&b.aggregate_id, b.sequence)));
+        Ok(events)
     }
 
     async fn commit_batch(&self, units: Vec<UnitOfWork>) -> Result<(), StoreError> {
@@ -529,6 +550,52 @@ mod tests {
             state: json!({}),
         });
         unit
+    }
+
+    /// A replay folds each aggregate's events in a run, in order: the read of
+    /// a whole type gives them so whatever order they were committed in,
+    /// and only that type's.
+    #[tokio::test]
+    async fn a_type_reads_back_by_aggregate_then_sequence_whatever_the_commit_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteEventStore::open(&dir.path().join("store.db")).await.unwrap();
+        let commit = |aggregate_type: &str, id: &str, sequence: i64| {
+            let mut unit = one_event(id);
+            unit.changes[0].aggregate_type = aggregate_type.into();
+            unit.changes[0].expected_version = sequence - 1;
+            unit.changes[0].events[0].payload = json!({"id": id, "n": sequence});
+            unit
+        };
+        for (aggregate_type, id, sequence) in [
+            ("thing", "b", 1),
+            ("thing", "a", 1),
+            ("other", "a", 1),
+            ("thing", "b", 2),
+            ("thing", "a", 2),
+            ("thing", "b", 3),
+        ] {
+            store.commit(commit(aggregate_type, id, sequence)).await.unwrap();
+        }
+
+        let read: Vec<(String, i64, Value)> = store
+            .load_type("thing")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| {
+                (
+                    event.aggregate_id,
+                    event.sequence,
+                    serde_json::from_str(&event.payload).unwrap(),
+                )
+            })
+            .collect();
+
+        let expected: Vec<(String, i64, Value)> = [("a", 1), ("a", 2), ("b", 1), ("b", 2), ("b", 3)]
+            .into_iter()
+            .map(|(id, n)| (id.to_string(), n, json!({"id": id, "n": n})))
+            .collect();
+        assert_eq!(read, expected);
     }
 
     /// Each column holds what the readers (the store's own, `scripts/chaos`,

@@ -18,7 +18,8 @@ use campusg_domain::messages::Message;
 use campusg_domain::snapshot::WholeReadModel;
 
 use crate::store::{
-    AggregateChange, Cause, Contracts, EventStore, NewEvent, PublishError, StoreError, StoredEvent, UnitOfWork,
+    AggregateChange, Cause, Contracts, EventStore, NewEvent, PublishError, StoreError, StoredEvent, TypeEvent,
+    UnitOfWork,
 };
 
 /// An aggregate as rebuilt, with the version its next event must follow.
@@ -79,8 +80,8 @@ pub async fn load_all<A: Aggregate>(
 ) -> Result<std::collections::BTreeMap<String, A>, StoreError> {
     let mut aggregates: std::collections::BTreeMap<String, A> = std::collections::BTreeMap::new();
     for stored in store.load_type(A::TYPE).await? {
-        let event = decode::<A>(&stored)?;
-        aggregates.entry(stored.aggregate_id.clone()).or_default().apply(event);
+        let event = decode_text::<A>(&stored)?;
+        aggregates.entry(stored.aggregate_id).or_default().apply(event);
     }
     Ok(aggregates)
 }
@@ -98,26 +99,28 @@ pub fn states_after_each<A: Aggregate + serde::Serialize>(events: &[StoredEvent]
         .collect()
 }
 
-/// The aggregate's read model after all of `events`, folded with its own
-/// `apply` and written out once.
-pub fn state_after<A: Aggregate + serde::Serialize>(events: &[StoredEvent]) -> Result<Value, StoreError> {
+/// The aggregate's read model after all of `events` (one aggregate's, as
+/// [`EventStore::load_type`] reads them), folded with its own `apply` and
+/// written out once.
+pub fn state_after<A: Aggregate + serde::Serialize>(events: &[TypeEvent]) -> Result<Value, StoreError> {
     let mut aggregate = A::default();
     for stored in events {
-        aggregate.apply(decode::<A>(stored)?);
+        aggregate.apply(decode_text::<A>(stored)?);
     }
     serde_json::to_value(&aggregate).map_err(|e| StoreError::Other(e.to_string()))
 }
 
 fn decode<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, StoreError> {
     use serde::Deserialize;
-    A::Event::deserialize(&stored.payload).map_err(|e| {
-        StoreError::Permanent(format!(
-            "{} {} event {} does not read: {e}",
-            A::TYPE,
-            stored.aggregate_id,
-            stored.sequence
-        ))
-    })
+    A::Event::deserialize(&stored.payload).map_err(|e| unreadable::<A>(&stored.aggregate_id, stored.sequence, e))
+}
+
+fn decode_text<A: Aggregate>(stored: &TypeEvent) -> Result<A::Event, StoreError> {
+    serde_json::from_str(&stored.payload).map_err(|e| unreadable::<A>(&stored.aggregate_id, stored.sequence, e))
+}
+
+fn unreadable<A: Aggregate>(id: &str, sequence: i64, error: serde_json::Error) -> StoreError {
+    StoreError::Permanent(format!("{} {id} event {sequence} does not read: {error}", A::TYPE))
 }
 
 /// Runs `command` against the loaded aggregate through cqrs-es's `handle`, and

@@ -153,6 +153,20 @@ pub struct StoredEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// An event as a read of its whole type returns it: what folding it into its
+/// aggregate takes, its payload still the JSON text the store holds, so that
+/// it is parsed once, straight into the event's own type, rather than into a
+/// `Value` and then into that type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypeEvent {
+    pub aggregate_id: String,
+    /// 1 for an aggregate's first event.
+    pub sequence: i64,
+    /// JSON text.
+    pub payload: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEvent {
     pub event_type: String,
@@ -433,7 +447,7 @@ pub trait EventStore: Send + Sync {
 
     /// Every event of every aggregate of a type, by aggregate then sequence: one
     /// read to rebuild them all, instead of one per aggregate.
-    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<TypeEvent>, StoreError>;
 
     /// The oldest messages waiting in the outbox, with their outbox ids.
     async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError>;
