@@ -88,7 +88,8 @@ impl Application {
         let mut deps_of = HashMap::new();
         // The card processor keeps its records in the payment store through
         // the store itself, not the consumer's batching handle: they commit
-        // when made, apart from any batch. One connection, so one page cache.
+        // when made, apart from any batch. On SQLite one connection, so one
+        // page cache.
         let mut card_records = None;
         for (role, service) in &crate::services::SERVICES {
             let role = *role;

@@ -31,7 +31,7 @@ use sqlx::{Connection, Executor, Row};
 use tokio::sync::Notify;
 
 use campusg_runtime::bus::OutgoingRecord;
-use campusg_runtime::store::{BatchRows, EventStore, StateQuery, StoreError, StoredEvent, TypeEvent, UnitOfWork};
+use campusg_runtime::store::{BatchRows, EventOfType, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
 
 use crate::sql_commit::{settle, steps, CommitStatements, NotWritten};
 
@@ -319,8 +319,8 @@ fn stored_event(row: &sqlx::postgres::PgRow) -> StoredEvent {
     }
 }
 
-fn type_event(row: &sqlx::postgres::PgRow) -> TypeEvent {
-    TypeEvent {
+fn type_event(row: &sqlx::postgres::PgRow) -> EventOfType {
+    EventOfType {
         aggregate_id: row.get(0),
         sequence: row.get(1),
         payload: row.get(2),
@@ -415,7 +415,7 @@ impl EventStore for PostgresEventStore {
         Ok(rows.iter().map(stored_event).collect())
     }
 
-    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<TypeEvent>, StoreError> {
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<EventOfType>, StoreError> {
         let rows = sqlx::query(&self.sql(&format!(
             "{SELECT_TYPE_EVENTS} WHERE aggregate_type = $1 ORDER BY aggregate_id, sequence"
         )))

@@ -18,7 +18,7 @@ use campusg_domain::messages::Message;
 use campusg_domain::snapshot::WholeReadModel;
 
 use crate::store::{
-    AggregateChange, Cause, Contracts, EventStore, NewEvent, PublishError, StoreError, StoredEvent, TypeEvent,
+    AggregateChange, Cause, Contracts, EventOfType, EventStore, NewEvent, PublishError, StoreError, StoredEvent,
     UnitOfWork,
 };
 
@@ -102,7 +102,7 @@ pub fn states_after_each<A: Aggregate + serde::Serialize>(events: &[StoredEvent]
 /// The aggregate's read model after all of `events` (one aggregate's, as
 /// [`EventStore::load_type`] reads them), folded with its own `apply` and
 /// written out once.
-pub fn state_after<A: Aggregate + serde::Serialize>(events: &[TypeEvent]) -> Result<Value, StoreError> {
+pub fn state_after<A: Aggregate + serde::Serialize>(events: &[EventOfType]) -> Result<Value, StoreError> {
     let mut aggregate = A::default();
     for stored in events {
         aggregate.apply(decode_text::<A>(stored)?);
@@ -115,7 +115,7 @@ fn decode<A: Aggregate>(stored: &StoredEvent) -> Result<A::Event, StoreError> {
     A::Event::deserialize(&stored.payload).map_err(|e| unreadable::<A>(&stored.aggregate_id, stored.sequence, e))
 }
 
-fn decode_text<A: Aggregate>(stored: &TypeEvent) -> Result<A::Event, StoreError> {
+fn decode_text<A: Aggregate>(stored: &EventOfType) -> Result<A::Event, StoreError> {
     serde_json::from_str(&stored.payload).map_err(|e| unreadable::<A>(&stored.aggregate_id, stored.sequence, e))
 }
 

@@ -26,7 +26,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::bus::OutgoingRecord;
-use crate::store::{EventStore, StateQuery, StoreError, StoredEvent, TypeEvent, UnitOfWork};
+use crate::store::{EventOfType, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
 
 tokio::task_local! {
     static BATCH: RefCell<Batch>;
@@ -308,7 +308,7 @@ impl EventStore for BatchingStore {
         self.inner.count_states(aggregate_type, equals).await
     }
 
-    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<TypeEvent>, StoreError> {
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<EventOfType>, StoreError> {
         self.inner.load_type(aggregate_type).await
     }
 

@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::bus::OutgoingRecord;
-use crate::store::{EventStore, StateQuery, StoreError, StoredEvent, TypeEvent, UnitOfWork};
+use crate::store::{EventOfType, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
 
 /// How many read models are remembered, in two generations of this many: the
 /// streams being written now, not every stream there is.
@@ -157,7 +157,7 @@ impl EventStore for RememberingStore {
         self.inner.count_states(aggregate_type, equals).await
     }
 
-    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<TypeEvent>, StoreError> {
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<EventOfType>, StoreError> {
         self.inner.load_type(aggregate_type).await
     }
 

@@ -158,7 +158,7 @@ pub struct StoredEvent {
 /// it is parsed once, straight into the event's own type, rather than into a
 /// `Value` and then into that type.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TypeEvent {
+pub struct EventOfType {
     pub aggregate_id: String,
     /// 1 for an aggregate's first event.
     pub sequence: i64,
@@ -447,7 +447,7 @@ pub trait EventStore: Send + Sync {
 
     /// Every event of every aggregate of a type, by aggregate then sequence: one
     /// read to rebuild them all, instead of one per aggregate.
-    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<TypeEvent>, StoreError>;
+    async fn load_type(&self, aggregate_type: &str) -> Result<Vec<EventOfType>, StoreError>;
 
     /// The oldest messages waiting in the outbox, with their outbox ids.
     async fn outbox_batch(&self, limit: i64) -> Result<Vec<(i64, OutgoingRecord)>, StoreError>;
