@@ -319,7 +319,7 @@ fn stored_event(row: &sqlx::postgres::PgRow) -> StoredEvent {
     }
 }
 
-fn type_event(row: &sqlx::postgres::PgRow) -> EventOfType {
+fn event_of_type(row: &sqlx::postgres::PgRow) -> EventOfType {
     EventOfType {
         aggregate_id: row.get(0),
         sequence: row.get(1),
@@ -423,7 +423,7 @@ impl EventStore for PostgresEventStore {
         .fetch_all(&self.pool)
         .await
         .map_err(storage_error)?;
-        Ok(rows.iter().map(type_event).collect())
+        Ok(rows.iter().map(event_of_type).collect())
     }
 
     async fn commit_batch(&self, units: Vec<UnitOfWork>) -> Result<(), StoreError> {

@@ -174,7 +174,7 @@ fn stored_event(row: &rusqlite::Row) -> Result<StoredEvent, StoreError> {
     })
 }
 
-fn type_event(row: &rusqlite::Row) -> Result<EventOfType, StoreError> {
+fn event_of_type(row: &rusqlite::Row) -> Result<EventOfType, StoreError> {
     Ok(EventOfType {
         aggregate_id: column(row, 0)?,
         sequence: column(row, 1)?,
@@ -327,7 +327,7 @@ impl EventStore for SqliteEventStore {
                      (SELECT global_position FROM events WHERE aggregate_type = ?)"
                 ),
                 vec![text_value(aggregate_type)],
-                type_event,
+                event_of_type,
             )
             .await?;
         events.sort_unstable_by(|a, b| (&a.aggregate_id, a.sequence).cmp(&(&b.aggregate_id, b.sequence)));
