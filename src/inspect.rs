@@ -211,7 +211,10 @@ pub fn replay_states(
 
 /// The state after all of one aggregate's events, whatever its type: what a
 /// rebuild writes.
-pub fn rebuilt_state(aggregate_type: &str, events: &[campusg_runtime::store::EventOfType]) -> anyhow::Result<Value> {
+pub fn rebuilt_state(
+    aggregate_type: &str,
+    events: &[campusg_runtime::store::EventOfType],
+) -> anyhow::Result<campusg_runtime::store::JsonText> {
     let Some((kind, _)) = crate::services::aggregate(aggregate_type) else {
         anyhow::bail!("`{aggregate_type}` is not an aggregate type campusg knows");
     };

@@ -173,9 +173,9 @@ pub async fn store(backends: &Backends, writers: usize, count: usize, event_byte
                     events: vec![NewEvent {
                         event_type: "bench.appended".to_string(),
                         event_version: "1".to_string(),
-                        payload: json!({"pad": pad}),
+                        payload: json!({"pad": pad}).into(),
                     }],
-                    state: json!({"appended": 1}),
+                    state: json!({"appended": 1}).into(),
                 });
                 store.commit(unit).await?;
                 phase.advance(1);

@@ -378,7 +378,7 @@ async fn a_read_model_rebuilt_while_the_system_runs_comes_back_from_its_events(
         aggregate_id: order_id.clone(),
         expected_version: version,
         events: Vec::new(),
-        state: serde_json::json!({"status": "GARBLED"}),
+        state: serde_json::json!({"status": "GARBLED"}).into(),
     });
     store.commit(unit).await.unwrap();
     let (status, _) = app.get(&format!("/api/orders/{order_id}")).await;

@@ -293,10 +293,10 @@ mod tests {
                     .map(|n| NewEvent {
                         event_type: "thing.changed".into(),
                         event_version: "1".into(),
-                        payload: json!({"by": message, "n": n}),
+                        payload: json!({"by": message, "n": n}).into(),
                     })
                     .collect(),
-                state: json!({"by": message, "version": expected_version + events as i64}),
+                state: json!({"by": message, "version": expected_version + events as i64}).into(),
             });
         }
         for n in 0..events {

@@ -17,6 +17,7 @@
 //! in an HTTP request say, the wrapper passes everything through.
 
 use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::bus::OutgoingRecord;
-use crate::store::{EventOfType, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+use crate::store::{EventOfType, EventStore, JsonText, NewEvent, StateQuery, StoreError, StoredEvent, UnitOfWork};
 
 tokio::task_local! {
     static BATCH: RefCell<Batch>;
@@ -45,18 +46,51 @@ struct Batch {
     refused: Option<String>,
 }
 
-/// An aggregate as the held-back units left it.
+/// An aggregate as the held-back units left it, kept as the units hold it
+/// (JSON text) and parsed only when a later record of the same batch reads
+/// it back: the sagas' and services' batches seldom touch an aggregate
+/// twice; the trace index, which reads a stream's version before each
+/// record it files, parses its small read model where it cloned it.
 struct Held {
     /// Its version in the store when the batch first changed it.
     base_version: i64,
-    events: Vec<StoredEvent>,
-    state: Value,
+    events: Vec<HeldEvent>,
+    state: JsonText,
 }
 
 impl Held {
     fn version(&self) -> i64 {
         self.base_version + self.events.len() as i64
     }
+}
+
+struct HeldEvent {
+    event: NewEvent,
+    correlation_id: String,
+    causation_id: Option<String>,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl HeldEvent {
+    fn stored(&self, aggregate_type: &str, aggregate_id: &str, sequence: i64) -> Result<StoredEvent, StoreError> {
+        Ok(StoredEvent {
+            // Not known until the batch commits; nothing reads it before.
+            global_position: 0,
+            aggregate_type: aggregate_type.to_string(),
+            aggregate_id: aggregate_id.to_string(),
+            sequence,
+            event_type: self.event.event_type.clone(),
+            event_version: self.event.event_version.clone(),
+            payload: read_back(&self.event.payload)?,
+            correlation_id: Some(self.correlation_id.clone()),
+            causation_id: self.causation_id.clone(),
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
+fn read_back(text: &JsonText) -> Result<Value, StoreError> {
+    serde_json::from_str(text.get()).map_err(|e| StoreError::Other(format!("a held unit does not read back: {e}")))
 }
 
 /// Runs `work` as one batch for `store`: the commits it makes to `store` are
@@ -160,27 +194,26 @@ impl BatchingStore {
         }
         for change in &unit.changes {
             let key = (change.aggregate_type.clone(), change.aggregate_id.clone());
-            let held = batch.aggregates.entry(key).or_insert_with(|| Held {
-                base_version: change.expected_version,
-                events: Vec::new(),
-                state: Value::Null,
+            let events = change.events.iter().map(|event| HeldEvent {
+                event: event.clone(),
+                correlation_id: unit.cause.correlation_id.clone(),
+                causation_id: unit.cause.causation_id.clone(),
+                recorded_at: unit.cause.at,
             });
-            for event in &change.events {
-                held.events.push(StoredEvent {
-                    // Not known until the batch commits; nothing reads it before.
-                    global_position: 0,
-                    aggregate_type: change.aggregate_type.clone(),
-                    aggregate_id: change.aggregate_id.clone(),
-                    sequence: held.base_version + held.events.len() as i64 + 1,
-                    event_type: event.event_type.clone(),
-                    event_version: event.event_version.clone(),
-                    payload: event.payload.clone(),
-                    correlation_id: Some(unit.cause.correlation_id.clone()),
-                    causation_id: unit.cause.causation_id.clone(),
-                    recorded_at: unit.cause.at,
-                });
+            match batch.aggregates.entry(key) {
+                Entry::Occupied(mut held) => {
+                    let held = held.get_mut();
+                    held.events.extend(events);
+                    held.state = change.state.clone();
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(Held {
+                        base_version: change.expected_version,
+                        events: events.collect(),
+                        state: change.state.clone(),
+                    });
+                }
             }
-            held.state = change.state.clone();
         }
         batch.units.push(unit);
         Ok(())
@@ -207,13 +240,13 @@ impl BatchingStore {
 
     /// The read model and version the batch in progress left an aggregate
     /// at, if it changed it.
-    fn held_read_model(&self, aggregate_type: &str, aggregate_id: &str) -> Option<(i64, Value)> {
+    fn held_read_model(&self, aggregate_type: &str, aggregate_id: &str) -> Option<Result<(i64, Value), StoreError>> {
         let key = (aggregate_type.to_string(), aggregate_id.to_string());
         self.with_batch(|batch| {
             batch
                 .aggregates
                 .get(&key)
-                .map(|held| (held.version(), held.state.clone()))
+                .map(|held| Ok((held.version(), read_back(&held.state)?)))
         })
         .flatten()
     }
@@ -224,13 +257,16 @@ impl EventStore for BatchingStore {
     async fn load(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
         let key = (aggregate_type.to_string(), aggregate_id.to_string());
         let held = self.with_batch(|batch| {
-            batch
-                .aggregates
-                .get(&key)
-                .map(|held| (held.base_version, held.events.clone()))
+            batch.aggregates.get(&key).map(|held| {
+                let events = held.events.iter().enumerate().map(|(index, event)| {
+                    event.stored(aggregate_type, aggregate_id, held.base_version + index as i64 + 1)
+                });
+                Ok::<_, StoreError>((held.base_version, events.collect::<Result<Vec<_>, _>>()?))
+            })
         });
         let mut events = self.inner.load(aggregate_type, aggregate_id).await?;
-        if let Some(Some((base_version, held_events))) = held {
+        if let Some(Some(held)) = held {
+            let (base_version, held_events) = held?;
             if events.last().map_or(0, |e| e.sequence) != base_version {
                 // Another writer moved it since the batch read it: the batch
                 // will be refused on commit; tell the handler now.
@@ -284,7 +320,7 @@ impl EventStore for BatchingStore {
 
     async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
         match self.held_read_model(aggregate_type, aggregate_id) {
-            Some(held) => Ok(Some(held)),
+            Some(held) => held.map(Some),
             None => self.inner.state(aggregate_type, aggregate_id).await,
         }
     }
@@ -293,7 +329,7 @@ impl EventStore for BatchingStore {
     /// if another writer moved it meanwhile, the batch's commit is refused.
     async fn snapshot(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
         match self.held_read_model(aggregate_type, aggregate_id) {
-            Some(held) => Ok(Some(held)),
+            Some(held) => held.map(Some),
             None => self.inner.snapshot(aggregate_type, aggregate_id).await,
         }
     }

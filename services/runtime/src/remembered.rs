@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::bus::OutgoingRecord;
-use crate::store::{EventOfType, EventStore, StateQuery, StoreError, StoredEvent, UnitOfWork};
+use crate::store::{EventOfType, EventStore, JsonText, StateQuery, StoreError, StoredEvent, UnitOfWork};
 
 /// How many read models are remembered, in two generations of this many: the
 /// streams being written now, not every stream there is.
@@ -29,7 +29,8 @@ const REMEMBERED: usize = 20_000;
 type Key = (String, String);
 
 /// A read model and its version, or `None` for an aggregate with no events.
-type Remembered = Option<(i64, Value)>;
+/// Kept as the text a commit wrote, and parsed when it is read.
+type Remembered = Option<(i64, JsonText)>;
 
 pub struct RememberingStore {
     inner: Arc<dyn EventStore>,
@@ -55,6 +56,11 @@ impl Generations {
         }
         self.older.remove(&key);
         self.newer.insert(key, remembered);
+    }
+
+    fn forget(&mut self, key: &Key) {
+        self.newer.remove(key);
+        self.older.remove(key);
     }
 
     fn forget_all(&mut self) {
@@ -141,11 +147,21 @@ impl EventStore for RememberingStore {
 
     async fn state(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Option<(i64, Value)>, StoreError> {
         let key = (aggregate_type.to_string(), aggregate_id.to_string());
-        if let Some(remembered) = self.memory().get(&key) {
-            return Ok(remembered);
+        let remembered = self.memory().get(&key);
+        match remembered {
+            Some(None) => return Ok(None),
+            Some(Some((version, text))) => match serde_json::from_str(text.get()) {
+                Ok(state) => return Ok(Some((version, state))),
+                // Nested past serde_json's limit: the store answers.
+                Err(_) => self.memory().forget(&key),
+            },
+            None => {}
         }
         let state = self.inner.state(aggregate_type, aggregate_id).await?;
-        self.memory().insert(key, state.clone());
+        let remembered = state
+            .as_ref()
+            .map(|(version, state)| (*version, JsonText::from(state.clone())));
+        self.memory().insert(key, remembered);
         Ok(state)
     }
 

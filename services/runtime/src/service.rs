@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::clock::Clock;
-use crate::store::{Contracts, EventOfType, EventStore, StoreError, StoredEvent};
+use crate::store::{Contracts, EventOfType, EventStore, JsonText, StoreError, StoredEvent};
 
 #[derive(Clone)]
 pub struct ServiceDeps {
@@ -61,7 +61,7 @@ pub struct AggregateKind {
     /// Its read model after each of its events.
     pub states_after_each: fn(&[StoredEvent]) -> Result<Vec<Value>, StoreError>,
     /// Its read model after all of its events: what a rebuild writes.
-    pub state_after: fn(&[EventOfType]) -> Result<Value, StoreError>,
+    pub state_after: fn(&[EventOfType]) -> Result<JsonText, StoreError>,
 }
 
 impl AggregateKind {

@@ -171,7 +171,46 @@ pub struct EventOfType {
 pub struct NewEvent {
     pub event_type: String,
     pub event_version: String,
-    pub payload: Value,
+    pub payload: JsonText,
+}
+
+/// JSON as a store writes it: serialized once, straight from the value's own
+/// type, and written as that text. Building a `Value` first cost a map per
+/// object on every commit, and it wrote the keys in sorted order, so an
+/// event's `payload` came before its `type` and reading it back made serde
+/// buffer the payload until it knew the variant.
+#[derive(Clone, Debug)]
+pub struct JsonText(Box<serde_json::value::RawValue>);
+
+impl JsonText {
+    pub fn of<T: serde::Serialize + ?Sized>(value: &T) -> Result<JsonText, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(JsonText)
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl From<Value> for JsonText {
+    fn from(value: Value) -> JsonText {
+        JsonText::of(&value).expect("a Value always serializes")
+    }
+}
+
+/// Equal when the text is, byte for byte: the same JSON written in another
+/// key order is not equal.
+impl PartialEq for JsonText {
+    fn eq(&self, other: &JsonText) -> bool {
+        self.get() == other.get()
+    }
+}
+
+/// Written into a JSON document as the JSON it holds, not as a string.
+impl serde::Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 /// New events for one aggregate, appended after `expected_version`.
@@ -182,7 +221,7 @@ pub struct AggregateChange {
     pub expected_version: i64,
     pub events: Vec<NewEvent>,
     /// The aggregate's state after the events: its read model.
-    pub state: Value,
+    pub state: JsonText,
 }
 
 #[derive(Clone, Debug)]
@@ -243,7 +282,7 @@ pub struct EventRow<'u> {
     pub sequence: i64,
     pub event_type: &'u str,
     pub event_version: &'u str,
-    pub payload: &'u Value,
+    pub payload: &'u JsonText,
     pub correlation_id: &'u str,
     pub causation_id: Option<&'u str>,
     pub at: String,
@@ -254,7 +293,7 @@ pub struct StateRow<'u> {
     pub aggregate_type: &'u str,
     pub aggregate_id: &'u str,
     pub version: i64,
-    pub state: &'u Value,
+    pub state: &'u JsonText,
     pub at: String,
 }
 

@@ -1,12 +1,12 @@
 //! Filing each record under its order and its saga.
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use campusg_domain::ids::OrderId;
 use campusg_runtime::bus::Record;
 use campusg_runtime::consumer::{HandlerError, RecordHandler};
-use campusg_runtime::store::{AggregateChange, Cause, HandledMessage, NewEvent, StoreError, UnitOfWork};
+use campusg_runtime::store::{AggregateChange, Cause, HandledMessage, JsonText, NewEvent, StoreError, UnitOfWork};
 
 use crate::story::{TracedRecord, ORDER_TRACE, SAGA_TRACE};
 use crate::{TraceIndex, CONSUMER_GROUP, SERVICE_NAME};
@@ -78,13 +78,23 @@ impl TraceIndex {
     }
 }
 
-/// `record` appended to `stream`/`id` after `version`; a saga's stream also
-/// keeps the orders it has named.
+/// A stream's read model: how many records it holds and where the last one
+/// lies; a saga's stream also keeps the orders it has named.
+#[derive(serde::Serialize)]
+struct StreamState<'a> {
+    records: i64,
+    last: (&'a str, i32, i64),
+    #[serde(skip_serializing_if = "Option::is_none")]
+    orders: Option<Vec<String>>,
+}
+
+/// `record` appended to `stream`/`id` after `version`.
 fn filed(stream: &str, id: &str, version: i64, record: &TracedRecord, orders: Option<Vec<String>>) -> AggregateChange {
-    let mut state = json!({"records": version + 1, "last": record.position()});
-    if let Some(orders) = orders {
-        state["orders"] = json!(orders);
-    }
+    let state = StreamState {
+        records: version + 1,
+        last: (&record.topic, record.partition, record.offset),
+        orders,
+    };
     AggregateChange {
         aggregate_type: stream.to_string(),
         aggregate_id: id.to_string(),
@@ -92,8 +102,8 @@ fn filed(stream: &str, id: &str, version: i64, record: &TracedRecord, orders: Op
         events: vec![NewEvent {
             event_type: record.message_type.clone().unwrap_or_else(|| "unreadable".to_string()),
             event_version: "1".to_string(),
-            payload: serde_json::to_value(record).expect("traced records serialize"),
+            payload: JsonText::of(record).expect("traced records serialize"),
         }],
-        state,
+        state: JsonText::of(&state).expect("a stream's read model serializes"),
     }
 }

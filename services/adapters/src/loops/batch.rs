@@ -40,9 +40,9 @@ fn unit(id: &str, expected_version: i64, message: &str) -> UnitOfWork {
         events: vec![NewEvent {
             event_type: "thing.changed".into(),
             event_version: "1".into(),
-            payload: json!({"by": message}),
+            payload: json!({"by": message}).into(),
         }],
-        state: json!({"version": expected_version + 1}),
+        state: json!({"version": expected_version + 1}).into(),
     });
     unit.outbox.push(OutgoingRecord {
         topic: "things".into(),

@@ -23,9 +23,9 @@ fn filed(id: &str, expected_version: i64) -> UnitOfWork {
         events: vec![NewEvent {
             event_type: "record".into(),
             event_version: "1".into(),
-            payload: json!({}),
+            payload: json!({}).into(),
         }],
-        state: json!({"records": expected_version + 1}),
+        state: json!({"records": expected_version + 1}).into(),
     });
     unit
 }
