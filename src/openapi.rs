@@ -4027,7 +4027,7 @@ fn schedule_request_schema() -> Value {
             ),
             (
                 "payload",
-                json!({ "description": "Any JSON, handed back in `timer.expired`; null when left out." }),
+                json!({ "description": format!("Any JSON nested at most {} levels deep, handed back in `timer.expired`; null when left out.", campusg_domain::limits::MAX_JSON_DEPTH) }),
             ),
             (
                 "order_id",

@@ -35,6 +35,22 @@ pub const MAX_ORDER_TOTAL: Cents = Cents(1_000_000);
 /// The longest a timer may run, in seconds: 30 days.
 pub const MAX_TIMER_DELAY_SECONDS: i64 = 30 * 24 * 60 * 60;
 
+/// The deepest a JSON value kept as it is given (a timer's payload) may nest.
+/// It is stored inside an event, two levels deeper than in its request, and
+/// serde_json reads at most 128 levels back.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// How deeply `value` nests: 1 for a scalar, one more for each array or
+/// object around it. Recursion is bounded by what the parser took.
+pub fn json_depth(value: &serde_json::Value) -> usize {
+    let inner = match value {
+        serde_json::Value::Array(items) => items.iter().map(json_depth).max().unwrap_or(0),
+        serde_json::Value::Object(fields) => fields.values().map(json_depth).max().unwrap_or(0),
+        _ => return 1,
+    };
+    inner + 1
+}
+
 /// The highest page number a list answers.
 pub const MAX_PAGE: i64 = 10_000;
 
@@ -65,5 +81,17 @@ mod tests {
         assert!(!within("éééé", 3));
         assert_eq!(shortened("éééé", 3), "ééé…");
         assert_eq!(shortened("abc", 3), "abc");
+    }
+
+    #[rstest::rstest]
+    #[case::a_scalar(serde_json::json!("x"), 1)]
+    #[case::an_empty_object(serde_json::json!({}), 1)]
+    #[case::an_object_of_scalars(serde_json::json!({"a": 1, "b": [true]}), 3)]
+    #[case::the_deepest_branch_counts(serde_json::json!([1, [2, [3]], {"a": {}}]), 4)]
+    fn a_json_value_s_depth_counts_every_array_and_object_around_its_deepest_scalar(
+        #[case] value: serde_json::Value,
+        #[case] depth: usize,
+    ) {
+        assert_eq!(json_depth(&value), depth);
     }
 }

@@ -312,6 +312,30 @@ async fn two_timer_replicas_fire_each_due_timer_once(#[values(Backend::Embedded,
     second_timer_service.stop().await;
 }
 
+/// A timer's payload is kept as it is given, inside the timer's event, two
+/// levels deeper than in the request: one nested near the parser's limit
+/// would be stored where it no longer reads back. It is refused, and nothing
+/// is scheduled.
+#[rstest]
+#[tokio::test]
+async fn a_timer_payload_nested_too_deep_is_refused_and_schedules_nothing(
+    #[values(Backend::Embedded)] backend: Backend,
+) {
+    let app = TestApp::spawn_on(backend).await;
+    let nested = (0..120).fold(json!("deep"), |inner, _| json!([inner]));
+    let timer_id = uuid::Uuid::new_v4().to_string();
+    let (status, body) = app
+        .post(
+            "/schedule",
+            &json!({"timer_id": timer_id, "event_type": "x", "entity_id": "y", "delay_seconds": 60, "payload": nested}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("nest"), "{body}");
+    let (status, body) = app.get(&format!("/events/{timer_id}")).await;
+    assert_eq!(status, 404, "{body}");
+}
+
 #[rstest]
 #[tokio::test]
 async fn a_timer_scheduled_through_the_api_fires_once_and_is_then_past_cancelling(

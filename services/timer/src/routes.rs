@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use campusg_domain::ids::{OrderId, TimerId};
-use campusg_domain::limits::MAX_NAME_CHARS;
+use campusg_domain::limits::{json_depth, MAX_JSON_DEPTH, MAX_NAME_CHARS};
 use campusg_domain::timer::{due_after, Timer, TimerError, TimerSpec, TimerStatus};
 use campusg_runtime::access::{Access, Routes};
 use campusg_runtime::http::{
@@ -62,6 +62,11 @@ async fn schedule(
     text_within("entity_id", &request.entity_id, MAX_NAME_CHARS)?;
     if let Some(correlation_id) = &request.correlation_id {
         text_within("correlation_id", correlation_id, MAX_NAME_CHARS)?;
+    }
+    if json_depth(&request.payload) > MAX_JSON_DEPTH {
+        return Err(ApiError::unprocessable(format!(
+            "payload must not nest deeper than {MAX_JSON_DEPTH} levels"
+        )));
     }
     let now = service.deps.clock.now();
     let due_at = match (request.scheduled_time, request.delay_seconds) {
