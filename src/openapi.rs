@@ -2252,7 +2252,7 @@ fn schedule_path() -> Value {
         ("409", error("The timer cannot be scheduled as asked; the message says why.")),
         (
             "422",
-            error("Both or neither of `scheduled_time` and `delay_seconds` are given, `delay_seconds` is negative, `event_type` or `entity_id` is missing or empty, or a field has the wrong type (e.g. `scheduled_time` is not RFC 3339, `timer_id` is not a UUID)."),
+            error(&format!("Both or neither of `scheduled_time` and `delay_seconds` are given, `delay_seconds` is negative, `event_type` or `entity_id` is missing or empty, `payload` nests deeper than {} levels, or a field has the wrong type (e.g. `scheduled_time` is not RFC 3339, `timer_id` is not a UUID).", campusg_domain::limits::MAX_JSON_DEPTH)),
         ),
     ]);
     json!({
