@@ -81,9 +81,9 @@ impl TraceIndex {
 /// A stream's read model: how many records it holds and where the last one
 /// lies; a saga's stream also keeps the orders it has named.
 #[derive(serde::Serialize)]
-struct StreamState<'a> {
+struct StreamState {
     records: i64,
-    last: (&'a str, i32, i64),
+    last: (String, i32, i64),
     #[serde(skip_serializing_if = "Option::is_none")]
     orders: Option<Vec<String>>,
 }
@@ -92,7 +92,7 @@ struct StreamState<'a> {
 fn filed(stream: &str, id: &str, version: i64, record: &TracedRecord, orders: Option<Vec<String>>) -> AggregateChange {
     let state = StreamState {
         records: version + 1,
-        last: (&record.topic, record.partition, record.offset),
+        last: record.position(),
         orders,
     };
     AggregateChange {
